@@ -1,0 +1,38 @@
+/**
+ * BlockVolume: an image as a block device. The client library (client/) provides it for real
+ * images; frontends (NBD, vhost-user-blk, NVMe/TCP) consume it and know nothing else of the cluster.
+ */
+
+export interface BlockWriteOptions {
+  /** Force unit access: durable before the promise resolves (already true of every replicated write). */
+  readonly fua?: boolean;
+}
+
+export interface BlockVolume {
+  /** "pool/image". */
+  readonly name: string;
+  /** Size in bytes. */
+  readonly size: number;
+  /** Smallest unit of I/O the volume handles without read-modify-write (4096). */
+  readonly blockSize: number;
+  /**
+   * Reads [offset, offset+length). When `into` is given the bytes land there (zero copy into a
+   * frontend's buffer, e.g. mapped guest memory) and it is returned; otherwise a new buffer.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
+  /** Writes a scatter list at offset. Resolves only when the write is durable on a majority. */
+  write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void>;
+  /** Every write resolved before flush() was called is durable when it resolves. */
+  flush(): Promise<void>;
+  /** The range reads as zeroes afterwards; space may be released. */
+  discard(offset: number, length: number): Promise<void>;
+  writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens volumes by name. Registered by the client library (or a test target). */
+export interface BlockVolumeProvider {
+  open(name: string): Promise<BlockVolume>;
+  /** Names the provider can open, for listings (NBD OPT_LIST, NVMe discovery). */
+  list(): Promise<string[]>;
+}

@@ -1,0 +1,101 @@
+/**
+ * Transport: moves frames between daemons. A frame is a small protobuf-encoded header plus a raw
+ * payload tail; the transport never looks inside either, and never copies the payload into the
+ * header. The RPC layer (kernel/rpc) gives method ids and headers their meaning.
+ *
+ * Implementations: plugins/transport-tcp (sockets), plugins/transport-rdma (verbs).
+ */
+
+export interface NetAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Where a connection goes: a daemon's address and the shard on it that will serve us. */
+export interface RemoteEndpoint {
+  readonly address: NetAddress;
+  /** Target shard on the remote daemon. Shard i talks only to shard i (DESIGN.md, "Shards"). */
+  readonly shard: number;
+}
+
+/**
+ * A payload as a scatter list. Buffers are sent in order without being joined (writev), and the
+ * caller must not modify them until the send completes (request settles or `send` drains).
+ */
+export type Payload = readonly Uint8Array[];
+
+/** A frame as it arrives. `payload` is a view into the receive buffer, valid for the handler's lifetime unless copied. */
+export interface InboundMessage {
+  readonly method: number;
+  readonly header: Uint8Array;
+  readonly payload: Uint8Array;
+}
+
+/** What a request handler answers. Throwing (or rejecting) sends an error reply instead. */
+export interface OutboundReply {
+  readonly header: Uint8Array;
+  readonly payload?: Payload;
+}
+
+export interface RequestOptions {
+  /** Milliseconds before the request fails with TIMEOUT. Default: the transport's configured timeout. */
+  readonly timeoutMs?: number;
+}
+
+/** The accepting side's view of one peer connection. */
+export interface InboundConnection {
+  readonly id: number;
+  /** Remote address as "host:port", for logs. */
+  readonly remote: string;
+  /** The local shard the peer asked for in its hello. */
+  readonly shard: number;
+  /** One-way message back to this peer (e.g., a map push). Best effort. */
+  send(method: number, header: Uint8Array, payload?: Payload): void;
+  close(reason: string): void;
+}
+
+export interface InboundHandler {
+  /** A request: resolve with the reply, or throw a FastblockError to send its code and message back. */
+  onRequest(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> | OutboundReply;
+  /** A one-way message; nothing is sent back. */
+  onMessage?(connection: InboundConnection, message: InboundMessage): void;
+  onConnectionClosed?(connection: InboundConnection, reason: string): void;
+}
+
+export interface TransportListener {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: NetAddress;
+  close(): Promise<void>;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'backoff' | 'closed';
+
+/**
+ * An outbound connection. It connects lazily, reconnects with backoff after a failure, and keeps
+ * many requests in flight (pipelining). Requests issued while disconnected wait for the connection
+ * until their timeout; requests in flight when it drops fail with CLOSED (outcome unknown).
+ */
+export interface TransportConnection {
+  readonly remote: RemoteEndpoint;
+  readonly state: ConnectionState;
+  request(method: number, header: Uint8Array, payload?: Payload, options?: RequestOptions): Promise<InboundMessage>;
+  /** One-way message; dropped if the connection is down. */
+  send(method: number, header: Uint8Array, payload?: Payload): void;
+  /** Resolves when the send buffer has drained below its high-water mark (backpressure). */
+  drained(): Promise<void>;
+  onStateChange(listener: (state: ConnectionState) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  /** Short name, e.g. "tcp" or "rdma". */
+  readonly name: string;
+  listen(address: NetAddress, handler: InboundHandler): Promise<TransportListener>;
+  /**
+   * The connection from `localShard` to `remote`. One connection per (local shard, remote daemon,
+   * remote shard): asking twice returns the same connection until it is closed.
+   */
+  connect(remote: RemoteEndpoint, localShard?: number): TransportConnection;
+  /** Closes every listener and connection it made. */
+  close(): Promise<void>;
+}

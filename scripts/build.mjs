@@ -1,0 +1,68 @@
+// Build: TypeScript (tsc -> dist/), native addons (node-gyp, only when sources changed),
+// and any build step a part of the tree declares in a build.mjs of its own (policies/ -> .wasm).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+function run(label, cmd, args, cwd = root) {
+  const started = Date.now();
+  const result = spawnSync(cmd, args, { cwd, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(`[build] ${label} failed (exit ${result.status ?? result.signal})`);
+    process.exit(1);
+  }
+  console.log(`[build] ${label} ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'build' || entry.name === 'node_modules') continue;
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function nativeDirs() {
+  const dirs = [];
+  const pluginsDir = join(root, 'plugins');
+  if (!existsSync(pluginsDir)) return dirs;
+  for (const plugin of readdirSync(pluginsDir)) {
+    const native = join(pluginsDir, plugin, 'native');
+    if (existsSync(join(native, 'binding.gyp'))) dirs.push(native);
+  }
+  return dirs;
+}
+
+// Extra steps: any build.mjs under policies/ or plugins/*/ (not native/).
+function extraSteps() {
+  const steps = [];
+  if (existsSync(join(root, 'policies', 'build.mjs'))) steps.push(join(root, 'policies', 'build.mjs'));
+  const pluginsDir = join(root, 'plugins');
+  if (existsSync(pluginsDir)) {
+    for (const plugin of readdirSync(pluginsDir)) {
+      const step = join(pluginsDir, plugin, 'build.mjs');
+      if (existsSync(step)) steps.push(step);
+    }
+  }
+  return steps;
+}
+
+run('tsc', bin('tsc'), ['-p', 'tsconfig.json']);
+
+for (const dir of nativeDirs()) {
+  const built = join(dir, 'build', 'Release');
+  const builtAt = existsSync(built) ? Math.max(0, ...readdirSync(built).filter((f) => f.endsWith('.node')).map((f) => statSync(join(built, f)).mtimeMs)) : 0;
+  if (builtAt > newestMtime(dir)) {
+    console.log(`[build] ${dir.slice(root.length + 1)} up to date`);
+    continue;
+  }
+  run(`node-gyp ${dir.slice(root.length + 1)}`, process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--silent'], dir);
+}
+
+for (const step of extraSteps()) run(step.slice(root.length + 1), process.execPath, [step]);
