@@ -10,14 +10,15 @@ const PAGE = 4096;
 
 export class MemoryVolume implements BlockVolume {
   readonly blockSize = PAGE;
-  private readonly pages = new Map<number, Uint8Array>();
   private closed = false;
   /** Counters tests can assert on. */
   readonly stats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, fuaWrites: 0 };
 
+  /** `pages` is shared between the handles of one volume, so each opener can close its own. */
   constructor(
     readonly name: string,
     readonly size: number,
+    private readonly pages = new Map<number, Uint8Array>(),
   ) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE !== 0) {
       throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `volume size must be a positive multiple of ${PAGE}`, { name, size });
@@ -110,6 +111,10 @@ export class MemoryVolume implements BlockVolume {
     }
   }
 
+  newHandle(): MemoryVolume {
+    return new MemoryVolume(this.name, this.size, this.pages);
+  }
+
   /** Bytes of allocated pages: lets tests see that a discard released space. */
   allocatedBytes(): number {
     return this.pages.size * PAGE;
@@ -132,10 +137,11 @@ export class MemoryVolumeProvider implements BlockVolumeProvider {
     return volume;
   }
 
+  /** A new handle on the named volume: same bytes, its own closed state and counters. */
   async open(name: string): Promise<MemoryVolume> {
     const volume = this.volumes.get(name);
     if (!volume) throw new FastblockError(ErrorCode.NOT_FOUND, `no volume named ${name}`, { name });
-    return volume;
+    return volume.newHandle();
   }
 
   async list(): Promise<string[]> {
