@@ -1,0 +1,149 @@
+/**
+ * One I/O on one object, carried to the PG's leader and retried until it succeeds, fails for
+ * good, or runs out of time. What is retried and why it is safe:
+ *
+ * - NOT_LEADER, STALE_EPOCH, a refused connection: the request was not accepted anywhere; retry
+ *   at the hinted leader or with a fresher map.
+ * - TIMEOUT and CLOSED (outcome unknown): a read is retried freely. A write is retried only as the
+ *   very same request (same object, offset and bytes). Block writes are idempotent: applying the
+ *   same bytes at the same place once or twice leaves the same state. Ordering cannot betray it:
+ *   the caller has not seen this write complete, so no later write of its own to the same range
+ *   depends on it yet; and a lost first attempt can only be applied at a raft log position before
+ *   the retry's (it was sent earlier on the same FIFO connection, or it sits in a deposed leader's
+ *   log, which a new leader either keeps before its own entries or discards). So the first
+ *   attempt can never land after a write the caller issues once the retry has been acknowledged.
+ * - Everything else (NO_SPACE, INVALID_ARGUMENT, IO_ERROR) is final.
+ *
+ * Success is reported only on an OK reply; when the time bound runs out the caller gets TIMEOUT.
+ */
+import type { Payload, Transport } from '../kernel/contracts/transport.js';
+import { ErrorCode, FastblockError, isFastblockError } from '../kernel/errors.js';
+import { DATA_METHOD_IO, DataStatus, decodeDataReply, encodeDataRequest, type DataOp } from './data-protocol.js';
+import type { ClusterMapSource } from './map-source.js';
+import type { PgRouter } from './pg-router.js';
+
+export interface RetryPolicy {
+  /** Total time an I/O may take, retries included. */
+  readonly opTimeoutMs: number;
+  /** Time one attempt may take before it is treated as lost. */
+  readonly attemptTimeoutMs: number;
+  /** First backoff between attempts; doubles up to maxBackoffMs. */
+  readonly minBackoffMs: number;
+  readonly maxBackoffMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = { opTimeoutMs: 60_000, attemptTimeoutMs: 5_000, minBackoffMs: 5, maxBackoffMs: 500 };
+
+export interface ObjectRequest {
+  readonly op: DataOp;
+  readonly pool: number;
+  readonly object: string;
+  readonly offset: number;
+  readonly length: number;
+  readonly payload?: Payload;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class ObjectIo {
+  /** Counters for tools and tests: how often each retry path was taken. */
+  readonly stats = { attempts: 0, notLeader: 0, staleEpoch: 0, timeouts: 0, closed: 0 };
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly router: PgRouter,
+    private readonly maps: ClusterMapSource,
+    private readonly policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+  ) {}
+
+  /** Runs the request; resolves with the reply payload (the bytes of a READ). */
+  async run(request: ObjectRequest): Promise<Uint8Array> {
+    const deadline = Date.now() + this.policy.opTimeoutMs;
+    let backoff = this.policy.minBackoffMs;
+    let lastError = 'none';
+    const pause = async () => {
+      await sleep(Math.min(backoff, Math.max(0, deadline - Date.now())));
+      backoff = Math.min(backoff * 2, this.policy.maxBackoffMs);
+    };
+    for (let attempt = 1; Date.now() < deadline; attempt++) {
+      this.stats.attempts++;
+      const pg = this.router.pgOf(request.pool, request.object);
+      let route;
+      try {
+        route = this.router.route(request.pool, pg);
+      } catch (err) {
+        if (!isFastblockError(err, ErrorCode.STALE_EPOCH)) throw err;
+        lastError = err.message;
+        await this.refreshMap(this.router.epoch + 1, deadline);
+        await pause();
+        continue;
+      }
+      const header = encodeDataRequest({ op: request.op, pool: request.pool, pg, object: request.object, offset: request.offset, length: request.length, epoch: route.epoch });
+      let replyFrame;
+      try {
+        const timeoutMs = Math.max(1, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
+        replyFrame = await this.transport.connect(route.endpoint).request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
+      } catch (err) {
+        if (!isFastblockError(err) || (err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.CLOSED)) throw err;
+        // Outcome unknown: the same request is retried (see the header comment), at the next replica.
+        if (err.code === ErrorCode.TIMEOUT) this.stats.timeouts++;
+        else this.stats.closed++;
+        lastError = `${err.code} from osd.${route.osd}`;
+        this.router.skip(request.pool, pg, route.osd);
+        void this.refreshMap(undefined, deadline).catch(() => undefined);
+        await pause();
+        continue;
+      }
+      const reply = decodeDataReply(replyFrame.header);
+      switch (reply.status) {
+        case DataStatus.OK:
+          return replyFrame.payload;
+        case DataStatus.NOT_LEADER:
+          this.stats.notLeader++;
+          lastError = `NOT_LEADER from osd.${route.osd} (hint ${reply.leaderHint ?? 'none'})`;
+          if (reply.leaderHint !== undefined && reply.leaderHint !== route.osd) {
+            this.router.leaderIs(request.pool, pg, reply.leaderHint);
+          } else {
+            // An election is under way or this replica lags: give it a moment, then try the next one.
+            this.router.skip(request.pool, pg, route.osd);
+            await pause();
+          }
+          if (reply.epoch > route.epoch) await this.refreshMap(reply.epoch, deadline);
+          continue;
+        case DataStatus.STALE_EPOCH:
+          this.stats.staleEpoch++;
+          lastError = `STALE_EPOCH from osd.${route.osd} (server epoch ${reply.epoch}, ours ${route.epoch})`;
+          await this.refreshMap(Math.max(reply.epoch, route.epoch + 1), deadline);
+          if (reply.epoch <= route.epoch) await pause();
+          continue;
+        case DataStatus.TIMEOUT:
+          this.stats.timeouts++;
+          lastError = `TIMEOUT from osd.${route.osd}: ${reply.message}`;
+          await pause();
+          continue;
+        case DataStatus.NO_SPACE:
+          throw new FastblockError(ErrorCode.NO_SPACE, `osd.${route.osd}: ${reply.message}`, { object: request.object, osd: route.osd });
+        case DataStatus.INVALID_ARGUMENT:
+          throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `osd.${route.osd}: ${reply.message}`, { object: request.object, osd: route.osd });
+        default:
+          throw new FastblockError(ErrorCode.IO_ERROR, `osd.${route.osd}: ${reply.message || `status ${reply.status}`}`, { object: request.object, osd: route.osd, attempt });
+      }
+    }
+    throw new FastblockError(ErrorCode.TIMEOUT, `I/O on ${request.object} did not complete in ${this.policy.opTimeoutMs} ms`, {
+      object: request.object,
+      offset: request.offset,
+      length: request.length,
+      lastError,
+    });
+  }
+
+  private async refreshMap(minEpoch: number | undefined, deadline: number): Promise<void> {
+    if (Date.now() >= deadline) return;
+    try {
+      this.router.setMap(await this.maps.refresh(minEpoch));
+    } catch (err) {
+      // No newer map yet: keep routing with the one we have; the retry loop's time bound still holds.
+      if (!isFastblockError(err, ErrorCode.TIMEOUT)) throw err;
+    }
+  }
+}

@@ -1,0 +1,137 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ClusterClient } from '../../client/cluster-client.js';
+import { StaticMapSource } from '../../client/map-source.js';
+import { mapRange } from '../../client/striping.js';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { FakeCluster } from './fake-osd-cluster.js';
+
+const KiB = 1024;
+
+function pattern(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = (i * 31 + seed) & 0xff;
+  return out;
+}
+
+async function setup(options: Partial<ConstructorParameters<typeof FakeCluster>[0]> = {}, retry = {}) {
+  const cluster = new FakeCluster({ osds: 4, pgNum: 16, objectSize: 64 * KiB, imageSize: 4 * 1024 * KiB, ...options });
+  await cluster.start();
+  const maps = new StaticMapSource(cluster.map);
+  const client = new ClusterClient(cluster.network.transport(), maps, { maxInFlight: 8, retry: { opTimeoutMs: 2000, attemptTimeoutMs: 200, ...retry } });
+  const image = await client.openImage('rbd/disk');
+  return { cluster, maps, client, image };
+}
+
+test('striping splits a range at object boundaries', () => {
+  const extents = mapRange(60 * KiB, 72 * KiB, 64 * KiB);
+  assert.equal(extents, [
+    { objectIndex: 0, offset: 60 * KiB, length: 4 * KiB, rangeOffset: 0 },
+    { objectIndex: 1, offset: 0, length: 64 * KiB, rangeOffset: 4 * KiB },
+    { objectIndex: 2, offset: 0, length: 4 * KiB, rangeOffset: 68 * KiB },
+  ]);
+});
+
+test('a write across objects reads back, from a scatter list', async () => {
+  const { image, client } = await setup();
+  const data = pattern(200 * KiB, 7);
+  await image.write(50 * KiB, [data.subarray(0, 3000), data.subarray(3000)]);
+  assert.equal(await image.read(50 * KiB, 200 * KiB), data);
+  assert.equal(await image.read(0, 4 * KiB), new Uint8Array(4 * KiB));
+  await client.close();
+});
+
+test('NOT_LEADER hints are followed and cached', async () => {
+  const { image, cluster, client } = await setup();
+  for (const pg of cluster.map.pgs) cluster.leaders.set(`1.${pg.index}`, pg.replicas[2].osd);
+  await image.write(0, [pattern(256 * KiB, 1)]);
+  const notLeader = client.io.stats.notLeader;
+  assert.ok(notLeader > 0, 'the first guess (replica 0) was wrong');
+  await image.write(0, [pattern(256 * KiB, 2)]);
+  assert.is(client.io.stats.notLeader, notLeader, 'hints were cached');
+  assert.equal(await image.read(0, 256 * KiB), pattern(256 * KiB, 2));
+  await client.close();
+});
+
+test('a black-holed leader: the write is retried (same bytes) on the new leader', async () => {
+  const { image, cluster, client } = await setup();
+  const victim = cluster.map.osds[cluster.leaderOf(1, client.router.pgOf(1, 'img1.0000000000000000'))];
+  cluster.network.setFault(victim.address, 'blackhole');
+  // The cluster elects another leader a little later.
+  setTimeout(() => {
+    for (const pg of cluster.map.pgs) if (cluster.leaderOf(1, pg.index) === victim.id) cluster.leaders.set(`1.${pg.index}`, pg.replicas.find((r) => r.osd !== victim.id)!.osd);
+  }, 300);
+  await image.write(0, [pattern(64 * KiB, 3)]);
+  assert.ok(client.io.stats.timeouts > 0);
+  assert.equal(await image.read(0, 64 * KiB), pattern(64 * KiB, 3));
+  await client.close();
+});
+
+test('STALE_EPOCH makes the client fetch a newer map', async () => {
+  const { image, cluster, maps, client } = await setup();
+  await image.write(0, [pattern(4 * KiB, 4)]);
+  // Move every PG to OSDs 1..3 in epoch 2; the client still holds epoch 1 until it refreshes.
+  cluster.map = {
+    ...cluster.map,
+    epoch: 2,
+    pgs: cluster.map.pgs.map((m) => ({ ...m, replicas: [1, 2, 3].map((osd) => ({ osd, shard: 0 })), epoch: 2 })),
+  };
+  for (const pg of cluster.map.pgs) cluster.leaders.set(`1.${pg.index}`, 3);
+  let refreshed = 0;
+  maps.refresh = async () => {
+    refreshed++;
+    maps.update(cluster.map);
+    return cluster.map;
+  };
+  assert.equal(await image.read(0, 4 * KiB), pattern(4 * KiB, 4));
+  await image.write(0, [pattern(128 * KiB, 5)]);
+  assert.equal(await image.read(0, 128 * KiB), pattern(128 * KiB, 5));
+  assert.ok(refreshed > 0);
+  assert.is(client.router.epoch, 2);
+  await client.close();
+});
+
+test('no success is reported that did not happen: unreachable cluster -> TIMEOUT within the bound', async () => {
+  const { image, cluster, client } = await setup({}, { opTimeoutMs: 600 });
+  for (const osd of cluster.map.osds) cluster.network.setFault(osd.address, 'refuse');
+  const started = Date.now();
+  try {
+    await image.write(0, [pattern(4 * KiB, 6)]);
+    assert.unreachable('the write must fail');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.TIMEOUT), String(err));
+  }
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 550 && elapsed < 1500, `bounded in time (${elapsed} ms)`);
+  await client.close();
+});
+
+test('object I/Os in flight stay within the image limit', async () => {
+  const { image, cluster, client } = await setup({ objectSize: 4 * KiB });
+  cluster.delayMs = 5;
+  await Promise.all(Array.from({ length: 16 }, (_, i) => image.write(i * 64 * KiB, [pattern(64 * KiB, i)])));
+  assert.ok(cluster.maxInFlight <= 8, `max in flight ${cluster.maxInFlight}`);
+  assert.ok(cluster.maxInFlight >= 4, 'and they do run in parallel');
+  assert.equal(await image.read(64 * KiB, 64 * KiB), pattern(64 * KiB, 1));
+  await client.close();
+});
+
+test('discard and write-zeroes read back as zeroes; bad ranges are refused', async () => {
+  const { image, client } = await setup();
+  await image.write(0, [pattern(192 * KiB, 8)]);
+  await image.discard(4 * KiB, 100 * KiB);
+  await image.writeZeroes(150 * KiB, 10 * KiB);
+  const expected = pattern(192 * KiB, 8);
+  expected.fill(0, 4 * KiB, 104 * KiB);
+  expected.fill(0, 150 * KiB, 160 * KiB);
+  assert.equal(await image.read(0, 192 * KiB), expected);
+  try {
+    await image.read(image.size - 1, 2);
+    assert.unreachable();
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.INVALID_ARGUMENT));
+  }
+  await client.close();
+});
+
+test.run();
