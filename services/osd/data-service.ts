@@ -1,0 +1,103 @@
+/**
+ * The data service of one shard: byte-range I/O on the objects of the PGs this shard hosts.
+ * Mutations become raft entries and are acknowledged only once committed (durable on a majority)
+ * and applied here; reads are served by the leader after a read barrier (ReadIndex or lease) and
+ * after the state machine has applied up to it, so they are linearizable.
+ */
+import type { Logger } from 'pino';
+import type { ObjectStore, PgId } from '../../kernel/contracts/store.js';
+import type { InboundConnection, InboundMessage, OutboundReply } from '../../kernel/contracts/transport.js';
+import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
+import { DataOp, DataStatus, decodeDataRequest, encodeDataReply, type DataRequest, type DataStatus as Status } from '../../client/data-protocol.js';
+import { encodePgOp } from './pg-op.js';
+
+/** What the data service needs of a hosted PG (services/osd/pg.ts). */
+export interface ServedPg {
+  readonly id: PgId;
+  /** The OSD this replica believes leads the PG, if any. */
+  readonly leader: number | undefined;
+  readonly isLeader: boolean;
+  /** Proposes a PG op; resolves once it is committed and applied on this replica. */
+  propose(op: Uint8Array): Promise<void>;
+  /** Resolves when a read issued now may be served linearizably from the local state machine. */
+  readBarrier(): Promise<void>;
+}
+
+/** What the data service needs of the shard: its map epoch and its PGs. */
+export interface PgDirectory {
+  readonly epoch: number;
+  /** The PG if hosted here; undefined if not (yet, or any more). */
+  pg(pool: number, index: number): ServedPg | undefined;
+  /** True when the PG's mapping in our map does not list this OSD. */
+  notMine(pool: number, index: number): boolean;
+}
+
+export function pgId(pool: number, index: number): PgId {
+  return `${pool}.${index.toString(16)}`;
+}
+
+const STATUS_OF: Partial<Record<ErrorCode, Status>> = {
+  [ErrorCode.NOT_LEADER]: DataStatus.NOT_LEADER,
+  [ErrorCode.STALE_EPOCH]: DataStatus.STALE_EPOCH,
+  [ErrorCode.NO_SPACE]: DataStatus.NO_SPACE,
+  [ErrorCode.TIMEOUT]: DataStatus.TIMEOUT,
+  [ErrorCode.INVALID_ARGUMENT]: DataStatus.INVALID_ARGUMENT,
+};
+
+export class DataService {
+  constructor(
+    private readonly directory: PgDirectory,
+    private readonly objects: ObjectStore,
+    private readonly logger: Logger,
+  ) {}
+
+  async handle(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> {
+    let request: DataRequest;
+    try {
+      request = decodeDataRequest(message.header);
+    } catch (err) {
+      if (isFastblockError(err, ErrorCode.INVALID_ARGUMENT)) return this.reply(DataStatus.INVALID_ARGUMENT, err.message);
+      // A header that does not decode is a broken peer: the transport closes that connection.
+      this.logger.warn({ remote: connection.remote, err }, 'undecodable data request');
+      throw err;
+    }
+    if (request.op === DataOp.WRITE && message.payload.length !== request.length) {
+      return this.reply(DataStatus.INVALID_ARGUMENT, `WRITE of ${request.length} bytes carried ${message.payload.length}`);
+    }
+    const pg = this.directory.pg(request.pool, request.pg);
+    if (!pg) {
+      // Routed with an older map than ours: the client must refresh. Otherwise we may be the ones
+      // behind (the PG is coming here): let the client try another replica.
+      if (request.epoch < this.directory.epoch && this.directory.notMine(request.pool, request.pg)) {
+        return this.reply(DataStatus.STALE_EPOCH, `PG ${pgId(request.pool, request.pg)} is not on this OSD`);
+      }
+      return this.reply(DataStatus.NOT_LEADER, `PG ${pgId(request.pool, request.pg)} is not open here yet`);
+    }
+    if (!pg.isLeader) return this.reply(DataStatus.NOT_LEADER, 'not the leader', pg.leader);
+    try {
+      switch (request.op) {
+        case DataOp.READ: {
+          await pg.readBarrier();
+          const bytes = await this.objects.read(pg.id, request.object, request.offset, request.length);
+          return { header: encodeDataReply({ status: DataStatus.OK, epoch: this.directory.epoch, message: '' }), payload: [bytes] };
+        }
+        case DataOp.WRITE:
+          // The one copy of the payload: from the receive buffer into the raft entry.
+          await pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
+          break;
+        default:
+          await pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
+      }
+      return this.reply(DataStatus.OK, '');
+    } catch (err) {
+      const status = isFastblockError(err) ? STATUS_OF[err.code] : undefined;
+      if (status !== undefined) return this.reply(status, (err as FastblockError).message, status === DataStatus.NOT_LEADER ? pg.leader : undefined);
+      this.logger.error({ err, pg: pg.id, object: request.object }, 'data request failed');
+      return this.reply(DataStatus.IO_ERROR, err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private reply(status: Status, message: string, leaderHint?: number): OutboundReply {
+    return { header: encodeDataReply({ status, leaderHint, epoch: this.directory.epoch, message }) };
+  }
+}
