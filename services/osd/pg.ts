@@ -1,0 +1,156 @@
+/**
+ * One replica of a placement group on this shard: the raft group's state machine. It applies
+ * committed PG ops to the object store in log order, wakes the proposals and reads waiting on
+ * them, and tracks who leads.
+ *
+ * Durability: the raft log is the source of truth. Applied ops go to the object store without a
+ * flush of their own; the shard's periodic checkpoint flushes the store and then records the
+ * applied index (`durableApplied`), and only the log up to that index may be trimmed. After a
+ * crash the PG replays from there: every op is an absolute byte-range write, so replaying one
+ * that had already reached the store leaves the same bytes.
+ */
+import type { ObjectStore, PgId } from '../../kernel/contracts/store.js';
+import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
+import { DataOp } from '../../client/data-protocol.js';
+import type { ServedPg } from './data-service.js';
+import { decodePgOp } from './pg-op.js';
+
+/** What a PG needs of its raft group (the shard binds it to the multi-raft manager). */
+export interface PgRaftPort {
+  /** Appends `data` as a normal entry at the leader; throws NOT_LEADER elsewhere. */
+  propose(data: Uint8Array): { index: number; term: number };
+  /** Resolves with an index such that reads after applying it are linearizable (ReadIndex or lease). */
+  readIndex(): Promise<number>;
+}
+
+/** A committed entry handed to the state machine. */
+export interface CommittedEntry {
+  readonly index: number;
+  readonly term: number;
+  /** Normal entries carry a PG op; anything else (membership, empty) only advances the index. */
+  readonly isOp: boolean;
+  readonly data: Uint8Array;
+}
+
+interface Proposal {
+  readonly term: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** How long a proposal may wait for its commit before the client is told TIMEOUT (outcome unknown). */
+const PROPOSAL_TIMEOUT_MS = 10_000;
+
+export class Pg implements ServedPg {
+  leader: number | undefined;
+  term = 0;
+  appliedIndex: number;
+  private readonly proposals = new Map<number, Proposal>();
+  private applyWaiters: Array<{ index: number; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private applying: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly id: PgId,
+    readonly pool: number,
+    readonly index: number,
+    private readonly self: number,
+    private readonly objects: ObjectStore,
+    private readonly raft: PgRaftPort,
+    appliedIndex: number,
+  ) {
+    this.appliedIndex = appliedIndex;
+  }
+
+  get isLeader(): boolean {
+    return this.leader === this.self;
+  }
+
+  propose(op: Uint8Array): Promise<void> {
+    const { index, term } = this.raft.propose(op);
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.proposals.delete(index);
+        reject(new FastblockError(ErrorCode.TIMEOUT, `PG ${this.id}: entry ${index} not committed in ${PROPOSAL_TIMEOUT_MS} ms`, { pg: this.id, index }));
+      }, PROPOSAL_TIMEOUT_MS);
+      this.proposals.set(index, {
+        term,
+        resolve: () => (clearTimeout(timer), resolve()),
+        reject: (err) => (clearTimeout(timer), reject(err)),
+      });
+    });
+  }
+
+  async readBarrier(): Promise<void> {
+    const index = await this.raft.readIndex();
+    if (this.appliedIndex >= index) return;
+    await new Promise<void>((resolve, reject) => {
+      this.applyWaiters.push({ index, resolve, reject });
+      this.applyWaiters.sort((a, b) => a.index - b.index);
+    });
+  }
+
+  /** Leadership changed. Proposals still waiting may yet commit under the new leader, or not: their outcome is unknown to us, so they fail as NOT_LEADER and the client retries the same op. */
+  setLeader(leader: number | undefined, term: number): void {
+    const wasLeader = this.isLeader;
+    this.leader = leader;
+    this.term = term;
+    if (wasLeader && !this.isLeader) this.failProposals(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: leadership lost`, { pg: this.id, leader }));
+  }
+
+  /** Applies committed entries, in order, after any still being applied. */
+  apply(entries: readonly CommittedEntry[]): Promise<void> {
+    this.applying = this.applying.then(() => this.applyNow(entries));
+    return this.applying;
+  }
+
+  private async applyNow(entries: readonly CommittedEntry[]): Promise<void> {
+    for (const entry of entries) {
+      if (entry.index <= this.appliedIndex) continue;
+      assert(entry.index === this.appliedIndex + 1, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entry.index}`);
+      let failure: unknown;
+      if (entry.isOp && entry.data.length > 0) {
+        try {
+          await this.applyOp(entry.data);
+        } catch (err) {
+          // A store failure (NO_SPACE) fails this op for its client; replicas agree because the
+          // same op meets the same condition. The index still advances: the log moves on.
+          failure = err;
+        }
+      }
+      this.appliedIndex = entry.index;
+      const proposal = this.proposals.get(entry.index);
+      if (proposal) {
+        this.proposals.delete(entry.index);
+        if (proposal.term !== entry.term) proposal.reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: entry ${entry.index} was replaced`, { pg: this.id }));
+        else if (failure) proposal.reject(failure);
+        else proposal.resolve();
+      }
+    }
+    while (this.applyWaiters.length && this.applyWaiters[0].index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
+  }
+
+  private async applyOp(bytes: Uint8Array): Promise<void> {
+    const op = decodePgOp(bytes);
+    switch (op.op) {
+      case DataOp.WRITE:
+        return this.objects.write(this.id, op.object, op.offset, [op.data!]);
+      case DataOp.DISCARD:
+        return this.objects.discard(this.id, op.object, op.offset, op.length);
+      case DataOp.WRITE_ZEROES:
+        return this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
+    }
+  }
+
+  failProposals(err: unknown): void {
+    for (const proposal of this.proposals.values()) proposal.reject(err);
+    this.proposals.clear();
+  }
+
+  /** The replica is being closed or removed. */
+  close(reason: string): void {
+    const err = new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: ${reason}`, { pg: this.id });
+    this.failProposals(err);
+    for (const waiter of this.applyWaiters) waiter.reject(err);
+    this.applyWaiters = [];
+  }
+}
