@@ -22,6 +22,10 @@ export const TOKENS = {
   Config: 'fastblock:Config',
   /** The root pino logger; plugins make children with { plugin: name }. */
   Logger: 'fastblock:Logger',
+  /** The daemon's RPC dispatcher (kernel/rpc/rpc-server.ts): services add their methods to it. */
+  RpcServer: 'fastblock:RpcServer',
+  /** Named admin commands served by the control service (kernel/rpc/admin-commands.ts). */
+  AdminCommands: 'fastblock:AdminCommands',
 } as const;
 
 export type ContractName = keyof typeof TOKENS;
