@@ -1,0 +1,284 @@
+/**
+ * The transmission phase of one connection: requests are parsed as they arrive and started at
+ * once, many in flight; each reply leaves when its own request finishes, so replies come back out
+ * of order (the cookie pairs them), batched by the ReplyWriter.
+ *
+ * A request the protocol can still frame but that asks for something invalid (a range past the
+ * end, an unknown command or flag) gets an error reply. A request that breaks the framing (bad
+ * magic, a write payload larger than we accept) throws PROTOCOL: the stream cannot be resynchronised,
+ * so the connection is closed.
+ */
+import type { Logger } from 'pino';
+import type { BlockVolume } from '../../kernel/contracts/block.js';
+import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
+import { errnoOf } from './errno.js';
+import type { Negotiated } from './handshake.js';
+import type { InputQueue } from './input-queue.js';
+import {
+  BASE_ALLOCATION_ID,
+  CMD_FLAG_DF,
+  CMD_FLAG_FUA,
+  CMD_FLAG_NO_HOLE,
+  CMD_FLAG_REQ_ONE,
+  Command,
+  Errno,
+  REQUEST_MAGIC,
+  REQUEST_SIZE,
+} from './protocol.js';
+import {
+  SIMPLE_READ_PREFIX,
+  STRUCTURED_READ_PREFIX,
+  blockStatusChunk,
+  errorChunk,
+  noneChunk,
+  simpleReply,
+  writeReadChunkHeader,
+  writeSimpleHeader,
+  type Cookie,
+} from './replies.js';
+import type { ReplyWriter } from './reply-writer.js';
+
+export interface TransmissionLimits {
+  /** Largest READ or WRITE payload accepted (also advertised as the maximum block size). */
+  readonly maxPayload: number;
+  /** Requests started and not yet replied, per connection; past it the socket is not read. */
+  readonly maxInFlight: number;
+}
+
+interface Request extends Cookie {
+  readonly flags: number;
+  readonly type: number;
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Source of zeroes for WRITE_ZEROES with NO_HOLE: referenced many times, never written. */
+const ZEROES = Buffer.alloc(1024 * 1024);
+
+const COMMAND_NAMES: Record<number, string> = {
+  [Command.READ]: 'read',
+  [Command.WRITE]: 'write',
+  [Command.FLUSH]: 'flush',
+  [Command.TRIM]: 'trim',
+  [Command.CACHE]: 'cache',
+  [Command.WRITE_ZEROES]: 'write_zeroes',
+  [Command.BLOCK_STATUS]: 'block_status',
+};
+
+/** Why the request loop ended of its own accord. */
+export type TransmissionEnd = 'disconnect';
+
+export class Transmission {
+  private inFlight = 0;
+  private wakeSlot: (() => void) | undefined;
+  private wakeIdle: (() => void) | undefined;
+  private readonly volume: BlockVolume;
+  private readonly readOnly: boolean;
+
+  constructor(
+    private readonly session: Negotiated,
+    private readonly input: InputQueue,
+    private readonly writer: ReplyWriter,
+    private readonly limits: TransmissionLimits,
+    private readonly log: Logger,
+  ) {
+    this.volume = session.export.volume;
+    this.readOnly = session.export.options.readOnly;
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /**
+   * Reads and starts requests until NBD_CMD_DISC. Rejects with InputEnded when the stream ends
+   * and with a PROTOCOL error on a framing violation.
+   */
+  async serve(): Promise<TransmissionEnd> {
+    const input = this.input;
+    for (;;) {
+      if (input.length < REQUEST_SIZE) await input.need(REQUEST_SIZE);
+      const header = input.read(REQUEST_SIZE);
+      const magic = header.readUInt32BE(0);
+      if (magic !== REQUEST_MAGIC) {
+        throw new FastblockError(ErrorCode.PROTOCOL, 'bad request magic', { magic: `0x${magic.toString(16)}` });
+      }
+      const request: Request = {
+        flags: header.readUInt16BE(4),
+        type: header.readUInt16BE(6),
+        cookieHi: header.readUInt32BE(8),
+        cookieLo: header.readUInt32BE(12),
+        offset: header.readUInt32BE(16) * 0x1_0000_0000 + header.readUInt32BE(20),
+        length: header.readUInt32BE(24),
+      };
+      if (request.type === Command.DISC) return 'disconnect';
+
+      let payload: Buffer[] | undefined;
+      if (request.type === Command.WRITE) {
+        if (request.length > this.limits.maxPayload) {
+          throw new FastblockError(ErrorCode.PROTOCOL, 'write payload larger than the advertised maximum', {
+            length: request.length,
+            max: this.limits.maxPayload,
+          });
+        }
+        if (input.length < request.length) await input.need(request.length);
+        payload = input.take(request.length);
+      }
+      this.start(request, payload);
+      if (this.inFlight >= this.limits.maxInFlight) await this.slotFree();
+      if (this.writer.congested) await this.writer.drained();
+    }
+  }
+
+  /** Resolves when every started request has been answered (or failed to be). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.wakeIdle;
+      this.wakeIdle = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  private slotFree(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeSlot = resolve;
+    });
+  }
+
+  private start(request: Request, payload: Buffer[] | undefined): void {
+    this.inFlight++;
+    this.execute(request, payload).then(
+      () => this.finished(),
+      (err: unknown) => {
+        // execute() turns every volume error into a reply; reaching here is a bug in this file.
+        this.log.error({ err, cmd: COMMAND_NAMES[request.type] }, 'request handler failed');
+        this.finished();
+      },
+    );
+  }
+
+  private finished(): void {
+    this.inFlight--;
+    assert(this.inFlight >= 0, 'in-flight count went negative');
+    if (this.wakeSlot && this.inFlight < this.limits.maxInFlight) {
+      const wake = this.wakeSlot;
+      this.wakeSlot = undefined;
+      wake();
+    }
+    if (this.inFlight === 0 && this.wakeIdle) {
+      const wake = this.wakeIdle;
+      this.wakeIdle = undefined;
+      wake();
+    }
+  }
+
+  private async execute(request: Request, payload: Buffer[] | undefined): Promise<void> {
+    const refusal = this.validate(request);
+    if (refusal) {
+      this.log.debug({ cmd: request.type, offset: request.offset, length: request.length, errno: refusal.errno }, refusal.message);
+      this.replyError(request, refusal.errno, refusal.message);
+      return;
+    }
+    const fua = (request.flags & CMD_FLAG_FUA) !== 0;
+    try {
+      switch (request.type) {
+        case Command.READ:
+          return await this.read(request);
+        case Command.WRITE:
+          if (request.length > 0) await this.volume.write(request.offset, payload!, { fua });
+          break;
+        case Command.FLUSH:
+          await this.volume.flush();
+          break;
+        case Command.TRIM:
+          if (request.length > 0) await this.volume.discard(request.offset, request.length);
+          if (fua) await this.volume.flush();
+          break;
+        case Command.WRITE_ZEROES:
+          if (request.length > 0) await this.writeZeroes(request, fua);
+          break;
+        case Command.BLOCK_STATUS:
+          // BlockVolume does not say what is allocated; status 0 ("data, not known to be zero") is
+          // always a truthful answer.
+          this.writer.send(blockStatusChunk(request, BASE_ALLOCATION_ID, request.length, 0));
+          return;
+      }
+      this.writer.send(simpleReply(request, 0));
+    } catch (err) {
+      const errno = errnoOf(err);
+      const message = err instanceof Error ? err.message : String(err);
+      this.log.warn({ err, cmd: COMMAND_NAMES[request.type], offset: request.offset, length: request.length, errno }, 'volume operation failed');
+      this.replyError(request, errno, message);
+    }
+  }
+
+  /** The volume reads straight into the reply buffer, behind the reply header. */
+  private async read(request: Request): Promise<void> {
+    const { structured } = this.session;
+    if (request.length === 0) {
+      this.writer.send(structured ? noneChunk(request) : simpleReply(request, 0));
+      return;
+    }
+    const prefix = structured ? STRUCTURED_READ_PREFIX : SIMPLE_READ_PREFIX;
+    const reply = Buffer.allocUnsafe(prefix + request.length);
+    const into = reply.subarray(prefix);
+    const data = await this.volume.read(request.offset, request.length, into);
+    if (structured) writeReadChunkHeader(reply, request, request.offset, request.length);
+    else writeSimpleHeader(reply, request, 0);
+    if (data.buffer === into.buffer && data.byteOffset === into.byteOffset) this.writer.send(reply);
+    else this.writer.send(reply.subarray(0, prefix), data.subarray(0, request.length));
+  }
+
+  private async writeZeroes(request: Request, fua: boolean): Promise<void> {
+    if ((request.flags & CMD_FLAG_NO_HOLE) === 0) {
+      await this.volume.writeZeroes(request.offset, request.length, { fua });
+      return;
+    }
+    // The contract lets writeZeroes() release space; NO_HOLE forbids that, so write real zeroes.
+    const parts: Buffer[] = [];
+    for (let left = request.length; left > 0; left -= ZEROES.length) parts.push(ZEROES.subarray(0, Math.min(left, ZEROES.length)));
+    await this.volume.write(request.offset, parts, { fua });
+  }
+
+  private validate(request: Request): { errno: Errno; message: string } | undefined {
+    const { type, flags, offset, length } = request;
+    const size = this.volume.size;
+    let allowedFlags = CMD_FLAG_FUA;
+    switch (type) {
+      case Command.READ:
+        if (this.session.structured) allowedFlags |= CMD_FLAG_DF;
+        if (length > this.limits.maxPayload) return { errno: Errno.EINVAL, message: `read of ${length} bytes exceeds the maximum ${this.limits.maxPayload}` };
+        break;
+      case Command.WRITE:
+      case Command.TRIM:
+        break;
+      case Command.WRITE_ZEROES:
+        allowedFlags |= CMD_FLAG_NO_HOLE;
+        break;
+      case Command.FLUSH:
+        if (offset !== 0 || length !== 0) return { errno: Errno.EINVAL, message: 'flush with a nonzero offset or length' };
+        break;
+      case Command.BLOCK_STATUS:
+        if (!this.session.blockStatus) return { errno: Errno.EINVAL, message: 'block status without a negotiated metadata context' };
+        if (length === 0) return { errno: Errno.EINVAL, message: 'block status of an empty range' };
+        allowedFlags |= CMD_FLAG_REQ_ONE;
+        break;
+      default:
+        return { errno: Errno.EINVAL, message: `unsupported command ${type}` };
+    }
+    if ((flags & ~allowedFlags) !== 0) return { errno: Errno.EINVAL, message: `flags 0x${flags.toString(16)} not valid for command ${type}` };
+    const writes = type === Command.WRITE || type === Command.TRIM || type === Command.WRITE_ZEROES;
+    if (writes && this.readOnly) return { errno: Errno.EPERM, message: 'export is read-only' };
+    if (offset + length > size) {
+      return { errno: type === Command.WRITE ? Errno.ENOSPC : Errno.EINVAL, message: `range [${offset}, +${length}) beyond the export size ${size}` };
+    }
+    return undefined;
+  }
+
+  private replyError(request: Request, errno: Errno, message: string): void {
+    this.writer.send(this.session.structured ? errorChunk(request, errno, message) : simpleReply(request, errno));
+  }
+}
