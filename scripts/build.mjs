@@ -55,6 +55,11 @@ function extraSteps() {
 
 run('tsc', bin('tsc'), ['-p', 'tsconfig.json']);
 
+// Use the headers installed beside this node (Debian/nodesource ship include/node): node-gyp would
+// otherwise download them, and the build machines have no route to nodejs.org.
+const localHeaders = join(dirname(dirname(process.execPath)), 'include', 'node');
+const nodedirArgs = existsSync(join(localHeaders, 'common.gypi')) ? [`--nodedir=${dirname(dirname(process.execPath))}`] : [];
+
 for (const dir of nativeDirs()) {
   const built = join(dir, 'build', 'Release');
   const builtAt = existsSync(built) ? Math.max(0, ...readdirSync(built).filter((f) => f.endsWith('.node')).map((f) => statSync(join(built, f)).mtimeMs)) : 0;
@@ -62,7 +67,7 @@ for (const dir of nativeDirs()) {
     console.log(`[build] ${dir.slice(root.length + 1)} up to date`);
     continue;
   }
-  run(`node-gyp ${dir.slice(root.length + 1)}`, process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--silent'], dir);
+  run(`node-gyp ${dir.slice(root.length + 1)}`, process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--silent', ...nodedirArgs], dir);
 }
 
 for (const step of extraSteps()) run(step.slice(root.length + 1), process.execPath, [step]);

@@ -1,0 +1,64 @@
+#include "device.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+// lockRegion(fd, offset, length) -> 0 or errno. An open-file-description lock: it conflicts with
+// other opens of the same file, also from this process (another shard thread), and is released
+// when the descriptor closes.
+Napi::Value LockRegion(const Napi::CallbackInfo& info) {
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  lock.l_len = static_cast<off_t>(info[2].As<Napi::Number>().Int64Value());
+  int rc = fcntl(info[0].As<Napi::Number>().Int32Value(), F_OFD_SETLK, &lock);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
+}
+
+// deviceSize(fd) -> bytes of a block device, or -errno.
+Napi::Value DeviceSize(const Napi::CallbackInfo& info) {
+  uint64_t bytes = 0;
+  if (ioctl(info[0].As<Napi::Number>().Int32Value(), BLKGETSIZE64, &bytes) != 0) {
+    return Napi::Number::New(info.Env(), -errno);
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes));
+}
+
+// alignedAlloc(bytes, alignment) -> ArrayBuffer whose memory is aligned for O_DIRECT, zeroed.
+Napi::Value AlignedAlloc(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t bytes = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
+  size_t alignment = info[1].As<Napi::Number>().Uint32Value();
+  void* memory = nullptr;
+  if (bytes == 0 || posix_memalign(&memory, alignment, bytes) != 0) {
+    Napi::Error::New(env, "aligned allocation failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  memset(memory, 0, bytes);
+  return Napi::ArrayBuffer::New(env, memory, bytes, [](Napi::Env, void* data) { free(data); });
+}
+
+// probeUring() -> 0 when an io_uring can be created here, else errno (ENOSYS, EPERM, ...).
+Napi::Value ProbeUring(const Napi::CallbackInfo& info) {
+  io_uring ring;
+  int rc = io_uring_queue_init(2, &ring, 0);
+  if (rc == 0) io_uring_queue_exit(&ring);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : -rc);
+}
+
+// openDirect(path, create) -> fd or -errno. O_DIRECT is not among the flags Node's fs exposes
+// portably for every platform, and the descriptor must be the ring's.
+Napi::Value OpenDirect(const Napi::CallbackInfo& info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int flags = O_RDWR | O_DIRECT | O_CLOEXEC;
+  if (info[1].As<Napi::Boolean>().Value()) flags |= O_CREAT;
+  int fd = open(path.c_str(), flags, 0644);
+  return Napi::Number::New(info.Env(), fd >= 0 ? fd : -errno);
+}
