@@ -8,8 +8,10 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 
-/** The data service's method id on the transport (one method; the op is in the header). */
+/** The data service's method ids on the transport (one for client I/O: the op is in the header). */
 export const DATA_METHOD_IO = 0x0200;
+/** OSD to OSD: pull a PG's objects for recovery (services/osd/recovery.ts). */
+export const DATA_METHOD_RECOVERY = 0x0201;
 
 export const DataOp = { READ: 1, WRITE: 2, DISCARD: 3, WRITE_ZEROES: 4 } as const;
 export type DataOp = (typeof DataOp)[keyof typeof DataOp];
@@ -55,7 +57,9 @@ function protoPath(): string {
   throw new FastblockError(ErrorCode.INTERNAL, 'kernel/rpc/data.proto not found beside the client library', { from: import.meta.url });
 }
 
-const root = protobuf.loadSync(protoPath());
+/** The parsed data.proto, for the OSD's other messages (recovery). */
+export const dataProto = protobuf.loadSync(protoPath());
+const root = dataProto;
 const RequestType = root.lookupType('fastblock.data.DataRequest');
 const ReplyType = root.lookupType('fastblock.data.DataReply');
 
@@ -63,7 +67,7 @@ export function encodeDataRequest(request: DataRequest): Uint8Array {
   return RequestType.encode(request).finish();
 }
 
-function toNumber(value: unknown): number {
+export function toNumber(value: unknown): number {
   if (typeof value === 'number') return value;
   if (value && typeof value === 'object' && 'toNumber' in value) return (value as { toNumber(): number }).toNumber();
   return 0;
