@@ -1,7 +1,9 @@
 /**
  * The `nbd` section of the configuration: a convict schema (validated by the kernel's config
- * loader) and the typed settings the frontend runs with.
+ * loader, which also derives FASTBLOCK_NBD_* environment names) and the typed settings the
+ * frontend runs with.
  */
+import type { Schema } from 'convict';
 export interface NbdConfig {
   /** Address to listen on; 127.0.0.1 unless the gateway is meant to be reached from elsewhere. */
   readonly host: string;
@@ -24,28 +26,29 @@ export interface NbdConfig {
 
 const MIB = 1024 * 1024;
 
-export const nbdConfigSchema = {
-  host: { doc: 'NBD listen address', format: String, default: '127.0.0.1', env: 'FASTBLOCK_NBD_HOST' },
-  port: { doc: 'NBD listen port (0: any free port)', format: 'port', default: 10809, env: 'FASTBLOCK_NBD_PORT' },
-  exports: { doc: 'volumes exported at start: "pool/image" or "pool/image:ro"', format: Array, default: [] as string[] },
+export const nbdConfigSchema: Schema<NbdConfig> = {
+  host: { doc: 'NBD listen address', format: String, default: '127.0.0.1' },
+  port: { doc: 'NBD listen port (0: any free port)', format: 'port', default: 10809 },
+  exports: { doc: 'volumes exported at start: "pool/image" or "pool/image:ro"', format: Array, default: [] },
   dynamicExports: { doc: 'serve any volume the block provider can open', format: Boolean, default: true },
   defaultExport: { doc: 'volume served for the empty export name ("" for none)', format: String, default: '' },
   maxConnections: { doc: 'simultaneous client connections', format: 'nat', default: 1024 },
   maxInFlight: { doc: 'requests in flight per connection', format: 'nat', default: 256 },
   maxPayload: { doc: 'largest read/write payload in bytes', format: 'nat', default: 32 * MIB },
   handshakeTimeoutMs: { doc: 'time allowed for negotiation (ms)', format: 'nat', default: 10_000 },
-} as const;
+};
 
+/** The schema's defaults, for embedding the frontend without the config loader (tests, tools). */
 export const NBD_CONFIG_DEFAULTS: NbdConfig = {
-  host: nbdConfigSchema.host.default,
-  port: nbdConfigSchema.port.default,
+  host: '127.0.0.1',
+  port: 10809,
   exports: [],
-  dynamicExports: nbdConfigSchema.dynamicExports.default,
-  defaultExport: nbdConfigSchema.defaultExport.default,
-  maxConnections: nbdConfigSchema.maxConnections.default,
-  maxInFlight: nbdConfigSchema.maxInFlight.default,
-  maxPayload: nbdConfigSchema.maxPayload.default,
-  handshakeTimeoutMs: nbdConfigSchema.handshakeTimeoutMs.default,
+  dynamicExports: true,
+  defaultExport: '',
+  maxConnections: 1024,
+  maxInFlight: 256,
+  maxPayload: 32 * MIB,
+  handshakeTimeoutMs: 10_000,
 };
 
 /** "pool/image:ro" -> name and options. */
