@@ -1,0 +1,81 @@
+// Placement quality of the built-in policy, run through the sandbox exactly as the monitor runs it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { builtinPolicyBytes } from '../../plugins/placement/builtin.js';
+import { WasmLeaderPolicy, WasmPlacementPolicy } from '../../plugins/placement/wasm-policy.js';
+import { hostsDistinct, input, makeOsds, makePool, markOut, movedPgs, osdDeviation, pgsTouching, shardDeviation } from './cluster.js';
+
+const policy = new WasmPlacementPolicy('builtin-calculator', 1, builtinPolicyBytes('placement'));
+
+const layouts = [
+  { hosts: 3, perHost: 3, shards: 4 },
+  { hosts: 10, perHost: 10, shards: 2 },
+];
+
+for (const { hosts, perHost, shards } of layouts) {
+  for (const pgNum of [256, 4096]) {
+    test(`${hosts * perHost} OSDs on ${hosts} hosts, ${pgNum} PGs, size 3`, async () => {
+      const osds = makeOsds(hosts, perHost, shards);
+      const pool = makePool(pgNum);
+      const mapping = await policy.place(input(pool, osds));
+      assert.ok(hostsDistinct(mapping, osds), 'a host holds two replicas of a PG');
+      assert.ok(mapping.every((r) => r.length === 3));
+      const deviation = osdDeviation(mapping, osds);
+      assert.ok(deviation <= 0.1, `PGs per OSD deviate ${(deviation * 100).toFixed(1)}% from the weighted mean`);
+      const shardDev = shardDeviation(mapping, osds);
+      assert.ok(shardDev <= 0.1, `PGs per shard deviate ${(shardDev * 100).toFixed(1)}%`);
+
+      const victim = perHost + 1;
+      const after = await policy.place(input(pool, markOut(osds, (o) => o.id === victim), mapping));
+      const lost = pgsTouching(mapping, (id) => id === victim);
+      const moved = movedPgs(mapping, after);
+      assert.ok(lost > 0);
+      assert.ok(moved <= 1.2 * lost, `${moved} PGs moved, ${lost} had a replica on the OSD`);
+      assert.ok(after.every((r) => r.every((x) => x.osd !== victim)));
+      assert.ok(hostsDistinct(after, osds));
+
+      // Back in: it gets its share again, and nothing else is disturbed beyond that.
+      const back = await policy.place(input(pool, osds, after));
+      assert.ok(osdDeviation(back, osds) <= 0.1, `after back in: ${osdDeviation(back, osds)}`);
+      assert.ok(movedPgs(after, back) <= 1.2 * lost);
+    });
+  }
+}
+
+test('weights: an OSD of weight 2 gets twice the PGs', async () => {
+  const osds = makeOsds(4, 3, 2, (id) => (id === 0 ? 2 : 1));
+  const mapping = await policy.place(input(makePool(1024), osds));
+  assert.ok(osdDeviation(mapping, osds) <= 0.1, `deviation ${osdDeviation(mapping, osds)}`);
+  assert.ok(hostsDistinct(mapping, osds));
+});
+
+test('fewer hosts than replicas: distinct OSDs, domains spread as far as they go', async () => {
+  const osds = makeOsds(2, 3, 1);
+  const mapping = await policy.place(input(makePool(64), osds));
+  for (const replicas of mapping) {
+    assert.is(new Set(replicas.map((r) => r.osd)).size, 3);
+    assert.is(new Set(replicas.map((r) => osds[r.osd].host)).size, 2);
+  }
+});
+
+test('leader policy evens leaders and only names up replicas', async () => {
+  const leaderPolicy = new WasmLeaderPolicy('builtin-even-leaders', 1, builtinPolicyBytes('leader'));
+  const osds = makeOsds(3, 3, 1);
+  const mapping = await policy.place(input(makePool(256), osds));
+  // Every PG led by its replica on the lowest OSD id: heavily skewed.
+  const pgs = mapping.map((replicas, index) => ({ pool: 1, index, replicas, leaderOsd: Math.min(...replicas.map((r) => r.osd)) }));
+  const leaders = new Map<number, number>();
+  for (const pg of pgs) leaders.set(pg.leaderOsd, (leaders.get(pg.leaderOsd) ?? 0) + 1);
+  let transfers = await leaderPolicy.balance({ osds, pgs, maxTransfers: 1000 });
+  for (const t of transfers) {
+    const pg = pgs[t.index];
+    leaders.set(pg.leaderOsd, leaders.get(pg.leaderOsd)! - 1);
+    leaders.set(t.toOsd, (leaders.get(t.toOsd) ?? 0) + 1);
+  }
+  const counts = osds.map((o) => leaders.get(o.id) ?? 0);
+  assert.ok(Math.max(...counts) - Math.min(...counts) <= 2, `leaders per OSD after balancing: ${counts}`);
+  transfers = await leaderPolicy.balance({ osds, pgs, maxTransfers: 5 });
+  assert.is(transfers.length, 5, 'the bound is respected');
+});
+
+test.run();
