@@ -63,8 +63,12 @@ export const PluginErrors = {
     return pluginError(names[0] ?? '?', `dependency cycle ${names.join(' -> ')}`, 'these plugins require each other; one of them must not', { cycle: names });
   },
   registerFailed(name: string, cause: unknown): FastblockError {
+    // A plugin that refuses on purpose (PLUGIN) already says what to do.
+    if (cause instanceof FastblockError && cause.code === ErrorCode.PLUGIN) {
+      return new FastblockError(ErrorCode.PLUGIN, `plugin '${name}': ${cause.message}`, { plugin: name, ...cause.context }, { cause });
+    }
     const reason = cause instanceof Error ? cause.message : String(cause);
-    return pluginError(name, `register() failed: ${reason}`, 'fix its configuration section or report a bug to its author', {}, cause);
+    return pluginError(name, `register() failed: ${reason}`, `fix its configuration section '${name}' or report a bug to its author`, {}, cause);
   },
   startFailed(name: string, cause: unknown, stopped: readonly string[]): FastblockError {
     const reason = cause instanceof Error ? cause.message : String(cause);

@@ -84,13 +84,32 @@ export interface TransportConnection {
   /** Resolves when the send buffer has drained below its high-water mark (backpressure). */
   drained(): Promise<void>;
   onStateChange(listener: (state: ConnectionState) => void): () => void;
+  /** One-way messages the server pushes on this connection (InboundConnection.send). Optional to implement. */
+  onMessage?(listener: (message: InboundMessage) => void): () => void;
   close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** The shard this listener serves; a hello naming another shard is refused. Default 0. */
+  readonly shard?: number;
+}
+
+/**
+ * How another thread makes its own instance of a transport (an OSD runs one per shard, each in
+ * its worker): `const t = (await import(module)).createTransport(options)`. Both fields survive
+ * structured cloning (postMessage, workerData).
+ */
+export interface TransportRecipe {
+  readonly module: string;
+  readonly options: Readonly<Record<string, unknown>>;
 }
 
 export interface Transport {
   /** Short name, e.g. "tcp" or "rdma". */
   readonly name: string;
-  listen(address: NetAddress, handler: InboundHandler): Promise<TransportListener>;
+  /** Present when the transport can be re-created in a worker thread. */
+  readonly recipe?: TransportRecipe;
+  listen(address: NetAddress, handler: InboundHandler, options?: ListenOptions): Promise<TransportListener>;
   /**
    * The connection from `localShard` to `remote`. One connection per (local shard, remote daemon,
    * remote shard): asking twice returns the same connection until it is closed.

@@ -1,0 +1,28 @@
+/**
+ * Typed calls over a TransportConnection: encode the request header, send it with its payload,
+ * decode the response header. Errors the server threw arrive as the same FastblockError.
+ */
+import type { Payload, RequestOptions, TransportConnection } from '../contracts/transport.js';
+import type { RpcMessage, RpcMethod } from './rpc-method.js';
+
+export interface RpcResult<Res> {
+  readonly response: Res;
+  /** The reply's raw payload (empty when there is none). */
+  readonly payload: Uint8Array;
+}
+
+export async function call<Req, Res>(
+  connection: TransportConnection,
+  method: RpcMethod<Req, Res>,
+  request: Req,
+  payload?: Payload,
+  options?: RequestOptions,
+): Promise<RpcResult<Res>> {
+  const reply = await connection.request(method.id, method.request.encode(request), payload, options);
+  return { response: method.response.decode(reply.header), payload: reply.payload };
+}
+
+/** One-way: nothing comes back, and nothing is sent if the connection is down. */
+export function notify<Msg>(connection: TransportConnection, message: RpcMessage<Msg>, value: Msg, payload?: Payload): void {
+  connection.send(message.id, message.message.encode(value), payload);
+}

@@ -1,0 +1,221 @@
+/**
+ * The accepting side. Each accepted socket must open with a HELLO naming the shard this
+ * listener serves; then requests and one-way messages go to the handler, replies come back in
+ * completion order (the request id pairs them).
+ *
+ * Backpressure: when replies queue beyond highWaterBytes, or maxInflightPerConnection requests
+ * are being served, the socket is paused, so a peer that stops reading its replies stops being
+ * served instead of growing our memory. A bad frame closes only its connection, with a log line.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type {
+  InboundConnection,
+  InboundHandler,
+  NetAddress,
+  OutboundReply,
+  Payload,
+  TransportListener,
+} from '../../kernel/contracts/transport.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { FRAME_VERSION, FrameDecoder, FrameKind, type Frame } from '../../kernel/rpc/frame.js';
+import { HelloCodec, HelloReplyCodec, encodeError } from '../../kernel/rpc/wire.js';
+import { FrameWriter } from './frame-writer.js';
+import type { TcpOptions } from './tcp-options.js';
+
+let nextConnectionId = 1;
+
+class InboundTcpConnection implements InboundConnection {
+  readonly id = nextConnectionId++;
+  readonly remote: string;
+  shard = -1;
+  private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
+  private serving = 0;
+  private paused = false;
+  private closedReason: string | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly listenerShard: number,
+    private readonly daemon: string,
+    private readonly handler: InboundHandler,
+    private readonly options: TcpOptions,
+    private readonly logger: Logger,
+    private readonly onGone: (connection: InboundTcpConnection) => void,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes });
+    this.writer = new FrameWriter(socket, options.checksumPayload);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.maybeResume());
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.gone(this.closedReason ?? 'closed by peer'));
+  }
+
+  get bufferedBytes(): number {
+    return this.writer.bufferedBytes;
+  }
+
+  get receiveBufferedBytes(): number {
+    return this.decoder.pendingBytes;
+  }
+
+  send(method: number, header: Uint8Array, payload?: Payload): void {
+    if (this.shard < 0 || this.writer.bufferedBytes > this.options.maxBufferedBytes) return;
+    this.writer.write(FrameKind.MESSAGE, method, 0, header, payload);
+  }
+
+  close(reason: string): void {
+    if (this.closedReason !== undefined) return;
+    this.closedReason = reason;
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closedReason !== undefined) return;
+    try {
+      this.decoder.push(chunk, (frame) => this.onFrame(frame));
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.logger.warn({ remote: this.remote, shard: this.shard, reason }, 'closing connection: bad frame');
+      this.close(`bad frame: ${reason}`);
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    // After a refused hello the rest of the chunk is ignored; the refusal still gets flushed.
+    if (this.closedReason !== undefined) return;
+    if (this.shard < 0) return this.onHello(frame);
+    switch (frame.kind) {
+      case FrameKind.REQUEST:
+        return this.serve(frame);
+      case FrameKind.MESSAGE:
+        this.handler.onMessage?.(this, { method: frame.method, header: frame.header, payload: frame.payload });
+        return;
+      default:
+        throw new FastblockError(ErrorCode.PROTOCOL, `client sent a frame of kind ${frame.kind}, which only servers send`, { kind: frame.kind });
+    }
+  }
+
+  private onHello(frame: Frame): void {
+    if (frame.kind !== FrameKind.HELLO) throw new FastblockError(ErrorCode.PROTOCOL, `first frame is of kind ${frame.kind}, not HELLO`, { kind: frame.kind });
+    const hello = HelloCodec.decode(frame.header);
+    let refusal: FastblockError | undefined;
+    if (hello.protocol !== FRAME_VERSION) {
+      refusal = new FastblockError(ErrorCode.PROTOCOL, `client speaks frame protocol ${hello.protocol}, this server ${FRAME_VERSION}`, { protocol: hello.protocol });
+    } else if (hello.targetShard !== this.listenerShard) {
+      refusal = new FastblockError(ErrorCode.INVALID_ARGUMENT, `this port serves shard ${this.listenerShard}, not shard ${hello.targetShard}`, {
+        shard: this.listenerShard,
+        asked: hello.targetShard,
+      });
+    }
+    if (refusal) {
+      this.logger.warn({ remote: this.remote, source: hello.source, reason: refusal.message }, 'refusing hello');
+      this.writer.write(FrameKind.ERROR, 0, 0, encodeError(refusal));
+      this.closedReason = `hello refused: ${refusal.message}`;
+      this.socket.end();
+      return;
+    }
+    this.shard = hello.targetShard;
+    this.writer.write(FrameKind.HELLO_OK, 0, 0, HelloReplyCodec.encode({ shard: this.shard, daemon: this.daemon }));
+    this.logger.debug({ remote: this.remote, source: hello.source, shard: this.shard, sourceShard: hello.sourceShard }, 'connection accepted');
+  }
+
+  private serve(frame: Frame): void {
+    const { requestId, method } = frame;
+    this.serving++;
+    let outcome: Promise<OutboundReply> | OutboundReply;
+    try {
+      outcome = this.handler.onRequest(this, { method, header: frame.header, payload: frame.payload });
+    } catch (err) {
+      this.finish(requestId, method, undefined, err);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (reply) => this.finish(requestId, method, reply, undefined),
+        (err: unknown) => this.finish(requestId, method, undefined, err),
+      );
+      this.maybePause();
+    } else {
+      this.finish(requestId, method, outcome, undefined);
+    }
+  }
+
+  private finish(requestId: number, method: number, reply: OutboundReply | undefined, err: unknown): void {
+    this.serving--;
+    if (this.closedReason !== undefined) return;
+    if (reply) this.writer.write(FrameKind.REPLY, method, requestId, reply.header, reply.payload);
+    else this.writer.write(FrameKind.ERROR, method, requestId, encodeError(err));
+    if (this.writer.bufferedBytes > this.options.highWaterBytes) this.maybePause();
+    else this.maybeResume();
+  }
+
+  private maybePause(): void {
+    if (this.paused) return;
+    if (this.serving < this.options.maxInflightPerConnection && this.writer.bufferedBytes <= this.options.highWaterBytes) return;
+    this.paused = true;
+    this.socket.pause();
+    this.logger.debug({ remote: this.remote, serving: this.serving, queued: this.writer.bufferedBytes }, 'backpressure: stopped reading');
+  }
+
+  private maybeResume(): void {
+    if (!this.paused) return;
+    if (this.serving >= this.options.maxInflightPerConnection || this.writer.bufferedBytes > this.options.highWaterBytes) return;
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  private gone(reason: string): void {
+    this.closedReason ??= reason;
+    this.onGone(this);
+    if (this.shard >= 0) this.handler.onConnectionClosed?.(this, reason);
+  }
+}
+
+export class TcpListener implements TransportListener {
+  private readonly connections = new Set<InboundTcpConnection>();
+  address: NetAddress;
+
+  private constructor(private readonly server: Server) {
+    const bound = server.address();
+    if (bound === null || typeof bound === 'string') throw new FastblockError(ErrorCode.INTERNAL, 'TCP listener has no address', {});
+    this.address = { host: bound.address, port: bound.port };
+  }
+
+  static async open(address: NetAddress, shard: number, daemon: string, handler: InboundHandler, options: TcpOptions, logger: Logger): Promise<TcpListener> {
+    const server = createServer({ noDelay: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new FastblockError(ErrorCode.IO_ERROR, `cannot listen on ${address.host}:${address.port}: ${err.code ?? err.message}`, { address, code: err.code })),
+      );
+      server.listen(address.port, address.host, () => resolve());
+    });
+    const listener = new TcpListener(server);
+    server.on('connection', (socket) => {
+      socket.setNoDelay(true);
+      const connection = new InboundTcpConnection(socket, shard, daemon, handler, options, logger, (c) => listener.connections.delete(c));
+      listener.connections.add(connection);
+    });
+    server.on('error', (err) => logger.error({ err, address }, 'listener error'));
+    return listener;
+  }
+
+  /** Per-connection queue sizes, for tests and status. */
+  stats(): { connections: number; sendQueuedBytes: number; receiveBufferedBytes: number } {
+    let sendQueuedBytes = 0;
+    let receiveBufferedBytes = 0;
+    for (const c of this.connections) {
+      sendQueuedBytes += c.bufferedBytes;
+      receiveBufferedBytes += c.receiveBufferedBytes;
+    }
+    return { connections: this.connections.size, sendQueuedBytes, receiveBufferedBytes };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const connection of this.connections) connection.close('listener closed');
+    await closed;
+  }
+}
