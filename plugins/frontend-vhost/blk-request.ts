@@ -1,0 +1,189 @@
+/**
+ * One virtio-blk request (virtio 1.2, 5.2.6) executed against a BlockVolume, zero copy: data moves
+ * between the volume and views on mapped guest memory (read() fills them, write() is handed them).
+ *
+ * Layout of a chain: device-readable bytes = 16-byte header (u32 type, u32 reserved, u64 sector) and,
+ * for OUT / DISCARD / WRITE_ZEROES, the payload; device-writable bytes = data for IN / GET_ID, then
+ * one status byte. Framing across descriptors is not assumed.
+ *
+ * A request the guest got wrong (bad header, range past the end, data outside guest memory) gets an
+ * error status. Only a chain whose status byte itself is unusable is a RingError.
+ */
+import type { BlockVolume } from '../../kernel/contracts/block.js';
+import type { GuestMemory } from './guest-memory.js';
+import { RingError, type Chain } from './split-ring.js';
+import { BLK_LIMITS } from './blk-config.js';
+
+const SECTOR = 512;
+export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, DISCARD: 11, WRITE_ZEROES: 13 } as const;
+export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
+const ID_BYTES = 20;
+const WRITE_ZEROES_FLAG_UNMAP = 1;
+
+/** Why a request failed, for the log; the guest only sees the status byte. */
+export interface BlkOutcome {
+  readonly status: number;
+  /** Bytes the device wrote into device-writable buffers, status included (the used length). */
+  readonly written: number;
+  readonly reason?: string;
+}
+
+interface Buffers {
+  readable: Uint8Array[];
+  writable: Uint8Array[];
+  readableBytes: number;
+  writableBytes: number;
+  outside: boolean;
+}
+
+function mapChain(memory: GuestMemory, chain: Chain): Buffers {
+  const buffers: Buffers = { readable: [], writable: [], readableBytes: 0, writableBytes: 0, outside: false };
+  for (const segment of chain.segments) {
+    const views = memory.guest(segment.address, segment.length);
+    if (!views) {
+      buffers.outside = true;
+      continue;
+    }
+    if (segment.writable) {
+      buffers.writable.push(...views);
+      buffers.writableBytes += segment.length;
+    } else {
+      buffers.readable.push(...views);
+      buffers.readableBytes += segment.length;
+    }
+  }
+  return buffers;
+}
+
+/** Views on [from, to) of a scatter list, without copying. */
+export function slice(list: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (const part of list) {
+    const end = at + part.length;
+    if (end > from && at < to) out.push(part.subarray(Math.max(0, from - at), Math.min(part.length, to - at)));
+    at = end;
+    if (at >= to) break;
+  }
+  return out;
+}
+
+function gather(list: readonly Uint8Array[], from: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of slice(list, from, from + length)) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+export class BlkRequest {
+  private constructor(
+    readonly chain: Chain,
+    private readonly buffers: Buffers,
+    private readonly status: Uint8Array,
+  ) {}
+
+  /** Maps the chain's buffers; throws RingError only when there is no usable status byte. */
+  static map(memory: GuestMemory, chain: Chain): BlkRequest {
+    const last = chain.segments[chain.segments.length - 1];
+    if (!last || !last.writable || last.length < 1) throw new RingError('request chain has no device-writable status byte', { head: chain.head });
+    const status = memory.guest(last.address + last.length - 1, 1);
+    if (!status) throw new RingError('request status byte outside guest memory', { head: chain.head, address: last.address });
+    return new BlkRequest(chain, mapChain(memory, chain), status[0]!);
+  }
+
+  async execute(volume: BlockVolume, serial: string): Promise<BlkOutcome> {
+    let outcome: BlkOutcome;
+    try {
+      outcome = await this.run(volume, serial);
+    } catch (err) {
+      outcome = { status: BlkStatus.IOERR, written: 1, reason: (err as Error).message };
+    }
+    this.status[0] = outcome.status;
+    return outcome;
+  }
+
+  private fail(status: number, reason: string): BlkOutcome {
+    return { status, written: 1, reason };
+  }
+
+  private async run(volume: BlockVolume, serial: string): Promise<BlkOutcome> {
+    const b = this.buffers;
+    if (b.outside) return this.fail(BlkStatus.IOERR, 'a data descriptor points outside guest memory');
+    if (b.readableBytes < 16) return this.fail(BlkStatus.IOERR, 'request header shorter than 16 bytes');
+    const header = new DataView(gather(b.readable, 0, 16).buffer);
+    const type = header.getUint32(0, true);
+    const sector = header.getBigUint64(8, true);
+    const dataIn = b.writableBytes - 1;
+    const dataOut = b.readableBytes - 16;
+    const offset = sector * BigInt(SECTOR);
+    const inRange = (length: number): boolean => offset + BigInt(length) <= BigInt(volume.size);
+    switch (type) {
+      case BlkType.IN: {
+        if (dataIn % SECTOR !== 0) return this.fail(BlkStatus.IOERR, 'read length not a multiple of 512');
+        if (!inRange(dataIn)) return this.fail(BlkStatus.IOERR, 'read past the end of the volume');
+        let at = Number(offset);
+        const reads: Promise<Uint8Array>[] = [];
+        for (const part of slice(b.writable, 0, dataIn)) {
+          reads.push(volume.read(at, part.length, part));
+          at += part.length;
+        }
+        await Promise.all(reads);
+        return { status: BlkStatus.OK, written: dataIn + 1 };
+      }
+      case BlkType.OUT: {
+        if (dataOut % SECTOR !== 0) return this.fail(BlkStatus.IOERR, 'write length not a multiple of 512');
+        if (!inRange(dataOut)) return this.fail(BlkStatus.IOERR, 'write past the end of the volume');
+        await volume.write(Number(offset), slice(b.readable, 16, b.readableBytes));
+        return { status: BlkStatus.OK, written: 1 };
+      }
+      case BlkType.FLUSH:
+        await volume.flush();
+        return { status: BlkStatus.OK, written: 1 };
+      case BlkType.GET_ID: {
+        const id = new TextEncoder().encode(serial).subarray(0, ID_BYTES);
+        const room = Math.min(ID_BYTES, dataIn);
+        const padded = new Uint8Array(room);
+        padded.set(id.subarray(0, room));
+        let at = 0;
+        for (const part of slice(b.writable, 0, room)) {
+          part.set(padded.subarray(at, at + part.length));
+          at += part.length;
+        }
+        return { status: BlkStatus.OK, written: room + 1 };
+      }
+      case BlkType.DISCARD:
+      case BlkType.WRITE_ZEROES:
+        return this.ranges(volume, type, dataOut);
+      default:
+        return this.fail(BlkStatus.UNSUPP, `unsupported request type ${type}`);
+    }
+  }
+
+  private async ranges(volume: BlockVolume, type: number, dataOut: number): Promise<BlkOutcome> {
+    if (dataOut === 0 || dataOut % 16 !== 0) return this.fail(BlkStatus.IOERR, 'range list not a multiple of 16 bytes');
+    const count = dataOut / 16;
+    if (count > BLK_LIMITS.maxRangeSegments) return this.fail(BlkStatus.UNSUPP, `more than ${BLK_LIMITS.maxRangeSegments} range(s) in one request`);
+    const list = new DataView(gather(this.buffers.readable, 16, dataOut).buffer);
+    const limit = type === BlkType.DISCARD ? BLK_LIMITS.maxDiscardSectors : BLK_LIMITS.maxWriteZeroesSectors;
+    for (let i = 0; i < count; i++) {
+      const sector = list.getBigUint64(16 * i, true);
+      const sectors = list.getUint32(16 * i + 8, true);
+      const flags = list.getUint32(16 * i + 12, true);
+      const offset = sector * BigInt(SECTOR);
+      const length = sectors * SECTOR;
+      if (sectors > limit) return this.fail(BlkStatus.IOERR, 'range longer than the advertised limit');
+      if (offset + BigInt(length) > BigInt(volume.size)) return this.fail(BlkStatus.IOERR, 'range past the end of the volume');
+      if (type === BlkType.DISCARD) {
+        if (flags !== 0) return this.fail(BlkStatus.UNSUPP, 'discard range with flags set');
+        await volume.discard(Number(offset), length);
+      } else {
+        if (flags & ~WRITE_ZEROES_FLAG_UNMAP) return this.fail(BlkStatus.UNSUPP, 'write-zeroes range with unknown flags');
+        await volume.writeZeroes(Number(offset), length);
+      }
+    }
+    return { status: BlkStatus.OK, written: 1 };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * A vhost-user-blk controller: one volume behind one unix socket. QEMU connects to the socket (and,
+ * with `reconnect=`, again after this process restarts); one front-end at a time is served, a second
+ * one is turned away with a logged reason.
+ */
+import { lstatSync, unlinkSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { BlockVolume } from '../../kernel/contracts/block.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { Connection } from './connection.js';
+import type { VhostNative, Watcher } from './native.js';
+
+export interface ControllerSpec {
+  readonly socket: string;
+  readonly queues: number;
+}
+
+export const MAX_QUEUES = 64;
+
+export class VhostController {
+  private readonly listenFd: number;
+  private readonly watcher: Watcher;
+  private connection: Connection | undefined;
+  private closed = false;
+
+  constructor(
+    readonly volume: BlockVolume,
+    readonly spec: ControllerSpec,
+    private readonly native: VhostNative,
+    private readonly log: Logger,
+  ) {
+    if (!Number.isInteger(spec.queues) || spec.queues < 1 || spec.queues > MAX_QUEUES) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `queues must be an integer in [1, ${MAX_QUEUES}]`, { queues: spec.queues });
+    }
+    removeStaleSocket(spec.socket);
+    this.listenFd = native.listen(spec.socket);
+    this.watcher = new native.Watcher(this.listenFd, () => this.accept());
+  }
+
+  get clients(): number {
+    return this.connection ? 1 : 0;
+  }
+
+  private accept(): void {
+    let fd: number;
+    while ((fd = this.native.accept(this.listenFd)) >= 0) {
+      if (this.connection || this.closed) {
+        this.log.warn('refused a second front-end: one is already connected');
+        this.native.close(fd);
+        continue;
+      }
+      const serial = this.volume.name.slice(-20);
+      const connection = new Connection(fd, { volume: this.volume, queues: this.spec.queues, serial }, this.native, this.log);
+      this.connection = connection;
+      this.log.info('front-end connected');
+      void connection.done.then(() => {
+        if (this.connection === connection) this.connection = undefined;
+      });
+    }
+  }
+
+  /** Stops listening, drops the front-end, closes the volume and removes the socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.stop();
+    this.native.close(this.listenFd);
+    const connection = this.connection;
+    connection?.close('controller removed');
+    await connection?.done;
+    try {
+      unlinkSync(this.spec.socket);
+    } catch {
+      // already gone
+    }
+    await this.volume.close();
+  }
+}
+
+/** A socket file left by a process that died is replaced; anything else at the path is an error. */
+function removeStaleSocket(path: string): void {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `${path} exists and is not a socket`, { path });
+  unlinkSync(path);
+}

@@ -1,0 +1,88 @@
+/**
+ * Guest memory as the front-end shared it (SET_MEM_TABLE): regions of the guest's physical address
+ * space, each mapped from the fd QEMU passed. Rings are addressed in QEMU's own virtual addresses,
+ * descriptors in guest physical addresses; both translate to views on the mappings, and any range
+ * that is not wholly inside guest memory is refused: nothing is read or written outside it.
+ */
+import type { MemoryRegionSpec } from './protocol.js';
+import type { VhostNative } from './native.js';
+
+interface MappedRegion {
+  readonly guestAddress: number;
+  readonly size: number;
+  readonly userAddress: bigint;
+  /** The region's bytes (the mapping starts mmapOffset earlier). */
+  readonly bytes: Uint8Array;
+  readonly mapping: ArrayBuffer;
+}
+
+export class GuestMemory {
+  private constructor(private readonly regions: readonly MappedRegion[], private readonly native?: VhostNative) {}
+
+  /** Maps every region's fd; closes the fds (the mappings keep the memory). */
+  static map(native: VhostNative, specs: readonly MemoryRegionSpec[]): GuestMemory {
+    const regions: MappedRegion[] = [];
+    try {
+      for (const spec of specs) {
+        // mmap offsets must be page aligned: map from the page boundary and skip the rest.
+        const skew = spec.mmapOffset % 4096;
+        const mapping = native.mmap(spec.fd, spec.size + skew, spec.mmapOffset - skew);
+        regions.push({
+          guestAddress: spec.guestAddress,
+          size: spec.size,
+          userAddress: spec.userAddress,
+          bytes: new Uint8Array(mapping, skew, spec.size),
+          mapping,
+        });
+      }
+    } catch (err) {
+      for (const region of regions) native.unmap(region.mapping);
+      throw err;
+    } finally {
+      for (const spec of specs) native.close(spec.fd);
+    }
+    return new GuestMemory(regions, native);
+  }
+
+  /** Guest memory over plain buffers (unit tests build rings in them). */
+  static fromBuffers(regions: readonly { guestAddress: number; userAddress: bigint; bytes: Uint8Array }[]): GuestMemory {
+    return new GuestMemory(regions.map((r) => ({ ...r, size: r.bytes.length, mapping: r.bytes.buffer as ArrayBuffer })));
+  }
+
+  /**
+   * Views on [address, address+length) of guest physical memory, one per region it crosses, or
+   * undefined when any byte of it is outside guest memory.
+   */
+  guest(address: number, length: number): Uint8Array[] | undefined {
+    const out: Uint8Array[] = [];
+    let at = address;
+    let left = length;
+    while (left > 0) {
+      const region = this.regions.find((r) => at >= r.guestAddress && at < r.guestAddress + r.size);
+      if (!region) return undefined;
+      const start = at - region.guestAddress;
+      const n = Math.min(left, region.size - start);
+      out.push(region.bytes.subarray(start, start + n));
+      at += n;
+      left -= n;
+    }
+    return out;
+  }
+
+  /** One contiguous view on a front-end virtual address range (a ring), or undefined. */
+  user(address: bigint, length: number): Uint8Array | undefined {
+    for (const region of this.regions) {
+      const start = address - region.userAddress;
+      if (start >= 0n && start + BigInt(length) <= BigInt(region.size)) {
+        return region.bytes.subarray(Number(start), Number(start) + length);
+      }
+    }
+    return undefined;
+  }
+
+  /** Releases the mappings; views taken earlier read as empty afterwards. */
+  unmap(): void {
+    if (!this.native) return;
+    for (const region of this.regions) this.native.unmap(region.mapping);
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * One virtqueue of a vhost-user-blk device at run time: woken by its kick eventfd (uv_poll, no
+ * spinning), it takes every available chain, starts each request without waiting for the previous
+ * one, and completes them in whatever order the volume finishes them. Completions in one turn of
+ * the event loop are signalled to the guest with one call eventfd write, when event-idx says so.
+ *
+ * Every taken head is recorded in the inflight region before anything else happens to it, so a
+ * restarted back-end resubmits what this one never completed.
+ */
+import type { Logger } from 'pino';
+import type { BlockVolume } from '../../kernel/contracts/block.js';
+import { assert } from '../../kernel/errors.js';
+import type { GuestMemory } from './guest-memory.js';
+import type { InflightQueue } from './inflight.js';
+import type { VhostNative, Watcher } from './native.js';
+import { BlkRequest } from './blk-request.js';
+import { SplitRing, ringBytes, RingError, isValidQueueSize } from './split-ring.js';
+import type { VringAddress } from './protocol.js';
+
+export interface QueueContext {
+  readonly native: VhostNative;
+  readonly volume: BlockVolume;
+  readonly serial: string;
+  readonly log: Logger;
+  eventIdx(): boolean;
+  memory(): GuestMemory | undefined;
+  /** The guest broke the ring: the connection is closed. */
+  broken(err: Error): void;
+}
+
+export class Virtqueue {
+  size = 0;
+  base = 0;
+  address: VringAddress | undefined;
+  kickFd: number | undefined;
+  callFd: number | undefined;
+  errFd: number | undefined;
+  enabled = false;
+  inflight: InflightQueue | undefined;
+
+  private ring: SplitRing | undefined;
+  private watcher: Watcher | undefined;
+  private inFlight = 0;
+  private drained: (() => void) | undefined;
+  private signalScheduled = false;
+  /** Set when the connection died: completions no longer touch the rings. */
+  private dead = false;
+
+  constructor(
+    readonly index: number,
+    private readonly ctx: QueueContext,
+  ) {}
+
+  get running(): boolean {
+    return this.ring !== undefined;
+  }
+
+  get requestsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Starts processing once the ring is fully described; a no-op until then. */
+  maybeStart(): void {
+    if (this.ring || this.dead || !this.enabled || this.kickFd === undefined || !this.address) return;
+    const memory = this.ctx.memory();
+    if (!memory) throw new RingError('ring started before SET_MEM_TABLE', { queue: this.index });
+    if (!isValidQueueSize(this.size)) throw new RingError('ring started without a valid SET_VRING_NUM', { queue: this.index, size: this.size });
+    const need = ringBytes(this.size);
+    const desc = memory.user(this.address.desc, need.desc);
+    const avail = memory.user(this.address.avail, need.avail);
+    const used = memory.user(this.address.used, need.used);
+    if (!desc || !avail || !used) throw new RingError('ring outside guest memory', { queue: this.index });
+    const ring = new SplitRing(
+      { size: this.size, desc, avail, used },
+      this.ctx.eventIdx(),
+      (address, length) => {
+        const views = memory.guest(address, length);
+        return views?.length === 1 ? views[0] : undefined;
+      },
+      this.ctx.native.fence,
+      this.base,
+    );
+    this.ring = ring;
+    let resubmit: number[] = [];
+    if (this.inflight) {
+      assert(this.inflight.queueSize === this.size, 'inflight queue size checked against SET_VRING_NUM');
+      resubmit = this.inflight.recover(ring.usedIdxInMemory());
+      // Every avail entry before this one is either on the used ring or in flight.
+      ring.lastAvail = (ring.usedIdx + resubmit.length) & 0xffff;
+      if (resubmit.length) this.ctx.log.info({ queue: this.index, heads: resubmit.length }, 'resubmitting requests in flight at the last disconnect');
+    }
+    this.watcher = new this.ctx.native.Watcher(this.kickFd, () => this.process(), true);
+    for (const head of resubmit) this.submit(head, false);
+    this.process();
+  }
+
+  private process(): void {
+    const ring = this.ring;
+    if (!ring) return;
+    try {
+      for (;;) {
+        let head: number | undefined;
+        while ((head = ring.pop()) !== undefined) this.submit(head, true);
+        if (!ring.armKick()) break;
+      }
+    } catch (err) {
+      this.ctx.broken(err as Error);
+    }
+  }
+
+  private submit(head: number, fresh: boolean): void {
+    const ring = this.ring;
+    const memory = this.ctx.memory();
+    assert(ring && memory, 'submit only while running');
+    if (fresh) this.inflight?.take(head);
+    const request = BlkRequest.map(memory, ring.chain(head));
+    this.inFlight++;
+    void request.execute(this.ctx.volume, this.ctx.serial).then((outcome) => {
+      if (outcome.reason) this.ctx.log.warn({ queue: this.index, head, status: outcome.status, reason: outcome.reason }, 'request failed');
+      this.complete(head, outcome.written);
+    });
+  }
+
+  private complete(head: number, written: number): void {
+    this.inFlight--;
+    const ring = this.ring;
+    if (ring && !this.dead) {
+      this.inflight?.beforeUsed(head);
+      ring.pushUsed(head, written);
+      this.inflight?.afterUsed(head, ring.usedIdx);
+      if (!this.signalScheduled) {
+        this.signalScheduled = true;
+        queueMicrotask(() => this.signal());
+      }
+    }
+    if (this.inFlight === 0) this.drained?.();
+  }
+
+  private signal(): void {
+    this.signalScheduled = false;
+    const ring = this.ring;
+    if (!ring || this.dead || this.callFd === undefined) return;
+    if (ring.shouldSignal()) this.ctx.native.eventfdWrite(this.callFd);
+  }
+
+  private idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.drained = resolve));
+  }
+
+  /** GET_VRING_BASE: stop taking requests, let those in flight complete, return where to resume. */
+  async stop(): Promise<number> {
+    this.watcher?.stop();
+    this.watcher = undefined;
+    await this.idle();
+    const base = this.ring ? this.ring.lastAvail : this.base;
+    this.ring = undefined;
+    this.base = base;
+    return base;
+  }
+
+  /** The connection died: nothing touches the rings again; in-flight I/O finishes unseen. */
+  async abandon(): Promise<void> {
+    this.dead = true;
+    this.watcher?.stop();
+    this.watcher = undefined;
+    await this.idle();
+    this.ring = undefined;
+    this.closeFds();
+  }
+
+  closeFds(): void {
+    for (const fd of [this.kickFd, this.callFd, this.errFd]) if (fd !== undefined) this.ctx.native.close(fd);
+    this.kickFd = this.callFd = this.errFd = undefined;
+  }
+}

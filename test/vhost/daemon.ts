@@ -1,0 +1,55 @@
+/**
+ * The process the vhost VM suites and bench/vhost start: a VhostFrontend over a test block target,
+ * QEMU's peer on a unix socket. A separate process so a test can SIGKILL it and start it again.
+ *
+ *   node --import tsx test/vhost/daemon.ts '<json DaemonSpec>'
+ *
+ * Prints "READY" once every controller listens. Reads JSON lines on stdin for runtime management
+ * ({"op":"create","volume","socket","queues"} | {"op":"rm","socket"} | {"op":"ls"}) and answers
+ * each with one JSON line.
+ */
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import { VhostFrontend } from '../../plugins/frontend-vhost/frontend.js';
+import { MemoryVolumeProvider } from '../support/memory-volume.js';
+import { FileVolumeProvider } from './file-volume.js';
+
+export interface DaemonSpec {
+  /** "file": volumes on files (survive a SIGKILL); "memory": the in-memory target. */
+  readonly target: 'file' | 'memory';
+  /** name -> file path (file target) or size in bytes (memory target). */
+  readonly volumes: Readonly<Record<string, string | number>>;
+  readonly controllers: readonly { volume: string; socket: string; queues: number }[];
+}
+
+const spec = JSON.parse(process.argv[2] ?? '') as DaemonSpec;
+const log = pino({ level: process.env.VHOST_LOG_LEVEL ?? 'info' }, pino.destination(2));
+
+let provider: BlockVolumeProvider;
+if (spec.target === 'file') {
+  provider = new FileVolumeProvider(new Map(Object.entries(spec.volumes).map(([name, path]) => [name, String(path)])));
+} else {
+  const memory = new MemoryVolumeProvider();
+  for (const [name, size] of Object.entries(spec.volumes)) memory.create(name, Number(size));
+  provider = memory;
+}
+
+const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 1 }, log);
+for (const c of spec.controllers) await frontend.createExport({ volume: c.volume, options: { socket: c.socket, queues: c.queues } });
+process.stdout.write('READY\n');
+
+for await (const line of createInterface({ input: process.stdin })) {
+  try {
+    const op = JSON.parse(line) as { op: string; volume?: string; socket?: string; queues?: number };
+    let result: unknown;
+    if (op.op === 'create') result = await frontend.createExport({ volume: op.volume ?? '', options: { socket: op.socket ?? '', queues: op.queues ?? 1 } });
+    else if (op.op === 'rm') result = await frontend.removeExport(op.socket ?? '');
+    else if (op.op === 'ls') result = frontend.listExports();
+    else throw new Error(`unknown op ${op.op}`);
+    process.stdout.write(`${JSON.stringify({ ok: true, result: result ?? null })}\n`);
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: (err as Error).message })}\n`);
+  }
+}
+await frontend.stop();
