@@ -1,0 +1,227 @@
+/**
+ * The NVMe/TCP target: a listener, the discovery subsystem, and one NVM subsystem per exported
+ * volume. It is the plugin's Frontend: exports are created and removed at runtime (admin commands,
+ * config at start) and each appears in the discovery log as it comes and goes.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import type { AdvertisedPort } from './controller/admin-commands.js';
+import { AEC_DISCOVERY_LOG_CHANGE, AEN_DISCOVERY_LOG_CHANGE, type Controller } from './controller/controller.js';
+import type { ControllerLimits } from './controller/limits.js';
+import type { QueueDirectory } from './controller/queue.js';
+import { DISCOVERY_NQN, DiscoverySubsystem, type DiscoveryEntry } from './subsystem/discovery-subsystem.js';
+import { Namespace } from './subsystem/namespace.js';
+import { NvmSubsystem } from './subsystem/nvm-subsystem.js';
+import { NvmeTcpConnection } from './tcp/connection.js';
+import { SocketWire } from './tcp/socket-wire.js';
+
+export interface NvmfTargetOptions extends ControllerLimits {
+  /** Address the listener binds. */
+  readonly listenAddress: string;
+  /** TCP port; 0 picks a free one (read it back from `port`). */
+  readonly port: number;
+  /** Address the discovery log tells hosts to dial (default: listenAddress). */
+  readonly advertiseAddress?: string;
+  /** Default NQNs are `<prefix>:<pool>:<image>`. */
+  readonly nqnPrefix: string;
+}
+
+export const DEFAULT_NVMF_OPTIONS: NvmfTargetOptions = {
+  listenAddress: '127.0.0.1',
+  port: 4420,
+  nqnPrefix: 'nqn.2024-01.io.fastblock',
+  maxIoQueues: 8,
+  maxQueueEntries: 128,
+  maxTransferBytes: 1024 * 1024,
+  inCapsuleDataSize: 8192,
+  maxH2CData: 128 * 1024,
+  keepAliveGraceMs: 1000,
+  model: 'fastblock',
+  firmware: '0.1.0',
+};
+
+/** NQNs are at most 223 bytes (NVMe Base 4.5) and start with "nqn.". */
+const MAX_NQN_BYTES = 223;
+
+interface Export {
+  readonly subsystem: NvmSubsystem;
+  readonly volume: string;
+}
+
+export class NvmfTarget implements Frontend, QueueDirectory {
+  readonly protocol = 'nvme-tcp';
+  readonly limits: ControllerLimits;
+  private readonly options: NvmfTargetOptions;
+  private readonly exports = new Map<string, Export>();
+  private readonly discovery: DiscoverySubsystem;
+  private readonly connections = new Map<Socket, NvmeTcpConnection>();
+  private server: Server | undefined;
+  private boundPort = 0;
+
+  constructor(
+    private readonly provider: BlockVolumeProvider,
+    readonly logger: Logger,
+    options: Partial<NvmfTargetOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_NVMF_OPTIONS, ...options };
+    this.limits = this.options;
+    const bad = validateLimits(this.options);
+    if (bad) throw new FastblockError(ErrorCode.CONFIG_INVALID, `nvmf: ${bad}`, { options: this.options });
+    this.discovery = new DiscoverySubsystem(() => this.discoveryEntries());
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get advertised(): AdvertisedPort {
+    return { address: this.options.advertiseAddress ?? this.options.listenAddress, port: this.boundPort };
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.listenAddress, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.logger.error({ err }, 'nvmf listener error'));
+    const address = server.address();
+    this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
+    this.server = server;
+    this.logger.info({ address: this.options.listenAddress, port: this.boundPort }, 'NVMe/TCP target listening');
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const socket of this.connections.keys()) socket.destroy();
+    for (const id of [...this.exports.keys()]) await this.removeExport(id);
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    socket.setNoDelay(true);
+    const logger = this.logger.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
+    const connection = new NvmeTcpConnection(new SocketWire(socket), this, this.limits, logger);
+    this.connections.set(socket, connection);
+    socket.on('data', (chunk: Buffer) => connection.receive(chunk));
+    socket.on('end', () => socket.end());
+    socket.on('error', (err) => logger.debug({ err }, 'NVMe/TCP socket error'));
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      connection.closed();
+    });
+  }
+
+  // --- QueueDirectory ---------------------------------------------------------------------
+
+  findSubsystem(nqn: string): NvmSubsystem | DiscoverySubsystem | undefined {
+    if (nqn === DISCOVERY_NQN) return this.discovery;
+    return this.exports.get(nqn)?.subsystem;
+  }
+
+  controllerCreated(controller: Controller): void {
+    this.logger.debug({ cntlid: controller.cntlid, subnqn: controller.subsystem.nqn }, 'controller up');
+  }
+
+  controllerDestroyed(controller: Controller): void {
+    this.logger.info({ cntlid: controller.cntlid, subnqn: controller.subsystem.nqn, hostnqn: controller.hostNqn }, 'controller destroyed');
+  }
+
+  private discoveryEntries(): DiscoveryEntry[] {
+    const { address, port } = this.advertised;
+    return [
+      { nqn: DISCOVERY_NQN, subtype: 3, address, port },
+      ...[...this.exports.keys()].map((nqn) => ({ nqn, subtype: 2 as const, address, port })),
+    ];
+  }
+
+  private discoveryChanged(): void {
+    this.discovery.generation++;
+    for (const controller of this.discovery.controllers.values()) controller.notify(AEN_DISCOVERY_LOG_CHANGE, AEC_DISCOVERY_LOG_CHANGE);
+  }
+
+  // --- Frontend ---------------------------------------------------------------------------
+
+  defaultNqn(volume: string): string {
+    return `${this.options.nqnPrefix}:${volume.replace(/\//g, ':')}`;
+  }
+
+  async createExport(spec: ExportSpec): Promise<ExportInfo> {
+    const requested = spec.options?.nqn;
+    if (requested !== undefined && typeof requested !== 'string') {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'nqn must be a string', { nqn: requested });
+    }
+    const nqn = requested ?? this.defaultNqn(spec.volume);
+    const problem = nqnProblem(nqn);
+    if (problem) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `invalid NQN ${JSON.stringify(nqn)}: ${problem}`, { nqn });
+    if (this.exports.has(nqn)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `subsystem ${nqn} already exists`, { nqn });
+    const volume = await this.provider.open(spec.volume);
+    if (this.exports.has(nqn)) {
+      await volume.close();
+      throw new FastblockError(ErrorCode.ALREADY_EXISTS, `subsystem ${nqn} already exists`, { nqn });
+    }
+    let namespace: Namespace;
+    try {
+      namespace = new Namespace(1, volume, nqn);
+    } catch (err) {
+      await volume.close();
+      throw err;
+    }
+    const subsystem = new NvmSubsystem(nqn, [namespace]);
+    this.exports.set(nqn, { subsystem, volume: spec.volume });
+    this.discoveryChanged();
+    this.logger.info({ nqn, volume: spec.volume, uuid: namespace.uuidString }, 'NVMe/TCP export created');
+    return this.info(nqn);
+  }
+
+  async removeExport(id: string): Promise<void> {
+    const entry = this.exports.get(id);
+    if (!entry) throw new FastblockError(ErrorCode.NOT_FOUND, `no NVMe/TCP export ${id}`, { id });
+    this.exports.delete(id);
+    for (const controller of [...entry.subsystem.controllers.values()]) controller.destroy('subsystem removed');
+    this.discoveryChanged();
+    await Promise.allSettled([...entry.subsystem.namespaces.values()].map((ns) => ns.volume.close()));
+    this.logger.info({ nqn: id, volume: entry.volume }, 'NVMe/TCP export removed');
+  }
+
+  listExports(): ExportInfo[] {
+    return [...this.exports.keys()].map((nqn) => this.info(nqn));
+  }
+
+  /** Controllers currently associated with an export (tests and `nvmf ls`). */
+  controllersOf(nqn: string): readonly Controller[] {
+    return [...(this.findSubsystem(nqn)?.controllers.values() ?? [])];
+  }
+
+  private info(nqn: string): ExportInfo {
+    const entry = this.exports.get(nqn);
+    if (!entry) throw new FastblockError(ErrorCode.NOT_FOUND, `no NVMe/TCP export ${nqn}`, { nqn });
+    const { address, port } = this.advertised;
+    return { id: nqn, protocol: this.protocol, volume: entry.volume, location: `${address}:${port} ${nqn}`, clients: entry.subsystem.controllers.size };
+  }
+}
+
+function nqnProblem(nqn: string): string | undefined {
+  if (!nqn.startsWith('nqn.')) return 'must start with "nqn."';
+  if (Buffer.byteLength(nqn) > MAX_NQN_BYTES) return `longer than ${MAX_NQN_BYTES} bytes`;
+  if (nqn === DISCOVERY_NQN) return 'is the discovery NQN';
+  if (/[\0\s]/.test(nqn)) return 'contains whitespace or NUL';
+  return undefined;
+}
+
+function validateLimits(o: NvmfTargetOptions): string | undefined {
+  const pow2 = (n: number): boolean => Number.isInteger(Math.log2(n));
+  if (!pow2(o.maxTransferBytes) || o.maxTransferBytes < 4096) return 'maxTransferBytes must be a power of two >= 4096';
+  if (o.maxH2CData < 4096 || o.maxH2CData % 4 !== 0) return 'maxH2CData must be >= 4096 and a multiple of 4';
+  if (o.inCapsuleDataSize < 1024 || o.inCapsuleDataSize % 16 !== 0) return 'inCapsuleDataSize must be >= 1024 (Connect data) and a multiple of 16';
+  if (o.maxQueueEntries < 2 || o.maxQueueEntries > 65536) return 'maxQueueEntries must be in [2, 65536]';
+  if (o.maxIoQueues < 1 || o.maxIoQueues > 65535) return 'maxIoQueues must be in [1, 65535]';
+  return undefined;
+}
