@@ -114,11 +114,21 @@ export class FrameDecoder {
     return this.buffered;
   }
 
-  push(chunk: Buffer, onFrame: (frame: Frame) => void): void {
+  /**
+   * Adds a chunk and hands out the complete frames it finishes. `onFrame` returns false to stop
+   * (backpressure): the remaining bytes stay buffered until pump() is called.
+   */
+  push(chunk: Buffer, onFrame: (frame: Frame) => boolean | void): void {
     assert(!this.failed, 'push after a decode error');
     if (chunk.byteLength === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.byteLength;
+    this.pump(onFrame);
+  }
+
+  /** Hands out frames already buffered, until none is complete or onFrame returns false. */
+  pump(onFrame: (frame: Frame) => boolean | void): void {
+    assert(!this.failed, 'pump after a decode error');
     try {
       for (;;) {
         if (!this.preamble) {
@@ -144,7 +154,8 @@ export class FrameDecoder {
             payloadLength,
           });
         }
-        onFrame({ kind: p[2] as FrameKind, method: p.readUInt32LE(4), requestId: p.readUInt32LE(8), header, payload });
+        const more = onFrame({ kind: p[2] as FrameKind, method: p.readUInt32LE(4), requestId: p.readUInt32LE(8), header, payload });
+        if (more === false) return;
       }
     } catch (err) {
       this.failed = true;

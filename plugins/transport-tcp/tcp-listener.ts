@@ -72,10 +72,20 @@ class InboundTcpConnection implements InboundConnection {
     this.socket.destroy();
   }
 
+  private readonly deliver = (frame: Frame): boolean => {
+    this.onFrame(frame);
+    // Paused: leave the rest of what was read in the decoder until replies drain.
+    return !this.paused && this.closedReason === undefined;
+  };
+
   private onData(chunk: Buffer): void {
     if (this.closedReason !== undefined) return;
+    this.guard(() => this.decoder.push(chunk, this.deliver));
+  }
+
+  private guard(work: () => void): void {
     try {
-      this.decoder.push(chunk, (frame) => this.onFrame(frame));
+      work();
     } catch (err) {
       const reason = (err as Error).message;
       this.logger.warn({ remote: this.remote, shard: this.shard, reason }, 'closing connection: bad frame');
@@ -149,7 +159,8 @@ class InboundTcpConnection implements InboundConnection {
     if (reply) this.writer.write(FrameKind.REPLY, method, requestId, reply.header, reply.payload);
     else this.writer.write(FrameKind.ERROR, method, requestId, encodeError(err));
     if (this.writer.bufferedBytes > this.options.highWaterBytes) this.maybePause();
-    else this.maybeResume();
+    // Resuming from inside a synchronous handler's return would recurse into the decoder.
+    else if (this.paused) queueMicrotask(() => this.maybeResume());
   }
 
   private maybePause(): void {
@@ -161,10 +172,12 @@ class InboundTcpConnection implements InboundConnection {
   }
 
   private maybeResume(): void {
-    if (!this.paused) return;
+    if (!this.paused || this.closedReason !== undefined) return;
     if (this.serving >= this.options.maxInflightPerConnection || this.writer.bufferedBytes > this.options.highWaterBytes) return;
     this.paused = false;
     this.socket.resume();
+    // Frames read before the pause come first; they may pause us again.
+    this.guard(() => this.decoder.pump(this.deliver));
   }
 
   private gone(reason: string): void {

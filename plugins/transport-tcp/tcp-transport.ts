@@ -84,7 +84,8 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** Entry point named by TransportRecipe: a worker thread's own transport. */
-export function createTransport(options: Partial<TcpOptions>): Transport {
-  return new TcpTransport(options);
+/** Entry point named by TransportRecipe: a worker thread's own transport, logging at `logLevel`. */
+export function createTransport(options: Partial<TcpOptions> & { readonly logLevel?: string }): Transport {
+  const { logLevel = 'info', ...tcp } = options;
+  return new TcpTransport(tcp, pino({ level: logLevel }));
 }

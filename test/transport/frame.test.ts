@@ -1,0 +1,91 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { FrameDecoder, FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
+
+function frameBytes(kind: FrameKind, method: number, id: number, header: Uint8Array, payload: Uint8Array[], crcPayload = true): Buffer {
+  return Buffer.concat([encodeFrameHead(kind, method, id, header, payload, crcPayload), ...payload]);
+}
+
+function decodeAll(bytes: Buffer, split: number, decoder = new FrameDecoder()): Frame[] {
+  const frames: Frame[] = [];
+  for (let at = 0; at < bytes.length; at += split) decoder.push(bytes.subarray(at, at + split), (f) => frames.push(f));
+  return frames;
+}
+
+function decodeError(bytes: Buffer, decoder = new FrameDecoder()): FastblockError {
+  try {
+    decodeAll(bytes, bytes.length, decoder);
+  } catch (err) {
+    assert.instance(err, FastblockError);
+    return err as FastblockError;
+  }
+  assert.unreachable('expected a decode error');
+  throw new Error();
+}
+
+test('frames survive any split of the stream, payload scatter lists included', () => {
+  const header = Buffer.from('header-bytes');
+  const payload = [randomBytes(1000), randomBytes(3), Buffer.alloc(0), randomBytes(70_000)];
+  const stream = Buffer.concat([
+    frameBytes(FrameKind.REQUEST, 0x201, 7, header, payload),
+    frameBytes(FrameKind.MESSAGE, 9, 0, new Uint8Array(0), []),
+    frameBytes(FrameKind.REPLY, 0x201, 7, header, [randomBytes(5)], false),
+  ]);
+  for (const split of [1, 7, 24, 25, 4096, stream.length]) {
+    const frames = decodeAll(stream, split);
+    assert.is(frames.length, 3, `split ${split}`);
+    assert.is(frames[0]!.kind, FrameKind.REQUEST);
+    assert.is(frames[0]!.method, 0x201);
+    assert.is(frames[0]!.requestId, 7);
+    assert.equal(Buffer.from(frames[0]!.header), header);
+    assert.equal(Buffer.from(frames[0]!.payload), Buffer.concat(payload));
+    assert.is(frames[1]!.payload.length, 0);
+    assert.is(frames[2]!.payload.length, 5);
+  }
+});
+
+test('a payload that arrives in one chunk is handed out as a view, not a copy', () => {
+  const payload = randomBytes(4096);
+  const bytes = frameBytes(FrameKind.REQUEST, 1, 1, Buffer.from('h'), [payload]);
+  const frames = decodeAll(bytes, bytes.length);
+  assert.is((frames[0]!.payload as Buffer).buffer, bytes.buffer);
+});
+
+test('oversized header or payload is refused from the preamble alone', () => {
+  const decoder = new FrameDecoder({ maxHeaderBytes: 100, maxPayloadBytes: 1000 });
+  const head = encodeFrameHead(FrameKind.REQUEST, 1, 1, new Uint8Array(0), [Buffer.alloc(1001)], false);
+  const err = decodeError(head.subarray(0, PREAMBLE_BYTES), decoder);
+  assert.is(err.code, ErrorCode.PROTOCOL);
+  assert.match(err.message, /payload of 1001 bytes exceeds the limit of 1000/);
+  const big = encodeFrameHead(FrameKind.REQUEST, 1, 1, Buffer.alloc(101), undefined, false);
+  assert.match(decodeError(big, new FrameDecoder({ maxHeaderBytes: 100, maxPayloadBytes: 1000 })).message, /header of 101 bytes exceeds/);
+});
+
+test('bad magic, version, kind, flags and checksums are refused', () => {
+  const good = frameBytes(FrameKind.REQUEST, 1, 1, Buffer.from('hh'), [Buffer.from('payload')]);
+  const mutate = (offset: number, value: number) => {
+    const copy = Buffer.from(good);
+    copy[offset] = value;
+    return copy;
+  };
+  assert.match(decodeError(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')).message, /bad frame magic 0x47/);
+  assert.match(decodeError(mutate(1, 9)).message, /frame version 9/);
+  assert.match(decodeError(mutate(2, 42)).message, /unknown frame kind 42/);
+  assert.match(decodeError(mutate(3, 0x80)).message, /unknown frame flags/);
+  const corruptPayload = mutate(good.length - 1, good[good.length - 1]! ^ 1);
+  assert.is(decodeError(corruptPayload).code, ErrorCode.CORRUPT);
+  const corruptHeader = mutate(PREAMBLE_BYTES, good[PREAMBLE_BYTES]! ^ 1);
+  assert.is(decodeError(corruptHeader).code, ErrorCode.CORRUPT);
+  const corruptId = mutate(8, 2);
+  assert.is(decodeError(corruptId).code, ErrorCode.CORRUPT);
+});
+
+test('a decoder that failed refuses further input (its connection must close)', () => {
+  const decoder = new FrameDecoder();
+  decodeError(Buffer.alloc(24, 0xee), decoder);
+  assert.throws(() => decoder.push(Buffer.from('x'), () => {}), /push after a decode error/);
+});
+
+test.run();
