@@ -10,7 +10,7 @@ function frameBytes(kind: FrameKind, method: number, id: number, header: Uint8Ar
 
 function decodeAll(bytes: Buffer, split: number, decoder = new FrameDecoder()): Frame[] {
   const frames: Frame[] = [];
-  for (let at = 0; at < bytes.length; at += split) decoder.push(bytes.subarray(at, at + split), (f) => frames.push(f));
+  for (let at = 0; at < bytes.length; at += split) decoder.push(bytes.subarray(at, at + split), (f) => void frames.push(f));
   return frames;
 }
 
