@@ -36,6 +36,7 @@ import {
   writeSimpleHeader,
   type Cookie,
 } from './replies.js';
+import { ReplySlab } from './reply-slab.js';
 import type { ReplyWriter } from './reply-writer.js';
 
 export interface TransmissionLimits {
@@ -74,6 +75,7 @@ export class Transmission {
   private wakeIdle: (() => void) | undefined;
   private readonly volume: BlockVolume;
   private readonly readOnly: boolean;
+  private readonly slab = new ReplySlab();
 
   constructor(
     private readonly session: Negotiated,
@@ -223,7 +225,7 @@ export class Transmission {
       return;
     }
     const prefix = structured ? STRUCTURED_READ_PREFIX : SIMPLE_READ_PREFIX;
-    const reply = Buffer.allocUnsafe(prefix + request.length);
+    const reply = this.slab.take(prefix + request.length);
     const into = reply.subarray(prefix);
     const data = await this.volume.read(request.offset, request.length, into);
     if (structured) writeReadChunkHeader(reply, request, request.offset, request.length);

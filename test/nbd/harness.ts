@@ -87,6 +87,11 @@ export class TestGateway {
     }
   }
 
+  /** Lines logged at error level or above: none should appear whatever a client does. */
+  errorLines(): LogLine[] {
+    return this.logs.filter((l) => l.level >= 50);
+  }
+
   /** SIGTERM, then waits for the exit; SIGKILL if it does not come. */
   async stop(): Promise<number | null> {
     if (this.child.exitCode !== null) return this.child.exitCode;

@@ -41,6 +41,7 @@ test.before(async () => {
 
 test.after(async () => {
   assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -21,6 +21,7 @@ test.before(async () => {
 
 test.after(async () => {
   assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
 });
 
 test('qemu-img info sees a raw 64 MiB image', async () => {
