@@ -26,8 +26,13 @@ export class PolicyHost {
 
   constructor(limits: SandboxLimits = DEFAULT_LIMITS) {
     this.limits = limits;
-    this.placementPolicy = new WasmPlacementPolicy(BUILTIN_POLICY_NAME.placement, 0, builtinPolicyBytes('placement'), limits);
-    this.leaderPolicy = new WasmLeaderPolicy(BUILTIN_POLICY_NAME.leader, 0, builtinPolicyBytes('leader'), limits);
+    this.placementPolicy = this.builtin('placement') as WasmPlacementPolicy;
+    this.leaderPolicy = this.builtin('leader') as WasmLeaderPolicy;
+  }
+
+  /** The built-in policy of `kind`, as version 0. */
+  builtin(kind: PolicyKind): AnyWasmPolicy {
+    return this.load(kind, BUILTIN_POLICY_NAME[kind], 0, builtinPolicyBytes(kind));
   }
 
   get placement(): WasmPlacementPolicy {
