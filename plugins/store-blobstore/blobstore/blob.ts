@@ -1,0 +1,312 @@
+/**
+ * A blob: a resizable run of clusters, allocated on first write, plus xattrs. Reads and writes are
+ * in whole pages at page-aligned offsets; byte-granular access is the layers above (object_store
+ * does read-modify-write). Metadata changes live in memory until the blobstore syncs them.
+ */
+import { FastblockError, ErrorCode, assert } from '../../../kernel/errors.js';
+import { type Bdev, type Buffers, asList, totalLength } from '../bdev/bdev.js';
+import { type BlobMd, checkXattr } from './md-page.js';
+import { PAGE_SIZE } from './layout.js';
+
+/** What a blob needs from its blobstore. */
+export interface BlobHost {
+  readonly bdev: Bdev;
+  readonly clusterSize: number;
+  /** Clusters for a write, all or none: throws NO_SPACE. */
+  allocateClusters(count: number, near: number): number[];
+  /** Clusters no longer in this blob: reusable once the md that drops them is durable. */
+  releaseClusters(clusters: readonly number[]): void;
+  /**
+   * Called before an md change that grows the md by about `growthBytes` (0: no growth): marks the
+   * blob dirty, and throws NO_SPACE, before anything changed, when the md would not fit.
+   */
+  mdChanged(blob: Blob, growthBytes: number): void;
+  /** Cluster initializations a sync must wait for (they must precede the md naming the cluster). */
+  track(work: Promise<void>): void;
+  checkUsable(blob: Blob): void;
+}
+
+export interface Extent {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** The slices of a scatter list covering [start, start + length). */
+export function sliceBuffers(list: readonly Uint8Array[], start: number, length: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let skip = start;
+  for (const b of list) {
+    if (length === 0) break;
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    const n = Math.min(b.length - skip, length);
+    out.push(b.subarray(skip, skip + n));
+    length -= n;
+    skip = 0;
+  }
+  return out;
+}
+
+export class Blob {
+  private map: Uint32Array;
+  private count: number;
+  readonly xattrs = new Map<string, Uint8Array>();
+  /** Cluster index -> zeroing in flight; I/O to that cluster waits for it. */
+  private readonly initializing = new Map<number, Promise<void>>();
+
+  /** Bumped on every md change; the blobstore syncs when it differs from syncedVersion. */
+  version = 0;
+  syncedVersion = -1;
+  /** Generation of the md chain on disk. */
+  generation = 0;
+  /** Non-head md pages of the chain on disk. */
+  chainPages: number[] = [];
+  deleted = false;
+
+  constructor(
+    readonly id: number,
+    private readonly host: BlobHost,
+    md?: BlobMd,
+  ) {
+    this.count = md?.clusterCount ?? 0;
+    this.map = new Uint32Array(Math.max(4, this.count));
+    if (md !== undefined) {
+      for (let i = 0; i < this.count; i++) this.map[i] = md.clusters[i];
+      for (const [k, v] of md.xattrs) this.xattrs.set(k, v);
+    }
+  }
+
+  get clusterCount(): number {
+    return this.count;
+  }
+
+  get sizeBytes(): number {
+    return this.count * this.host.clusterSize;
+  }
+
+  /** Device cluster of blob cluster `index`; 0 when unallocated. */
+  clusterAt(index: number): number {
+    return this.map[index];
+  }
+
+  allocatedClusters(): number {
+    let n = 0;
+    for (let i = 0; i < this.count; i++) if (this.map[i] !== 0) n++;
+    return n;
+  }
+
+  /** A snapshot of the md, for encoding. */
+  md(): BlobMd {
+    return { clusters: this.map.slice(0, this.count), clusterCount: this.count, xattrs: new Map(this.xattrs) };
+  }
+
+  getXattr(name: string): Uint8Array | undefined {
+    return this.xattrs.get(name);
+  }
+
+  setXattr(name: string, value: Uint8Array): void {
+    this.host.checkUsable(this);
+    checkXattr(name, value);
+    const old = this.xattrs.get(name);
+    if (old !== undefined && old.length === value.length && old.every((b, i) => b === value[i])) return;
+    this.host.mdChanged(this, value.length + name.length + 8 - (old === undefined ? 0 : old.length + name.length + 8));
+    this.xattrs.set(name, value.slice());
+    this.version++;
+  }
+
+  removeXattr(name: string): void {
+    this.host.checkUsable(this);
+    if (!this.xattrs.has(name)) return;
+    this.host.mdChanged(this, 0);
+    this.xattrs.delete(name);
+    this.version++;
+  }
+
+  /** Sets the size in clusters. Growing is thin (no allocation); shrinking releases clusters. */
+  resize(clusters: number): void {
+    this.host.checkUsable(this);
+    if (!Number.isInteger(clusters) || clusters < 0 || clusters > 0xfffffffe) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'blob size out of range', { blobId: this.id, clusters });
+    }
+    if (clusters === this.count) return;
+    if (clusters > this.count) {
+      this.host.mdChanged(this, 8 * (clusters - this.count));
+      if (clusters > this.map.length) {
+        const grown = new Uint32Array(Math.max(clusters, this.map.length * 2));
+        grown.set(this.map.subarray(0, this.count));
+        this.map = grown;
+      }
+    } else {
+      const released: number[] = [];
+      for (let i = clusters; i < this.count; i++) if (this.map[i] !== 0) released.push(this.map[i]);
+      this.map.fill(0, clusters, this.count);
+      this.host.releaseClusters(released);
+    }
+    if (clusters < this.count) this.host.mdChanged(this, 0);
+    this.count = clusters;
+    this.version++;
+  }
+
+  async write(offset: number, buffers: Buffers): Promise<void> {
+    const length = totalLength(buffers);
+    this.checkIo(offset, length, 'write');
+    const cs = this.host.clusterSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + length - 1) / cs);
+    this.allocateFor(offset, length, first, last);
+    if (this.initializing.size !== 0) await this.initialized(first, last);
+    this.host.checkUsable(this);
+    const list = asList(buffers);
+    const segments = this.segments(offset, length);
+    if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers);
+    await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length))));
+  }
+
+  /** Fills `buffers` from offset; unallocated ranges read as zeroes. */
+  async read(offset: number, buffers: Buffers): Promise<void> {
+    const length = totalLength(buffers);
+    this.checkIo(offset, length, 'read');
+    if (this.initializing.size !== 0) await this.initialized(Math.floor(offset / this.host.clusterSize), Math.floor((offset + length - 1) / this.host.clusterSize));
+    const list = asList(buffers);
+    const segments = this.segments(offset, length);
+    if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers);
+    await Promise.all(
+      segments.map((s) => {
+        const slices = sliceBuffers(list, s.blobOffset - offset, s.length);
+        if (s.device >= 0) return this.host.bdev.read(s.device, slices);
+        for (const slice of slices) slice.fill(0);
+        return undefined;
+      }),
+    );
+  }
+
+  /**
+   * The range reads as zeroes afterwards: whole clusters are released, partial ones zeroed on the
+   * device. Page-aligned.
+   */
+  async unmap(offset: number, length: number): Promise<void> {
+    this.checkIo(offset, length, 'unmap');
+    const cs = this.host.clusterSize;
+    const released: number[] = [];
+    const zeroes: Promise<void>[] = [];
+    if (this.initializing.size !== 0) await this.initialized(Math.floor(offset / cs), Math.floor((offset + length - 1) / cs));
+    for (let at = offset; at < offset + length; ) {
+      const index = Math.floor(at / cs);
+      const end = Math.min((index + 1) * cs, offset + length);
+      const cluster = this.map[index];
+      if (cluster !== 0) {
+        if (at === index * cs && end === (index + 1) * cs) {
+          released.push(cluster);
+          this.map[index] = 0;
+        } else {
+          zeroes.push(this.host.bdev.writeZeroes(cluster * cs + (at - index * cs), end - at));
+        }
+      }
+      at = end;
+    }
+    if (released.length !== 0) {
+      this.host.mdChanged(this, 0);
+      this.host.releaseClusters(released);
+      this.version++;
+    }
+    await Promise.all(zeroes);
+  }
+
+  /** Allocated byte ranges, merged, in blob offsets. */
+  extents(): Extent[] {
+    const cs = this.host.clusterSize;
+    const out: Extent[] = [];
+    for (let i = 0; i < this.count; i++) {
+      if (this.map[i] === 0) continue;
+      const previous = out[out.length - 1];
+      if (previous !== undefined && previous.offset + previous.length === i * cs) out[out.length - 1] = { offset: previous.offset, length: previous.length + cs };
+      else out.push({ offset: i * cs, length: cs });
+    }
+    return out;
+  }
+
+  private checkIo(offset: number, length: number, op: string): void {
+    this.host.checkUsable(this);
+    if (offset % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 || length <= 0 || offset < 0) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `blob ${op} must be whole pages`, { blobId: this.id, offset, length });
+    }
+    if (offset + length > this.sizeBytes) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `blob ${op} past the blob's end`, { blobId: this.id, offset, length, sizeBytes: this.sizeBytes });
+    }
+  }
+
+  /** Thin provisioning: clusters the write touches get allocated, all before any I/O. */
+  private allocateFor(offset: number, length: number, first: number, last: number): void {
+    let missing = 0;
+    for (let i = first; i <= last; i++) if (this.map[i] === 0) missing++;
+    if (missing === 0) return;
+    const cs = this.host.clusterSize;
+    this.host.mdChanged(this, 8 * missing);
+    const near = first > 0 && this.map[first - 1] !== 0 ? this.map[first - 1] + 1 : 0;
+    const clusters = this.host.allocateClusters(missing, near);
+    let k = 0;
+    for (let i = first; i <= last; i++) {
+      if (this.map[i] !== 0) continue;
+      const cluster = clusters[k++];
+      this.map[i] = cluster;
+      const covered = offset <= i * cs && offset + length >= (i + 1) * cs;
+      if (!covered) this.initialize(i, cluster);
+    }
+    this.version++;
+  }
+
+  /** A new cluster may hold another blob's old bytes: zero it before anything reads or names it. */
+  private initialize(index: number, cluster: number): void {
+    const cs = this.host.clusterSize;
+    const work = this.host.bdev.writeZeroes(cluster * cs, cs).then(
+      () => {
+        this.initializing.delete(index);
+      },
+      (err: unknown) => {
+        // Not zeroed: take the cluster back out of the map so no read or sync trusts it.
+        this.initializing.delete(index);
+        if (this.map[index] === cluster) {
+          this.host.mdChanged(this, 0);
+          this.map[index] = 0;
+          this.version++;
+          this.host.releaseClusters([cluster]);
+        }
+        throw err;
+      },
+    );
+    this.initializing.set(index, work);
+    this.host.track(work);
+  }
+
+  private async initialized(first: number, last: number): Promise<void> {
+    const waits: Promise<void>[] = [];
+    for (let i = first; i <= last; i++) {
+      const w = this.initializing.get(i);
+      if (w !== undefined) waits.push(w);
+    }
+    if (waits.length !== 0) await Promise.all(waits);
+  }
+
+  /** Device ranges of [offset, offset + length), physically adjacent clusters merged; device -1: hole. */
+  private segments(offset: number, length: number): { device: number; blobOffset: number; length: number }[] {
+    const cs = this.host.clusterSize;
+    const out: { device: number; blobOffset: number; length: number }[] = [];
+    for (let at = offset; at < offset + length; ) {
+      const index = Math.floor(at / cs);
+      const end = Math.min((index + 1) * cs, offset + length);
+      const cluster = this.map[index];
+      const device = cluster === 0 ? -1 : cluster * cs + (at - index * cs);
+      const previous = out[out.length - 1];
+      if (previous !== undefined && ((device < 0 && previous.device < 0) || (device >= 0 && previous.device >= 0 && previous.device + previous.length === device))) {
+        previous.length += end - at;
+      } else {
+        out.push({ device, blobOffset: at, length: end - at });
+      }
+      at = end;
+    }
+    assert(out.length > 0);
+    return out;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * The native addon (native/src): io_uring ring, CRC32C, region locks, aligned memory. Loaded once
+ * per thread; `undefined` when it was not built, and every caller has a pure-JS path for that case.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export interface NativeRing {
+  read(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number): void;
+  write(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number): void;
+  /** fdatasync */
+  fsync(fd: number, tag: number): void;
+  /** fallocate(ZERO_RANGE | KEEP_SIZE) */
+  zero(fd: number, offset: number, length: number, tag: number): void;
+  /** Hands every prepared operation to the kernel in one io_uring_enter; returns how many. */
+  submit(): number;
+  close(): void;
+}
+
+export interface NativeAddon {
+  Ring: new (entries: number, maxTags: number, alignment: number, completions: Int32Array, onComplete: (count: number) => void) => NativeRing;
+  crc32c(data: Uint8Array, seed?: number): number;
+  readonly crc32cHardware: boolean;
+  /** 0, or the errno of a conflicting lock (EAGAIN/EACCES). */
+  lockRegion(fd: number, offset: number, length: number): number;
+  /** Bytes of a block device, or -errno. */
+  deviceSize(fd: number): number;
+  alignedAlloc(bytes: number, alignment: number): ArrayBuffer;
+  /** 0 when an io_uring can be created, else the errno that prevented it. */
+  probeUring(): number;
+  /** fd opened O_RDWR|O_DIRECT (|O_CREAT), or -errno. */
+  openDirect(path: string, create: boolean): number;
+}
+
+function load(): { addon?: NativeAddon; error?: Error } {
+  const path = join(dirname(fileURLToPath(import.meta.url)), 'native', 'build', 'Release', 'blobstore_native.node');
+  try {
+    return { addon: createRequire(import.meta.url)(path) as NativeAddon };
+  } catch (err) {
+    return { error: err as Error };
+  }
+}
+
+const loaded = load();
+
+export const native: NativeAddon | undefined = loaded.addon;
+/** Why the addon is missing, for the fallback's log line. */
+export const nativeLoadError: Error | undefined = loaded.error;
