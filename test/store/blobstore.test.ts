@@ -1,6 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Blobstore } from '../../plugins/store-blobstore/blobstore/blobstore.js';
+import type { Blob } from '../../plugins/store-blobstore/blobstore/blob.js';
 import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
 import { type DeviceKind, deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
 
@@ -146,7 +147,7 @@ function suiteFor(kind: DeviceKind): void {
   test('NO_SPACE on the write that does not fit; everything written stays readable', async () => {
     const dev = makeDevice(kind, 4 * MiB);
     const bs = await Blobstore.open(dev.open(), { create: true, clusterSize: CLUSTER });
-    const blobs = [];
+    const blobs: Blob[] = [];
     let failed = false;
     for (let i = 0; !failed; i++) {
       const blob = bs.createBlob();
@@ -209,7 +210,7 @@ function suiteFor(kind: DeviceKind): void {
       const dev = makeDevice(kind, 8 * MiB);
       const bdev = dev.open();
       let bs = await Blobstore.open(bdev, { create: true, clusterSize: CLUSTER });
-      const ids = [];
+      const ids: number[] = [];
       for (let i = 0; i < 3; i++) {
         const blob = bs.createBlob();
         blob.resize(1);
