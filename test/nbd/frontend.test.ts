@@ -1,0 +1,82 @@
+/**
+ * The Frontend contract of NbdFrontend, in process: createExport gives a location a real client
+ * can open, listExports counts clients, removeExport withdraws it, the default export serves the
+ * empty name, and stop() answers what is in flight before closing connections.
+ */
+import pino from 'pino';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { NBD_CONFIG_DEFAULTS } from '../../plugins/frontend-nbd/config.js';
+import { NbdFrontend } from '../../plugins/frontend-nbd/frontend.js';
+import { MemoryVolumeProvider } from '../support/memory-volume.js';
+import { run, runOk, sleep } from './harness.js';
+import { RawSocket } from './raw-socket.js';
+
+const test = suite('nbd: Frontend contract');
+const provider = new MemoryVolumeProvider();
+provider.create('pool/x', 8 * 1024 * 1024);
+provider.create('pool/y', 4 * 1024 * 1024);
+const frontend = new NbdFrontend(provider, { ...NBD_CONFIG_DEFAULTS, port: 0, dynamicExports: false, defaultExport: 'pool/x' }, pino({ level: 'silent' }));
+
+test.before(async () => {
+  await frontend.start();
+});
+
+test('createExport returns a location a real client opens', async () => {
+  const info = await frontend.createExport({ volume: 'pool/x' });
+  assert.is(info.protocol, 'nbd');
+  assert.is(info.location, `nbd://127.0.0.1:${frontend.port}/pool/x`);
+  const { stdout } = await runOk('nbdinfo', ['--size', info.location]);
+  assert.is(Number(stdout.trim()), 8 * 1024 * 1024);
+});
+
+test('an export of a volume that does not exist is refused', async () => {
+  try {
+    await frontend.createExport({ volume: 'pool/none' });
+    assert.unreachable('should have thrown');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.NOT_FOUND), String(err));
+  }
+});
+
+test('the empty export name reaches the default export', async () => {
+  const { stdout } = await runOk('nbdinfo', ['--size', `nbd://127.0.0.1:${frontend.port}`]);
+  assert.is(Number(stdout.trim()), 8 * 1024 * 1024);
+});
+
+test('listExports counts connected clients; removeExport withdraws the export', async () => {
+  await frontend.createExport({ volume: 'pool/y' });
+  const raw = await RawSocket.open(frontend.port);
+  await raw.greet();
+  await raw.go('pool/y');
+  assert.is(frontend.listExports().find((e) => e.volume === 'pool/y')!.clients, 1);
+  raw.request(2, 0, 0);
+  await raw.closed;
+  await sleep(20);
+  assert.is(frontend.listExports().find((e) => e.volume === 'pool/y')!.clients, 0);
+  await frontend.removeExport('pool/y');
+  assert.not.ok(frontend.listExports().some((e) => e.volume === 'pool/y'));
+  const gone = await run('nbdinfo', [`nbd://127.0.0.1:${frontend.port}/pool/y`]);
+  assert.is.not(gone.code, 0);
+});
+
+test('stop() answers requests in flight, then closes the connection', async () => {
+  const raw = await RawSocket.open(frontend.port);
+  await raw.greet();
+  await raw.go('pool/x');
+  for (let i = 0; i < 8; i++) raw.request(1, i * 4096, 4096, { cookie: 100 + i, payload: Buffer.alloc(4096, i) });
+  await sleep(20);
+  const stopped = frontend.stop();
+  const cookies = [];
+  for (let i = 0; i < 8; i++) {
+    const reply = await raw.simpleReply();
+    assert.is(reply.error, 0);
+    cookies.push(reply.cookie);
+  }
+  assert.equal(cookies.sort(), [100, 101, 102, 103, 104, 105, 106, 107]);
+  await raw.closed;
+  await stopped;
+});
+
+test.run();
