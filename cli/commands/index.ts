@@ -1,0 +1,11 @@
+/**
+ * The `fastblock` subcommands, in the order `fastblock --help` lists them. To add one: write
+ * cli/commands/<name>.ts exporting `register<Name>(program)` (every command takes --json; see
+ * status.ts and ../daemon-client.ts), and add one line here.
+ */
+import type { Command } from 'commander';
+import { registerStatus } from './status.js';
+
+export const COMMANDS: readonly ((program: Command) => void)[] = [
+  registerStatus,
+];

@@ -1,0 +1,99 @@
+/**
+ * fastblockd: the daemon. It becomes what its plugins make it (DESIGN.md):
+ *   fastblockd --plugins tcp,monitor
+ *   fastblockd --plugins tcp,blobstore --config /etc/fastblock.json
+ * Logs are pino JSON lines on stdout. A failure to start prints one line on stderr and exits 1;
+ * SIGINT/SIGTERM stop the plugins in reverse order and exit 0.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { isFastblockError } from '../kernel/errors.js';
+import { BUILTIN_PLUGINS } from '../kernel/plugin.js';
+import { PluginHost, prepareHost } from '../kernel/plugin-host.js';
+import { KERNEL_VERSION } from '../kernel/version.js';
+
+function keyValue(text: string, previous: Record<string, string> = {}): Record<string, string> {
+  const at = text.indexOf('=');
+  if (at <= 0) throw new InvalidArgumentError(`expected KEY=VALUE (e.g. tcp.requestTimeoutMs=5000), got '${text}'`);
+  return { ...previous, [text.slice(0, at)]: text.slice(at + 1) };
+}
+
+function pluginList(text: string): string[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (names.length === 0) throw new InvalidArgumentError('expected a comma-separated list of plugins, e.g. tcp,blobstore');
+  return names;
+}
+
+const builtins = BUILTIN_PLUGINS.map((b) => `  ${b.name.padEnd(10)} ${b.summary}`).join('\n');
+
+const program = new Command('fastblockd')
+  .description('fastblock daemon: a monitor, a storage node or a gateway, depending on its plugins')
+  .version(KERNEL_VERSION)
+  .requiredOption('-p, --plugins <list>', 'plugins to load: built-in names, npm package names or paths, comma-separated', pluginList)
+  .option('-c, --config <file>', 'JSON config file (one file serves every role)')
+  .option('-s, --set <key=value>', 'set a config key, over file and environment (repeatable)', keyValue)
+  .option('--listen <host:port>', 'control RPC address (daemon.listen)')
+  .option('--name <name>', 'daemon name in logs and status (daemon.name)')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (log.level)')
+  .option('--print-config', 'print the effective configuration as JSON and exit')
+  .addHelpText(
+    'after',
+    `
+Built-in plugins:
+${builtins}
+
+Any other name is an npm package (resolved from the working directory) or a path.
+Config precedence: defaults < --config file < FASTBLOCK_* environment < --set and flags.
+Environment names derive from keys: tcp.requestTimeoutMs is FASTBLOCK_TCP_REQUEST_TIMEOUT_MS.`,
+  );
+
+interface Flags {
+  plugins: string[];
+  config?: string;
+  set?: Record<string, string>;
+  listen?: string;
+  name?: string;
+  logLevel?: string;
+  printConfig?: boolean;
+}
+
+function fail(err: unknown): never {
+  const message = isFastblockError(err) || err instanceof Error ? err.message : String(err);
+  process.stderr.write(`fastblockd: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  program.parse();
+  const flags = program.opts<Flags>();
+  const overrides: Record<string, string> = { ...flags.set };
+  if (flags.listen !== undefined) overrides['daemon.listen'] = flags.listen;
+  if (flags.name !== undefined) overrides['daemon.name'] = flags.name;
+  if (flags.logLevel !== undefined) overrides['log.level'] = flags.logLevel;
+
+  const prepared = await prepareHost({ plugins: flags.plugins, configFile: flags.config, overrides });
+  if (flags.printConfig) {
+    process.stdout.write(prepared.config.print() + '\n');
+    return;
+  }
+
+  const host = await PluginHost.start(prepared);
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      host.logger.error({ signal }, 'second signal while stopping; exiting now');
+      process.exit(1);
+    }
+    host.logger.info({ signal }, 'signal received');
+    host.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        host.logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+}
+
+main().catch(fail);
