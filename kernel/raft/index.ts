@@ -22,3 +22,6 @@ export type {
   SnapshotMeta,
   SoftState,
 } from './types.js';
+export { MultiRaft } from './multi-raft.js';
+export type { GroupHandler, GroupOptions, MultiRaftOptions, Round } from './multi-raft.js';
+export type { Beat, BeatResponse, NodeMessage } from './node-message.js';

@@ -717,8 +717,9 @@ export class RaftGroup {
         pr.recentActive = true;
         pr.probeSent = false;
         if (pr.state === ProgressState.Snapshot) pr.snapshotSent = pr.snapshotAcked;
-        // Appends in flight that made no progress over a heartbeat round were lost: probe again.
-        if (pr.state === ProgressState.Replicate && m.index < pr.next - 1 && pr.match === pr.matchAtHeartbeat) pr.becomeProbe();
+        // No acknowledged progress over a whole heartbeat round while behind: appends or their
+        // acknowledgements were lost (and may fill the window). Probe again from the match point.
+        if (pr.state === ProgressState.Replicate && pr.match === pr.matchAtHeartbeat && pr.match < this.log.lastIndex()) pr.becomeProbe();
         if (pr.match < this.log.lastIndex() || pr.state === ProgressState.Snapshot) this.appendsDue = true;
         if (m.seq > pr.ackedSeq) {
           pr.ackedSeq = m.seq;
