@@ -144,6 +144,7 @@ export class Connection {
 
   private async dispatch(message: Message): Promise<void> {
     const name = requestName(message.request);
+    this.log.debug({ request: name, size: message.payload.length, fds: message.fds.length }, 'vhost-user request');
     let outcome: Outcome;
     let ok = true;
     try {

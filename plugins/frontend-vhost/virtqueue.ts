@@ -87,6 +87,7 @@ export class Virtqueue {
       resubmit = this.inflight.recover(ring.usedIdxInMemory());
       // Every avail entry before this one is either on the used ring or in flight.
       ring.lastAvail = (ring.usedIdx + resubmit.length) & 0xffff;
+      this.ctx.log.debug({ queue: this.index, usedIdx: ring.usedIdx, availIdx: ring.availIdx(), inFlight: resubmit.length }, 'ring recovered from the inflight region');
       if (resubmit.length) this.ctx.log.info({ queue: this.index, heads: resubmit.length }, 'resubmitting requests in flight at the last disconnect');
     }
     this.watcher = new this.ctx.native.Watcher(this.kickFd, () => this.process(), true);

@@ -10,7 +10,8 @@
  */
 import { createInterface } from 'node:readline';
 import { pino } from 'pino';
-import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { VhostFrontend } from '../../plugins/frontend-vhost/frontend.js';
 import { MemoryVolumeProvider } from '../support/memory-volume.js';
 import { FileVolumeProvider } from './file-volume.js';
@@ -21,6 +22,8 @@ export interface DaemonSpec {
   /** name -> file path (file target) or size in bytes (memory target). */
   readonly volumes: Readonly<Record<string, string | number>>;
   readonly controllers: readonly { volume: string; socket: string; queues: number }[];
+  /** Added to every read and write: keeps requests in flight long enough to be caught by a SIGKILL. */
+  readonly delayMs?: number;
 }
 
 const spec = JSON.parse(process.argv[2] ?? '') as DaemonSpec;
@@ -34,6 +37,8 @@ if (spec.target === 'file') {
   for (const [name, size] of Object.entries(spec.volumes)) memory.create(name, Number(size));
   provider = memory;
 }
+
+if (spec.delayMs) provider = delayed(provider, spec.delayMs);
 
 const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 1 }, log);
 for (const c of spec.controllers) await frontend.createExport({ volume: c.volume, options: { socket: c.socket, queues: c.queues } });
@@ -53,3 +58,16 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
 }
 await frontend.stop();
+
+function delayed(inner: BlockVolumeProvider, ms: number): BlockVolumeProvider {
+  return {
+    list: () => inner.list(),
+    async open(name: string): Promise<BlockVolume> {
+      const volume = await inner.open(name);
+      return Object.assign(Object.create(volume) as BlockVolume, {
+        read: async (offset: number, length: number, into?: Uint8Array) => (await sleep(ms), volume.read(offset, length, into)),
+        write: async (offset: number, data: readonly Uint8Array[]) => (await sleep(ms), volume.write(offset, data)),
+      });
+    },
+  };
+}
