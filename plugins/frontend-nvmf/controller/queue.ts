@@ -51,7 +51,7 @@ export class Queue implements QueueLink {
     return this.qid === 0;
   }
 
-  /** A capsule was taken off the submission queue: the head moves (SQHD in every completion). */
+  /** A command completed and its entry is free: the head moves (SQHD in every completion). */
   consumeEntry(): number {
     this.head = (this.head + 1) % this.entries;
     return this.head;

@@ -79,6 +79,16 @@ export class NvmeTcpConnection {
     return this.state === 'closed';
   }
 
+  /** Commands received and not yet answered. */
+  get commandsInFlight(): number {
+    return this.inflight.size;
+  }
+
+  /** R2Ts sent whose data has not all arrived. */
+  get transfersPending(): number {
+    return this.transfers.size;
+  }
+
   /** Bytes from the host. */
   receive(chunk: Uint8Array): void {
     if (this.state === 'closed') return;
@@ -194,7 +204,6 @@ export class NvmeTcpConnection {
   private capsule(header: Uint8Array, inCapsule: Uint8Array[], dataDigestOk: boolean): void {
     const sqe = new SubmissionEntry(header.subarray(COMMON_HEADER_LENGTH, COMMON_HEADER_LENGTH + SQE_LENGTH));
     const cid = sqe.cid;
-    this.queue.consumeEntry();
     if (this.inflight.has(cid)) {
       this.respond(cid, { status: generic(GenericStatus.CommandIdConflict), dw0: 0, dw1: 0 }, 0);
       return;
@@ -298,6 +307,8 @@ export class NvmeTcpConnection {
 
   private respond(cid: number, result: CommandResult, transferLength: number): void {
     if (this.state === 'closed') return;
+    // The entry leaves the submission queue as it completes (what Linux nvmet reports as SQHD too).
+    this.queue.consumeEntry();
     const data = result.status === SUCCESS && result.data && transferLength > 0 ? result.data.subarray(0, transferLength) : undefined;
     const cqeNeeded = !data || !this.queue.disableSqFlowControl;
     if (data) {
