@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { registerStatus } from './status.js';
+import { registerVhost } from './vhost.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
+  registerVhost,
 ];

@@ -27,10 +27,16 @@ export class VhostFrontend implements Frontend {
     this.native = native ?? vhostNative();
   }
 
+  /** Creates the configured controllers; on a failure removes those already created. */
   async start(): Promise<void> {
-    for (const entry of this.config.controllers) {
-      const { volume, socket, queues } = parseControllerEntry(entry, this.config.defaultQueues);
-      await this.createExport({ volume, options: { socket, queues } });
+    try {
+      for (const entry of this.config.controllers) {
+        const { volume, socket, queues } = parseControllerEntry(entry, this.config.defaultQueues);
+        await this.createExport({ volume, options: { socket, queues } });
+      }
+    } catch (err) {
+      await this.stop();
+      throw err;
     }
   }
 
