@@ -12,6 +12,8 @@ import { ErrorCode, FastblockError } from '../kernel/errors.js';
 export const DATA_METHOD_IO = 0x0200;
 /** OSD to OSD: pull a PG's objects for recovery (services/osd/recovery.ts). */
 export const DATA_METHOD_RECOVERY = 0x0201;
+/** OSD to OSD: does a replica hold state for a PG (services/osd/pg-manager.ts). */
+export const DATA_METHOD_PG_QUERY = 0x0202;
 
 export const DataOp = { READ: 1, WRITE: 2, DISCARD: 3, WRITE_ZEROES: 4 } as const;
 export type DataOp = (typeof DataOp)[keyof typeof DataOp];

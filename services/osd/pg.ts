@@ -9,7 +9,7 @@
  * crash the PG replays from there: every op is an absolute byte-range write, so replaying one
  * that had already reached the store leaves the same bytes.
  */
-import type { ObjectStore, PgId } from '../../kernel/contracts/store.js';
+import type { ObjectChunk, ObjectStore, PgId } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
@@ -48,6 +48,9 @@ export class Pg implements ServedPg {
   private readonly proposals = new Map<number, Proposal>();
   private applyWaiters: Array<{ index: number; resolve: () => void; reject: (err: unknown) => void }> = [];
   private applying: Promise<void> = Promise.resolve();
+  /** A snapshot is being pulled: the replica's objects are not yet whole. */
+  restoring = false;
+  private closed = false;
 
   constructor(
     readonly id: PgId,
@@ -141,6 +144,30 @@ export class Pg implements ServedPg {
     }
   }
 
+  /**
+   * Rebuilds the objects from another replica (recovery by snapshot, see recovery.ts); entries
+   * after the snapshot apply behind it. A failed pull (its source died) is retried, from whatever
+   * source `pull` picks then, until it succeeds or the PG is closed: the replica must not move on
+   * with half its objects.
+   */
+  restore(index: number, pull: () => AsyncIterable<ObjectChunk>, onError: (err: unknown) => void): Promise<void> {
+    this.restoring = true;
+    this.applying = this.applying.then(async () => {
+      for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+        try {
+          await this.objects.importPg(this.id, pull());
+          this.appliedIndex = Math.max(this.appliedIndex, index);
+          break;
+        } catch (err) {
+          onError(err);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+      this.restoring = false;
+    });
+    return this.applying;
+  }
+
   failProposals(err: unknown): void {
     for (const proposal of this.proposals.values()) proposal.reject(err);
     this.proposals.clear();
@@ -148,6 +175,7 @@ export class Pg implements ServedPg {
 
   /** The replica is being closed or removed. */
   close(reason: string): void {
+    this.closed = true;
     const err = new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: ${reason}`, { pg: this.id });
     this.failProposals(err);
     for (const waiter of this.applyWaiters) waiter.reject(err);

@@ -1,0 +1,400 @@
+/**
+ * One shard of an OSD: its raft groups (one per PG replica it hosts, driven by one MultiRaft),
+ * its store, its listener on the OSD's port + shard, and its connections to the same shard of
+ * the other OSDs. Nothing here crosses threads: the OSD runs one Shard per worker thread.
+ *
+ * Raft node ids are OSD ids + 1 (raft reserves 0 for "none").
+ */
+import type { Logger } from 'pino';
+import type { ClusterMap, OsdInfo, PgMapping } from '../../kernel/contracts/cluster-map.js';
+import type { PgId, ShardStore } from '../../kernel/contracts/store.js';
+import type { InboundConnection, InboundHandler, InboundMessage, NetAddress, OutboundReply, Transport, TransportConnection, TransportListener } from '../../kernel/contracts/transport.js';
+import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
+import { EntryType, MultiRaft, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
+import { DATA_METHOD_IO, DATA_METHOD_PG_QUERY, DATA_METHOD_RECOVERY } from '../../client/data-protocol.js';
+import { shardEndpoint } from '../../client/pg-router.js';
+import { DataService, pgId, type PgDirectory } from './data-service.js';
+import { Pg, type PgRaftPort } from './pg.js';
+import { decodePgQuery, encodePgQueryReply, peerPg } from './pg-peering.js';
+import { RAFT_METHOD_NODE_MESSAGE, decodeNodeMessage, encodeNodeMessage } from './raft-wire.js';
+import { RecoveryServer, pullPg } from './recovery.js';
+import { MembershipDriver } from './membership-driver.js';
+
+export const nodeOf = (osd: number): number => osd + 1;
+export const osdOf = (node: number): number | undefined => (node === 0 ? undefined : node - 1);
+
+/** Where a PG's raft state lives: memory for tests, the store's disk_log and kv in an OSD. */
+export interface RaftStorageProvider {
+  /** True when this shard holds state for the PG (it existed here before). */
+  has(pg: PgId): boolean;
+  /** Opens the PG's raft storage; a PG without state starts with `membership` as its first configuration. */
+  open(pg: PgId, membership: Membership): Promise<{ storage: RaftStorageWriter; applied: number }>;
+  remove(pg: PgId): Promise<void>;
+  /** Makes every write issued so far durable (one flush for the whole shard). */
+  flush(): Promise<void>;
+  /** Records that the PG's objects are durable up to `applied` (the store was flushed first). */
+  checkpoint(pg: PgId, applied: number): void;
+}
+
+export interface ShardOptions {
+  readonly osd: number;
+  readonly shard: number;
+  /** This shard's own listen address (the OSD's port + shard). */
+  readonly listen: NetAddress;
+  readonly transport: Transport;
+  readonly store: ShardStore;
+  readonly raftStorage: RaftStorageProvider;
+  readonly logger: Logger;
+  /** Raft clock period. Election timeout is electionTicks (10) of these, heartbeats every tick. */
+  readonly tickMs?: number;
+  /** Log entries kept behind the applied index before the log is compacted. */
+  readonly compactAfterEntries?: number;
+}
+
+export interface PgReport {
+  readonly pool: number;
+  readonly index: number;
+  readonly state: string;
+  readonly leader: boolean;
+  readonly term: number;
+}
+
+const READ_INDEX_TIMEOUT_MS = 5000;
+
+export class Shard implements PgDirectory {
+  readonly osd: number;
+  readonly shard: number;
+  private readonly logger: Logger;
+  private readonly raft: MultiRaft;
+  private readonly pgs = new Map<PgId, Pg>();
+  private readonly opening = new Set<PgId>();
+  private readonly storages = new Map<PgId, RaftStorageWriter>();
+  private readonly data: DataService;
+  private readonly recovery: RecoveryServer;
+  private readonly membership: MembershipDriver;
+  private map: ClusterMap | undefined;
+  private mine = new Map<PgId, PgMapping>();
+  private osds = new Map<number, OsdInfo>();
+  private listener: TransportListener | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private readContext = 0;
+  private readonly reads = new Map<number, { resolve: (index: number) => void; reject: (err: unknown) => void; timer: NodeJS.Timeout }>();
+  private stopped = false;
+
+  constructor(private readonly options: ShardOptions) {
+    this.osd = options.osd;
+    this.shard = options.shard;
+    this.logger = options.logger.child({ shard: options.shard });
+    this.raft = new MultiRaft({
+      node: nodeOf(options.osd),
+      random: Math.random,
+      send: (nm) => this.send(nm),
+      flush: () => options.raftStorage.flush(),
+      handler: {
+        apply: (group, entries) => this.apply(group, entries),
+        restore: (group, snapshot) => this.restore(group, snapshot),
+        readStates: (group, states) => this.readStates(group, states),
+        softState: (group, state) => this.softState(group, state),
+      },
+      groupOptions: { electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true, leaseReads: true },
+    });
+    this.data = new DataService(this, options.store.objects, this.logger);
+    this.recovery = new RecoveryServer(options.store.objects, (pg) => this.pgs.has(pg) && !this.pgs.get(pg)!.restoring, this.logger);
+    this.membership = new MembershipDriver(this.raft, this.logger);
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  async start(): Promise<NetAddress> {
+    const handler: InboundHandler = {
+      onRequest: (connection, message) => this.onRequest(connection, message),
+      onMessage: (_connection, message) => this.onMessage(message),
+    };
+    this.listener = await this.options.transport.listen(this.options.listen, handler, { shard: this.shard });
+    const tickMs = this.options.tickMs ?? 100;
+    this.timers.push(
+      setInterval(() => {
+        this.raft.tick();
+        this.kick();
+      }, tickMs),
+      setInterval(() => void this.reconcile(), 1000),
+      setInterval(() => void this.checkpoint().catch((err) => this.logger.error({ err }, 'checkpoint failed')), 5000),
+    );
+    this.logger.info({ address: this.listener.address, osd: this.osd }, 'shard listening');
+    return this.listener.address;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.listener?.close();
+    this.recovery.close();
+    for (const pg of this.pgs.values()) pg.close('shard stopping');
+    await this.checkpoint().catch((err) => this.logger.warn({ err }, 'final checkpoint failed'));
+  }
+
+  // ---- the map ------------------------------------------------------------------------------
+
+  get epoch(): number {
+    return this.map?.epoch ?? 0;
+  }
+
+  setMap(map: ClusterMap): void {
+    if (this.map && map.epoch <= this.map.epoch) return;
+    this.map = map;
+    this.osds = new Map(map.osds.map((o) => [o.id, o]));
+    this.mine = new Map();
+    for (const m of map.pgs) {
+      if (m.replicas.some((r) => r.osd === this.osd && r.shard === this.shard)) this.mine.set(pgId(m.pool, m.index), m);
+    }
+    void this.reconcile();
+  }
+
+  pg(pool: number, index: number): Pg | undefined {
+    return this.pgs.get(pgId(pool, index));
+  }
+
+  notMine(pool: number, index: number): boolean {
+    return !this.mine.has(pgId(pool, index));
+  }
+
+  /** Opens the PGs the map gives this shard, drives membership toward the map, drops PGs that left. */
+  private async reconcile(): Promise<void> {
+    if (this.stopped || !this.map) return;
+    for (const [id, mapping] of this.mine) {
+      const pg = this.pgs.get(id);
+      if (!pg) {
+        if (!this.opening.has(id)) void this.open(id, mapping);
+        continue;
+      }
+      if (pg.isLeader) this.membership.drive(id, mapping.replicas.map((r) => nodeOf(r.osd)));
+    }
+    for (const [id, pg] of this.pgs) {
+      if (this.mine.has(id)) continue;
+      const group = this.raft.group(id);
+      const member = group && (group.membership.voters.includes(nodeOf(this.osd)) || group.membership.learners.includes(nodeOf(this.osd)));
+      // Still a member: serve on until the leader removes us (the new replicas must catch up first).
+      if (member && group.membership.voters.length > 0) continue;
+      await this.destroy(id, pg);
+    }
+    this.kick();
+  }
+
+  private async open(id: PgId, mapping: PgMapping): Promise<void> {
+    this.opening.add(id);
+    try {
+      const voters = mapping.replicas.map((r) => nodeOf(r.osd));
+      let membership: Membership = { voters: [], learners: [] };
+      if (!this.options.raftStorage.has(id)) {
+        const peers = mapping.replicas.filter((r) => r.osd !== this.osd).map((r) => this.peer(r.osd)).filter((c): c is TransportConnection => c !== undefined);
+        const verdict = await peerPg(id, peers);
+        if (verdict === 'unknown') return; // retried at the next reconcile
+        if (verdict === 'new') membership = { voters, learners: [] };
+        this.logger.info({ pg: id, verdict }, verdict === 'new' ? 'creating PG' : 'joining PG: waiting to be added');
+      }
+      if (this.stopped || !this.mine.has(id) || this.pgs.has(id)) return;
+      const { storage, applied } = await this.options.raftStorage.open(id, membership);
+      const port = this.port(id);
+      const pg = new Pg(id, mapping.pool, mapping.index, this.osd, this.options.store.objects, port, applied);
+      this.raft.createGroup(id, storage, { applied });
+      this.storages.set(id, storage);
+      this.pgs.set(id, pg);
+      // A new PG's first replica campaigns at once rather than after a random timeout.
+      if (membership.voters.length > 0 && membership.voters[0] === nodeOf(this.osd)) this.raft.group(id)?.campaign();
+      this.kick();
+    } catch (err) {
+      this.logger.error({ err, pg: id }, 'opening PG failed');
+    } finally {
+      this.opening.delete(id);
+    }
+  }
+
+  private async destroy(id: PgId, pg: Pg): Promise<void> {
+    this.logger.info({ pg: id }, 'removing PG replica that left the map');
+    this.pgs.delete(id);
+    this.storages.delete(id);
+    pg.close('PG removed from this OSD');
+    if (this.raft.group(id)) this.raft.destroyGroup(id);
+    await this.options.store.objects.removePg(id);
+    await this.options.raftStorage.remove(id);
+  }
+
+  private port(id: PgId): PgRaftPort {
+    return {
+      propose: (data) => {
+        const group = this.raft.group(id);
+        if (!group) throw new FastblockError(ErrorCode.NOT_LEADER, `PG ${id} is not open`, { pg: id });
+        try {
+          const index = group.propose(data);
+          this.kick();
+          return { index, term: group.term };
+        } catch (err) {
+          // A transfer in progress: the client waits for the new leader like for any NOT_LEADER.
+          if (isFastblockError(err, ErrorCode.BUSY)) throw new FastblockError(ErrorCode.NOT_LEADER, err.message, { pg: id });
+          throw err;
+        }
+      },
+      readIndex: () =>
+        new Promise<number>((resolve, reject) => {
+          const group = this.raft.group(id);
+          if (!group) return reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${id} is not open`, { pg: id }));
+          const context = ++this.readContext;
+          const timer = setTimeout(() => {
+            this.reads.delete(context);
+            reject(new FastblockError(ErrorCode.TIMEOUT, `PG ${id}: no read index in ${READ_INDEX_TIMEOUT_MS} ms`, { pg: id }));
+          }, READ_INDEX_TIMEOUT_MS);
+          this.reads.set(context, { resolve, reject, timer });
+          try {
+            group.readIndex(context);
+          } catch (err) {
+            clearTimeout(timer);
+            this.reads.delete(context);
+            return reject(err);
+          }
+          this.kick();
+        }),
+    };
+  }
+
+  // ---- raft plumbing ------------------------------------------------------------------------
+
+  /** Runs processing rounds until nothing is ready (coalesced with any round already running). */
+  private kick(): void {
+    if (this.stopped) return;
+    this.raft.process().catch((err) => this.logger.error({ err }, 'raft processing round failed'));
+  }
+
+  private peer(osd: number): TransportConnection | undefined {
+    const info = this.osds.get(osd);
+    if (!info) return undefined;
+    return this.options.transport.connect(shardEndpoint(info, this.shard), this.shard);
+  }
+
+  private send(nm: NodeMessage): void {
+    const to = osdOf(nm.to);
+    const connection = to === undefined ? undefined : this.peer(to);
+    if (!connection) return; // unknown OSD: raft retries once the map names it
+    const { header, payload } = encodeNodeMessage(nm);
+    connection.send(RAFT_METHOD_NODE_MESSAGE, header, payload);
+  }
+
+  private onMessage(message: InboundMessage): void {
+    if (message.method !== RAFT_METHOD_NODE_MESSAGE) return;
+    this.raft.receive(decodeNodeMessage(message.header, message.payload));
+    this.kick();
+  }
+
+  private async onRequest(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> {
+    switch (message.method) {
+      case DATA_METHOD_IO:
+        return this.data.handle(connection, message);
+      case DATA_METHOD_RECOVERY:
+        return this.recovery.handle(message);
+      case DATA_METHOD_PG_QUERY: {
+        const id = decodePgQuery(message.header);
+        const group = this.raft.group(id);
+        return { header: encodePgQueryReply({ hasState: this.pgs.has(id) || this.options.raftStorage.has(id), leader: group ? osdOf(group.leader) : undefined, term: group?.term ?? 0 }) };
+      }
+      default:
+        throw new FastblockError(ErrorCode.NOT_FOUND, `no method 0x${message.method.toString(16)} on an OSD shard`, { method: message.method });
+    }
+  }
+
+  private apply(group: GroupId, entries: readonly Entry[]): void {
+    const pg = this.pgs.get(group);
+    if (!pg) return;
+    void pg
+      .apply(entries.map((e) => ({ index: e.index, term: e.term, isOp: e.type === EntryType.Normal, data: e.data })))
+      .catch((err) => this.logger.error({ err, pg: group }, 'apply failed'));
+  }
+
+  private restore(group: GroupId, snapshot: Snapshot): void {
+    const pg = this.pgs.get(group);
+    if (!pg) return;
+    this.logger.info({ pg: group, index: snapshot.meta.index }, 'restoring PG from a snapshot: pulling objects from the leader');
+    const started = Date.now();
+    void pg
+      .restore(
+        snapshot.meta.index,
+        () => {
+          const source = pg.leader === undefined ? undefined : this.peer(pg.leader);
+          if (!source) throw new FastblockError(ErrorCode.NOT_LEADER, `PG ${group}: no leader to pull from`, { pg: group });
+          return pullPg(source, group);
+        },
+        (err) => this.logger.warn({ err, pg: group }, 'snapshot pull failed; retrying'),
+      )
+      .then(() => this.logger.info({ pg: group, ms: Date.now() - started }, 'PG restored from snapshot'));
+  }
+
+  private readStates(_group: GroupId, states: readonly ReadState[]): void {
+    for (const state of states) {
+      const read = this.reads.get(state.context);
+      if (!read) continue;
+      this.reads.delete(state.context);
+      clearTimeout(read.timer);
+      read.resolve(state.index);
+    }
+  }
+
+  private softState(group: GroupId, state: SoftState): void {
+    const pg = this.pgs.get(group);
+    const raft = this.raft.group(group);
+    if (pg && raft) pg.setLeader(osdOf(state.leader), raft.term);
+  }
+
+  // ---- durability of applied state ----------------------------------------------------------
+
+  /**
+   * Flushes the objects, then records how far each PG's objects are durable and compacts logs
+   * behind that point. Until a checkpoint covers an entry, a restart replays it from the log.
+   */
+  async checkpoint(): Promise<void> {
+    const applied = [...this.pgs.values()].map((pg) => ({ pg, applied: pg.appliedIndex }));
+    await this.options.store.flush();
+    for (const { pg, applied: index } of applied) {
+      if (pg.restoring) continue;
+      this.options.raftStorage.checkpoint(pg.id, index);
+      const group = this.raft.group(pg.id);
+      const storage = group && this.raftStorageOf(pg.id);
+      const keep = this.options.compactAfterEntries ?? 2048;
+      if (group && storage && index - storage.firstIndex() > keep * 2) {
+        const at = index - keep;
+        storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });
+      }
+    }
+    await this.options.raftStorage.flush();
+  }
+
+  private raftStorageOf(id: PgId): RaftStorageWriter | undefined {
+    return this.storages.get(id);
+  }
+
+  // ---- status -------------------------------------------------------------------------------
+
+  reports(): PgReport[] {
+    const out: PgReport[] = [];
+    for (const [id, pg] of this.pgs) {
+      const group = this.raft.group(id);
+      const mapping = this.mine.get(id);
+      let state = 'peering';
+      if (pg.restoring) state = 'recovering';
+      else if (group && group.leader !== 0) {
+        const want = new Set((mapping?.replicas ?? []).map((r) => nodeOf(r.osd)));
+        const m = group.membership;
+        const clean = m.learners.length === 0 && m.voters.length === want.size && m.voters.every((v) => want.has(v));
+        state = clean ? 'active' : 'remapping';
+      }
+      out.push({ pool: pg.pool, index: pg.index, state, leader: pg.isLeader, term: pg.term });
+    }
+    return out;
+  }
+
+  /** Hands the PG's leadership to `osd` (the monitor's leader balancing). */
+  transferLeader(pool: number, index: number, osd: number): void {
+    const group = this.raft.group(pgId(pool, index));
+    if (!group || group.role !== 'leader') return;
+    group.transferLeader(nodeOf(osd));
+    this.kick();
+  }
+}
