@@ -22,7 +22,7 @@ function pattern(length: number, seed: number): Uint8Array {
 }
 
 async function cluster(osds = 3, pgNum = 8) {
-  const nodes = [];
+  const nodes: Array<{ osd: number; transport: TcpTransport; store: MemoryShardStore; shard: Shard; address: { host: string; port: number }; stopped: boolean }> = [];
   for (let osd = 0; osd < osds; osd++) {
     const transport = new TcpTransport({ source: `osd.${osd}` }, logger);
     const store = new MemoryShardStore();
