@@ -1,0 +1,36 @@
+/** The `monitor` config section. */
+import type { Schema } from 'convict';
+
+export interface MonitorConfig {
+  /** Comma-separated etcd client URLs; empty: the embedded store (one monitor, a local file). */
+  readonly etcd: string;
+  /** Where the embedded store keeps its file. */
+  readonly dataDir: string;
+  /** Key prefix in the store: several clusters may share one etcd. */
+  readonly prefix: string;
+  /** Address other monitors give as the leader hint; empty: daemon.listen. */
+  readonly advertise: string;
+  readonly electionTtlS: number;
+  readonly downAfterMs: number;
+  readonly outAfterMs: number;
+  readonly tickMs: number;
+  readonly leaderBalanceIntervalMs: number;
+  readonly leaderTransfersPerRound: number;
+  readonly policyTimeoutMs: number;
+  readonly policyMemoryMb: number;
+}
+
+export const monitorConfigSchema: Schema<MonitorConfig> = {
+  etcd: { doc: 'etcd client URLs, comma-separated (empty: embedded store in dataDir)', format: String, default: '' },
+  dataDir: { doc: 'Directory of the embedded store', format: String, default: './fastblock-data/monitor' },
+  prefix: { doc: 'Key prefix of this cluster in the store', format: String, default: '/fastblock/' },
+  advertise: { doc: 'HOST:PORT other monitors name as leader (empty: daemon.listen)', format: String, default: '' },
+  electionTtlS: { doc: 'Seconds before a dead leader monitor is replaced', format: 'nat', default: 3 },
+  downAfterMs: { doc: 'An OSD silent this long is marked down (ms)', format: 'nat', default: 20_000 },
+  outAfterMs: { doc: 'A down OSD silent this long is marked out (ms)', format: 'nat', default: 600_000 },
+  tickMs: { doc: 'How often the leader checks for silent OSDs (ms)', format: 'nat', default: 1_000 },
+  leaderBalanceIntervalMs: { doc: 'Leader balancing round interval (ms; 0 disables)', format: 'nat', default: 30_000 },
+  leaderTransfersPerRound: { doc: 'Most leader transfers asked per round', format: 'nat', default: 16 },
+  policyTimeoutMs: { doc: 'Time limit of one policy call (ms)', format: 'nat', default: 10_000 },
+  policyMemoryMb: { doc: 'Memory cap of a policy (MiB)', format: 'nat', default: 256 },
+};

@@ -1,0 +1,60 @@
+/**
+ * The monitor's RPC methods and messages (kernel/rpc/monitor.proto), typed. Decoded values have
+ * the shapes of kernel/contracts/cluster-map.ts, so a ClusterMap travels without conversion.
+ */
+import type { ClusterMap, NetAddress } from '../../kernel/contracts/index.js';
+import { loadProto } from '../../kernel/rpc/proto.js';
+import { ServiceRange, rpcMessage, rpcMethod } from '../../kernel/rpc/rpc-method.js';
+import type { MapDelta } from './map-delta.js';
+import type { PgReport } from './pg-status.js';
+
+export interface MapUpdate {
+  readonly full?: ClusterMap;
+  readonly delta?: MapDelta;
+}
+
+export interface BootRequestMessage {
+  osdId: number;
+  uuid: string;
+  address: NetAddress;
+  shards: number;
+  host: string;
+  failureDomain: string;
+  weight: number;
+}
+
+export interface BootReplyMessage {
+  osdId: number;
+  epoch: number;
+}
+
+export interface HeartbeatRequestMessage {
+  osdId: number;
+  epoch: number;
+  pgs: PgReport[];
+}
+
+export interface TransferLeaderRequestMessage {
+  pool: number;
+  index: number;
+  toOsd: number;
+  epoch: number;
+}
+
+const root = loadProto('monitor.proto');
+const M = 'fastblock.monitor.Monitor';
+
+export const MonitorMethods = {
+  Boot: rpcMethod<BootRequestMessage, BootReplyMessage>(root, M, 'Boot', ServiceRange.monitor + 0x01),
+  Heartbeat: rpcMethod<HeartbeatRequestMessage, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
+  Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
+  GetMap: rpcMethod<Record<string, never>, MapUpdate>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
+  WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),
+  /** The OSD side: services/osd serves it, the leader monitor calls it. */
+  TransferLeader: rpcMethod<TransferLeaderRequestMessage, { started: boolean }>(root, 'fastblock.monitor.OsdControl', 'TransferLeader', ServiceRange.monitor + 0x10),
+} as const;
+
+export const MonitorMessages = {
+  MapUpdate: rpcMessage<MapUpdate>(root, 'fastblock.monitor.MapUpdate', ServiceRange.monitor + 0x06),
+  MapAck: rpcMessage<{ epoch: number }>(root, 'fastblock.monitor.MapAck', ServiceRange.monitor + 0x07),
+} as const;

@@ -1,0 +1,47 @@
+/** The monitor's side of monitor.proto on the daemon's RpcServer. */
+import type { InboundConnection } from '../../kernel/contracts/index.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
+import { MapDistribution } from './distribution.js';
+import type { Monitor } from './monitor.js';
+import { MonitorMessages, MonitorMethods } from './protocol.js';
+
+const MAX_PG_REPORTS = 1 << 20;
+
+function checkBoot(request: { uuid: string; shards: number; weight: number; address?: { host: string; port: number } | null }): void {
+  const fail = (why: string): never => {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `boot refused: ${why}`, { uuid: request.uuid });
+  };
+  if (!/^[A-Za-z0-9-]{8,64}$/.test(request.uuid)) fail('uuid must be 8-64 letters, digits or dashes');
+  if (!request.address || !request.address.host || request.address.port < 1 || request.address.port > 65535) fail('address must be host and port 1..65535');
+  if (request.shards < 1 || request.shards > 1024) fail('shards must be 1..1024');
+  if (!(request.weight > 0 && request.weight <= 1e6)) fail('weight must be in (0, 1e6]');
+}
+
+export function serveMonitor(server: RpcServer, monitor: Monitor): { distribution: MapDistribution; stop: () => void } {
+  const distribution = new MapDistribution(() => monitor.map());
+  const removers = [
+    monitor.onEpoch((before, after) => distribution.publish(before, after)),
+    server.handle(MonitorMethods.Boot, async (request) => {
+      checkBoot(request);
+      const reply = await monitor.boot({ ...request, address: request.address });
+      return { response: reply };
+    }),
+    server.handle(MonitorMethods.Heartbeat, async (request) => {
+      if (request.pgs.length > MAX_PG_REPORTS) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat carries ${request.pgs.length} PG reports`, {});
+      return { response: await monitor.heartbeat(request.osdId, request.pgs) };
+    }),
+    server.handle(MonitorMethods.Subscribe, (request, { connection }) => {
+      const sink = { push: (update: object) => connection.send(MonitorMessages.MapUpdate.id, MonitorMessages.MapUpdate.message.encode(update)) };
+      distribution.subscribe(connection, sink, request.name, request.knownEpoch);
+      return { response: { epoch: monitor.state.epoch } };
+    }),
+    server.on(MonitorMessages.MapAck, (message, { connection }) => distribution.ack(connection, message.epoch)),
+    server.onClose((connection: InboundConnection) => distribution.unsubscribe(connection)),
+    server.handle(MonitorMethods.GetMap, () => ({ response: { full: monitor.map() } })),
+    server.handle(MonitorMethods.WhoLeads, async () => ({
+      response: { leader: (await monitor.leaderHint()) ?? '', thisMonitorLeads: monitor.isLeader, epoch: monitor.state.epoch },
+    })),
+  ];
+  return { distribution, stop: () => removers.forEach((remove) => remove()) };
+}
