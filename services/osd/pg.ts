@@ -150,13 +150,15 @@ export class Pg implements ServedPg {
    * source `pull` picks then, until it succeeds or the PG is closed: the replica must not move on
    * with half its objects.
    */
-  restore(index: number, pull: () => AsyncIterable<ObjectChunk>, onError: (err: unknown) => void): Promise<void> {
+  restore(index: number, pull: () => AsyncIterable<ObjectChunk>, onError: (err: unknown) => void): Promise<boolean> {
     this.restoring = true;
+    let restored = false;
     this.applying = this.applying.then(async () => {
       for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
         try {
           await this.objects.importPg(this.id, pull());
           this.appliedIndex = Math.max(this.appliedIndex, index);
+          restored = true;
           break;
         } catch (err) {
           onError(err);
@@ -165,7 +167,7 @@ export class Pg implements ServedPg {
       }
       this.restoring = false;
     });
-    return this.applying;
+    return this.applying.then(() => restored);
   }
 
   failProposals(err: unknown): void {

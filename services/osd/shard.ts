@@ -28,7 +28,9 @@ export interface RaftStorageProvider {
   /** True when this shard holds state for the PG (it existed here before). */
   has(pg: PgId): boolean;
   /** Opens the PG's raft storage; a PG without state starts with `membership` as its first configuration. */
-  open(pg: PgId, membership: Membership): Promise<{ storage: RaftStorageWriter; applied: number }>;
+  open(pg: PgId, membership: Membership): Promise<{ storage: RaftStorageWriter; applied: number; restoring?: number }>;
+  /** The PG's objects were rebuilt from a snapshot: the restore need not be redone after a crash. */
+  restored(pg: PgId): void;
   remove(pg: PgId): Promise<void>;
   /** Makes every write issued so far durable (one flush for the whole shard). */
   flush(): Promise<void>;
@@ -194,12 +196,14 @@ export class Shard implements PgDirectory {
         this.logger.info({ pg: id, verdict }, verdict === 'new' ? 'creating PG' : 'joining PG: waiting to be added');
       }
       if (this.stopped || !this.mine.has(id) || this.pgs.has(id)) return;
-      const { storage, applied } = await this.options.raftStorage.open(id, membership);
+      const { storage, applied, restoring } = await this.options.raftStorage.open(id, membership);
       const port = this.port(id);
       const pg = new Pg(id, mapping.pool, mapping.index, this.osd, this.options.store.objects, port, applied);
       this.raft.createGroup(id, storage, { applied });
       this.storages.set(id, storage);
       this.pgs.set(id, pg);
+      // A crash interrupted a snapshot's object pull: pull again before applying anything more.
+      if (restoring !== undefined) this.restore(id, { meta: { index: restoring, term: 0, membership }, data: new Uint8Array(0) });
       // A new PG's first replica campaigns at once rather than after a random timeout.
       if (membership.voters.length > 0 && membership.voters[0] === nodeOf(this.osd)) this.raft.group(id)?.campaign();
       this.kick();
@@ -324,7 +328,11 @@ export class Shard implements PgDirectory {
         },
         (err) => this.logger.warn({ err, pg: group }, 'snapshot pull failed; retrying'),
       )
-      .then(() => this.logger.info({ pg: group, ms: Date.now() - started }, 'PG restored from snapshot'));
+      .then((restored) => {
+        if (!restored) return; // closed before it finished
+        this.options.raftStorage.restored(group);
+        this.logger.info({ pg: group, ms: Date.now() - started }, 'PG restored from snapshot');
+      });
   }
 
   private readStates(_group: GroupId, states: readonly ReadState[]): void {

@@ -125,4 +125,5 @@ export class MemoryRaftStorage implements RaftStorageProvider {
   }
   async flush(): Promise<void> {}
   checkpoint(): void {}
+  restored(): void {}
 }
