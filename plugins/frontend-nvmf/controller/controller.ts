@@ -25,6 +25,8 @@ export const AEC_DISCOVERY_LOG_CHANGE = 1 << 31;
 /** AEN dword 0: Notice (type 2), Discovery Log Page Change (0xF0), log page 0x70. */
 export const AEN_DISCOVERY_LOG_CHANGE = 0x02 | (0xf0 << 8) | (0x70 << 16);
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface PendingEvent {
   resolve(completion: Completion): void;
 }
@@ -145,8 +147,9 @@ export class Controller {
     clearTimeout(this.keepAliveTimer);
     this.keepAliveTimer = undefined;
     if (ms === 0 || this.destroyed) return;
-    // KAS is 1 s: the timeout counts in whole seconds, plus the target's grace.
-    const limit = Math.ceil(ms / 1000) * 1000 + this.limits.keepAliveGraceMs;
+    // KAS is 1 s: the timeout counts in whole seconds, plus the target's grace. Node timers stop at
+    // 2^31-1 ms (24.8 days); a longer KATO waits that long.
+    const limit = Math.min(Math.ceil(ms / 1000) * 1000 + this.limits.keepAliveGraceMs, MAX_TIMER_MS);
     this.keepAliveTimer = setTimeout(() => {
       this.logger.warn({ cntlid: this.cntlid, subnqn: this.subsystem.nqn, hostnqn: this.hostNqn, kato: ms }, 'keep alive timeout: tearing the controller down');
       this.destroy('keep alive timeout');

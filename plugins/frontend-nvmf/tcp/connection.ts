@@ -65,6 +65,7 @@ export class NvmeTcpConnection {
   private readonly inflight = new Set<number>();
   private readonly transfers = new Map<number, H2CTransfer>();
   private nextTtag = 0;
+  private closedBecause: string | undefined;
 
   constructor(
     private readonly wire: Wire,
@@ -84,6 +85,16 @@ export class NvmeTcpConnection {
     return this.inflight.size;
   }
 
+  /** Received bytes not yet making up a whole PDU. */
+  get bytesBuffered(): number {
+    return this.rx.length;
+  }
+
+  /** Why the connection closed, once it did. */
+  get closeReason(): string | undefined {
+    return this.closedBecause;
+  }
+
   /** R2Ts sent whose data has not all arrived. */
   get transfersPending(): number {
     return this.transfers.size;
@@ -98,7 +109,10 @@ export class NvmeTcpConnection {
 
   /** The transport closed underneath us (peer FIN, reset, or our own close). */
   closed(): void {
-    if (this.state !== 'closed') this.state = 'closed';
+    if (this.state !== 'closed') {
+      this.state = 'closed';
+      this.closedBecause = 'transport closed';
+    }
     this.rx.clear();
     for (const transfer of this.transfers.values()) transfer.reject(new NvmeStatusError(generic(GenericStatus.AbortRequested), 'connection closed'));
     this.transfers.clear();
@@ -109,6 +123,7 @@ export class NvmeTcpConnection {
     if (this.state === 'closed') return;
     this.logger.debug({ reason, qid: this.queue.qid }, 'closing NVMe/TCP connection');
     this.state = 'closed';
+    this.closedBecause = reason;
     this.wire.close();
   }
 
