@@ -84,7 +84,7 @@ export class Connection {
       if (err instanceof InputEnded) {
         const midMessage = err.buffered > 0;
         reason = this.closeReason ?? (midMessage ? `connection closed mid-message during ${this.phase}` : this.phase === 'handshake' ? 'connection closed during handshake' : 'client hung up without NBD_CMD_DISC');
-        if (midMessage || (this.phase === 'handshake' && !this.stopping)) level = 'warn';
+        if (!this.stopping && (midMessage || this.phase === 'handshake')) level = 'warn';
         context = { buffered: err.buffered };
       } else if (isFastblockError(err, ErrorCode.PROTOCOL) || isFastblockError(err, ErrorCode.TIMEOUT)) {
         reason = err.message;

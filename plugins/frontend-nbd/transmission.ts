@@ -71,6 +71,9 @@ export type TransmissionEnd = 'disconnect';
 
 export class Transmission {
   private inFlight = 0;
+  /** Payload bytes held by requests in flight (write data received, read replies allocated). */
+  private inFlightBytes = 0;
+  private readonly maxInFlightBytes: number;
   private wakeSlot: (() => void) | undefined;
   private wakeIdle: (() => void) | undefined;
   private readonly volume: BlockVolume;
@@ -86,6 +89,8 @@ export class Transmission {
   ) {
     this.volume = session.export.volume;
     this.readOnly = session.export.options.readOnly;
+    // Bounds what one connection can pin in memory: a few maximum-size requests, whatever maxInFlight.
+    this.maxInFlightBytes = 4 * limits.maxPayload;
   }
 
   get pending(): number {
@@ -127,7 +132,7 @@ export class Transmission {
         payload = input.take(request.length);
       }
       this.start(request, payload);
-      if (this.inFlight >= this.limits.maxInFlight) await this.slotFree();
+      if (this.saturated) await this.slotFree();
       if (this.writer.congested) await this.writer.drained();
     }
   }
@@ -150,22 +155,31 @@ export class Transmission {
     });
   }
 
+  private get saturated(): boolean {
+    return this.inFlight >= this.limits.maxInFlight || this.inFlightBytes >= this.maxInFlightBytes;
+  }
+
   private start(request: Request, payload: Buffer[] | undefined): void {
+    const bytes = request.type === Command.READ || request.type === Command.WRITE ? request.length : 0;
     this.inFlight++;
+    this.inFlightBytes += bytes;
     this.execute(request, payload).then(
-      () => this.finished(),
+      () => this.finished(bytes),
       (err: unknown) => {
         // execute() turns every volume error into a reply; reaching here is a bug in this file.
         this.log.error({ err, cmd: COMMAND_NAMES[request.type] }, 'request handler failed');
-        this.finished();
+        this.finished(bytes);
       },
     );
   }
 
-  private finished(): void {
+  private finished(bytes: number): void {
     this.inFlight--;
-    assert(this.inFlight >= 0, 'in-flight count went negative');
-    if (this.wakeSlot && this.inFlight < this.limits.maxInFlight) {
+    this.inFlightBytes -= bytes;
+    assert(this.inFlight >= 0 && this.inFlightBytes >= 0, 'in-flight accounting went negative');
+    // Nothing else can join the batch: send now rather than at the end of the loop turn (QD1 latency).
+    if (this.inFlight === 0) this.writer.flush();
+    if (this.wakeSlot && !this.saturated) {
       const wake = this.wakeSlot;
       this.wakeSlot = undefined;
       wake();

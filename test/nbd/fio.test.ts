@@ -1,7 +1,8 @@
 /**
  * fio's nbd engine (libnbd) against the frontend: a random-write job at QD32 that checks every
  * block with crc32c as it goes (verify_backlog), then a read-only pass that verifies the whole
- * written area again; and several fio clients at once on separate regions and connections.
+ * written area again; and several fio clients at once on separate regions and connections. The
+ * volume completes operations after random delays, so replies leave out of order.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,8 @@ function verifyJob(uri: string, name: string, extra: string[]): string[] {
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fastblock-nbd-fio-'));
-  gateway = await TestGateway.start(['--volume', 'pool/fio:128M', '--volume', 'pool/multi:64M']);
+  // Random completion delays: replies on each connection go back out of order.
+  gateway = await TestGateway.start(['--volume', 'pool/fio:128M', '--volume', 'pool/multi:64M', '--jitter-ms', '2']);
 });
 
 test.after(async () => {

@@ -136,6 +136,28 @@ test('bad options get error replies and negotiation goes on', async () => {
   await raw.closed;
 });
 
+test('NBD_OPT_EXPORT_NAME: size, flags and the 124 zero bytes; an unknown name hangs up with a reason', async () => {
+  const raw = await RawSocket.open(gateway.port);
+  await raw.read(18);
+  raw.write(u32(1)); // fixed newstyle, but zeroes wanted
+  const name = Buffer.from('pool/scratch');
+  raw.write(Buffer.concat([Buffer.from('IHAVEOPT'), u32(1), u32(name.length), name]));
+  const reply = await raw.read(8 + 2 + 124);
+  assert.is(Number(reply.readBigUInt64BE(0)), 4 * MIB);
+  assert.ok((reply.readUInt16BE(8) & 1) === 1, 'HAS_FLAGS');
+  assert.ok(reply.subarray(10).equals(Buffer.alloc(124)), 'zero padding');
+  raw.request(0, 0, 512, { cookie: 7 });
+  assert.is((await raw.simpleReply(512)).cookie, 7, 'in transmission');
+  raw.request(2, 0, 0);
+  await raw.closed;
+
+  const unknown = await RawSocket.open(gateway.port);
+  await unknown.greet();
+  const missing = Buffer.from('pool/missing');
+  unknown.write(Buffer.concat([Buffer.from('IHAVEOPT'), u32(1), u32(missing.length), missing]));
+  await expectClosed(unknown, /EXPORT_NAME for an export that cannot be opened/);
+});
+
 test('well-framed invalid requests get errno replies; the connection goes on', async () => {
   const raw = await transmitting();
   const size = 4 * MIB;

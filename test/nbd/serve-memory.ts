@@ -2,7 +2,7 @@
  * A test NBD gateway: NbdFrontend over in-memory volumes, in its own process so real clients
  * (qemu-io, nbdcopy, fio, nbdfuse, a guest kernel) talk to it over TCP exactly as to fastblockd.
  *
- *   node --import tsx test/nbd/serve-memory.ts --volume pool/a:64M --volume pool/ro:1M:ro [--port 0]
+ *   node --import tsx test/nbd/serve-memory.ts --volume pool/a:64M --volume pool/ro:1M:ro [--port 0] [--jitter-ms 2]
  *
  * stdout: one JSON line {"port": N} when listening; on SIGUSR2 one JSON line of volume counters
  * ({"stats": {...}}), read by tests that check what reached the volume. Logs (pino JSON) go to
@@ -14,6 +14,7 @@ import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { NBD_CONFIG_DEFAULTS } from '../../plugins/frontend-nbd/config.js';
 import { NbdFrontend } from '../../plugins/frontend-nbd/frontend.js';
 import { MemoryVolumeProvider, type MemoryVolume } from '../support/memory-volume.js';
+import { DelayedVolume } from './delayed-volume.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
@@ -30,8 +31,10 @@ const program = new Command()
   .option('--max-in-flight <n>', 'requests in flight per connection', String(NBD_CONFIG_DEFAULTS.maxInFlight))
   .option('--default-export <name>', 'export for the empty name', '')
   .option('--no-dynamic', 'serve only the --volume exports')
+  .option('--jitter-ms <ms>', 'complete each volume operation after a random delay up to this (out-of-order replies)', '0')
   .parse();
-const opts = program.opts<{ volume: string[]; port: string; handshakeTimeout: string; maxInFlight: string; defaultExport: string; dynamic: boolean }>();
+const opts = program.opts<{ volume: string[]; port: string; handshakeTimeout: string; maxInFlight: string; defaultExport: string; dynamic: boolean; jitterMs: string }>();
+const jitterMs = Number(opts.jitterMs);
 
 const log = pino({ level: process.env.NBD_LOG_LEVEL ?? 'info' }, pino.destination(2));
 const memory = new MemoryVolumeProvider();
@@ -41,7 +44,7 @@ const provider: BlockVolumeProvider = {
   async open(name) {
     const handle = await memory.open(name);
     opened.push(handle);
-    return handle;
+    return jitterMs > 0 ? new DelayedVolume(handle, jitterMs) : handle;
   },
   list: () => memory.list(),
 };
