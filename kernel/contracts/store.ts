@@ -108,6 +108,8 @@ export interface ShardStoreOptions {
   /** A file or block device; created at `sizeBytes` when it does not exist. */
   readonly path: string;
   readonly sizeBytes: number;
+  /** Start of the shard's region when shards share one device (default 0: the whole file). */
+  readonly offsetBytes?: number;
   /** Format if the device holds no blobstore; never reformats one that does. */
   readonly create: boolean;
 }

@@ -1,0 +1,156 @@
+/**
+ * The store of one shard: one blobstore on the shard's own file or region, holding one log blob
+ * per PG, one blob per object and one kv blob. Blobs say what they are in their xattrs (kind,
+ * pg, name), so opening the store rebuilds every index from the blobstore alone.
+ *
+ * flush() is the shard's group commit: one round of md sync and device flush for everything
+ * completed before it, whatever PG or object it belongs to.
+ */
+import { FastblockError, ErrorCode } from '../../kernel/errors.js';
+import type { Logger } from '../../kernel/logger.js';
+import type { DiskLog, PgId, ShardStore, ShardStoreOptions, ShardStoreStats } from '../../kernel/contracts/store.js';
+import type { Bdev } from './bdev/bdev.js';
+import { FileBdev, type IoChoice } from './bdev/file-bdev.js';
+import type { Blob } from './blobstore/blob.js';
+import { Blobstore } from './blobstore/blobstore.js';
+import { BlobDiskLog } from './disk-log.js';
+import { BlobKvStore } from './kv-store.js';
+import { BlobObjectStore, XATTR_KIND, XATTR_NAME, XATTR_PG } from './object-store.js';
+
+export interface BlobShardStoreTuning {
+  readonly clusterSize?: number;
+  readonly mdPages?: number;
+  readonly io?: IoChoice;
+  readonly logger?: Logger;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export class BlobShardStore implements ShardStore {
+  readonly objects: BlobObjectStore;
+  kv!: BlobKvStore;
+  private readonly logBlobs = new Map<PgId, Blob>();
+  private readonly logs = new Map<PgId, Promise<BlobDiskLog>>();
+  private readonly openLogs = new Set<BlobDiskLog>();
+  private closed = false;
+
+  private constructor(
+    readonly shard: number,
+    readonly bdev: Bdev,
+    readonly blobstore: Blobstore,
+    private readonly logger: Logger | undefined,
+  ) {
+    this.objects = new BlobObjectStore(blobstore);
+  }
+
+  /** Opens (and formats, with `create`, if it holds no blobstore) the shard's file or region. */
+  static async open(options: ShardStoreOptions & BlobShardStoreTuning): Promise<BlobShardStore> {
+    const bdev = FileBdev.open({ path: options.path, sizeBytes: options.sizeBytes, offsetBytes: options.offsetBytes, create: options.create, io: options.io, logger: options.logger });
+    try {
+      return await BlobShardStore.openOn(bdev, options.shard, { ...options, create: options.create });
+    } catch (err) {
+      await bdev.close();
+      throw err;
+    }
+  }
+
+  /** The same on a device already open (memory and fault devices in tests). */
+  static async openOn(bdev: Bdev, shard: number, options: BlobShardStoreTuning & { readonly create: boolean }): Promise<BlobShardStore> {
+    const logger = options.logger?.child({ shard });
+    const blobstore = await Blobstore.open(bdev, { create: options.create, clusterSize: options.clusterSize, mdPages: options.mdPages, logger });
+    const store = new BlobShardStore(shard, bdev, blobstore, logger);
+    let kvBlob: Blob | undefined;
+    for (const id of blobstore.blobIds()) {
+      const blob = blobstore.openBlob(id);
+      const kind = decoder.decode(blob.getXattr(XATTR_KIND) ?? new Uint8Array());
+      if (kind === 'object') store.objects.adopt(blob);
+      else if (kind === 'log') store.logBlobs.set(decoder.decode(blob.getXattr(XATTR_PG)), blob);
+      else if (kind === 'kv' && kvBlob === undefined) kvBlob = blob;
+      else logger?.warn({ blobId: id, kind }, 'blob of unknown kind left alone');
+    }
+    const flush = (): Promise<void> => store.flush();
+    store.kv = kvBlob !== undefined ? await BlobKvStore.open(kvBlob, flush) : BlobKvStore.create(blobstore.createBlob(new Map([[XATTR_KIND, encoder.encode('kv')]])), flush);
+    logger?.info({ device: bdev.name, objects: store.objects.objectCount, logs: store.logBlobs.size, damaged: blobstore.damaged.size }, 'shard store open');
+    return store;
+  }
+
+  /** Blobs whose metadata could not be read, by id. */
+  get damaged(): ReadonlyMap<number, FastblockError> {
+    return this.blobstore.damaged;
+  }
+
+  diskLog(pg: PgId): Promise<DiskLog> {
+    this.checkOpen();
+    let log = this.logs.get(pg);
+    if (log === undefined) {
+      log = this.openLog(pg);
+      this.logs.set(pg, log);
+      log.catch(() => this.logs.delete(pg));
+    }
+    return log;
+  }
+
+  async removeDiskLog(pg: PgId): Promise<void> {
+    this.checkOpen();
+    const opening = this.logs.get(pg);
+    this.logs.delete(pg);
+    if (opening !== undefined) {
+      const log = await opening.catch(() => undefined);
+      if (log !== undefined) {
+        await log.close();
+        this.openLogs.delete(log);
+      }
+    }
+    const blob = this.logBlobs.get(pg);
+    this.logBlobs.delete(pg);
+    if (blob !== undefined && !blob.deleted) this.blobstore.deleteBlob(blob);
+  }
+
+  flush(): Promise<void> {
+    this.checkOpen();
+    const commits = [...this.openLogs].map((log) => log.beforeFlush());
+    return this.blobstore.flush().then(() => {
+      for (const commit of commits) commit();
+    });
+  }
+
+  stats(): ShardStoreStats {
+    const cs = this.blobstore.clusterSize;
+    return { capacityBytes: this.blobstore.totalClusters * cs, usedBytes: this.blobstore.usedClusters * cs };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.openLogs].map((log) => log.close()));
+    await this.flush();
+    this.closed = true;
+    await this.blobstore.close();
+    await this.bdev.close();
+  }
+
+  private async openLog(pg: PgId): Promise<BlobDiskLog> {
+    const host = { pg, flush: () => this.flush() };
+    const existing = this.logBlobs.get(pg);
+    let log: BlobDiskLog;
+    if (existing !== undefined) {
+      log = await BlobDiskLog.open(existing, host);
+    } else {
+      const blob = this.blobstore.createBlob(
+        new Map([
+          [XATTR_KIND, encoder.encode('log')],
+          [XATTR_PG, encoder.encode(pg)],
+          [XATTR_NAME, encoder.encode(`log.${pg}`)],
+        ]),
+      );
+      this.logBlobs.set(pg, blob);
+      log = await BlobDiskLog.create(blob, host);
+    }
+    this.openLogs.add(log);
+    return log;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `store of shard ${this.shard} is closed`, { shard: this.shard });
+  }
+}

@@ -1,0 +1,181 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { LogRecord } from '../../kernel/contracts/store.js';
+import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
+import { type DeviceKind, type TestDevice, deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
+
+const MiB = 1 << 20;
+const CLUSTER = 64 * 1024;
+
+const open = (dev: TestDevice): Promise<BlobShardStore> => BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: CLUSTER });
+
+function records(from: number, count: number, term: number, size = 100): LogRecord[] {
+  return Array.from({ length: count }, (_, i) => ({ index: from + i, term, type: (from + i) % 3, data: pattern(from + i + term * 1000, size + ((from + i) % 7) * 13) }));
+}
+
+function same(actual: LogRecord[], expected: LogRecord[]): void {
+  assert.is(actual.length, expected.length);
+  actual.forEach((r, i) => {
+    assert.is(r.index, expected[i].index);
+    assert.is(r.term, expected[i].term);
+    assert.is(r.type, expected[i].type);
+    assert.ok(Buffer.from(r.data).equals(Buffer.from(expected[i].data)), `data of ${r.index}`);
+  });
+}
+
+function suiteFor(kind: DeviceKind): void {
+  const test = suite(`disk_log on ${kind}`);
+
+  test('append, read ranges, maxBytes, and bounds recovered on reopen', async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    let store = await open(dev);
+    let log = await store.diskLog('1.0');
+    assert.is(log.firstIndex, 1);
+    assert.is(log.lastIndex, 0);
+    const all = [...records(1, 10, 1), ...records(11, 30, 2, 3000)];
+    await log.append(all.slice(0, 10));
+    await log.append(all.slice(10));
+    assert.is(log.lastIndex, 40);
+    assert.is(log.termAt(10), 1);
+    assert.is(log.termAt(11), 2);
+    assert.is(log.termAt(41), undefined);
+    same(await log.read(5, 15), all.slice(4, 14));
+    const capped = await log.read(11, 41, 7000);
+    assert.ok(capped.length >= 1 && capped.length < 30);
+    same(capped, all.slice(10, 10 + capped.length));
+    assert.is((await log.read(11, 41, 1)).length, 1, 'at least one record');
+    await rejectsWith(log.read(0, 5), 'INVALID_ARGUMENT');
+    await rejectsWith(log.append(records(50, 1, 2)), 'INVALID_ARGUMENT');
+    await store.flush();
+    store = await open(dev);
+    log = await store.diskLog('1.0');
+    assert.is(log.firstIndex, 1);
+    assert.is(log.lastIndex, 40);
+    same(await log.read(1, 41), all);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('truncate suffix: the truncated records never come back, even with equal bytes appended', async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    let store = await open(dev);
+    let log = await store.diskLog('1.1');
+    const first = records(1, 20, 1);
+    await log.append(first);
+    await store.flush();
+    await log.truncateSuffix(8);
+    assert.is(log.lastIndex, 7);
+    // The same bytes again at 8: records 9.. of the old run sit right after and would chain.
+    await log.append(first.slice(7, 8));
+    await store.flush();
+    store = await open(dev);
+    log = await store.diskLog('1.1');
+    assert.is(log.lastIndex, 8);
+    same(await log.read(1, 9), first.slice(0, 8));
+    await log.truncateSuffix(3);
+    await store.flush();
+    store = await open(dev);
+    log = await store.diskLog('1.1');
+    assert.is(log.lastIndex, 2);
+    const next = records(3, 5, 4);
+    await log.append(next);
+    same(await log.read(1, 8), [...first.slice(0, 2), ...next]);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('trim prefix: the ring reuses space instead of growing, across reopens', async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    let store = await open(dev);
+    let log = await store.diskLog('1.2');
+    let next = 1;
+    for (let round = 0; round < 60; round++) {
+      await log.append(records(next, 10, 1, 1500));
+      next += 10;
+      await store.flush();
+      if (log.lastIndex - log.firstIndex > 30) await log.trimPrefix(log.lastIndex - 20);
+      if (round % 20 === 19) {
+        store = await open(dev);
+        log = await store.diskLog('1.2');
+      }
+    }
+    const logBlob = store.blobstore.openBlob([...store.blobstore.blobIds()].find((id) => new TextDecoder().decode(store.blobstore.openBlob(id).getXattr('kind')) === 'log')!);
+    assert.ok(logBlob.clusterCount <= 3, `ring stayed small (600 records written, ~30 live): ${logBlob.clusterCount} clusters`);
+    same(await log.read(log.firstIndex, log.lastIndex + 1), records(log.firstIndex, log.lastIndex - log.firstIndex + 1, 1, 1500));
+    await log.trimPrefix(log.lastIndex + 6);
+    assert.is(log.firstIndex, next + 5);
+    assert.is(log.lastIndex, next + 4);
+    await store.flush();
+    store = await open(dev);
+    log = await store.diskLog('1.2');
+    assert.is(log.firstIndex, next + 5);
+    await log.append(records(next + 5, 2, 3));
+    assert.is(log.lastIndex, next + 6);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('a full ring grows (records kept, wrapped ones too) and big records fit', async () => {
+    const dev = makeDevice(kind, 32 * MiB);
+    let store = await open(dev);
+    let log = await store.diskLog('1.3');
+    await log.append(records(1, 20, 1, 2000));
+    await store.flush();
+    await log.trimPrefix(15);
+    await store.flush();
+    // Wraps in the 60 KiB ring, then overflows it.
+    const more = records(21, 60, 2, 2500);
+    for (let i = 0; i < more.length; i += 5) await log.append(more.slice(i, i + 5));
+    await log.append([{ index: 81, term: 3, type: 1, data: pattern(81, 300_000) }]);
+    await store.flush();
+    store = await open(dev);
+    log = await store.diskLog('1.3');
+    assert.is(log.firstIndex, 15);
+    assert.is(log.lastIndex, 81);
+    same(await log.read(15, 21), records(15, 6, 1, 2000));
+    same(await log.read(21, 81), more);
+    same(await log.read(81, 82), [{ index: 81, term: 3, type: 1, data: pattern(81, 300_000) }]);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('a damaged record is reported as CORRUPT and ends the log at reopen', async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    const bdev = dev.open();
+    let store = await BlobShardStore.openOn(bdev, 0, { create: true, clusterSize: CLUSTER });
+    const log = await store.diskLog('1.4');
+    await log.append(records(1, 10, 1, 5000));
+    await store.flush();
+    const blob = store.blobstore.openBlob([...store.blobstore.blobIds()].find((id) => new TextDecoder().decode(store.blobstore.openBlob(id).getXattr('kind')) === 'log')!);
+    // Record 6 starts at 5 * (48 + ~5040) bytes into the ring, past the header page.
+    const device = blob.clusterAt(0) * CLUSTER + 4096 + 5 * 5100;
+    const page = Buffer.alloc(4096);
+    const at = Math.floor(device / 4096) * 4096;
+    await bdev.read(at, page);
+    page[device - at + 200] ^= 1;
+    await bdev.write(at, page);
+    await rejectsWith(log.read(1, 11), 'CORRUPT');
+    store = await BlobShardStore.openOn(dev.open(), 0, { create: true });
+    const reopened = await store.diskLog('1.4');
+    assert.ok(reopened.lastIndex >= 5 && reopened.lastIndex < 10, `log ends before the damage: ${reopened.lastIndex}`);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('logs of many PGs, removal', async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    let store = await open(dev);
+    for (let pg = 0; pg < 8; pg++) await (await store.diskLog(`2.${pg}`)).append(records(1, 3, pg));
+    await store.removeDiskLog('2.3');
+    await store.flush();
+    store = await open(dev);
+    assert.is((await store.diskLog('2.3')).lastIndex, 0, 'removed log comes back empty');
+    for (const pg of [0, 7]) same(await (await store.diskLog(`2.${pg}`)).read(1, 4), records(1, 3, pg));
+    await store.close();
+    dev.destroy();
+  });
+
+  test.run();
+}
+
+for (const kind of deviceKinds()) suiteFor(kind);
