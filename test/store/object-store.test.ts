@@ -1,0 +1,155 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ObjectChunk } from '../../kernel/contracts/store.js';
+import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
+import { type DeviceKind, type TestDevice, deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
+
+const MiB = 1 << 20;
+const CLUSTER = 64 * 1024;
+
+const open = (dev: TestDevice): Promise<BlobShardStore> => BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: CLUSTER });
+
+/** A plain-bytes model of one object, to compare against. */
+class Model {
+  bytes = Buffer.alloc(0);
+  write(offset: number, data: Uint8Array): void {
+    if (offset + data.length > this.bytes.length) this.bytes = Buffer.concat([this.bytes, Buffer.alloc(offset + data.length - this.bytes.length)]);
+    Buffer.from(data).copy(this.bytes, offset);
+  }
+  zero(offset: number, length: number): void {
+    this.write(offset, Buffer.alloc(length));
+  }
+}
+
+function suiteFor(kind: DeviceKind): void {
+  const test = suite(`object_store on ${kind}`);
+
+  test('random aligned and unaligned writes, zeroes and discards match a byte model, also after reopen', async () => {
+    const dev = makeDevice(kind, 32 * MiB);
+    let store = await open(dev);
+    const model = new Model();
+    let seed = 7;
+    const rand = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const span = 5 * CLUSTER;
+    for (let i = 0; i < 120; i++) {
+      const op = rand(10);
+      const offset = rand(3) === 0 ? rand(span / 4096) * 4096 : rand(span);
+      const length = 1 + (rand(3) === 0 ? rand(3) * 4096 + 4095 : rand(9000));
+      if (op < 7) {
+        const data = pattern(i, length);
+        const cut = rand(length);
+        await store.objects.write('1.0', 'obj', offset, [data.subarray(0, cut), data.subarray(cut)]);
+        model.write(offset, data);
+      } else if (op < 9) {
+        await store.objects.writeZeroes('1.0', 'obj', offset, length);
+        model.zero(offset, length);
+      } else {
+        await store.objects.discard('1.0', 'obj', offset, length);
+        model.zero(offset, length);
+      }
+      if (i % 40 === 39) {
+        await store.flush();
+        store = await open(dev);
+      }
+    }
+    assert.is((await store.objects.stat('1.0', 'obj'))!.size, model.bytes.length);
+    const all = await store.objects.read('1.0', 'obj', 0, model.bytes.length + 5000);
+    assert.ok(Buffer.from(all).equals(Buffer.concat([model.bytes, Buffer.alloc(5000)])));
+    const piece = await store.objects.read('1.0', 'obj', 4097, 10000);
+    assert.ok(Buffer.from(piece).equals(model.bytes.subarray(4097, 14097)));
+    await store.close();
+    dev.destroy();
+  });
+
+  test('concurrent unaligned writes to one page all land', async () => {
+    const dev = makeDevice(kind, 8 * MiB);
+    const store = await open(dev);
+    await Promise.all(Array.from({ length: 16 }, (_, i) => store.objects.write('1.0', 'o', i * 100, [Buffer.alloc(100, i + 1)])));
+    const out = Buffer.from(await store.objects.read('1.0', 'o', 0, 1600));
+    for (let i = 0; i < 16; i++) assert.ok(out.subarray(i * 100, i * 100 + 100).every((b) => b === i + 1), `write ${i}`);
+    await store.close();
+    dev.destroy();
+  });
+
+  test('missing objects read as zeroes; stat, list, remove, removePg', async () => {
+    const dev = makeDevice(kind, 8 * MiB);
+    let store = await open(dev);
+    assert.ok(Buffer.from(await store.objects.read('1.0', 'nope', 100, 50)).equals(Buffer.alloc(50)));
+    assert.is(await store.objects.stat('1.0', 'nope'), undefined);
+    for (const name of ['b', 'a', 'c']) await store.objects.write('1.0', name, 0, [Buffer.from(name)]);
+    await store.objects.write('1.1', 'x', 10, [Buffer.from('x')]);
+    assert.equal(await store.objects.list('1.0'), ['a', 'b', 'c']);
+    assert.equal(await store.objects.stat('1.1', 'x'), { size: 11 });
+    await store.objects.remove('1.0', 'b');
+    await store.flush();
+    store = await open(dev);
+    assert.equal(await store.objects.list('1.0'), ['a', 'c']);
+    await store.objects.removePg('1.0');
+    assert.equal(await store.objects.list('1.0'), []);
+    assert.equal(await store.objects.list('1.1'), ['x']);
+    await rejectsWith(store.objects.write('1.0', 'o', -1, [Buffer.alloc(1)]), 'INVALID_ARGUMENT');
+    await store.close();
+    dev.destroy();
+  });
+
+  test('export a PG in chunks and import it elsewhere: same objects, sizes, bytes, holes', async () => {
+    const devA = makeDevice(kind, 16 * MiB);
+    const devB = makeDevice(kind, 16 * MiB);
+    const a = await open(devA);
+    const b = await open(devB);
+    await a.objects.write('3.1', 'sparse', 3 * CLUSTER + 5, [pattern(1, 9000)]);
+    await a.objects.write('3.1', 'dense', 0, [pattern(2, 100_000)]);
+    await a.objects.writeZeroes('3.1', 'empty', 0, 0);
+    await a.objects.write('3.1', 'empty', 0, []);
+    await a.objects.write('3.2', 'other', 0, [pattern(3, 10)]);
+    await b.objects.write('3.1', 'stale', 0, [pattern(4, 10)]);
+    const chunks: ObjectChunk[] = [];
+    for await (const c of a.objects.exportPg('3.1', 16384)) chunks.push(c);
+    assert.ok(chunks.every((c) => c.data.length <= 16384));
+    assert.ok(chunks.filter((c) => c.object === 'sparse').length <= 2, 'holes are not exported');
+    async function* replay(): AsyncIterable<ObjectChunk> {
+      yield* chunks;
+    }
+    await b.objects.importPg('3.1', replay());
+    assert.equal(await b.objects.list('3.1'), ['dense', 'empty', 'sparse']);
+    for (const name of ['dense', 'sparse', 'empty']) {
+      const stat = await a.objects.stat('3.1', name);
+      assert.equal(await b.objects.stat('3.1', name), stat);
+      assert.ok(Buffer.from(await b.objects.read('3.1', name, 0, stat!.size)).equals(Buffer.from(await a.objects.read('3.1', name, 0, stat!.size))));
+    }
+    await a.close();
+    await b.close();
+    devA.destroy();
+    devB.destroy();
+  });
+
+  test('NO_SPACE on the write that does not fit; earlier objects stay readable', async () => {
+    const dev = makeDevice(kind, 4 * MiB);
+    const store = await open(dev);
+    let written = 0;
+    const err = await rejectsWith(
+      (async () => {
+        for (;;) {
+          await store.objects.write('1.0', `o${written}`, 0, [pattern(written, CLUSTER * 2)]);
+          written++;
+        }
+      })(),
+      'NO_SPACE',
+    );
+    assert.ok(written > 5, err.message);
+    await store.flush();
+    for (let i = 0; i < written; i++) assert.ok(Buffer.from(await store.objects.read('1.0', `o${i}`, 0, CLUSTER * 2)).equals(pattern(i, CLUSTER * 2)));
+    await store.objects.remove('1.0', 'o0');
+    await store.flush();
+    await store.objects.write('1.0', 'after', 0, [pattern(99, CLUSTER)]);
+    await store.close();
+    dev.destroy();
+  });
+
+  test.run();
+}
+
+for (const kind of deviceKinds()) suiteFor(kind);
