@@ -51,6 +51,8 @@ export interface ShardOptions {
   readonly tickMs?: number;
   /** Log entries kept behind the applied index before the log is compacted. */
   readonly compactAfterEntries?: number;
+  /** Requests for other services that reach this shard's listener (the monitor's TransferLeader). */
+  readonly extraMethods?: ReadonlyMap<number, (message: InboundMessage) => Promise<OutboundReply> | OutboundReply>;
 }
 
 export interface PgReport {
@@ -300,8 +302,11 @@ export class Shard implements PgDirectory {
         const group = this.raft.group(id);
         return { header: encodePgQueryReply({ hasState: this.pgs.has(id) || this.options.raftStorage.has(id), leader: group ? osdOf(group.leader) : undefined, term: group?.term ?? 0 }) };
       }
-      default:
+      default: {
+        const extra = this.options.extraMethods?.get(message.method);
+        if (extra) return extra(message);
         throw new FastblockError(ErrorCode.NOT_FOUND, `no method 0x${message.method.toString(16)} on an OSD shard`, { method: message.method });
+      }
     }
   }
 
