@@ -6,8 +6,10 @@
 import type { Command } from 'commander';
 import { registerStatus } from './status.js';
 import { registerVhost } from './vhost.js';
+import { registerNbd } from './nbd.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
   registerVhost,
+  registerNbd,
 ];

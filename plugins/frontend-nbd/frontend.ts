@@ -47,14 +47,19 @@ export class NbdFrontend implements Frontend {
     );
   }
 
-  /** Opens the configured exports, then listens. Resolves with the bound address. */
+  /** Opens the configured exports, then listens. Resolves with the bound address; on failure leaves nothing open. */
   async start(): Promise<AddressInfo> {
-    for (const entry of this.config.exports) {
-      const { volume, readOnly } = parseExportEntry(entry);
-      await this.createExport({ volume, options: { readOnly } });
+    try {
+      for (const entry of this.config.exports) {
+        const { volume, readOnly } = parseExportEntry(entry);
+        await this.createExport({ volume, options: { readOnly } });
+      }
+      this.address = await this.server.listen();
+      return this.address;
+    } catch (err) {
+      await this.exports.closeAll();
+      throw err;
     }
-    this.address = await this.server.listen();
-    return this.address;
   }
 
   async stop(): Promise<void> {
