@@ -278,6 +278,7 @@ export class Shard implements PgDirectory {
   }
 
   private send(nm: NodeMessage): void {
+    if (this.stopped) return;
     const to = osdOf(nm.to);
     const connection = to === undefined ? undefined : this.peer(to);
     if (!connection) return; // unknown OSD: raft retries once the map names it
