@@ -6,10 +6,12 @@
 import type { Command } from 'commander';
 import { registerStatus } from './status.js';
 import { registerVhost } from './vhost.js';
+import { registerNvmf } from './nvmf.js';
 import { registerNbd } from './nbd.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
   registerVhost,
+  registerNvmf,
   registerNbd,
 ];

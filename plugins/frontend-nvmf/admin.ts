@@ -1,0 +1,52 @@
+/**
+ * The admin commands of the NVMe/TCP target (`fastblock nvmf create|ls|rm`), served through the
+ * daemon's control RPC. Arguments arrive as JSON from outside and are checked here.
+ */
+import type { ExportInfo } from '../../kernel/contracts/frontend.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import type { AdminArgs, AdminCommand } from '../../kernel/rpc/admin-commands.js';
+import type { NvmfTarget } from './target.js';
+
+function text(args: AdminArgs, key: string, required: boolean): string | undefined {
+  const value = args[key];
+  if (value === undefined && !required) return undefined;
+  if (typeof value !== 'string' || value === '') throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `${key} must be a non-empty string`, { [key]: value });
+  return value;
+}
+
+/** What `nvmf create` and `nvmf ls` report for an export: enough to run `nvme connect`. */
+export interface NvmfExportView extends ExportInfo {
+  readonly nqn: string;
+  readonly address: string;
+  readonly port: number;
+  readonly connect: string;
+}
+
+export function exportView(target: NvmfTarget, info: ExportInfo): NvmfExportView {
+  const { address, port } = target.advertised;
+  return { ...info, nqn: info.id, address, port, connect: `nvme connect -t tcp -a ${address} -s ${port} -n ${info.id}` };
+}
+
+export function nvmfAdminCommands(target: NvmfTarget): AdminCommand[] {
+  return [
+    {
+      name: 'nvmf create',
+      summary: 'export a volume as an NVMe/TCP subsystem: { volume, nqn? }',
+      run: async (args) => {
+        const volume = text(args, 'volume', true)!;
+        const nqn = text(args, 'nqn', false);
+        return exportView(target, await target.createExport({ volume, ...(nqn ? { options: { nqn } } : {}) }));
+      },
+    },
+    { name: 'nvmf ls', summary: 'list NVMe/TCP subsystems', run: () => target.listExports().map((info) => exportView(target, info)) },
+    {
+      name: 'nvmf rm',
+      summary: 'remove an NVMe/TCP subsystem (its hosts are disconnected): { nqn }',
+      run: async (args) => {
+        const nqn = text(args, 'nqn', true)!;
+        await target.removeExport(nqn);
+        return { removed: nqn };
+      },
+    },
+  ];
+}

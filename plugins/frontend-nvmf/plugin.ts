@@ -1,0 +1,48 @@
+/**
+ * The `nvmf` plugin: an NVMe/TCP target exporting block volumes as NVMe namespaces to Linux kernel
+ * initiators (`nvme connect -t tcp`). It needs a BlockVolumeProvider (the client library on a
+ * gateway) and provides a Frontend and the `nvmf create|ls|rm` admin commands.
+ *
+ *   fastblockd --plugins tcp,nvmf --set nvmf.port=4420 --set nvmf.exports=rbd/disk0
+ */
+import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import { TOKENS } from '../../kernel/container.js';
+import { definePlugin } from '../../kernel/plugin.js';
+import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
+import { nvmfAdminCommands } from './admin.js';
+import { nvmfConfigSchema, parseExportEntry, targetOptions, type NvmfConfig } from './config.js';
+import { NvmfTarget } from './target.js';
+
+export default definePlugin<NvmfConfig>({
+  name: 'nvmf',
+  kind: 'frontend',
+  version: '0.1.0',
+  description: 'Frontend: NVMe over TCP target',
+  provides: ['Frontend'],
+  requires: ['BlockVolumeProvider', 'AdminCommands'],
+  configSchema: nvmfConfigSchema,
+  register(container, config, { logger }) {
+    const provider = container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider);
+    const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
+    const entries = config.exports.map(parseExportEntry);
+    const target = new NvmfTarget(provider, logger, targetOptions(config));
+    container.register(TOKENS.Frontend, { useValue: target });
+    let unregister: (() => void)[] = [];
+    return {
+      start: async () => {
+        await target.start();
+        try {
+          for (const entry of entries) await target.createExport({ volume: entry.volume, ...(entry.nqn ? { options: { nqn: entry.nqn } } : {}) });
+        } catch (err) {
+          await target.stop();
+          throw err;
+        }
+        unregister = nvmfAdminCommands(target).map((command) => admin.register(command));
+      },
+      stop: async () => {
+        for (const remove of unregister) remove();
+        await target.stop();
+      },
+    };
+  },
+});
