@@ -1,0 +1,105 @@
+/**
+ * Is the vhost-user-blk frontend a bottleneck? One QEMU TCG guest gets two virtio-blk disks:
+ *   - vda: fastblock's vhost controller (test/vhost/daemon.ts) over the in-memory test target
+ *     (until the client library serves real images), and
+ *   - vdb: qemu-storage-daemon's vhost-user-blk export of a raw file (page cache), the reference.
+ * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating, randwrite
+ * then randread. The guest is CPU-bound under TCG, so read the ratio as overhead only.
+ *
+ *   npm run bench -- vhost [--runtime 8]
+ *
+ * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { bootGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
+import { VhostDaemon } from '../../test/vhost/daemon-process.js';
+
+const opts = new Command().option('--runtime <s>', 'seconds per fio job', '8').parse().opts<{ runtime: string }>();
+const runtime = Number(opts.runtime);
+const SIZE_MIB = 256;
+
+const skip = vmSkipReason();
+if (skip) {
+  console.log(`SKIP ${skip}`);
+  console.log(JSON.stringify({ bench: 'vhost', figures: {}, ratios: {}, skipped: skip }));
+  process.exit(0);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'fastblock-bench-vhost-'));
+const fastblockSocket = join(dir, 'fastblock.sock');
+const referenceSocket = join(dir, 'qsd.sock');
+const referenceImage = join(dir, 'qsd.img');
+writeFileSync(referenceImage, '');
+truncateSync(referenceImage, SIZE_MIB * 1024 * 1024);
+
+const daemon = await VhostDaemon.start({
+  target: 'memory',
+  volumes: { 'rbd/bench': SIZE_MIB * 1024 * 1024 },
+  controllers: [{ volume: 'rbd/bench', socket: fastblockSocket, queues: 2 }],
+});
+const qsdPid = join(dir, 'qsd.pid');
+const qsd = spawnSync('qemu-storage-daemon', [
+  '--daemonize', '--pidfile', qsdPid,
+  '--blockdev', `driver=file,node-name=file0,filename=${referenceImage}`,
+  '--export', `type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=${referenceSocket},writable=on,num-queues=2`,
+]);
+if (qsd.status !== 0) throw new Error(`qemu-storage-daemon failed: ${qsd.stderr}`);
+
+const job = (dev: string, rw: string) =>
+  `host fio --name=b --filename=${dev} --direct=1 --ioengine=libaio --rw=${rw} --bs=4k --iodepth=16 --size=${SIZE_MIB}M ` +
+  `--time_based --runtime=${runtime} --ramp_time=1 --randrepeat=0 --output-format=terse --terse-version=3 | tail -n 1`;
+// Each disk is written whole first, so reads hit allocated data on both.
+const script = `
+for d in vda vdb; do dd if=/dev/zero of=/dev/$d bs=1M count=${SIZE_MIB} oflag=direct 2>/dev/null; done
+for rw in randwrite randread; do
+  echo "RESULT fastblock $rw $(${job('/dev/vda', '$rw')})"
+  echo "RESULT reference $rw $(${job('/dev/vdb', '$rw')})"
+done
+`;
+
+let figures: Record<string, number> = {};
+try {
+  const result = await bootGuest({
+    devices: [...vhostUserBlk(fastblockSocket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
+    hostfs: true,
+    memoryMiB: 512,
+    script,
+    timeoutMs: (8 * (runtime + 15) + 120) * 1000,
+  });
+  if (result.exitCode !== 0) throw new Error(`guest failed:\n${result.console.slice(-3000)}`);
+  for (const line of result.output.split('\n')) {
+    const m = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
+    if (!m) continue;
+    const fields = m[3]!.split(';');
+    if (fields[4] !== '0') throw new Error(`fio reported error ${fields[4]}: ${line}`);
+    // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
+    const iops = Number(m[2] === 'randread' ? fields[7] : fields[48]);
+    figures[`${m[1]}_${m[2]}_iops_4k_qd16`] = iops;
+    console.log(`${m[1].padEnd(10)} ${m[2].padEnd(10)} ${iops} IOPS`);
+  }
+} finally {
+  await daemon.stop();
+  try {
+    process.kill(Number(readFileSync(qsdPid, 'utf8')), 'SIGTERM');
+  } catch {
+    // already gone
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
+figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
+console.log(
+  JSON.stringify({
+    bench: 'vhost',
+    figures,
+    ratios: { randwrite_iops_4k_qd16: Number(ratio('randwrite').toFixed(3)), randread_iops_4k_qd16: Number(ratio('randread').toFixed(3)) },
+    notes:
+      'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. fastblock serves the in-memory test target ' +
+      '(the client library is not wired in yet); the reference is qemu-storage-daemon on a raw file in the page cache. Shared 2-core machine.',
+  }),
+);
