@@ -106,7 +106,8 @@ export class Simulation {
   private nextOpId = 1;
   private nextReadCtx = 1;
   private readonly leaders = new Map<string, NodeId>();
-  private readonly committed = new Map<GroupId, Map<number, string>>();
+  /** Per group, what each committed index holds, and a term by which it was surely committed. */
+  private readonly committed = new Map<GroupId, Map<number, { print: string; term: number; commitTerm: number }>>();
   private readonly lastMembership = new Map<GroupId, { index: number; membership: Membership }>();
   private readonly leaseReads: boolean;
   private readonly durationMs: number;
@@ -301,7 +302,7 @@ export class Simulation {
     if (node.roundInFlight || !node.mr.hasReady()) return;
     const round = node.mr.collect();
     node.roundInFlight = true;
-    this.queue.push(this.now + 0.05 + this.random.next() * 0.5, { kind: 'flushed', node: node.id, round, epoch: node.epoch });
+    this.queue.push(this.now + 0.1 + this.random.next() * 2, { kind: 'flushed', node: node.id, round, epoch: node.epoch });
   }
 
   private onFlushed(node: SimNode, round: Round, epoch: number): void {
@@ -364,12 +365,14 @@ export class Simulation {
     const replica = node.replicas.get(group)!;
     const committed = this.committed.get(group)!;
     for (const e of entries) {
+      if (node.replicas.get(group) !== replica) return; // removed by a membership entry of this batch
       if (e.index <= replica.sm.applied) continue;
       if (e.index !== replica.sm.applied + 1) this.violation(`n${node.id} ${group} applies ${e.index} after ${replica.sm.applied}`);
       const print = `${e.term}:${e.type}:${Buffer.from(e.data).toString('latin1')}`;
       const seen = committed.get(e.index);
-      if (seen === undefined) committed.set(e.index, print);
-      else if (seen !== print) this.violation(`${group} index ${e.index}: n${node.id} applies ${print}, another replica applied ${seen}`);
+      // The applying node learned of the commit in its current term at the latest.
+      if (seen === undefined) committed.set(e.index, { print, term: e.term, commitTerm: node.mr.group(group)!.term });
+      else if (seen.print !== print) this.violation(`${group} index ${e.index}: n${node.id} applies ${print}, another replica applied ${seen.print}`);
       if (e.type === EntryType.Membership) {
         replica.sm.apply(e.index, undefined);
         this.onMembershipApplied(group, e.index, decodeMembership(e.data));
@@ -424,8 +427,6 @@ export class Simulation {
       for (const [ctx, r] of node.pendingReads) {
         if ((r as PendingRead & { group?: GroupId }).group === group) node.pendingReads.delete(ctx);
       }
-    } else {
-      this.checkLeaderCompleteness(node, group);
     }
   }
 
@@ -463,8 +464,10 @@ export class Simulation {
       // A new client request: aimed at the group's leader as far as a client can tell.
       if (!this.healing) this.scheduleClient();
       const group = this.random.pick(this.groupIds);
-      const leader = this.currentLeader(group);
-      if (!leader) return;
+      // Clients have stale hints: any node that believes it leads may get the request.
+      const believers = [...this.nodes.values()].filter((n) => n.up && n.mr.group(group)?.role === Role.Leader);
+      if (believers.length === 0) return;
+      const leader = this.random.pick(believers);
       const op = this.random.chance(0.5) ? 'put' : 'get';
       const key = `k${this.random.int(3)}`;
       const client = 1 + this.random.int(1000);
@@ -531,21 +534,26 @@ export class Simulation {
 
   private onFault(): void {
     if (this.healing) return;
-    this.queue.push(this.now + 20 + this.random.next() * 150, { kind: 'fault' });
+    this.queue.push(this.now + 10 + this.random.next() * 100, { kind: 'fault' });
     const r = this.random;
     const nodes = [...this.nodes.values()];
     const live = nodes.filter((n) => n.up && !n.hung);
     const down = nodes.length - live.length;
-    switch (r.int(8)) {
-      case 0: {
-        if (down >= 1 || live.length === 0) return;
-        const node = r.pick(live);
+    const maxDown = (nodes.length - 1) >> 1;
+    switch (r.int(9)) {
+      case 0:
+      case 6: {
+        if (down >= maxDown || live.length === 0) return;
+        // Crashes that hurt: mid-flush (unflushed writes lost) or of a leader.
+        const flushing = live.filter((n) => n.roundInFlight);
+        const leaders = live.filter((n) => this.groupIds.some((g) => n.mr.group(g)?.role === Role.Leader));
+        const node = flushing.length > 0 && r.chance(0.5) ? r.pick(flushing) : leaders.length > 0 && r.chance(0.7) ? r.pick(leaders) : r.pick(live);
         this.crash(node);
         this.queue.push(this.now + 30 + r.next() * 400, { kind: 'restart', node: node.id });
         return;
       }
       case 1: {
-        if (down >= 1 || live.length === 0) return;
+        if (down >= maxDown || live.length === 0) return;
         const node = r.pick(live);
         this.hang(node);
         this.queue.push(this.now + 30 + r.next() * 400, { kind: 'resume', node: node.id });
@@ -637,8 +645,10 @@ export class Simulation {
         if (!raft || raft.role !== Role.Leader) continue;
         const key = `${group}@${raft.term}`;
         const known = this.leaders.get(key);
-        if (known === undefined) this.leaders.set(key, node.id);
-        else if (known !== node.id) this.violation(`${group} term ${raft.term} has two leaders: n${known} and n${node.id}`);
+        if (known === undefined) {
+          this.leaders.set(key, node.id);
+          this.checkLeaderCompleteness(node, group);
+        } else if (known !== node.id) this.violation(`${group} term ${raft.term} has two leaders: n${known} and n${node.id}`);
       }
     }
   }
@@ -648,11 +658,11 @@ export class Simulation {
     const raft = node.mr.group(group);
     if (!raft) return;
     const first = raft.log.firstIndex();
-    for (const [index, print] of this.committed.get(group)!) {
-      if (index < first) continue;
+    for (const [index, c] of this.committed.get(group)!) {
+      if (index < first || c.commitTerm >= raft.term) continue;
       const term = raft.log.term(index);
-      if (term === undefined || `${term}` !== print.slice(0, print.indexOf(':'))) {
-        this.violation(`${group} leader n${node.id} term ${raft.term} lacks committed entry ${index} (${print.slice(0, 20)}), has term ${term}`);
+      if (term !== c.term) {
+        this.violation(`${group} leader n${node.id} term ${raft.term} lacks entry ${index} committed by term ${c.commitTerm} (${c.print.slice(0, 20)}), has term ${term}`);
         return;
       }
     }
@@ -710,7 +720,7 @@ export class Simulation {
   }
 
   private probeStart = 0;
-  private readonly probed = new Map<GroupId, number>();
+  private readonly probed = new Map<GroupId, { node: NodeId; term: number; index: number }>();
 
   /** Every group has a leader that committed a write after healing, and every member caught up. */
   private converged(): boolean {
@@ -718,21 +728,18 @@ export class Simulation {
       const leader = this.currentLeader(group);
       if (!leader) return false;
       const raft = leader.mr.group(group)!;
-      if (!this.probed.has(group)) {
+      const probe = this.probed.get(group);
+      if (!probe || probe.node !== leader.id || probe.term !== raft.term) {
         try {
           const index = raft.propose(encodeWrite({ id: 0, key: '_probe', value: 'p' }));
-          this.probed.set(group, index);
+          this.probed.set(group, { node: leader.id, term: raft.term, index });
           this.schedule(leader);
         } catch {
           // Transfer pending; try again at the next event.
         }
         return false;
       }
-      const probeIndex = this.probed.get(group)!;
-      if (raft.log.committed < probeIndex || raft.log.term(probeIndex) === undefined) {
-        if (raft.log.term(probeIndex) !== raft.term && raft.log.committed >= probeIndex) this.probed.delete(group);
-        return false;
-      }
+      if (raft.log.committed < probe.index) return false;
       const commit = raft.log.committed;
       for (const id of [...raft.membership.voters, ...raft.membership.learners]) {
         const replica = this.nodes.get(id)!.replicas.get(group);
@@ -754,7 +761,7 @@ export class Simulation {
           return `n${n.id}:${g?.role}/t${g?.term}/c${g?.log.committed}/l${g?.log.lastIndex()}/a${n.replicas.get(group)!.sm.applied}${n.up ? '' : '(down)'}`;
         });
       const progress = raft ? [...raft.status().progress].map(([id, p]) => `${id}:${p.state}/m${p.match}/n${p.next}`).join(',') : '';
-      parts.push(`${group}[leader=${leader?.id} progress=${progress} first=${raft?.log.firstIndex()} probe=${this.probed.get(group)} v=${raft?.membership.voters} l=${raft?.membership.learners} ${members.join(' ')}]`);
+      parts.push(`${group}[leader=${leader?.id} progress=${progress} first=${raft?.log.firstIndex()} probe=${this.probed.get(group)?.index} v=${raft?.membership.voters} l=${raft?.membership.learners} ${members.join(' ')}]`);
     }
     return parts.join(' ');
   }
