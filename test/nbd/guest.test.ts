@@ -85,8 +85,10 @@ test('nbd-client in a guest: O_DIRECT dd round trip, ext4 mkfs + mount + fsck + 
 
   const connected = gateway.logs.filter((l) => l.msg === 'client connected');
   assert.ok(connected.length >= 2, 'the guest kernel connected to both exports');
-  const stats = await gateway.stats();
-  assert.ok(stats['pool/fs']!.flushes! > 0, 'the guest kernel sent flushes');
+  const fsStats = (await gateway.stats())['pool/fs']!;
+  assert.ok(fsStats.flushes! > 0, 'the guest kernel sent flushes');
+  assert.ok(fsStats.fuaWrites! > 0, 'and FUA writes (the ext4 journal)');
+  assert.ok(fsStats.discards! > 0, 'and trims (mkfs discards the device)');
 });
 
 test.run();
