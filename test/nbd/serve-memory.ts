@@ -2,7 +2,8 @@
  * A test NBD gateway: NbdFrontend over in-memory volumes, in its own process so real clients
  * (qemu-io, nbdcopy, fio, nbdfuse, a guest kernel) talk to it over TCP exactly as to fastblockd.
  *
- *   node --import tsx test/nbd/serve-memory.ts --volume pool/a:64M --volume pool/ro:1M:ro [--port 0] [--jitter-ms 2]
+ *   node --import tsx test/nbd/serve-memory.ts --volume pool/a:64M --volume pool/ro:1M:ro [--port 0]
+ *       [--jitter-ms 2] [--fault pool/a:1M:64K:NO_SPACE]
  *
  * stdout: one JSON line {"port": N} when listening; on SIGUSR2 one JSON line of volume counters
  * ({"stats": {...}}), read by tests that check what reached the volume. Logs (pino JSON) go to
@@ -10,11 +11,13 @@
  */
 import { Command } from 'commander';
 import pino from 'pino';
-import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { ErrorCode } from '../../kernel/errors.js';
 import { NBD_CONFIG_DEFAULTS } from '../../plugins/frontend-nbd/config.js';
 import { NbdFrontend } from '../../plugins/frontend-nbd/frontend.js';
 import { MemoryVolumeProvider, type MemoryVolume } from '../support/memory-volume.js';
 import { DelayedVolume } from './delayed-volume.js';
+import { FaultyVolume } from './faulty-volume.js';
 
 const SIZE_UNITS: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
 
@@ -32,8 +35,9 @@ const program = new Command()
   .option('--default-export <name>', 'export for the empty name', '')
   .option('--no-dynamic', 'serve only the --volume exports')
   .option('--jitter-ms <ms>', 'complete each volume operation after a random delay up to this (out-of-order replies)', '0')
+  .option('--fault <name:offset:length:code>', 'operations touching the range fail with this FastblockError code', (v: string, all: string[]) => [...all, v], [] as string[])
   .parse();
-const opts = program.opts<{ volume: string[]; port: string; handshakeTimeout: string; maxInFlight: string; defaultExport: string; dynamic: boolean; jitterMs: string }>();
+const opts = program.opts<{ volume: string[]; port: string; handshakeTimeout: string; maxInFlight: string; defaultExport: string; dynamic: boolean; jitterMs: string; fault: string[] }>();
 const jitterMs = Number(opts.jitterMs);
 
 const log = pino({ level: process.env.NBD_LOG_LEVEL ?? 'info' }, pino.destination(2));
@@ -44,7 +48,12 @@ const provider: BlockVolumeProvider = {
   async open(name) {
     const handle = await memory.open(name);
     opened.push(handle);
-    return jitterMs > 0 ? new DelayedVolume(handle, jitterMs) : handle;
+    let volume: BlockVolume = handle;
+    const faults = opts.fault.map((f) => f.split(':')).filter(([volumeName]) => volumeName === name);
+    if (faults.length > 0) {
+      volume = new FaultyVolume(volume, faults.map(([, offset, length, code]) => ({ offset: parseSize(offset!), length: parseSize(length!), code: code as ErrorCode })));
+    }
+    return jitterMs > 0 ? new DelayedVolume(volume, jitterMs) : volume;
   },
   list: () => memory.list(),
 };
