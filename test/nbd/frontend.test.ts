@@ -1,7 +1,8 @@
 /**
  * The Frontend contract of NbdFrontend, in process: createExport gives a location a real client
  * can open, listExports counts clients, removeExport withdraws it, the default export serves the
- * empty name, and stop() answers what is in flight before closing connections.
+ * empty name, 200 clients at once each get their own data back, and stop() answers what is in
+ * flight before closing connections.
  */
 import pino from 'pino';
 import { suite } from 'uvu';
@@ -16,6 +17,7 @@ import { RawSocket } from './raw-socket.js';
 const test = suite('nbd: Frontend contract');
 const provider = new MemoryVolumeProvider();
 provider.create('pool/x', 8 * 1024 * 1024);
+// 200 clients x 4 blocks of 8 KiB fit in pool/x.
 provider.create('pool/y', 4 * 1024 * 1024);
 const frontend = new NbdFrontend(provider, { ...NBD_CONFIG_DEFAULTS, port: 0, dynamicExports: false, defaultExport: 'pool/x' }, pino({ level: 'silent' }));
 
@@ -59,6 +61,30 @@ test('listExports counts connected clients; removeExport withdraws the export', 
   assert.not.ok(frontend.listExports().some((e) => e.volume === 'pool/y'));
   const gone = await run('nbdinfo', [`nbd://127.0.0.1:${frontend.port}/pool/y`]);
   assert.is.not(gone.code, 0);
+});
+
+test('200 clients at once, each writing and reading back its own blocks', async () => {
+  const clients = await Promise.all(
+    Array.from({ length: 200 }, async (_, i) => {
+      const raw = await RawSocket.open(frontend.port);
+      await raw.greet();
+      await raw.go('pool/x');
+      return raw;
+    }),
+  );
+  await Promise.all(
+    clients.map(async (raw, i) => {
+      for (let k = 0; k < 4; k++) raw.request(1, (i * 4 + k) * 8192, 8192, { cookie: k, payload: Buffer.alloc(8192, (i + k) & 0xff) });
+      for (let k = 0; k < 4; k++) assert.is((await raw.simpleReply()).error, 0);
+      for (let k = 0; k < 4; k++) raw.request(0, (i * 4 + k) * 8192, 8192, { cookie: 100 + k });
+      for (let k = 0; k < 4; k++) {
+        const reply = await raw.simpleReply(8192);
+        assert.ok(reply.data.equals(Buffer.alloc(8192, (i + reply.cookie - 100) & 0xff)), `client ${i} block ${reply.cookie - 100}`);
+      }
+      raw.request(2, 0, 0);
+      await raw.closed;
+    }),
+  );
 });
 
 test('stop() answers requests in flight, then closes the connection', async () => {
