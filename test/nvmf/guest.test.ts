@@ -1,0 +1,198 @@
+// @slow
+// fastblock's NVMe/TCP target under the Linux kernel initiator (nvme-tcp + nvme-cli in one QEMU TCG
+// guest) against a fastblockd the test starts (nvmf plugin over in-memory volumes). In one boot:
+// nvme discover; connect with 1 then 2 I/O queues; dd write/read compared with what the host reads
+// through the volume; a second subsystem created at run time (`nvmf create`) carrying ext4 (mkfs,
+// mount, files, fsck); fio random write with verify; nvme flush; blkdiscard read back as zeroes on
+// both sides; then the guest is paused (QMP stop): its controllers are torn down by the keep-alive
+// timer while the namespaces stay, and after `cont` the kernel reconnects and reads its data back;
+// nvme disconnect at the end.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createConnection } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startGuest, userNet, vmSkipReason, type Guest } from '../support/vm.js';
+import { startNvmfDaemon } from './support/daemon.js';
+
+const MiB = 1024 * 1024;
+const skip = vmSkipReason();
+const NQN_A = 'nqn.2024-01.io.fastblock:rbd:a';
+const NQN_B = 'nqn.2024-01.io.example:ext4';
+const ZERO_MIB_MD5 = 'b6d81b360a5672d80c27430f39153e2c';
+
+const GUEST_SCRIPT = `
+md5() { dd if=$1 bs=1M skip=$2 count=\${3:-1} iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1; }
+# The block device of a subsystem, found by its NQN (names depend on connection order).
+# (nvmeXcYnZ are the hidden per-path nodes of native multipath; the usable disk is nvmeXnZ.)
+dev_of() { for d in /sys/block/nvme*n1; do case \${d##*/} in *c*) continue;; esac; [ "$(cat $d/device/subsysnqn 2>/dev/null)" = "$1" ] && { echo /dev/\${d##*/}; return; }; done; echo none; }
+ctrl_of() { for c in /sys/class/nvme/nvme*; do [ "$(cat $c/subsysnqn)" = "$1" ] && { echo \${c##*/}; return; }; done; echo none; }
+wait_dev() { i=0; while [ "$(dev_of $1)" = none ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; }
+
+nvme discover -t tcp -a 10.0.2.2 -s $PORT > /tmp/disc
+grep -q "subnqn:  $NQN_A" /tmp/disc && grep -q "current discovery subsystem" /tmp/disc && echo "DISCOVER ok $(grep -c '^=====' /tmp/disc)"
+
+# One I/O queue, then two.
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_A -i 1
+wait_dev $NQN_A
+echo "QUEUES1 $(dmesg | grep -c 'creating 1 I/O queues')"
+nvme disconnect -n $NQN_A > /dev/null
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_A -i 2 -k 3 -c 1
+wait_dev $NQN_A
+A=$(dev_of $NQN_A)
+echo "QUEUES2 $(dmesg | grep -c 'creating 2 I/O queues')"
+echo "GEOMETRY $(cat /sys/block/\${A##*/}/size) $(cat /sys/block/\${A##*/}/queue/logical_block_size)"
+
+# dd: 4 MiB at 1 MiB, O_DIRECT, read back
+dd if=/dev/urandom of=/tmp/pat bs=1M count=4 2>/dev/null
+dd if=/tmp/pat of=$A bs=1M seek=1 count=4 oflag=direct 2>/dev/null
+echo "DD_WRITE $(md5sum < /tmp/pat | cut -d' ' -f1)"
+echo "DD_READ $(md5 $A 1 4)"
+
+# flush; discard [8,9) MiB of a pattern written over [8,10) MiB
+nvme flush $A -n 1 > /dev/null && echo "FLUSH ok"
+dd if=/dev/urandom of=$A bs=1M seek=8 count=2 oflag=direct 2>/dev/null
+blkdiscard -o $((8 * 1048576)) -l 1048576 $A
+echo "DISCARDED $(md5 $A 8)"
+echo "KEPT $(md5 $A 9)"
+
+# ext4 on the subsystem the host created at run time
+echo "@@STEP create-b"
+i=0; while ! nvme discover -t tcp -a 10.0.2.2 -s $PORT | grep -q "$NQN_B"; do sleep 0.2; i=$((i+1)); [ $i -lt 50 ]; done
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_B -k 3 -c 1
+wait_dev $NQN_B
+B=$(dev_of $NQN_B)
+mkfs.ext4 -q -F -b 4096 $B
+mount -t ext4 $B /mnt
+dd if=/dev/urandom of=/mnt/big bs=64k count=32 2>/dev/null
+echo hello > /mnt/small; mkdir /mnt/dir; cp /mnt/big /mnt/dir/copy
+big=$(md5sum < /mnt/big | cut -d' ' -f1)
+umount /mnt
+e2fsck -fn $B > /tmp/fsck.out 2>&1 && echo "FSCK clean" || { cat /tmp/fsck.out; echo "FSCK errors"; }
+mount -t ext4 -o ro $B /mnt
+[ "$(md5sum < /mnt/dir/copy | cut -d' ' -f1)" = "$big" ] && [ "$(cat /mnt/small)" = hello ] && echo "EXT4 files intact"
+umount /mnt
+
+# fio: 4 KiB random writes with verify over [16, 24) MiB, QD16
+host fio --name=verify --filename=$A --direct=1 --ioengine=libaio --rw=randwrite --bs=4k --iodepth=16 \\
+  --offset=16M --size=8M --verify=crc32c --verify_fatal=1 --do_verify=1 > /tmp/fio.out 2>&1 && echo "FIO_RC 0" || { tail -20 /tmp/fio.out; echo "FIO_RC 1"; }
+
+# Keep-alive expiry: the host pauses this guest (QMP stop) until the target has torn both
+# controllers down, then resumes it; the kernel reconnects (reconnect delay 1 s) to the namespaces
+# that stayed.
+before=$(md5 $A 1 4)
+echo "@@STEP pause-me"
+sleep 1
+i=0; while [ "$(cat /sys/class/nvme/$(ctrl_of $NQN_A)/state)" != live ] || ! dd if=$A of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null; do sleep 0.2; i=$((i+1)); [ $i -lt 150 ]; done
+echo "RECONNECTS $(dmesg | grep -c 'Successfully reconnected')"
+echo "AFTER_PAUSE $(md5 $A 1 4) $before"
+
+nvme disconnect -n $NQN_A > /dev/null && nvme disconnect -n $NQN_B > /dev/null && echo "DISCONNECT ok"
+echo "LEFT $(ls /sys/class/nvme | wc -l)"
+`;
+
+/** QEMU's QMP over a unix socket: capabilities negotiation, then commands by name. */
+async function qmp(socket: string, commands: readonly string[]): Promise<void> {
+  const connection = createConnection(socket);
+  let buffer = '';
+  const replies: string[] = [];
+  connection.on('data', (d: Buffer) => {
+    buffer += d.toString();
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      replies.push(buffer.slice(0, nl));
+      buffer = buffer.slice(nl + 1);
+    }
+  });
+  const returned = async (count: number): Promise<void> => {
+    const deadline = Date.now() + 5000;
+    while (replies.filter((r) => r.includes('"return"')).length < count) {
+      if (Date.now() > deadline) throw new Error(`QMP: no reply; got ${replies.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await new Promise<void>((resolve, reject) => connection.once('connect', resolve).once('error', reject));
+  connection.write('{"execute":"qmp_capabilities"}\n');
+  await returned(1);
+  for (const [i, command] of commands.entries()) {
+    connection.write(JSON.stringify({ execute: command }) + '\n');
+    await returned(i + 2);
+  }
+  connection.destroy();
+}
+
+/** Waits for a guest's step marker; if the guest ends first, fails with its console. */
+async function step(guest: Guest, marker: RegExp, timeoutMs: number): Promise<void> {
+  try {
+    await guest.waitForLine(marker, timeoutMs);
+  } catch (err) {
+    guest.kill();
+    const result = await guest.done;
+    assert.unreachable(`${(err as Error).message}\n${result.output}\n--- console tail:\n${result.console.slice(-3000)}`);
+  }
+}
+
+test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext4, fio verify, flush, discard, keep-alive expiry, disconnect', async () => {
+  if (skip) return console.log(`SKIP ${skip}`);
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-nvmf-'));
+  const qmpSocket = join(dir, 'qmp.sock');
+  const daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:32', 'nvmf.exports=rbd/a', 'nvmf.advertiseAddress=10.0.2.2']);
+  try {
+    const guest = startGuest({
+      devices: [...userNet(), '-qmp', `unix:${qmpSocket},server=on,wait=off`],
+      modules: ['nvme-tcp', 'ext4'],
+      hostfs: true,
+      memoryMiB: 512,
+      env: { PORT: daemon.port, NQN_A, NQN_B },
+      script: GUEST_SCRIPT,
+      timeoutMs: 240_000,
+    });
+    await step(guest, /^@@STEP create-b/, 120_000);
+    await daemon.admin('nvmf create', { volume: 'rbd/b', nqn: NQN_B });
+
+    await step(guest, /^@@STEP pause-me/, 180_000);
+    await qmp(qmpSocket, ['stop']);
+    const paused = Date.now();
+    // KATO 3 s (nvme connect -k 3) + 1 s grace: both associations go; the exports stay.
+    await daemon.process.waitFor(/keep alive timeout/, 20_000);
+    const exports = async () => (await daemon.admin('nvmf ls')) as { nqn: string; clients: number }[];
+    for (let i = 0; i < 50 && (await exports()).some((e) => e.clients > 0); i++) await new Promise((r) => setTimeout(r, 100));
+    const tornDownAfter = Date.now() - paused;
+    const listed = await exports();
+    assert.equal(listed.map((e) => [e.nqn, e.clients]).sort(), [[NQN_B, 0], [NQN_A, 0]].sort(), 'controllers gone, namespaces stay');
+    assert.ok(tornDownAfter < 15_000, `torn down ${tornDownAfter} ms after the pause`);
+    await qmp(qmpSocket, ['cont']);
+
+    const result = await guest.done;
+    const out = result.output;
+    if (process.env.NVMF_TEST_VERBOSE) console.log(out);
+    assert.is(result.exitCode, 0, result.console.slice(-4000));
+    const value = (key: string): string => new RegExp(`^${key} (.*)$`, 'm').exec(out)?.[1] ?? `<no ${key} in output>`;
+
+    assert.is(value('DISCOVER'), 'ok 2');
+    assert.is(value('QUEUES1'), '1');
+    assert.is(value('QUEUES2'), '1');
+    assert.is(value('GEOMETRY'), `${(64 * MiB) / 512} 4096`);
+    assert.is(value('DD_READ'), value('DD_WRITE'));
+    assert.is((await daemon.digest('rbd/a', 1 * MiB, 4 * MiB)).md5, value('DD_WRITE'), 'the volume holds what the guest wrote');
+    assert.is(value('FLUSH'), 'ok');
+    assert.is(value('DISCARDED'), ZERO_MIB_MD5);
+    assert.ok((await daemon.digest('rbd/a', 8 * MiB, MiB)).zero, 'discarded range reads as zeroes on the host');
+    assert.is((await daemon.digest('rbd/a', 9 * MiB, MiB)).md5, value('KEPT'));
+    assert.is.not(value('KEPT'), ZERO_MIB_MD5);
+    assert.match(out, 'FSCK clean');
+    assert.match(out, 'EXT4 files intact');
+    assert.is(value('FIO_RC'), '0', out);
+    assert.ok(Number(value('RECONNECTS')) >= 1, 'the kernel reconnected after the teardown');
+    const [after, before] = value('AFTER_PAUSE').split(' ');
+    assert.is(after, before, 'data survives the controller teardown');
+    assert.is(value('DISCONNECT'), 'ok');
+    assert.is(value('LEFT'), '0');
+  } finally {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
