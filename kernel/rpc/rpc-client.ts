@@ -11,15 +11,22 @@ export interface RpcResult<Res> {
   readonly payload: Uint8Array;
 }
 
-export async function call<Req, Res>(
+export function call<Req, Res>(
   connection: TransportConnection,
   method: RpcMethod<Req, Res>,
   request: Req,
   payload?: Payload,
   options?: RequestOptions,
 ): Promise<RpcResult<Res>> {
-  const reply = await connection.request(method.id, method.request.encode(request), payload, options);
-  return { response: method.response.decode(reply.header), payload: reply.payload };
+  let header: Uint8Array;
+  try {
+    header = method.request.encode(request);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return connection
+    .request(method.id, header, payload, options)
+    .then((reply) => ({ response: method.response.decode(reply.header), payload: reply.payload }));
 }
 
 /** One-way: nothing comes back, and nothing is sent if the connection is down. */

@@ -43,10 +43,12 @@ export class RpcServer implements InboundHandler {
 
   /** Adds a typed method; returns the function that removes it. */
   handle<Req, Res>(method: RpcMethod<Req, Res>, handler: RpcHandler<Req, Res>): () => void {
-    return this.handleRaw(method.id, method.name, async (connection, message) => {
+    const encode = (reply: RpcReply<Res>): OutboundReply => ({ header: method.response.encode(reply.response), payload: reply.payload });
+    return this.handleRaw(method.id, method.name, (connection, message) => {
       const request = method.request.decode(message.header);
-      const reply = await handler(request, { connection, payload: message.payload });
-      return { header: method.response.encode(reply.response), payload: reply.payload };
+      const reply = handler(request, { connection, payload: message.payload });
+      // A synchronous handler is answered in the same turn (no promise hop on the hot path).
+      return reply instanceof Promise ? reply.then(encode) : encode(reply);
     });
   }
 

@@ -23,6 +23,7 @@ import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { FRAME_VERSION, FrameDecoder, FrameKind, PREAMBLE_BYTES, payloadLength, type Frame } from '../../kernel/rpc/frame.js';
 import { HelloCodec, HelloReplyCodec, decodeError } from '../../kernel/rpc/wire.js';
 import { Backoff } from './backoff.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
 
@@ -30,7 +31,6 @@ interface Pending {
   readonly method: number;
   readonly resolve: (message: InboundMessage) => void;
   readonly reject: (err: FastblockError) => void;
-  readonly timer: NodeJS.Timeout;
   /** Set while the request waits for a connection; cleared once written. */
   unsent?: { readonly header: Uint8Array; readonly payload: Payload | undefined; readonly bytes: number };
 }
@@ -45,6 +45,10 @@ export class TcpConnection implements TransportConnection {
   private readonly backoff: Backoff;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  private readonly deadlines = new DeadlineQueue(
+    (id) => this.pending.has(id),
+    (id, timeoutMs) => this.expire(id, timeoutMs),
+  );
   /** Request ids waiting for a connection, in issue order. */
   private readonly unsent: number[] = [];
   private unsentBytes = 0;
@@ -95,9 +99,9 @@ export class TcpConnection implements TransportConnection {
     const id = this.takeId();
     const timeoutMs = options?.timeoutMs ?? this.options.requestTimeoutMs;
     return new Promise<InboundMessage>((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
-      const entry: Pending = { method, resolve, reject, timer };
+      const entry: Pending = { method, resolve, reject };
       this.pending.set(id, entry);
+      this.deadlines.add(id, timeoutMs);
       if (this.currentState === 'connected') {
         this.writer!.write(FrameKind.REQUEST, method, id, header, payload);
       } else {
@@ -141,6 +145,7 @@ export class TcpConnection implements TransportConnection {
     this.detach();
     this.setState('closed');
     for (const id of [...this.pending.keys()]) this.fail(id, this.closedError('connection closed by this side'));
+    this.deadlines.clear();
     this.wakeDrainWaiters();
     this.onClosed(this);
     if (socket && !socket.destroyed) {
@@ -237,7 +242,6 @@ export class TcpConnection implements TransportConnection {
     // A reply to a request that already timed out: the caller has moved on.
     if (!entry) return;
     this.pending.delete(id);
-    clearTimeout(entry.timer);
     action(entry);
   }
 
@@ -260,7 +264,6 @@ export class TcpConnection implements TransportConnection {
     const entry = this.pending.get(id);
     if (!entry) return;
     this.pending.delete(id);
-    clearTimeout(entry.timer);
     if (entry.unsent) {
       this.unsentBytes -= entry.unsent.bytes;
       const at = this.unsent.indexOf(id);
