@@ -5,7 +5,8 @@
  *   node --import tsx test/vhost/daemon.ts '<json DaemonSpec>'
  *
  * Prints "READY" once every controller listens. Reads JSON lines on stdin for runtime management
- * ({"op":"create","volume","socket","queues"} | {"op":"rm","socket"} | {"op":"ls"}) and answers
+ * ({"op":"create","volume","socket","queues"} | {"op":"rm","socket"} | {"op":"ls"}, and with delayMs
+ * {"op":"hold"} | {"op":"held"}) and answers
  * each with one JSON line.
  */
 import { createInterface } from 'node:readline';
@@ -38,6 +39,8 @@ if (spec.target === 'file') {
   provider = memory;
 }
 
+let holding = false;
+let held = 0;
 if (spec.delayMs) provider = delayed(provider, spec.delayMs);
 
 const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 1 }, log);
@@ -51,6 +54,8 @@ for await (const line of createInterface({ input: process.stdin })) {
     if (op.op === 'create') result = await frontend.createExport({ volume: op.volume ?? '', options: { socket: op.socket ?? '', queues: op.queues ?? 1 } });
     else if (op.op === 'rm') result = await frontend.removeExport(op.socket ?? '');
     else if (op.op === 'ls') result = frontend.listExports();
+    else if (op.op === 'hold') holding = true;
+    else if (op.op === 'held') result = held;
     else throw new Error(`unknown op ${op.op}`);
     process.stdout.write(`${JSON.stringify({ ok: true, result: result ?? null })}\n`);
   } catch (err) {
@@ -59,6 +64,10 @@ for await (const line of createInterface({ input: process.stdin })) {
 }
 await frontend.stop();
 
+/**
+ * Every read and write waits `ms`; after {"op":"hold"} writes never finish (they stay in flight
+ * until the test kills the daemon), and {"op":"held"} counts them.
+ */
 function delayed(inner: BlockVolumeProvider, ms: number): BlockVolumeProvider {
   return {
     list: () => inner.list(),
@@ -66,7 +75,14 @@ function delayed(inner: BlockVolumeProvider, ms: number): BlockVolumeProvider {
       const volume = await inner.open(name);
       return Object.assign(Object.create(volume) as BlockVolume, {
         read: async (offset: number, length: number, into?: Uint8Array) => (await sleep(ms), volume.read(offset, length, into)),
-        write: async (offset: number, data: readonly Uint8Array[]) => (await sleep(ms), volume.write(offset, data)),
+        write: async (offset: number, data: readonly Uint8Array[]) => {
+          await sleep(ms);
+          if (holding) {
+            held++;
+            await new Promise(() => {});
+          }
+          return volume.write(offset, data);
+        },
       });
     },
   };

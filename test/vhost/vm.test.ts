@@ -91,6 +91,14 @@ test('a guest uses two controllers: dd, discard, ext4, and fio verify across a b
       timeoutMs: 240_000,
     });
     await guest.waitForLine(/^@@STEP kill-now/, 200_000);
+    // Writes stop completing, so the kill is sure to catch some in flight (and not yet on the volume).
+    assert.ok((await daemon.command({ op: 'hold' })).ok);
+    let held = 0;
+    for (let waited = 0; held === 0 && waited < 20_000; waited += 20) {
+      held = Number((await daemon.command({ op: 'held' })).result);
+      if (held === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(held > 0, 'writes were in flight at the kill');
     await daemon.kill();
     restarted = await VhostDaemon.start({
       ...base,
