@@ -202,8 +202,10 @@ class Haggling {
     try {
       chosen = await this.ctx.exports.acquire(name);
     } catch (err) {
-      const notFound = isFastblockError(err, ErrorCode.NOT_FOUND);
-      this.error(option, notFound ? Reply.ERR_UNKNOWN : Reply.ERR_INVALID, `cannot open export ${name}: ${describe(err)}`);
+      // ERR_INVALID would blame the request's syntax; a provider that is closing says so, and any
+      // other failure to open is reported as an unusable export, with the provider's reason.
+      const closing = isFastblockError(err, ErrorCode.CLOSED);
+      this.error(option, closing ? Reply.ERR_SHUTDOWN : Reply.ERR_UNKNOWN, `cannot open export ${name}: ${describe(err)}`);
       return null;
     }
     const going = option === Option.GO;
