@@ -15,7 +15,7 @@ import { RawSocket, u32 } from './raw-socket.js';
 
 const test = suite('nbd: bad input');
 const MIB = 1024 * 1024;
-const HANDSHAKE_TIMEOUT_MS = 400;
+const HANDSHAKE_TIMEOUT_MS = 1000;
 let gateway: TestGateway;
 let dir: string;
 let fio: Promise<RunResult>;
