@@ -242,6 +242,10 @@ export class Transmission {
     const reply = this.slab.take(prefix + request.length);
     const into = reply.subarray(prefix);
     const data = await this.volume.read(request.offset, request.length, into);
+    if (data.length < request.length) {
+      // Sending fewer bytes than the header promises would desynchronise the client's stream.
+      throw new FastblockError(ErrorCode.IO_ERROR, `volume returned ${data.length} of ${request.length} bytes`, { offset: request.offset });
+    }
     if (structured) writeReadChunkHeader(reply, request, request.offset, request.length);
     else writeSimpleHeader(reply, request, 0);
     if (data.buffer === into.buffer && data.byteOffset === into.byteOffset) this.writer.send(reply);
