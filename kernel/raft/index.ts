@@ -25,3 +25,5 @@ export type {
 export { MultiRaft } from './multi-raft.js';
 export type { GroupHandler, GroupOptions, MultiRaftOptions, Round } from './multi-raft.js';
 export type { Beat, BeatResponse, NodeMessage } from './node-message.js';
+export { encodeNodeMessage, decodeNodeMessage } from './wire/codec.js';
+export type { EncodedNodeMessage } from './wire/codec.js';

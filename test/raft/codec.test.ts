@@ -1,0 +1,75 @@
+/** The raft wire codec: round trips, payloads by reference, malformed input rejected. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { MessageType, decodeNodeMessage, encodeNodeMessage, message } from '../../kernel/raft/index.js';
+import type { NodeMessage } from '../../kernel/raft/index.js';
+
+function sample(): NodeMessage {
+  const a = new Uint8Array(4096).fill(7);
+  const b = new Uint8Array([1, 2, 3]);
+  return {
+    from: 3,
+    to: 5,
+    messages: [
+      message({ type: MessageType.App, group: '1.2a', from: 3, to: 5, term: 2 ** 40, logTerm: 7, index: 99, commit: 98, entries: [
+        { index: 100, term: 8, type: 0, data: a },
+        { index: 101, term: 8, type: 0, data: new Uint8Array(0) },
+        { index: 102, term: 8, type: 1, data: b },
+      ] }),
+      message({ type: MessageType.AppResp, group: '1.2b', from: 3, to: 5, term: 8, index: 10, reject: true, hint: 4, hintTerm: 2 }),
+      message({ type: MessageType.Vote, group: '1.0', from: 3, to: 5, term: 9, index: 12, logTerm: 8, force: true }),
+      message({ type: MessageType.Snap, group: '1.3', from: 3, to: 5, term: 8, snapshot: { meta: { index: 50, term: 6, membership: { voters: [3, 5, 9], learners: [11] } }, offset: 64, total: 200, data: b } }),
+    ],
+    beats: [{ group: '1.4', term: 8, commit: 77, seq: 3 }],
+    beatResponses: [{ group: '1.5', term: 8, seq: 4, index: 80 }],
+  };
+}
+
+test('round trip keeps every field and entry bytes', () => {
+  const nm = sample();
+  const { header, payload } = encodeNodeMessage(nm);
+  const tail = Buffer.concat(payload);
+  const back = decodeNodeMessage(header, tail);
+  assert.equal(
+    JSON.parse(JSON.stringify(back, (_k, v) => (v instanceof Uint8Array ? [...v] : v))),
+    JSON.parse(JSON.stringify(nm, (_k, v) => (v instanceof Uint8Array ? [...v] : v))),
+  );
+});
+
+test('encoding puts the entries\' own buffers in the payload, uncopied and in order', () => {
+  const nm = sample();
+  const { payload } = encodeNodeMessage(nm);
+  assert.is(payload.length, 3);
+  assert.ok(payload[0] === nm.messages[0]!.entries[0]!.data);
+  assert.ok(payload[1] === nm.messages[0]!.entries[2]!.data);
+  assert.ok(payload[2] === nm.messages[3]!.snapshot!.data);
+});
+
+test('decoded entries are views of one copy of the tail', () => {
+  const { header, payload } = encodeNodeMessage(sample());
+  const tail = Buffer.concat(payload);
+  const back = decodeNodeMessage(header, tail);
+  const e = back.messages[0]!.entries[0]!.data;
+  assert.is(e.byteLength, 4096);
+  assert.ok(e.buffer !== tail.buffer, 'the receive buffer may be reused: entries do not alias it');
+  assert.ok(e.buffer === back.messages[0]!.entries[2]!.data.buffer, 'one copy for all entries');
+});
+
+test('a tail that does not match the header is a PROTOCOL error', () => {
+  const { header, payload } = encodeNodeMessage(sample());
+  const tail = Buffer.concat(payload);
+  for (const bad of [tail.subarray(0, tail.length - 1), Buffer.concat([tail, Buffer.from([0])])]) {
+    assert.throws(() => decodeNodeMessage(header, bad), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
+  }
+});
+
+test('garbage headers and unknown message types are PROTOCOL errors', () => {
+  assert.throws(() => decodeNodeMessage(new Uint8Array([0xff, 0xff, 0xff]), new Uint8Array(0)), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
+  const nm = sample();
+  const bad = { ...nm, messages: [{ ...nm.messages[1]!, type: 42 as never }] };
+  const { header, payload } = encodeNodeMessage(bad);
+  assert.throws(() => decodeNodeMessage(header, Buffer.concat(payload)), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
+});
+
+test.run();
