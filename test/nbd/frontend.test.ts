@@ -7,6 +7,7 @@
 import pino from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { NBD_CONFIG_DEFAULTS } from '../../plugins/frontend-nbd/config.js';
 import { NbdFrontend } from '../../plugins/frontend-nbd/frontend.js';
@@ -85,6 +86,47 @@ test('200 clients at once, each writing and reading back its own blocks', async 
       await raw.closed;
     }),
   );
+});
+
+test('CAN_MULTI_CONN holds: a FLUSH on one connection makes writes acknowledged on another durable', async () => {
+  // A provider whose every handle caches writes until its own flush(): if connections had handles
+  // of their own, B's flush would leave A's write volatile.
+  const handles: Array<{ dirty: Set<number> }> = [];
+  const cached: BlockVolumeProvider = {
+    async open(name) {
+      const inner = await provider.open(name);
+      const handle = { dirty: new Set<number>() };
+      handles.push(handle);
+      return Object.assign(Object.create(inner) as BlockVolume, {
+        write: async (offset: number, data: readonly Uint8Array[]) => {
+          await inner.write(offset, data);
+          handle.dirty.add(offset);
+        },
+        flush: async () => handle.dirty.clear(),
+      });
+    },
+    list: () => provider.list(),
+  };
+  const multi = new NbdFrontend(cached, { ...NBD_CONFIG_DEFAULTS, port: 0 }, pino({ level: 'silent' }));
+  await multi.start();
+  try {
+    const a = await RawSocket.open(multi.port);
+    const b = await RawSocket.open(multi.port);
+    for (const raw of [a, b]) {
+      await raw.greet();
+      await raw.go('pool/x');
+    }
+    a.request(1, 0, 4096, { cookie: 1, payload: Buffer.alloc(4096, 7) });
+    assert.is((await a.simpleReply()).error, 0);
+    assert.ok(handles.some((h) => h.dirty.size > 0), 'the write is volatile until a flush');
+    b.request(3, 0, 0, { cookie: 2 });
+    assert.is((await b.simpleReply()).error, 0);
+    assert.ok(handles.every((h) => h.dirty.size === 0), "B's flush covered A's write");
+    for (const raw of [a, b]) raw.request(2, 0, 0);
+    await Promise.all([a.closed, b.closed]);
+  } finally {
+    await multi.stop();
+  }
 });
 
 test('stop() answers requests in flight, then closes the connection', async () => {
