@@ -1,5 +1,6 @@
 /**
- * Data-driven interaction tests: every test/raft/testdata/*.txt is a script with golden output.
+ * Data-driven interaction tests: every test/raft/testdata/*.txt is a script with golden output
+ * (multi-*.txt run against MultiRaft nodes, the others against bare RaftGroups).
  * FASTBLOCK_REWRITE=1 rewrites the goldens from the actual output (review the diff!); without it
  * a mismatch fails and shows both.
  */
@@ -9,6 +10,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InteractionEnv } from './harness/env.js';
+import { MultiEnv } from './harness/multi-env.js';
 import { parseScript, renderScript } from './harness/script.js';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
@@ -18,7 +20,8 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith('.txt')).sort()) {
   test(file.replace(/\.txt$/, ''), () => {
     const path = join(dir, file);
     const cases = parseScript(readFileSync(path, 'utf8'));
-    const env = new InteractionEnv();
+    // Scripts named multi-* drive MultiRaft nodes; the others drive bare RaftGroups.
+    const env = file.startsWith('multi-') ? new MultiEnv() : new InteractionEnv();
     const results: { comments: string[]; input: string; actual: string }[] = [];
     for (const c of cases) {
       const actual = env.run(c.command, c.positional, c.args) || 'ok';
