@@ -1,0 +1,117 @@
+/**
+ * NVMe/TCP beside NBD, both fastblock frontends over the same volume, both driven by the Linux
+ * kernel initiators of one QEMU TCG guest with the same fio jobs (4 KiB random write and read,
+ * QD16, libaio, O_DIRECT). One fastblockd serves both (plugins nvmf and nbd over one in-memory
+ * volume), so the difference is the protocol path: the target and the guest's driver. The guest is
+ * CPU-bound under TCG, so read the numbers as relative overhead, not as device speed.
+ *
+ *   npm run bench -- nvmf [--runtime 10] [--rounds 2]
+ *
+ * Each round runs every job on both devices, alternating which goes first; the figure is the best
+ * round (the least disturbed by other work on this shared machine). Last line:
+ * {"bench":"nvmf","figures":{...},"ratios":{...}} with ratios NVMe/TCP over NBD for IOPS.
+ */
+import { Command } from 'commander';
+import { startGuest, userNet, vmSkipReason } from '../../test/support/vm.js';
+import { startNvmfDaemon } from '../../test/nvmf/support/daemon.js';
+
+const opts = new Command()
+  .option('--runtime <s>', 'seconds per fio job', '10')
+  .option('--rounds <n>', 'rounds over both devices', '2')
+  .parse()
+  .opts<{ runtime: string; rounds: string }>();
+const runtime = Number(opts.runtime);
+const rounds = Number(opts.rounds);
+const VOLUME = 'rbd/bench';
+const NQN = 'nqn.2024-01.io.fastblock:rbd:bench';
+const JOBS = ['randwrite', 'randread'] as const;
+
+const skip = vmSkipReason();
+if (skip) {
+  console.log(`SKIP ${skip}`);
+  process.exit(0);
+}
+
+const GUEST_SCRIPT = `
+nbd-client 10.0.2.2 $NBD_PORT /dev/nbd0 -N ${VOLUME} -b 4096 > /dev/null 2>&1
+nvme connect -t tcp -a 10.0.2.2 -s $NVME_PORT -n ${NQN} -i 2 > /dev/null
+i=0; while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+# Precondition: the tested area written once, so reads find data on both paths.
+dd if=/dev/urandom of=/dev/nvme0n1 bs=1M count=128 oflag=direct 2>/dev/null
+job() { host fio --name=$2 --filename=$1 --direct=1 --ioengine=libaio --rw=$2 --bs=4k --iodepth=16 \\
+  --size=128M --time_based --runtime=$RUNTIME --randrepeat=0 --norandommap --output-format=terse --terse-version=3 | tail -1; }
+r=0; while [ $r -lt $ROUNDS ]; do
+  for rw in randwrite randread; do
+    if [ $((r % 2)) = 0 ]; then order="nvme nbd"; else order="nbd nvme"; fi
+    for dev in $order; do
+      [ $dev = nvme ] && path=/dev/nvme0n1 || path=/dev/nbd0
+      echo "RESULT $dev $rw $(job $path $rw)"
+    done
+  done
+  r=$((r+1))
+done
+nvme disconnect -n ${NQN} > /dev/null
+nbd-client -d /dev/nbd0 > /dev/null 2>&1
+`;
+
+interface Sample {
+  readonly iops: number;
+  readonly p99us: number;
+}
+
+/** fio terse v3: read IOPS is field 8, write IOPS field 49; clat percentiles "99.000000%=usec". */
+function parseTerse(line: string, rw: string): Sample {
+  const fields = line.split(';');
+  const base = rw === 'randread' ? 0 : 41;
+  const iops = Number(fields[7 + base]);
+  const percentiles = fields.slice(17 + base, 37 + base);
+  const p99 = percentiles.find((f) => f.startsWith('99.000000%='));
+  return { iops, p99us: p99 ? Number(p99.split('=')[1]) : NaN };
+}
+
+const daemon = await startNvmfDaemon([`nvmf-test-volumes.volumes=${VOLUME}:256`, `nvmf.exports=${VOLUME}`, 'nbd.port=0', `nbd.exports=${VOLUME}`, 'nbd.dynamicExports=false'], ['nbd']);
+const results = new Map<string, Sample[]>();
+try {
+  const nbdPort = Number((await daemon.process.waitFor(/NBD server listening/)).port);
+  console.log(`one TCG guest, fio libaio 4k QD16, ${runtime} s per job, ${rounds} rounds; 2 host cores shared with other work: numbers are noisy`);
+  const guest = startGuest({
+    devices: userNet(),
+    modules: ['nvme-tcp', 'nbd'],
+    hostfs: true,
+    memoryMiB: 512,
+    env: { NVME_PORT: daemon.port, NBD_PORT: nbdPort, RUNTIME: runtime, ROUNDS: rounds },
+    script: GUEST_SCRIPT,
+    timeoutMs: (rounds * 4 * (runtime + 15) + 120) * 1000,
+    onLine: (line) => {
+      const m = /^RESULT (\S+) (\S+) (.*)$/.exec(line);
+      if (!m) return;
+      const sample = parseTerse(m[3]!, m[2]!);
+      const key = `${m[1]}_${m[2]}`;
+      results.set(key, [...(results.get(key) ?? []), sample]);
+      console.log(`${m[1]!.padEnd(5)} ${m[2]!.padEnd(10)} ${Math.round(sample.iops).toString().padStart(6)} IOPS  p99 ${sample.p99us} us`);
+    },
+  });
+  const done = await guest.done;
+  if (done.exitCode !== 0) throw new Error(`guest failed (${done.exitCode}):\n${done.console.slice(-3000)}`);
+} finally {
+  await daemon.stop();
+}
+
+const figures: Record<string, number> = {};
+const ratios: Record<string, number> = {};
+const best = (key: string): Sample => {
+  const samples = results.get(key) ?? [];
+  if (samples.length === 0) throw new Error(`no fio result for ${key}`);
+  return samples.reduce((a, b) => (b.iops > a.iops ? b : a));
+};
+for (const rw of JOBS) {
+  const nvme = best(`nvme_${rw}`);
+  const nbd = best(`nbd_${rw}`);
+  figures[`nvmf_${rw}_4k_qd16_iops`] = Math.round(nvme.iops);
+  figures[`nbd_${rw}_4k_qd16_iops`] = Math.round(nbd.iops);
+  figures[`nvmf_${rw}_4k_qd16_p99_us`] = nvme.p99us;
+  figures[`nbd_${rw}_4k_qd16_p99_us`] = nbd.p99us;
+  ratios[`${rw}_4k_qd16_iops`] = Number((nvme.iops / nbd.iops).toFixed(3));
+  ratios[`${rw}_4k_qd16_p99`] = Number((nbd.p99us / nvme.p99us).toFixed(3));
+}
+console.log(JSON.stringify({ bench: 'nvmf', figures, ratios }));
