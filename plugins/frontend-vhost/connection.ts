@@ -97,10 +97,18 @@ export class Connection {
       eventIdx: () => hasBit(this.features, Feature.RING_EVENT_IDX),
       memory: () => this.memory,
       broken: (err) => this.close(`the guest broke a ring: ${err.message}`, err),
+      idle: () => {
+        if (this.retired.length) this.releaseRetired();
+      },
     };
     this.queues = Array.from({ length: device.queues }, (_, i) => new Virtqueue(i, ctx));
     this.done = new Promise((resolve) => (this.finish = resolve));
     this.watcher = new native.Watcher(fd, () => this.readable());
+  }
+
+  /** Closed, with requests possibly still finishing; `done` resolves when they have. */
+  get closing(): boolean {
+    return this.closed;
   }
 
   private readable(): void {
@@ -196,7 +204,7 @@ export class Connection {
         if (features & ~OFFERED_FEATURES) throw new ProtocolError('SET_FEATURES acks features never offered', { extra: (features & ~OFFERED_FEATURES).toString(16) });
         this.features = features;
         // Without protocol features rings start enabled (vhost-user "Ring states").
-        if (!hasBit(features, Feature.PROTOCOL_FEATURES)) for (const q of this.queues) q.enabled = true;
+        if (!hasBit(features, Feature.PROTOCOL_FEATURES)) for (const q of this.queues) q.setEnabled(true);
         return undefined;
       }
       case Request.GET_PROTOCOL_FEATURES:
@@ -223,6 +231,7 @@ export class Connection {
         const regions = decodeMemTable(m);
         if (this.memory) this.retired.push(this.memory);
         this.memory = GuestMemory.map(this.native, regions);
+        for (const q of this.queues) q.remap();
         this.releaseRetired();
         return undefined;
       }
@@ -278,8 +287,7 @@ export class Connection {
         const state = decodeVringState(m);
         const q = this.queue(state.index, m.request);
         if (state.num > 1) throw new ProtocolError('SET_VRING_ENABLE takes 0 or 1', { value: state.num });
-        q.enabled = state.num === 1;
-        q.maybeStart();
+        q.setEnabled(state.num === 1);
         return undefined;
       }
       case Request.GET_CONFIG: {

@@ -21,6 +21,8 @@ export class VhostController {
   private readonly listenFd: number;
   private readonly watcher: Watcher;
   private connection: Connection | undefined;
+  /** A front-end that connected while the previous session was still draining. */
+  private waiting: number | undefined;
   private closed = false;
 
   constructor(
@@ -44,19 +46,36 @@ export class VhostController {
   private accept(): void {
     let fd: number;
     while ((fd = this.native.accept(this.listenFd)) >= 0) {
-      if (this.connection || this.closed) {
+      if (this.closed || (this.connection && !this.connection.closing) || this.waiting !== undefined) {
         this.log.warn('refused a second front-end: one is already connected');
         this.native.close(fd);
         continue;
       }
-      const serial = this.volume.name.slice(-20);
-      const connection = new Connection(fd, { volume: this.volume, queues: this.spec.queues, serial }, this.native, this.log);
-      this.connection = connection;
-      this.log.info('front-end connected');
-      void connection.done.then(() => {
-        if (this.connection === connection) this.connection = undefined;
-      });
+      if (this.connection) {
+        // The previous session still has requests in flight that will write into guest memory.
+        // The new one (a reconnect) starts only after they finish, or it could resubmit the same
+        // heads and hand buffers back to the guest before a stale read lands in them.
+        const pending = fd;
+        this.waiting = pending;
+        void this.connection.done.then(() => {
+          this.waiting = undefined;
+          if (this.closed) this.native.close(pending);
+          else this.serve(pending);
+        });
+        continue;
+      }
+      this.serve(fd);
     }
+  }
+
+  private serve(fd: number): void {
+    const serial = this.volume.name.slice(-20);
+    const connection = new Connection(fd, { volume: this.volume, queues: this.spec.queues, serial }, this.native, this.log);
+    this.connection = connection;
+    this.log.info('front-end connected');
+    void connection.done.then(() => {
+      if (this.connection === connection) this.connection = undefined;
+    });
   }
 
   /** Stops listening, drops the front-end, closes the volume and removes the socket. */

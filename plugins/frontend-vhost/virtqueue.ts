@@ -26,6 +26,8 @@ export interface QueueContext {
   memory(): GuestMemory | undefined;
   /** The guest broke the ring: the connection is closed. */
   broken(err: Error): void;
+  /** This queue has no request in flight any more. */
+  idle(): void;
 }
 
 export class Virtqueue {
@@ -35,9 +37,9 @@ export class Virtqueue {
   kickFd: number | undefined;
   callFd: number | undefined;
   errFd: number | undefined;
-  enabled = false;
   inflight: InflightQueue | undefined;
 
+  private enabled = false;
   private ring: SplitRing | undefined;
   private watcher: Watcher | undefined;
   private inFlight = 0;
@@ -59,27 +61,10 @@ export class Virtqueue {
     return this.inFlight;
   }
 
-  /** Starts processing once the ring is fully described; a no-op until then. */
+  /** Starts processing once the ring is fully described and enabled; a no-op until then. */
   maybeStart(): void {
     if (this.ring || this.dead || !this.enabled || this.kickFd === undefined || !this.address) return;
-    const memory = this.ctx.memory();
-    if (!memory) throw new RingError('ring started before SET_MEM_TABLE', { queue: this.index });
-    if (!isValidQueueSize(this.size)) throw new RingError('ring started without a valid SET_VRING_NUM', { queue: this.index, size: this.size });
-    const need = ringBytes(this.size);
-    const desc = memory.user(this.address.desc, need.desc);
-    const avail = memory.user(this.address.avail, need.avail);
-    const used = memory.user(this.address.used, need.used);
-    if (!desc || !avail || !used) throw new RingError('ring outside guest memory', { queue: this.index });
-    const ring = new SplitRing(
-      { size: this.size, desc, avail, used },
-      this.ctx.eventIdx(),
-      (address, length) => {
-        const views = memory.guest(address, length);
-        return views?.length === 1 ? views[0] : undefined;
-      },
-      this.ctx.native.fence,
-      this.base,
-    );
+    const ring = this.buildRing(this.base);
     this.ring = ring;
     let resubmit: number[] = [];
     if (this.inflight) {
@@ -90,9 +75,54 @@ export class Virtqueue {
       this.ctx.log.debug({ queue: this.index, usedIdx: ring.usedIdx, availIdx: ring.availIdx(), inFlight: resubmit.length }, 'ring recovered from the inflight region');
       if (resubmit.length) this.ctx.log.info({ queue: this.index, heads: resubmit.length }, 'resubmitting requests in flight at the last disconnect');
     }
-    this.watcher = new this.ctx.native.Watcher(this.kickFd, () => this.process(), true);
+    this.watch();
     for (const head of resubmit) this.submit(head, false);
     this.process();
+  }
+
+  /** SET_VRING_ENABLE: a disabled ring takes no new requests; those in flight complete. */
+  setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    if (!this.ring) return this.maybeStart();
+    if (enabled) {
+      this.watch();
+      this.process();
+    } else {
+      this.watcher?.stop();
+      this.watcher = undefined;
+    }
+  }
+
+  /** SET_MEM_TABLE while running: the ring parts now live in the new mappings. */
+  remap(): void {
+    if (this.ring) this.ring = this.buildRing(this.ring.lastAvail);
+  }
+
+  private watch(): void {
+    if (this.watcher || this.kickFd === undefined) return;
+    this.watcher = new this.ctx.native.Watcher(this.kickFd, () => this.process(), true);
+  }
+
+  private buildRing(base: number): SplitRing {
+    const memory = this.ctx.memory();
+    if (!memory) throw new RingError('ring started before SET_MEM_TABLE', { queue: this.index });
+    if (!isValidQueueSize(this.size)) throw new RingError('ring started without a valid SET_VRING_NUM', { queue: this.index, size: this.size });
+    assert(this.address, 'buildRing after SET_VRING_ADDR');
+    const need = ringBytes(this.size);
+    const desc = memory.user(this.address.desc, need.desc);
+    const avail = memory.user(this.address.avail, need.avail);
+    const used = memory.user(this.address.used, need.used);
+    if (!desc || !avail || !used) throw new RingError('ring outside guest memory', { queue: this.index });
+    return new SplitRing(
+      { size: this.size, desc, avail, used },
+      this.ctx.eventIdx(),
+      (address, length) => {
+        const views = memory.guest(address, length);
+        return views?.length === 1 ? views[0] : undefined;
+      },
+      this.ctx.native.fence,
+      base,
+    );
   }
 
   private process(): void {
@@ -134,7 +164,10 @@ export class Virtqueue {
         queueMicrotask(() => this.signal());
       }
     }
-    if (this.inFlight === 0) this.drained?.();
+    if (this.inFlight === 0) {
+      this.drained?.();
+      this.ctx.idle();
+    }
   }
 
   private signal(): void {

@@ -34,6 +34,8 @@ const QSIZE = 32;
 const logLines: string[] = [];
 const log = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
 
+class NoReply extends Error {}
+
 class TestFrontEnd {
   private readonly fd: number;
   private buffered = new Uint8Array(0);
@@ -51,9 +53,9 @@ class TestFrontEnd {
   }
 
   /** The next reply's payload, or 'closed' when the back-end hung up. */
-  async reply(): Promise<Uint8Array | 'closed'> {
+  async reply(timeoutMs = 5000): Promise<Uint8Array | 'closed'> {
     const chunk = new Uint8Array(4096);
-    for (let waited = 0; waited < 5000; ) {
+    for (let waited = 0; waited < timeoutMs; ) {
       if (this.buffered.length >= HEADER_SIZE) {
         const size = new DataView(this.buffered.buffer, this.buffered.byteOffset).getUint32(8, true);
         if (this.buffered.length >= HEADER_SIZE + size) {
@@ -75,7 +77,7 @@ class TestFrontEnd {
       await sleep(2);
       waited += 2;
     }
-    throw new Error('no reply from the back-end');
+    throw new NoReply();
   }
 
   async u64(request: number): Promise<bigint> {
@@ -329,6 +331,39 @@ test('a guest that breaks its ring loses its connection; another controller and 
     rmSync(s.dir, { recursive: true, force: true });
   }
   assert.not.ok(existsSync(s.sock('a')), 'removing a controller removes its socket');
+});
+
+test('a reconnect waits until the dead session has no request left that could write guest memory', async () => {
+  const s = setup();
+  try {
+    await s.frontend.createExport({ volume: 'rbd/a', options: { socket: s.sock('a'), queues: 1 } });
+    const first = await attach(s.sock('a'), 1);
+    const ring = first.q[0]!.ring;
+    const data = new Uint8Array(4096).fill(0x5a);
+    ring.publish(ring.chain([ring.header(BlkType.OUT, 0), { address: ring.alloc(4096, data), length: 4096 }, ring.status()]));
+    native.eventfdWrite(first.q[0]!.kick);
+    await sleep(20);
+    first.fe.close(); // the write is held at the gate, in flight
+
+    const second = new TestFrontEnd(s.sock('a'));
+    second.send(Request.GET_FEATURES);
+    try {
+      await second.reply(200);
+      assert.unreachable('the new session answered while the old one still had a request in flight');
+    } catch (err) {
+      assert.instance(err, NoReply);
+    }
+    s.openGate();
+    assert.ok((await second.reply()) !== 'closed', 'served once the old request finished');
+    assert.is(ring.usedIdx(), 0, 'the dead session never touched the used ring');
+    const v = await s.memory.open('rbd/a');
+    assert.equal(await v.read(0, 4096), data, 'the write itself reached the volume');
+    second.close();
+  } finally {
+    s.openGate();
+    await s.frontend.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
