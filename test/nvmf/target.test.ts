@@ -48,6 +48,19 @@ test('ICResp: PFV 0, CPDA 0, digests echoed, MAXH2CDATA advertised', async () =>
   host.close();
 });
 
+test('HPDA: C2HData data starts at the alignment the host asked for', async () => {
+  const host = await TestHost.open(t.port, { header: false, data: false }, { hpda: 7 });
+  assert.is((await host.connectAdmin(t.nqn)).cqe.status, 0);
+  await host.enable();
+  const reply = await host.identify(1);
+  assert.is(reply.cqe.status, 0);
+  assert.is(reply.data.length, 4096);
+  const c2h = host.received.find((p) => p.type === T.C2HData)!;
+  assert.is(c2h.pdo, 32, 'PDO padded to (HPDA + 1) * 4');
+  assert.is(c2h.plen, 32 + 4096);
+  host.close();
+});
+
 test('properties: CAP, VS, CC enable sets CSTS.RDY, shutdown reports complete', async () => {
   const host = await TestHost.open(t.port);
   const connected = await host.connectAdmin(t.nqn);

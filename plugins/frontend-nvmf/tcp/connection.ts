@@ -60,12 +60,14 @@ export class NvmeTcpConnection {
   private state: State = 'initializing';
   private headerDigest = false;
   private dataDigest = false;
-  private hostAlignment = 4;
   readonly queue: Queue;
   private readonly inflight = new Set<number>();
   private readonly transfers = new Map<number, H2CTransfer>();
   private nextTtag = 0;
   private closedBecause: string | undefined;
+  /** What received PDUs are checked against; replaced once the ICReq settled digests. */
+  private receiveLimits: ReceiveLimits;
+  private sendOptions: SendOptions = { headerDigest: false, dataDigest: false, dataAlignment: 4 };
 
   constructor(
     private readonly wire: Wire,
@@ -74,6 +76,18 @@ export class NvmeTcpConnection {
     private readonly logger: Logger,
   ) {
     this.queue = new Queue(directory, (reason) => this.shutdown(reason));
+    this.receiveLimits = this.limitsFor(false);
+  }
+
+  private limitsFor(established: boolean): ReceiveLimits {
+    return {
+      established,
+      headerDigest: this.headerDigest,
+      dataDigest: this.dataDigest,
+      dataAlignment: (CPDA + 1) * 4,
+      maxInCapsuleData: this.limits.inCapsuleDataSize,
+      maxH2CData: this.limits.maxH2CData,
+    };
   }
 
   get isClosed(): boolean {
@@ -125,21 +139,6 @@ export class NvmeTcpConnection {
     this.state = 'closed';
     this.closedBecause = reason;
     this.wire.close();
-  }
-
-  private get receiveLimits(): ReceiveLimits {
-    return {
-      established: this.state === 'established',
-      headerDigest: this.headerDigest,
-      dataDigest: this.dataDigest,
-      dataAlignment: (CPDA + 1) * 4,
-      maxInCapsuleData: this.limits.inCapsuleDataSize,
-      maxH2CData: this.limits.maxH2CData,
-    };
-  }
-
-  private get sendOptions(): SendOptions {
-    return { headerDigest: this.headerDigest, dataDigest: this.dataDigest, dataAlignment: this.hostAlignment };
   }
 
   private drain(): void {
@@ -212,8 +211,9 @@ export class NvmeTcpConnection {
     this.wire.send([encodeICResp(CPDA, digests, this.limits.maxH2CData)]);
     this.headerDigest = (digests & DigestOption.header) !== 0;
     this.dataDigest = (digests & DigestOption.data) !== 0;
-    this.hostAlignment = (hpda + 1) * 4;
     this.state = 'established';
+    this.receiveLimits = this.limitsFor(true);
+    this.sendOptions = { headerDigest: this.headerDigest, dataDigest: this.dataDigest, dataAlignment: (hpda + 1) * 4 };
   }
 
   private capsule(header: Uint8Array, inCapsule: Uint8Array[], dataDigestOk: boolean): void {
