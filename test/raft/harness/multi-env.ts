@@ -121,7 +121,7 @@ export class MultiEnv {
     try {
       const r = fn();
       if (typeof r === 'number') this.out.push(`index ${r}`);
-      else if (r !== undefined && typeof r === 'object' && 'group' in r) this.out.push('created');
+      else if (typeof r === 'object' && r !== null && 'group' in r) this.out.push('created');
     } catch (err) {
       const e = err as { code?: string; message: string };
       this.out.push(`error ${e.code ?? 'Error'}: ${e.message}`);
