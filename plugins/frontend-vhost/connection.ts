@@ -73,6 +73,8 @@ export class Connection {
   private readonly retired: GuestMemory[] = [];
   private inflightMapping: ArrayBuffer | undefined;
   private features = 0n;
+  /** File descriptors of the message being handled that no handler took over yet. */
+  private unclaimed = new Set<number>();
   private protocolFeatures = 0n;
   private readonly watcher: Watcher;
   private readonly inbox: Message[] = [];
@@ -155,17 +157,18 @@ export class Connection {
     this.log.debug({ request: name, size: message.payload.length, fds: message.fds.length }, 'vhost-user request');
     let outcome: Outcome;
     let ok = true;
+    this.unclaimed = new Set(message.fds);
     try {
       outcome = await this.handle(message);
     } catch (err) {
       if (err instanceof ProtocolError) return this.close(`${name}: ${err.message}`, err);
-      if (err instanceof RefusedError) {
-        this.log.warn({ request: name, reason: err.message }, 'vhost-user request refused');
-        for (const fd of message.fds) this.native.close(fd);
-        ok = false;
-      } else {
-        return this.close(`${name} failed: ${(err as Error).message}`, err);
-      }
+      if (!(err instanceof RefusedError)) return this.close(`${name} failed: ${(err as Error).message}`, err);
+      this.log.warn({ request: name, reason: err.message }, 'vhost-user request refused');
+      ok = false;
+    } finally {
+      // Whatever fd the handler did not take over (an error, a refusal, an extra one) is closed here, once.
+      for (const fd of this.unclaimed) this.native.close(fd);
+      this.unclaimed.clear();
     }
     try {
       if (outcome) this.send(message.request, outcome);
@@ -186,6 +189,12 @@ export class Connection {
       for (const fd of reply.fds ?? []) this.native.close(fd);
     }
     if (sent !== bytes.length) throw new ProtocolError('short send of a reply', { sent, length: bytes.length });
+  }
+
+  /** The handler keeps fd: it is no longer closed when the message is done. */
+  private claim(fd: number): number {
+    this.unclaimed.delete(fd);
+    return fd;
   }
 
   private queue(index: number, request: number): Virtqueue {
@@ -229,6 +238,7 @@ export class Connection {
         return { payload: encodeU64(BigInt(this.queues.length)) };
       case Request.SET_MEM_TABLE: {
         const regions = decodeMemTable(m);
+        for (const region of regions) this.claim(region.fd); // GuestMemory.map closes them
         if (this.memory) this.retired.push(this.memory);
         this.memory = GuestMemory.map(this.native, regions);
         for (const q of this.queues) q.remap();
@@ -265,7 +275,7 @@ export class Connection {
         const q = this.queue(file.index, m.request);
         if (file.fd === undefined) throw new RefusedError('polled rings (no kick fd) are not supported');
         if (q.kickFd !== undefined) this.native.close(q.kickFd);
-        q.kickFd = file.fd;
+        q.kickFd = this.claim(file.fd);
         q.maybeStart();
         return undefined;
       }
@@ -273,14 +283,14 @@ export class Connection {
         const file = decodeVringFile(m);
         const q = this.queue(file.index, m.request);
         if (q.callFd !== undefined) this.native.close(q.callFd);
-        q.callFd = file.fd;
+        q.callFd = file.fd === undefined ? undefined : this.claim(file.fd);
         return undefined;
       }
       case Request.SET_VRING_ERR: {
         const file = decodeVringFile(m);
         const q = this.queue(file.index, m.request);
         if (q.errFd !== undefined) this.native.close(q.errFd);
-        q.errFd = file.fd;
+        q.errFd = file.fd === undefined ? undefined : this.claim(file.fd);
         return undefined;
       }
       case Request.SET_VRING_ENABLE: {
@@ -315,18 +325,13 @@ export class Connection {
       }
       case Request.SET_INFLIGHT_FD: {
         const spec = decodeInflight(m, 1);
-        const fd = m.fds[0]!;
-        try {
-          this.checkInflightShape(spec.numQueues, spec.queueSize);
-          if (spec.mmapSize < spec.numQueues * inflightQueueBytes(spec.queueSize)) throw new ProtocolError('inflight region smaller than its queues need', { ...spec });
-          this.attachInflight(this.native.mmap(fd, spec.mmapSize, spec.mmapOffset), spec.numQueues, spec.queueSize);
-        } finally {
-          this.native.close(fd);
-        }
+        this.checkInflightShape(spec.numQueues, spec.queueSize);
+        if (spec.mmapSize < spec.numQueues * inflightQueueBytes(spec.queueSize)) throw new ProtocolError('inflight region smaller than its queues need', { ...spec });
+        // The mapping outlives the fd, which is closed with the message.
+        this.attachInflight(this.native.mmap(m.fds[0]!, spec.mmapSize, spec.mmapOffset), spec.numQueues, spec.queueSize);
         return undefined;
       }
       default:
-        for (const fd of m.fds) this.native.close(fd);
         throw new RefusedError(`unsupported vhost-user request ${requestName(m.request)}`);
     }
   }

@@ -5,7 +5,7 @@
 // goes on; a guest that breaks a ring loses its connection while another controller keeps serving.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -245,6 +245,7 @@ test('malformed messages close only their connection; unknown ones are refused a
   const s = setup();
   try {
     await s.frontend.createExport({ volume: 'rbd/b', options: { socket: s.sock('b'), queues: 1 } });
+    const openFds = readdirSync('/proc/self/fd').length;
     const closes = async (name: string, send: (fe: TestFrontEnd) => void) => {
       const fe = new TestFrontEnd(s.sock('b'));
       await fe.u64(Request.GET_FEATURES);
@@ -283,11 +284,15 @@ test('malformed messages close only their connection; unknown ones are refused a
     const fe = new TestFrontEnd(s.sock('b'));
     fe.send(Request.SET_PROTOCOL_FEATURES, encodeU64(bits(ProtocolFeature.REPLY_ACK)));
     const before = logLines.length;
-    fe.send(99, new Uint8Array(8), [], HeaderFlag.VERSION | HeaderFlag.NEED_REPLY);
+    const stray = native.eventfd();
+    fe.send(99, new Uint8Array(8), [stray], HeaderFlag.VERSION | HeaderFlag.NEED_REPLY);
+    native.close(stray);
     assert.equal(await fe.reply(), encodeU64(1n), 'unknown request answered with a failure');
     assert.ok(logLines.slice(before).some((l) => l.includes('unsupported vhost-user request')), 'refusal logged');
     assert.ok((await fe.u64(Request.GET_QUEUE_NUM)) === 1n, 'the session goes on');
     fe.close();
+    await sleep(20);
+    assert.is(readdirSync('/proc/self/fd').length, openFds, 'every fd that came with a refused or malformed message is closed');
   } finally {
     await s.frontend.stop();
     rmSync(s.dir, { recursive: true, force: true });
