@@ -20,7 +20,8 @@ interface Subscriber {
   readonly name: string;
   /** The epoch the subscriber will hold once it applies everything pushed. */
   sentEpoch: number;
-  ackedEpoch: number;
+  /** Epochs pushed and not yet acknowledged, oldest first. */
+  readonly unacked: number[];
   behind: boolean;
 }
 
@@ -52,9 +53,11 @@ export class MapDistribution {
 
   /** `key` identifies the subscriber (its connection); subscribing again replaces it. */
   subscribe(key: object, sink: SubscriberSink, name: string, knownEpoch: number): void {
-    const sub: Subscriber = { sink, name, sentEpoch: knownEpoch, ackedEpoch: knownEpoch, behind: false };
+    const sub: Subscriber = { sink, name, sentEpoch: knownEpoch, unacked: [], behind: false };
     this.subscribers.set(key, sub);
-    this.catchUp(sub);
+    // Epoch 0 is "nothing held": deltas from the empty map would do, but the full map is one message.
+    if (knownEpoch === 0) this.sendFull(sub);
+    else this.catchUp(sub);
   }
 
   unsubscribe(key: object): void {
@@ -64,7 +67,7 @@ export class MapDistribution {
   ack(key: object, epoch: number): void {
     const sub = this.subscribers.get(key);
     if (!sub) return;
-    sub.ackedEpoch = Math.max(sub.ackedEpoch, epoch);
+    while (sub.unacked.length > 0 && sub.unacked[0] <= epoch) sub.unacked.shift();
     if (sub.behind) {
       sub.behind = false;
       this.sendFull(sub);
@@ -76,6 +79,8 @@ export class MapDistribution {
   private sendFull(sub: Subscriber): void {
     const map = this.currentMap();
     sub.sentEpoch = map.epoch;
+    sub.unacked.length = 0;
+    sub.unacked.push(map.epoch);
     sub.sink.push({ full: map });
   }
 
@@ -86,12 +91,13 @@ export class MapDistribution {
     const first = this.history.findIndex((d) => d.fromEpoch === sub.sentEpoch);
     if (first < 0 || sub.sentEpoch > current) return this.sendFull(sub);
     for (const delta of this.history.slice(first)) {
-      if (sub.sentEpoch - sub.ackedEpoch >= this.options.window) {
+      if (sub.unacked.length >= this.options.window) {
         sub.behind = true;
         return;
       }
       sub.sink.push({ delta });
       sub.sentEpoch = delta.epoch;
+      sub.unacked.push(delta.epoch);
     }
   }
 }
