@@ -3,20 +3,21 @@
  * message the service defines), then the payload (raw bytes, never inside the protobuf):
  *
  *   off size
- *    0  1   magic 0xFB
- *    1  1   version (FRAME_VERSION)
- *    2  1   kind (FrameKind)
- *    3  1   flags (FLAG_PAYLOAD_CRC: the checksum covers the payload too)
- *    4  4   method id (the service's; 0 for HELLO*)
- *    8  4   request id (REQUEST, REPLY and ERROR; 0 otherwise)
- *   12  4   header length
- *   16  4   payload length
- *   20  4   CRC-32 of bytes 0..19, the header and (with FLAG_PAYLOAD_CRC) the payload
+ *    0  4   CRC-32 of bytes 4..(24 + header length) and, with FLAG_PAYLOAD_CRC, the payload
+ *    4  1   magic 0xFB
+ *    5  1   version (FRAME_VERSION)
+ *    6  1   kind (FrameKind)
+ *    7  1   flags (FLAG_PAYLOAD_CRC: the checksum covers the payload too)
+ *    8  4   method id (the service's; 0 for HELLO*)
+ *   12  4   request id (REQUEST, REPLY and ERROR; 0 otherwise)
+ *   16  4   header length
+ *   20  4   payload length
  *   24  ... header, payload
  *
  * Little-endian throughout. The preamble is fixed-size rather than protobuf so that a receiver
  * knows a frame's full size from 24 bytes, refuses an oversized one before buffering it, and
- * finds payload boundaries without decoding anything.
+ * finds payload boundaries without decoding anything. The checksum comes first so that what it
+ * covers of preamble and header is one contiguous range: one CRC call per frame head.
  */
 import { crc32 } from 'node:zlib';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
@@ -74,19 +75,18 @@ export function encodeFrameHead(
 ): Buffer {
   const length = payloadLength(payload);
   const head = Buffer.allocUnsafe(PREAMBLE_BYTES + header.byteLength);
-  head[0] = FRAME_MAGIC;
-  head[1] = FRAME_VERSION;
-  head[2] = kind;
-  head[3] = checksumPayload ? FLAG_PAYLOAD_CRC : 0;
-  head.writeUInt32LE(method >>> 0, 4);
-  head.writeUInt32LE(requestId >>> 0, 8);
-  head.writeUInt32LE(header.byteLength, 12);
-  head.writeUInt32LE(length, 16);
+  head[4] = FRAME_MAGIC;
+  head[5] = FRAME_VERSION;
+  head[6] = kind;
+  head[7] = checksumPayload ? FLAG_PAYLOAD_CRC : 0;
+  head.writeUInt32LE(method >>> 0, 8);
+  head.writeUInt32LE(requestId >>> 0, 12);
+  head.writeUInt32LE(header.byteLength, 16);
+  head.writeUInt32LE(length, 20);
   head.set(header, PREAMBLE_BYTES);
-  let crc = crc32(head.subarray(0, 20));
-  if (header.byteLength > 0) crc = crc32(header, crc);
-  if (checksumPayload && payload) for (const part of payload) crc = crc32(part, crc);
-  head.writeUInt32LE(crc, 20);
+  let crc = crc32(head.subarray(4));
+  if (checksumPayload && payload) for (const part of payload) if (part.byteLength > 0) crc = crc32(part, crc);
+  head.writeUInt32LE(crc, 0);
   return head;
 }
 
@@ -104,7 +104,9 @@ export class FrameDecoder {
   /** Offset of the first unread byte in chunks[0]. */
   private offset = 0;
   private buffered = 0;
-  private preamble: Buffer | undefined;
+  /** Lengths of the frame whose preamble was checked; -1 while waiting for a preamble. */
+  private headerLength = -1;
+  private payloadLength = 0;
   private failed = false;
 
   constructor(private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS) {}
@@ -131,31 +133,35 @@ export class FrameDecoder {
     assert(!this.failed, 'pump after a decode error');
     try {
       for (;;) {
-        if (!this.preamble) {
+        if (this.headerLength < 0) {
           if (this.buffered < PREAMBLE_BYTES) return;
-          this.preamble = this.checkPreamble(this.take(PREAMBLE_BYTES));
+          this.checkPreamble(this.peekPreamble());
         }
-        const p = this.preamble;
-        const headerLength = p.readUInt32LE(12);
-        const payloadLength = p.readUInt32LE(16);
-        if (this.buffered < headerLength + payloadLength) return;
-        const header = this.take(headerLength);
+        const headerLength = this.headerLength;
+        const payloadLength = this.payloadLength;
+        if (this.buffered < PREAMBLE_BYTES + headerLength + payloadLength) return;
+        const head = this.take(PREAMBLE_BYTES + headerLength);
         const payload = this.take(payloadLength);
-        this.preamble = undefined;
-        let crc = crc32(p.subarray(0, 20));
-        if (headerLength > 0) crc = crc32(header, crc);
-        if (p[3]! & FLAG_PAYLOAD_CRC && payloadLength > 0) crc = crc32(payload, crc);
-        const expected = p.readUInt32LE(20);
+        this.headerLength = -1;
+        let crc = crc32(head.subarray(4));
+        if (head[7]! & FLAG_PAYLOAD_CRC && payloadLength > 0) crc = crc32(payload, crc);
+        const expected = head.readUInt32LE(0);
         if (crc !== expected) {
           throw new FastblockError(ErrorCode.CORRUPT, `frame checksum mismatch (got ${crc.toString(16)}, frame says ${expected.toString(16)})`, {
-            kind: p[2],
-            method: p.readUInt32LE(4),
+            kind: head[6],
+            method: head.readUInt32LE(8),
             headerLength,
             payloadLength,
           });
         }
-        const more = onFrame({ kind: p[2] as FrameKind, method: p.readUInt32LE(4), requestId: p.readUInt32LE(8), header, payload });
-        if (more === false) return;
+        const frame: Frame = {
+          kind: head[6] as FrameKind,
+          method: head.readUInt32LE(8),
+          requestId: head.readUInt32LE(12),
+          header: head.subarray(PREAMBLE_BYTES),
+          payload,
+        };
+        if (onFrame(frame) === false) return;
       }
     } catch (err) {
       this.failed = true;
@@ -165,20 +171,34 @@ export class FrameDecoder {
     }
   }
 
-  private checkPreamble(p: Buffer): Buffer {
-    if (p[0] !== FRAME_MAGIC) throw protocolError(`bad frame magic 0x${p[0]!.toString(16)} (expected 0xfb): not a fastblock peer`, { magic: p[0] });
-    if (p[1] !== FRAME_VERSION) throw protocolError(`frame version ${p[1]} is not ${FRAME_VERSION}`, { version: p[1] });
-    if (p[2]! < 1 || p[2]! > KIND_MAX) throw protocolError(`unknown frame kind ${p[2]}`, { kind: p[2] });
-    if ((p[3]! & ~FLAG_PAYLOAD_CRC) !== 0) throw protocolError(`unknown frame flags 0x${p[3]!.toString(16)}`, { flags: p[3] });
-    const headerLength = p.readUInt32LE(12);
-    const payloadLength = p.readUInt32LE(16);
+  /** The next 24 bytes without consuming them (a view, or a copy when they straddle chunks). */
+  private peekPreamble(): Buffer {
+    const first = this.chunks[0]!;
+    if (first.byteLength - this.offset >= PREAMBLE_BYTES) return first.subarray(this.offset, this.offset + PREAMBLE_BYTES);
+    const copy = Buffer.allocUnsafe(PREAMBLE_BYTES);
+    let filled = 0;
+    for (let i = 0, from = this.offset; filled < PREAMBLE_BYTES; i++, from = 0) {
+      const chunk = this.chunks[i]!;
+      filled += chunk.copy(copy, filled, from, Math.min(chunk.byteLength, from + PREAMBLE_BYTES - filled));
+    }
+    return copy;
+  }
+
+  private checkPreamble(p: Buffer): void {
+    if (p[4] !== FRAME_MAGIC) throw protocolError(`bad frame magic 0x${p[4]!.toString(16)} (expected 0xfb): not a fastblock peer`, { magic: p[4] });
+    if (p[5] !== FRAME_VERSION) throw protocolError(`frame version ${p[5]} is not ${FRAME_VERSION}`, { version: p[5] });
+    if (p[6]! < 1 || p[6]! > KIND_MAX) throw protocolError(`unknown frame kind ${p[6]}`, { kind: p[6] });
+    if ((p[7]! & ~FLAG_PAYLOAD_CRC) !== 0) throw protocolError(`unknown frame flags 0x${p[7]!.toString(16)}`, { flags: p[7] });
+    const headerLength = p.readUInt32LE(16);
+    const payloadLength = p.readUInt32LE(20);
     if (headerLength > this.limits.maxHeaderBytes) {
       throw protocolError(`frame header of ${headerLength} bytes exceeds the limit of ${this.limits.maxHeaderBytes}`, { headerLength, limit: this.limits.maxHeaderBytes });
     }
     if (payloadLength > this.limits.maxPayloadBytes) {
       throw protocolError(`frame payload of ${payloadLength} bytes exceeds the limit of ${this.limits.maxPayloadBytes}`, { payloadLength, limit: this.limits.maxPayloadBytes });
     }
-    return p;
+    this.headerLength = headerLength;
+    this.payloadLength = payloadLength;
   }
 
   /** The next n buffered bytes: a view when they sit in one chunk, else one copy. */

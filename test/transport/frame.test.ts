@@ -70,15 +70,15 @@ test('bad magic, version, kind, flags and checksums are refused', () => {
     copy[offset] = value;
     return copy;
   };
-  assert.match(decodeError(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')).message, /bad frame magic 0x47/);
-  assert.match(decodeError(mutate(1, 9)).message, /frame version 9/);
-  assert.match(decodeError(mutate(2, 42)).message, /unknown frame kind 42/);
-  assert.match(decodeError(mutate(3, 0x80)).message, /unknown frame flags/);
+  assert.match(decodeError(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')).message, /bad frame magic 0x2f/);
+  assert.match(decodeError(mutate(5, 9)).message, /frame version 9/);
+  assert.match(decodeError(mutate(6, 42)).message, /unknown frame kind 42/);
+  assert.match(decodeError(mutate(7, 0x80)).message, /unknown frame flags/);
   const corruptPayload = mutate(good.length - 1, good[good.length - 1]! ^ 1);
   assert.is(decodeError(corruptPayload).code, ErrorCode.CORRUPT);
   const corruptHeader = mutate(PREAMBLE_BYTES, good[PREAMBLE_BYTES]! ^ 1);
   assert.is(decodeError(corruptHeader).code, ErrorCode.CORRUPT);
-  const corruptId = mutate(8, 2);
+  const corruptId = mutate(12, 2);
   assert.is(decodeError(corruptId).code, ErrorCode.CORRUPT);
 });
 
