@@ -307,6 +307,27 @@ test('Connect checks: I/O queue host NQN and host id against the admin queue, un
   host.close();
 });
 
+test('controller reset (CC.EN 1 -> 0) closes the I/O queues and aborts event requests; AER limit', async () => {
+  const { host, cntlid } = await adminHost();
+  const io = await ioHost(cntlid, 1);
+  const events = [1, 2, 3, 4].map(() => host.command({ opcode: 0x0c }));
+  const fifth = await host.command({ opcode: 0x0c });
+  assert.is(sct(fifth.cqe.status), 1);
+  assert.is(sc(fifth.cqe.status), 0x05, 'Asynchronous Event Request Limit Exceeded');
+  assert.is((await host.command({ opcode: 0x08, cdw10: 1 })).cqe.dw0 & 1, 1, 'Abort: not aborted');
+  assert.is((await host.propertySet(0x14, 0x00460000)).cqe.status, 0);
+  await io.closed;
+  for (const event of await Promise.all(events)) assert.is(sc(event.cqe.status), 0x07, 'aborted by the reset');
+  assert.is((await host.propertyGet(0x1c, false)).cqe.dw0 & 1, 0, 'not ready');
+  await host.enable();
+  const again = await ioHost(cntlid, 1);
+  assert.is((await again.write(1, 0, new Uint8Array(4096), 4096, true)).cqe.status, 0, 'a FUA write is accepted after re-enable');
+  const volume = await t.provider.open('rbd/disk0');
+  assert.ok((await volume.read(0, 4096)).every((b) => b === 0));
+  again.close();
+  host.close();
+});
+
 test('dynamic controller ids: two associations get different ids; closing the admin queue tears its I/O queues down', async () => {
   const a = await adminHost();
   const b = await adminHost();
