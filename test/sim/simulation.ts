@@ -616,7 +616,9 @@ export class Simulation {
       const victim = r.pick(m.voters);
       if (m.voters.length > 3 || r.chance(0.5)) next = { voters: m.voters.filter((v) => v !== victim), learners: [] };
     } else {
-      const candidates = [...this.nodes.values()].filter((n) => n.up && !isMember(m, n.id));
+      // A node still hosting a replica of the group may be about to destroy it (its removal is
+      // committed but not yet applied): only nodes without one get a fresh replica.
+      const candidates = [...this.nodes.values()].filter((n) => n.up && !isMember(m, n.id) && !n.replicas.has(group));
       if (candidates.length > 0) {
         newcomer = r.pick(candidates);
         next = { voters: m.voters, learners: [newcomer.id] };
@@ -624,7 +626,7 @@ export class Simulation {
     }
     if (!next || next.voters.length < 2) return;
     try {
-      if (newcomer && !newcomer.replicas.has(group)) this.host(newcomer, group, { voters: [], learners: [] });
+      if (newcomer) this.host(newcomer, group, { voters: [], learners: [] });
       raft.proposeMembership(next);
       this.record(`${group} propose membership v=${next.voters} l=${next.learners}`);
       this.count('membershipChanges');
