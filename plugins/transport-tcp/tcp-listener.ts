@@ -191,13 +191,24 @@ export class TcpListener implements TransportListener {
   private readonly connections = new Set<InboundTcpConnection>();
   address: NetAddress;
 
-  private constructor(private readonly server: Server) {
+  private constructor(
+    private readonly server: Server,
+    private readonly onClosed: (listener: TcpListener) => void,
+  ) {
     const bound = server.address();
     if (bound === null || typeof bound === 'string') throw new FastblockError(ErrorCode.INTERNAL, 'TCP listener has no address', {});
     this.address = { host: bound.address, port: bound.port };
   }
 
-  static async open(address: NetAddress, shard: number, daemon: string, handler: InboundHandler, options: TcpOptions, logger: Logger): Promise<TcpListener> {
+  static async open(
+    address: NetAddress,
+    shard: number,
+    daemon: string,
+    handler: InboundHandler,
+    options: TcpOptions,
+    logger: Logger,
+    onClosed: (listener: TcpListener) => void,
+  ): Promise<TcpListener> {
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
@@ -205,7 +216,7 @@ export class TcpListener implements TransportListener {
       );
       server.listen(address.port, address.host, () => resolve());
     });
-    const listener = new TcpListener(server);
+    const listener = new TcpListener(server, onClosed);
     server.on('connection', (socket) => {
       socket.setNoDelay(true);
       const connection = new InboundTcpConnection(socket, shard, daemon, handler, options, logger, (c) => listener.connections.delete(c));
@@ -227,6 +238,7 @@ export class TcpListener implements TransportListener {
   }
 
   async close(): Promise<void> {
+    this.onClosed(this);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const connection of this.connections) connection.close('listener closed');
     await closed;

@@ -34,13 +34,8 @@ export class TcpTransport implements Transport {
 
   async listen(address: NetAddress, handler: InboundHandler, options: ListenOptions = {}): Promise<TransportListener> {
     this.assertOpen();
-    const listener = await TcpListener.open(address, options.shard ?? 0, this.options.source, handler, this.options, this.logger);
+    const listener = await TcpListener.open(address, options.shard ?? 0, this.options.source, handler, this.options, this.logger, (l) => this.listeners.delete(l));
     this.listeners.add(listener);
-    const close = listener.close.bind(listener);
-    listener.close = async () => {
-      this.listeners.delete(listener);
-      await close();
-    };
     this.logger.info({ address: listener.address, shard: options.shard ?? 0 }, 'listening');
     return listener;
   }
