@@ -11,7 +11,8 @@ interface Common {
 }
 
 function describe(e: NvmfExportView): string {
-  return `${e.volume} as ${e.nqn} on ${e.address}:${e.port} (hosts connected: ${e.clients})\n  ${e.connect}`;
+  const hosts = e.controllers.map((c) => `\n  controller ${c.cntlid}: ${c.hostnqn} (${c.ioQueues} I/O queues, keep alive ${c.kato} ms)`);
+  return `${e.volume} as ${e.nqn} on ${e.address}:${e.port}\n  ${e.connect}${hosts.join('')}`;
 }
 
 export function registerNvmf(program: Command): void {

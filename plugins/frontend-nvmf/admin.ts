@@ -20,11 +20,14 @@ export interface NvmfExportView extends ExportInfo {
   readonly address: string;
   readonly port: number;
   readonly connect: string;
+  /** The associations hosts hold on it. */
+  readonly controllers: readonly { cntlid: number; hostnqn: string; ioQueues: number; kato: number }[];
 }
 
 export function exportView(target: NvmfTarget, info: ExportInfo): NvmfExportView {
   const { address, port } = target.advertised;
-  return { ...info, nqn: info.id, address, port, connect: `nvme connect -t tcp -a ${address} -s ${port} -n ${info.id}` };
+  const controllers = target.controllersOf(info.id).map((c) => ({ cntlid: c.cntlid, hostnqn: c.hostNqn, ioQueues: c.ioQueues.size, kato: c.keepAliveTimeoutMs }));
+  return { ...info, nqn: info.id, address, port, connect: `nvme connect -t tcp -a ${address} -s ${port} -n ${info.id}`, controllers };
 }
 
 export function nvmfAdminCommands(target: NvmfTarget): AdminCommand[] {

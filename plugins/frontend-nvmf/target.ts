@@ -111,7 +111,6 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     const connection = new NvmeTcpConnection(new SocketWire(socket), this, this.limits, logger);
     this.connections.set(socket, connection);
     socket.on('data', (chunk: Buffer) => connection.receive(chunk));
-    socket.on('end', () => socket.end());
     socket.on('error', (err) => logger.debug({ err }, 'NVMe/TCP socket error'));
     socket.on('close', () => {
       this.connections.delete(socket);

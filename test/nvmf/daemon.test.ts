@@ -45,8 +45,13 @@ test('config export at start; nvmf create / ls / rm at runtime; I/O on the runti
   assert.is((await io.write(1, 16, data)).cqe.status, 0);
   const seen = await daemon.digest('rbd/b', 16 * 4096, data.length);
   assert.is(seen.md5, createHash('md5').update(data).digest('hex'), 'the volume holds what the host wrote');
-  const listed = (await cli('ls')) as { nqn: string; clients: number }[];
-  assert.is(listed.find((e) => e.nqn === created.nqn)!.clients, 1);
+  const listed = (await cli('ls')) as { nqn: string; clients: number; controllers: { ioQueues: number; hostnqn: string }[] }[];
+  const mine = listed.find((e) => e.nqn === created.nqn)!;
+  assert.is(mine.clients, 1);
+  assert.is(mine.controllers[0]!.ioQueues, 1);
+  assert.match(mine.controllers[0]!.hostnqn, /^nqn.2014-08.org.nvmexpress:uuid:/);
+  const text = await run(FASTBLOCK, ['nvmf', 'ls', '--addr', daemon.addr]);
+  assert.match(text.stdout, /controller \d+: nqn.2014-08/);
 
   assert.equal(await cli('rm', created.nqn), { removed: created.nqn });
   await Promise.all([admin.closed, io.closed]);
