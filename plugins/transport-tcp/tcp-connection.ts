@@ -193,16 +193,21 @@ export class TcpConnection implements TransportConnection {
   }
 
   private onFrame(frame: Frame): void {
+    if (this.currentState !== 'connected' && frame.kind !== FrameKind.HELLO_OK && !(frame.kind === FrameKind.ERROR && frame.requestId === 0)) {
+      throw new FastblockError(ErrorCode.PROTOCOL, `server sent a frame of kind ${frame.kind} before answering the hello`, { kind: frame.kind });
+    }
     switch (frame.kind) {
       case FrameKind.HELLO_OK:
         return this.onHelloOk(frame);
       case FrameKind.REPLY:
-        return this.settle(frame.requestId, (p) => p.resolve({ method: frame.method, header: frame.header, payload: frame.payload }));
+        this.claim(frame.requestId)?.resolve(frame);
+        return;
       case FrameKind.ERROR:
         if (frame.requestId === 0) return this.onHelloRefused(frame);
-        return this.settle(frame.requestId, (p) => p.reject(decodeError(frame.header, this.where)));
+        this.claim(frame.requestId)?.reject(decodeError(frame.header, this.where));
+        return;
       case FrameKind.MESSAGE:
-        for (const listener of this.messageListeners) listener({ method: frame.method, header: frame.header, payload: frame.payload });
+        for (const listener of this.messageListeners) listener(frame);
         return;
       default:
         throw new FastblockError(ErrorCode.PROTOCOL, `server sent a frame of kind ${frame.kind}, which only clients send`, { kind: frame.kind });
@@ -237,12 +242,11 @@ export class TcpConnection implements TransportConnection {
     this.drop(this.socket!, `hello refused: ${err.message}`);
   }
 
-  private settle(id: number, action: (entry: Pending) => void): void {
+  /** The request a reply answers, no longer pending. Undefined for a reply to a request that already timed out. */
+  private claim(id: number): Pending | undefined {
     const entry = this.pending.get(id);
-    // A reply to a request that already timed out: the caller has moved on.
-    if (!entry) return;
-    this.pending.delete(id);
-    action(entry);
+    if (entry) this.pending.delete(id);
+    return entry;
   }
 
   private expire(id: number, timeoutMs: number): void {

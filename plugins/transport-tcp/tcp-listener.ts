@@ -101,7 +101,7 @@ class InboundTcpConnection implements InboundConnection {
       case FrameKind.REQUEST:
         return this.serve(frame);
       case FrameKind.MESSAGE:
-        this.handler.onMessage?.(this, { method: frame.method, header: frame.header, payload: frame.payload });
+        this.handler.onMessage?.(this, frame);
         return;
       default:
         throw new FastblockError(ErrorCode.PROTOCOL, `client sent a frame of kind ${frame.kind}, which only servers send`, { kind: frame.kind });
@@ -137,7 +137,8 @@ class InboundTcpConnection implements InboundConnection {
     this.serving++;
     let outcome: Promise<OutboundReply> | OutboundReply;
     try {
-      outcome = this.handler.onRequest(this, { method, header: frame.header, payload: frame.payload });
+      // A Frame is an InboundMessage (method, header, payload): no copy of the envelope.
+      outcome = this.handler.onRequest(this, frame);
     } catch (err) {
       this.finish(requestId, method, undefined, err);
       return;
