@@ -63,10 +63,9 @@ export class ExportTable {
   /** The export a connection will use; every acquire() is matched by one release(). */
   async acquire(name: string): Promise<OpenExport> {
     let entry = this.entries.get(name);
-    if (!entry) {
-      if (!this.dynamic) throw new FastblockError(ErrorCode.NOT_FOUND, `no export named ${name}`, { name });
-      entry = this.open(name, { readOnly: false });
-    }
+    // An entry that is neither pinned nor dynamic was removed and stays only for its last users.
+    if (!this.dynamic && !entry?.pinned) throw new FastblockError(ErrorCode.NOT_FOUND, `no export named ${name}`, { name });
+    entry ??= this.open(name, { readOnly: false });
     entry.users++;
     try {
       return { name, volume: await entry.opening, options: entry.options };

@@ -264,8 +264,7 @@ class Haggling {
     }
     if (at !== data.length) return this.error(option, Reply.ERR_INVALID, 'trailing bytes after meta context queries');
 
-    const known = (await this.ctx.exports.names()).includes(name) || this.ctx.exports.users(name) > 0;
-    if (!known) return this.error(option, Reply.ERR_UNKNOWN, `no export named ${name}`);
+    if (!(await this.ctx.exports.names()).includes(name)) return this.error(option, Reply.ERR_UNKNOWN, `no export named ${name}`);
 
     const listing = option === Option.LIST_META_CONTEXT;
     const selected = queries.some((q) => q === BASE_ALLOCATION || (listing && q === 'base:')) || (listing && count === 0);
