@@ -21,11 +21,12 @@ export default definePlugin<NvmfConfig>({
   provides: ['Frontend'],
   requires: ['BlockVolumeProvider', 'AdminCommands'],
   configSchema: nvmfConfigSchema,
-  register(container, config, { logger }) {
+  register(container, config, { logger, kernelVersion }) {
     const provider = container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider);
     const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
     const entries = config.exports.map(parseExportEntry);
-    const target = new NvmfTarget(provider, logger, targetOptions(config));
+    // The firmware revision hosts see (FR, firmware slot log) is fastblock's version.
+    const target = new NvmfTarget(provider, logger, { ...targetOptions(config), firmware: kernelVersion.slice(0, 8) });
     container.register(TOKENS.Frontend, { useValue: target });
     let unregister: (() => void)[] = [];
     return {

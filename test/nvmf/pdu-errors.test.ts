@@ -194,6 +194,19 @@ test('H2CTermReq closes without an answer; a bad command is an error status, not
   ok.hangUp();
 });
 
+test('more commands than queue entries: the excess is refused, the rest served', async () => {
+  const ep = await established(true);
+  const before = ep.out.length;
+  const burst = Array.from({ length: 200 }, (_, i) => capsuleCmd(sqe({ opcode: 0x02, cid: 1000 + i, nsid: 1, sglLength: 4096 }), undefined));
+  ep.receive(Buffer.concat(burst));
+  await settle();
+  const responses = ep.out.slice(before).filter((p) => p.type === T.CapsuleResp).map(cqeOf);
+  assert.is(responses.length, 200);
+  assert.is(responses.filter((c) => c.status === 0).length, 128, 'queue size 128');
+  assert.is(responses.filter((c) => ((c.status >> 1) & 0xff) === 0x0c).length, 72);
+  ep.hangUp();
+});
+
 test('a PDU split into single bytes is the same PDU', async () => {
   const ep = await established(true);
   const write = capsuleCmd(sqe({ opcode: 0x01, cid: 9, nsid: 1, sglType: SGL_ICD, sglLength: 4096 }), new Uint8Array(4096).fill(3));

@@ -223,6 +223,12 @@ export class NvmeTcpConnection {
       this.respond(cid, { status: generic(GenericStatus.CommandIdConflict), dw0: 0, dw1: 0 }, 0);
       return;
     }
+    if (this.inflight.size >= this.queue.entries) {
+      // The host broke flow control (more commands than queue entries): refuse, cheaply, rather than
+      // let one connection hold an unbounded number of transfers.
+      this.respond(cid, { status: generic(GenericStatus.CommandSequenceError), dw0: 0, dw1: 0 }, 0);
+      return;
+    }
     this.inflight.add(cid);
     if (!dataDigestOk) {
       this.finish(sqe, { status: generic(GenericStatus.TransientTransportError), dw0: 0, dw1: 0 }, 0);
