@@ -20,6 +20,8 @@ export interface ConnectionSettings extends TransmissionLimits {
 }
 
 type Phase = 'handshake' | 'transmission' | 'closing' | 'closed';
+/** How a close is logged: 'info' for ordinary ends; otherwise the socket is reset, not drained. */
+type Level = 'info' | 'warn' | 'error';
 
 export class Connection {
   private phase: Phase = 'handshake';
@@ -67,7 +69,7 @@ export class Connection {
 
   private async run(): Promise<void> {
     let reason: string;
-    let level: 'info' | 'warn' = 'info';
+    let level: Level = 'info';
     let context: Record<string, unknown> = {};
     try {
       this.session = (await this.negotiate()) ?? undefined;
@@ -86,13 +88,14 @@ export class Connection {
         reason = this.closeReason ?? (midMessage ? `connection closed mid-message during ${this.phase}` : this.phase === 'handshake' ? 'connection closed during handshake' : 'client hung up without NBD_CMD_DISC');
         if (!this.stopping && (midMessage || this.phase === 'handshake')) level = 'warn';
         context = { buffered: err.buffered };
-      } else if (isFastblockError(err, ErrorCode.PROTOCOL) || isFastblockError(err, ErrorCode.TIMEOUT)) {
+      } else if (isFastblockError(err, ErrorCode.PROTOCOL)) {
         reason = err.message;
         level = 'warn';
         context = { ...err.context };
       } else {
+        // Not the client's doing: a bug here or in the provider.
         reason = `internal error: ${err instanceof Error ? err.message : String(err)}`;
-        level = 'warn';
+        level = 'error';
         context = { err };
       }
     }
@@ -120,7 +123,7 @@ export class Connection {
     try {
       return await Promise.race([negotiation, deadline]);
     } catch (err) {
-      // Lost the race to the deadline: an export it acquired meanwhile must still be released.
+      // If the deadline won, the negotiation may still acquire an export: release it when it does.
       negotiation.then((late) => late && this.exports.release(late.export.name), () => undefined);
       throw err;
     } finally {
@@ -128,15 +131,15 @@ export class Connection {
     }
   }
 
-  private async close(reason: string, level: 'info' | 'warn', context: Record<string, unknown>): Promise<void> {
+  private async close(reason: string, level: Level, context: Record<string, unknown>): Promise<void> {
     this.phase = 'closing';
     const inFlight = this.transmission?.pending ?? 0;
     this.log[level]({ reason, inFlight, ...context }, 'connection closed');
     // Replies of requests started before the end still go out if the socket can carry them.
     if (this.transmission) await this.transmission.idle();
     this.writer.flush();
-    if (level === 'warn') this.socket.destroy();
-    else this.socket.end();
+    if (level === 'info') this.socket.end();
+    else this.socket.destroy();
     if (this.session) await this.exports.release(this.session.export.name).catch((err: unknown) => this.log.warn({ err }, 'closing export failed'));
     this.phase = 'closed';
   }
