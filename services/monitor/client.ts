@@ -138,6 +138,11 @@ export class MonitorClient {
     return new Promise((resolve) => this.waiters.push({ epoch, resolve }));
   }
 
+  private resubscribeInBackground(): void {
+    // Failures here mean the transport itself is gone (closed under us): nothing left to do.
+    this.resubscribe().catch(() => undefined);
+  }
+
   private async resubscribe(): Promise<void> {
     if (this.resubscribing || this.closed) return;
     this.resubscribing = true;
@@ -161,7 +166,7 @@ export class MonitorClient {
           continue;
         }
         const stopState = connection.onStateChange((state) => {
-          if (state !== 'connected' && !this.closed) void this.resubscribe();
+          if (state !== 'connected' && !this.closed) this.resubscribeInBackground();
         });
         this.subscribed = { address, connection, stop: () => (stopMessages(), stopState()) };
         return;
@@ -180,7 +185,7 @@ export class MonitorClient {
     else if (update.delta && this.current && update.delta.fromEpoch === this.current.epoch) next = applyDelta(this.current, update.delta);
     else {
       // A gap: start over from what we hold; the monitor answers with deltas or the full map.
-      void this.resubscribe();
+      this.resubscribeInBackground();
       return;
     }
     if (this.current && next.epoch < this.current.epoch) return;

@@ -201,7 +201,8 @@ export class Monitor {
         if (this.policies.active(kind).version !== 0) this.policies.activate(this.policies.builtin(kind));
         continue;
       }
-      if (this.policies.active(kind).module.sha256 === info.sha256) continue;
+      const active = this.policies.active(kind);
+      if (active.version === info.version && active.module.sha256 === info.sha256) continue;
       const stored = (await this.repo.policies(kind)).find((p) => p.version === info.version);
       if (!stored) {
         this.log.error({ kind, version: info.version }, 'policy in the map is missing from the store; keeping the one in force');
