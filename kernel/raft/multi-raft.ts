@@ -126,9 +126,12 @@ export class MultiRaft {
     }
   }
 
-  /** Steps every message of a node message into its group; messages for unknown groups are dropped. */
+  /** Steps every message of a node message into its group; messages for unknown groups or another node are dropped. */
   receive(nm: NodeMessage): void {
-    for (const m of nm.messages) this.groups.get(m.group)?.raft.step(m);
+    if (nm.to !== this.node) return;
+    for (const m of nm.messages) {
+      if (m.to === this.node && m.from === nm.from) this.groups.get(m.group)?.raft.step(m);
+    }
     for (const b of nm.beats) {
       this.groups
         .get(b.group)

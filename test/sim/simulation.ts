@@ -155,6 +155,7 @@ export class Simulation {
       this.now = next.at;
       if (!this.healing && this.now >= end) this.startHealing();
       if (this.healing && this.now >= end + HEAL_BOUND_MS) break;
+      this.hashEvent(next.event);
       this.dispatch(next.event);
       this.eventsRun++;
       this.checkLeaders();
@@ -171,6 +172,15 @@ export class Simulation {
     this.hash.update(line);
     this.hash.update('\n');
     if (this.options.trace) this.traceLines.push(`${this.now.toFixed(3)} ${line}`);
+  }
+
+  /** Every event goes into the trace hash, so two runs agree on the hash only if they agree on everything. */
+  private hashEvent(e: Event): void {
+    let line = `${this.now.toFixed(6)} ${e.kind}`;
+    if ('node' in e) line += ` n${e.node}`;
+    if (e.kind === 'deliver') line += ` from n${e.message.from} ${e.message.messages.length}/${e.message.beats.length}/${e.message.beatResponses.length}`;
+    if (e.kind === 'client') line += ` ${e.group} ${e.op} ${e.key}`;
+    this.hash.update(line);
   }
 
   private count(name: string): void {

@@ -133,10 +133,19 @@ export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): No
     if (m.type < MessageType.PreVote || m.type > MessageType.TimeoutNow) {
       throw new FastblockError(ErrorCode.PROTOCOL, `unknown raft message type ${m.type}`, { type: m.type });
     }
-    const entries: Entry[] = m.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: take(e.length) }));
+    const entries: Entry[] = m.entries.map((e, i) => {
+      // The core asserts these invariants; from the wire they are checked, not trusted.
+      if (e.index !== m.index + 1 + i || e.term > m.term || e.type > 255) {
+        throw new FastblockError(ErrorCode.PROTOCOL, 'raft entries out of sequence', { group: m.group, prev: m.index, index: e.index, term: e.term });
+      }
+      return { index: e.index, term: e.term, type: e.type, data: take(e.length) };
+    });
     let snapshot: SnapshotChunk | undefined;
     if (m.snapshot) {
       const s = m.snapshot;
+      if (s.offset + s.length > s.total) {
+        throw new FastblockError(ErrorCode.PROTOCOL, 'snapshot chunk past the snapshot end', { group: m.group, offset: s.offset, length: s.length, total: s.total });
+      }
       snapshot = {
         meta: { index: s.index, term: s.term, membership: { voters: s.voters, learners: s.learners } },
         offset: s.offset,

@@ -1,0 +1,96 @@
+/** MultiRaft: one flush per round for all groups, one node message per destination, lifecycle. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { MemoryStorage, MultiRaft, Role } from '../../kernel/raft/index.js';
+import type { NodeId, NodeMessage } from '../../kernel/raft/index.js';
+import { Random } from '../sim/random.js';
+
+interface Net {
+  nodes: Map<NodeId, MultiRaft>;
+  inbox: NodeMessage[];
+  flushes: number;
+  applied: Map<string, number>;
+}
+
+function net(ids: NodeId[], groups: number): Net {
+  const random = new Random(3);
+  const n: Net = { nodes: new Map(), inbox: [], flushes: 0, applied: new Map() };
+  for (const id of ids) {
+    const mr = new MultiRaft({
+      node: id,
+      random: () => random.next(),
+      send: (m) => n.inbox.push(m),
+      flush: async () => {
+        n.flushes++;
+      },
+      handler: {
+        apply: (group, entries) => n.applied.set(`${id}/${group}`, (n.applied.get(`${id}/${group}`) ?? 0) + entries.filter((e) => e.data.byteLength > 0).length),
+        restore: () => undefined,
+      },
+    });
+    for (let g = 0; g < groups; g++) mr.createGroup(`1.${g}`, new MemoryStorage({ voters: ids, learners: [] }));
+    n.nodes.set(id, mr);
+  }
+  return n;
+}
+
+async function settle(n: Net): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    const batch = n.inbox;
+    n.inbox = [];
+    for (const m of batch) n.nodes.get(m.to)!.receive(m);
+    await Promise.all([...n.nodes.values()].map((mr) => mr.process()));
+    if (n.inbox.length === 0 && ![...n.nodes.values()].some((mr) => mr.hasReady())) return;
+  }
+  throw new Error('did not settle');
+}
+
+test('a round of 50 groups is one flush and one node message per destination', async () => {
+  const n = net([1, 2, 3], 50);
+  for (let g = 0; g < 50; g++) n.nodes.get(1)!.group(`1.${g}`)!.campaign();
+  await settle(n);
+  for (let g = 0; g < 50; g++) assert.is(n.nodes.get(1)!.group(`1.${g}`)!.role, Role.Leader);
+  const flushes = n.flushes;
+  const leader = n.nodes.get(1)!;
+  for (let g = 0; g < 50; g++) leader.group(`1.${g}`)!.propose(new Uint8Array([g]));
+  await leader.process();
+  assert.is(n.flushes - flushes, 1, 'one flush for the 50 groups the round wrote');
+  const appends = n.inbox.filter((m) => m.from === 1);
+  assert.equal(appends.map((m) => m.to).sort(), [2, 3], 'one node message per destination');
+  assert.is(appends[0]!.messages.length, 50, 'carrying every group\'s append');
+  await settle(n);
+  for (const id of [1, 2, 3]) for (let g = 0; g < 50; g++) assert.is(n.applied.get(`${id}/1.${g}`), 1);
+});
+
+test('concurrent process() calls join one loop', async () => {
+  const n = net([1], 3);
+  const mr = n.nodes.get(1)!;
+  for (let g = 0; g < 3; g++) mr.group(`1.${g}`)!.campaign();
+  await Promise.all([mr.process(), mr.process(), mr.process()]);
+  for (let g = 0; g < 3; g++) assert.is(mr.group(`1.${g}`)!.role, Role.Leader);
+  assert.not.ok(mr.hasReady());
+});
+
+test('groups come and go at runtime; duplicates and unknown groups are refused', async () => {
+  const n = net([1], 0);
+  const mr = n.nodes.get(1)!;
+  mr.createGroup('2.0', new MemoryStorage({ voters: [1], learners: [] }));
+  assert.throws(() => mr.createGroup('2.0', new MemoryStorage()), (e: unknown) => isFastblockError(e, ErrorCode.ALREADY_EXISTS));
+  mr.group('2.0')!.campaign();
+  await mr.process();
+  mr.group('2.0')!.propose(new Uint8Array([1]));
+  mr.destroyGroup('2.0');
+  await mr.process();
+  assert.is(mr.group('2.0'), undefined);
+  assert.throws(() => mr.destroyGroup('2.0'), (e: unknown) => isFastblockError(e, ErrorCode.NOT_FOUND));
+  assert.is(mr.size, 0);
+});
+
+test('messages addressed to another node are dropped', async () => {
+  const n = net([1, 2, 3], 1);
+  n.nodes.get(2)!.receive({ from: 1, to: 3, messages: [], beats: [{ group: '1.0', term: 9, commit: 0, seq: 1 }], beatResponses: [] });
+  assert.is(n.nodes.get(2)!.group('1.0')!.term, 0);
+});
+
+test.run();
