@@ -19,6 +19,8 @@ export interface OsdConfig {
   /** Raft clock period (ms); elections take 10 to 20 of these. */
   readonly tickMs: number;
   readonly heartbeatMs: number;
+  /** The store plugin each shard thread loads for its own store; empty: the StoreFactory's name. */
+  readonly storePlugin: string;
 }
 
 export const osdConfigSchema: Schema<OsdConfig> = {
@@ -32,4 +34,5 @@ export const osdConfigSchema: Schema<OsdConfig> = {
   weight: { doc: 'Relative capacity for placement', format: Number, default: 1 },
   tickMs: { doc: 'Raft tick (ms)', format: 'nat', default: 100 },
   heartbeatMs: { doc: 'Heartbeat to the monitor every (ms)', format: 'nat', default: 2000 },
+  storePlugin: { doc: 'Store plugin each shard thread loads (empty: the name of the loaded StoreFactory)', format: String, default: '' },
 };

@@ -48,6 +48,19 @@ async function freePort(host: string): Promise<number> {
   });
 }
 
+/**
+ * Built, the worker is shard-worker.js. From sources (tests under tsx) it is shard-worker.ts, and
+ * a worker thread does not inherit the main thread's loader hooks: it registers tsx first.
+ */
+function shardWorker(data: ShardWorkerData): Worker {
+  const extension = extname(fileURLToPath(import.meta.url));
+  const url = new URL(`./shard-worker${extension}`, import.meta.url);
+  if (extension !== '.ts') return new Worker(url, { workerData: data });
+  const api = import.meta.resolve('tsx/esm/api');
+  const boot = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); })`;
+  return new Worker(boot, { eval: true, workerData: data });
+}
+
 export class OsdService {
   osdId = -1;
   address: NetAddress | undefined;
@@ -96,9 +109,8 @@ export class OsdService {
     for (let shard = 0; shard < config.shards; shard++) this.workers.push(this.spawn(shard, dataDir));
     await Promise.all(this.workers.map((w) => this.ready(w)));
 
-    monitors.onMap((map) => this.broadcast({ type: 'map', map }));
-    const map = await monitors.subscribe();
-    this.broadcast({ type: 'map', map });
+    monitors.onMap((map) => this.onMap(map));
+    this.onMap(await monitors.subscribe());
     this.heartbeat = setInterval(() => void this.sendHeartbeat(), config.heartbeatMs);
     void this.sendHeartbeat();
   }
@@ -118,9 +130,7 @@ export class OsdService {
       logLevel: this.options.logLevel,
       daemonName: this.options.daemonName,
     };
-    // From sources the worker is shard-worker.ts (run through the same loader as we are), built it is .js.
-    const file = fileURLToPath(new URL(`./shard-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-    const worker = new Worker(file, { workerData: data });
+    const worker = shardWorker(data);
     worker.on('message', (message: ToMain) => this.onWorkerMessage(shard, message));
     worker.on('error', (err) => this.options.logger.error({ err, shard }, 'shard worker crashed'));
     worker.on('exit', (code) => {
@@ -163,6 +173,11 @@ export class OsdService {
         break;
       }
     }
+  }
+
+  private onMap(map: ClusterMap): void {
+    this.options.logger.debug({ epoch: map.epoch, pgs: map.pgs.length }, 'cluster map');
+    this.broadcast({ type: 'map', map });
   }
 
   private broadcast(message: ToWorker): void {

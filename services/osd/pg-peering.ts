@@ -11,12 +11,18 @@ import { DATA_METHOD_PG_QUERY, dataProto } from '../../client/data-protocol.js';
 const QueryType = dataProto.lookupType('fastblock.data.PgQuery');
 const ReplyType = dataProto.lookupType('fastblock.data.PgQueryReply');
 
-export type PeeringVerdict = 'new' | 'exists' | 'unknown';
+export type PeeringVerdict =
+  | { readonly kind: 'new' }
+  /** A peer created the PG with us among its voters: start with the same configuration. */
+  | { readonly kind: 'created'; readonly voters: readonly number[] }
+  | { readonly kind: 'exists' }
+  | { readonly kind: 'unknown' };
 
 export interface PgQueryAnswer {
   readonly hasState: boolean;
   readonly leader: number | undefined;
   readonly term: number;
+  readonly voters: readonly number[];
 }
 
 export function encodePgQuery(pg: string): Uint8Array {
@@ -28,16 +34,20 @@ export function decodePgQuery(bytes: Uint8Array): string {
 }
 
 export function encodePgQueryReply(answer: PgQueryAnswer): Uint8Array {
-  return ReplyType.encode({ hasState: answer.hasState, leader: answer.leader === undefined ? 0 : answer.leader + 1, term: answer.term }).finish();
+  return ReplyType.encode({ hasState: answer.hasState, leader: answer.leader === undefined ? 0 : answer.leader + 1, term: answer.term, voters: answer.voters }).finish();
 }
 
-export async function peerPg(pg: string, peers: readonly TransportConnection[], timeoutMs = 2000): Promise<PeeringVerdict> {
+/** `self` is our raft node id. */
+export async function peerPg(pg: string, self: number, peers: readonly TransportConnection[], timeoutMs = 2000): Promise<PeeringVerdict> {
   const answers = await Promise.allSettled(
     peers.map(async (peer) => {
       const reply = await peer.request(DATA_METHOD_PG_QUERY, encodePgQuery(pg), undefined, { timeoutMs });
-      return (ReplyType.toObject(ReplyType.decode(reply.header), { defaults: true }) as { hasState: boolean }).hasState;
+      return ReplyType.toObject(ReplyType.decode(reply.header), { defaults: true, arrays: true }) as { hasState: boolean; voters: number[] };
     }),
   );
-  if (answers.some((a) => a.status === 'fulfilled' && a.value)) return 'exists';
-  return answers.every((a) => a.status === 'fulfilled') ? 'new' : 'unknown';
+  const held = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.hasState ? [a.value] : []));
+  const creator = held.find((a) => a.voters.includes(self));
+  if (creator) return { kind: 'created', voters: creator.voters };
+  if (held.length > 0) return { kind: 'exists' };
+  return answers.every((a) => a.status === 'fulfilled') ? { kind: 'new' } : { kind: 'unknown' };
 }

@@ -24,7 +24,7 @@ export default definePlugin<OsdConfig>({
     const daemon = (all.daemon as { name?: string } | undefined)?.name ?? 'fastblockd';
     const logLevel = (all.log as { level?: string } | undefined)?.level ?? 'info';
     // Each shard thread opens its own store through the same plugin, found by the factory's name.
-    const service = new OsdService({ config, transport, storePlugin: storeFactory.name, allConfig: all, logger, logLevel, daemonName: daemon });
+    const service = new OsdService({ config, transport, storePlugin: config.storePlugin || storeFactory.name, allConfig: all, logger, logLevel, daemonName: daemon });
     return {
       start: () => service.start(),
       stop: () => service.stop(),

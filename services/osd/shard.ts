@@ -192,10 +192,14 @@ export class Shard implements PgDirectory {
       let membership: Membership = { voters: [], learners: [] };
       if (!this.options.raftStorage.has(id)) {
         const peers = mapping.replicas.filter((r) => r.osd !== this.osd).map((r) => this.peer(r.osd)).filter((c): c is TransportConnection => c !== undefined);
-        const verdict = await peerPg(id, peers);
-        if (verdict === 'unknown') return; // retried at the next reconcile
-        if (verdict === 'new') membership = { voters, learners: [] };
-        this.logger.info({ pg: id, verdict }, verdict === 'new' ? 'creating PG' : 'joining PG: waiting to be added');
+        const verdict = await peerPg(id, nodeOf(this.osd), peers);
+        if (verdict.kind === 'unknown') {
+          this.logger.debug({ pg: id }, 'peering: a replica did not answer; retrying');
+          return;
+        }
+        if (verdict.kind === 'new') membership = { voters, learners: [] };
+        if (verdict.kind === 'created') membership = { voters: verdict.voters, learners: [] };
+        this.logger.info({ pg: id, verdict: verdict.kind, voters: membership.voters }, membership.voters.length ? 'creating PG' : 'joining PG: waiting to be added');
       }
       if (this.stopped || !this.mine.has(id) || this.pgs.has(id)) return;
       const { storage, applied, restoring } = await this.options.raftStorage.open(id, membership);
@@ -301,7 +305,9 @@ export class Shard implements PgDirectory {
       case DATA_METHOD_PG_QUERY: {
         const id = decodePgQuery(message.header);
         const group = this.raft.group(id);
-        return { header: encodePgQueryReply({ hasState: this.pgs.has(id) || this.options.raftStorage.has(id), leader: group ? osdOf(group.leader) : undefined, term: group?.term ?? 0 }) };
+        const voters = group?.membership.voters ?? [];
+        const hasState = group ? voters.length > 0 || group.log.lastIndex() > 0 : this.options.raftStorage.has(id);
+        return { header: encodePgQueryReply({ hasState, leader: group ? osdOf(group.leader) : undefined, term: group?.term ?? 0, voters }) };
       }
       default: {
         const extra = this.options.extraMethods?.get(message.method);
