@@ -10,15 +10,17 @@ import type { ClusterMap, OsdInfo, PgMapping } from '../../kernel/contracts/clus
 import type { PgId, ShardStore } from '../../kernel/contracts/store.js';
 import type { InboundConnection, InboundHandler, InboundMessage, NetAddress, OutboundReply, Transport, TransportConnection, TransportListener } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
-import { EntryType, MultiRaft, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
+import { EntryType, MultiRaft, decodeNodeMessage, encodeNodeMessage, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
 import { DATA_METHOD_IO, DATA_METHOD_PG_QUERY, DATA_METHOD_RECOVERY } from '../../client/data-protocol.js';
 import { shardEndpoint } from '../../client/pg-router.js';
 import { DataService, pgId, type PgDirectory } from './data-service.js';
 import { Pg, type PgRaftPort } from './pg.js';
 import { decodePgQuery, encodePgQueryReply, peerPg } from './pg-peering.js';
-import { RAFT_METHOD_NODE_MESSAGE, decodeNodeMessage, encodeNodeMessage } from './raft-wire.js';
 import { RecoveryServer, pullPg } from './recovery.js';
 import { MembershipDriver } from './membership-driver.js';
+
+/** One-way method id of raft node messages between shards (the raft service's range, 0x03xx). */
+export const RAFT_METHOD_NODE_MESSAGE = 0x0301;
 
 export const nodeOf = (osd: number): number => osd + 1;
 export const osdOf = (node: number): number | undefined => (node === 0 ? undefined : node - 1);
