@@ -129,6 +129,23 @@ test('CAN_MULTI_CONN holds: a FLUSH on one connection makes writes acknowledged 
   }
 });
 
+test('past maxConnections a new connection is closed at once; the others go on', async () => {
+  const small = new NbdFrontend(provider, { ...NBD_CONFIG_DEFAULTS, port: 0, maxConnections: 2 }, pino({ level: 'silent' }));
+  await small.start();
+  try {
+    const [a, b] = await Promise.all([RawSocket.open(small.port), RawSocket.open(small.port)]);
+    for (const raw of [a!, b!]) await raw.greet();
+    const c = await RawSocket.open(small.port);
+    await c.closed;
+    await a!.go('pool/x');
+    a!.request(0, 0, 4096, { cookie: 1 });
+    assert.is((await a!.simpleReply(4096)).error, 0);
+    for (const raw of [a!, b!]) raw.destroy();
+  } finally {
+    await small.stop();
+  }
+});
+
 test('stop() answers requests in flight, then closes the connection', async () => {
   const raw = await RawSocket.open(frontend.port);
   await raw.greet();
