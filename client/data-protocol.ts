@@ -3,10 +3,9 @@
  * Headers are protobuf (reflection: the .proto stays the single source of truth and needs no
  * generated code in the tree); payload bytes are the frame's raw tail.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
+import { loadProto } from '../kernel/rpc/proto.js';
 
 /** The data service's method ids on the transport (one for client I/O: the op is in the header). */
 export const DATA_METHOD_IO = 0x0200;
@@ -50,17 +49,8 @@ export interface DataReply {
 /** Larger I/Os are split by the client; the OSD refuses them. */
 export const MAX_DATA_LENGTH = 4 * 1024 * 1024;
 
-function protoPath(): string {
-  // From sources (client/) and from the build (dist/client/), the .proto sits in kernel/rpc of the package root.
-  for (const relative of ['../kernel/rpc/data.proto', '../../kernel/rpc/data.proto']) {
-    const path = fileURLToPath(new URL(relative, import.meta.url));
-    if (existsSync(path)) return path;
-  }
-  throw new FastblockError(ErrorCode.INTERNAL, 'kernel/rpc/data.proto not found beside the client library', { from: import.meta.url });
-}
-
-/** The parsed data.proto, for the OSD's other messages (recovery). */
-export const dataProto = protobuf.loadSync(protoPath());
+/** The parsed data.proto, for the OSD's other messages (recovery, peering). */
+export const dataProto = loadProto('data.proto');
 const root = dataProto;
 const RequestType = root.lookupType('fastblock.data.DataRequest');
 const ReplyType = root.lookupType('fastblock.data.DataReply');

@@ -6,12 +6,14 @@
 import type { Command } from 'commander';
 import { registerStatus } from './status.js';
 import { registerVhost } from './vhost.js';
+import { registerVstart } from './vstart.js';
 import { registerNvmf } from './nvmf.js';
 import { registerNbd } from './nbd.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
   registerVhost,
+  registerVstart,
   registerNvmf,
   registerNbd,
 ];

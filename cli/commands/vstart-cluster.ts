@@ -284,6 +284,14 @@ export class LocalCluster {
     writeFileSync(join(this.dir, 'vstart.json'), JSON.stringify({ ...this.state, pids }, null, 2) + '\n');
   }
 
+  /** Lets go of a detached cluster: closes our monitor connection, leaves the daemons running. */
+  async release(): Promise<void> {
+    this.monitorClient?.close();
+    await this.transport?.close();
+    this.monitorClient = undefined;
+    this.transport = undefined;
+  }
+
   /** Stops the gateway, the OSDs, then the monitor (SIGTERM, then SIGKILL after a grace). */
   async stop(): Promise<void> {
     this.monitorClient?.close();

@@ -1,0 +1,99 @@
+/**
+ * `fastblock vstart`: a whole cluster on this machine in one command — an embedded-store monitor,
+ * three OSDs on files, an NBD gateway, a pool of size 3 and a 1 GiB image — in the foreground
+ * until Ctrl-C, or with --detach until `fastblock vstart stop`. Restarting on the same directory
+ * keeps the data.
+ */
+import { Command, Option } from 'commander';
+import { jsonOption, output } from '../daemon-client.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { LocalCluster, stopDetached } from './vstart-cluster.js';
+
+interface VstartFlags {
+  dir: string;
+  detach?: boolean;
+  osds: number;
+  imageSize: number;
+  json?: boolean;
+}
+
+function positive(name: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `${name} ${text} is not a positive integer`, { [name]: text });
+    return value;
+  };
+}
+
+const dirOption = () => new Option('-d, --dir <path>', 'directory of the cluster (data, logs, vstart.json)').default('./vstart-data');
+
+function summary(cluster: LocalCluster, detached: boolean): Record<string, unknown> {
+  const uri = cluster.nbdUri;
+  return {
+    dir: cluster.dir,
+    monitor: cluster.monitorAddress,
+    nbd: uri,
+    osds: cluster.state.osds,
+    pids: Object.fromEntries([...cluster.daemons].map(([name, d]) => [name, d.pid])),
+    tryQemuImg: `qemu-img info ${uri}`,
+    tryFio: `fio --name=try --ioengine=nbd --uri=${uri} --rw=randwrite --bs=4k --iodepth=16 --size=256M --verify=crc32c`,
+    stop: detached ? `fastblock vstart stop --dir ${cluster.dir}` : 'Ctrl-C',
+  };
+}
+
+function human(s: Record<string, unknown>): string {
+  return [
+    `fastblock cluster up in ${s.dir}`,
+    `  monitor  ${s.monitor}`,
+    `  OSDs     ${s.osds}`,
+    `  NBD      ${s.nbd}`,
+    '',
+    'Try:',
+    `  ${s.tryQemuImg}`,
+    `  ${s.tryFio}`,
+    '',
+    `Stop: ${s.stop}`,
+  ].join('\n');
+}
+
+export function registerVstart(program: Command): void {
+  const vstart = program
+    .command('vstart')
+    .description('run a local cluster: monitor, 3 OSDs, NBD gateway, pool rbd (size 3) with a 1 GiB image rbd/disk')
+    .addOption(dirOption())
+    .option('--detach', 'leave the cluster running in the background and exit')
+    .addOption(new Option('--osds <n>', 'number of OSDs').default(3).argParser(positive('--osds')))
+    .addOption(new Option('--image-size <bytes>', 'size of rbd/disk when it is created').default(1024 ** 3).argParser(positive('--image-size')))
+    .addOption(jsonOption())
+    .action(async (flags: VstartFlags) => {
+      const cluster = await LocalCluster.start({ dir: flags.dir, osds: flags.osds, detached: flags.detach, image: { name: 'disk', sizeBytes: flags.imageSize } });
+      output(flags.json, summary(cluster, flags.detach ?? false), human);
+      if (flags.detach) {
+        // The daemons are detached; only our monitor connection keeps us alive.
+        await cluster.release();
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        const onSignal = () => {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          resolve();
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      if (!flags.json) process.stdout.write('\nstopping the cluster...\n');
+      await cluster.stop();
+      if (!flags.json) process.stdout.write('stopped; the data stays in ' + cluster.dir + '\n');
+    });
+
+  vstart
+    .command('stop')
+    .description('stop a cluster started with --detach')
+    .addOption(dirOption())
+    .addOption(jsonOption())
+    .action(async (flags: { dir: string; json?: boolean }) => {
+      const stopped = await stopDetached(flags.dir);
+      output(flags.json, { stopped }, (v) => `stopped ${v.stopped.join(', ') || 'nothing (no daemons were running)'}`);
+    });
+}
