@@ -125,7 +125,8 @@ export class BlobDiskLog implements DiskLog {
     const page = Buffer.alloc(P);
     await blob.read(0, page);
     const header = decodeHeader(page);
-    if (header === undefined || header.capacity !== blob.sizeBytes - P) {
+    // A blob larger than the header's ring is a grow that did not finish: the old ring still holds.
+    if (header === undefined || header.capacity > blob.sizeBytes - P || header.capacity % P !== 0 || header.capacity <= 0) {
       throw new FastblockError(ErrorCode.CORRUPT, `log of PG ${host.pg} has a damaged header`, { pg: host.pg, blobId: blob.id });
     }
     const log = new BlobDiskLog(blob, host, header);
@@ -342,7 +343,7 @@ export class BlobDiskLog implements DiskLog {
     const liveStart = floorPage(this.head);
     const live = ceilPage(this.tail) - liveStart;
     const wanted = Math.max(2 * this.capacity, this.capacity + live + bytes + 2 * P);
-    const clusters = Math.ceil((P + wanted) / cs);
+    const clusters = Math.max(this.blob.clusterCount, Math.ceil((P + wanted) / cs));
     const capacity = clusters * cs - P;
     // Live data lands just past the old ring (new clusters), away from anything the old header names.
     const base = liveStart - this.capacity;

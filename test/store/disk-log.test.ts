@@ -60,7 +60,9 @@ function suiteFor(kind: DeviceKind): void {
     const dev = makeDevice(kind, 16 * MiB);
     let store = await open(dev);
     let log = await store.diskLog('1.1');
-    const first = records(1, 20, 1);
+    // 8 records of exactly 512 bytes end on a page boundary, so nothing pads over old record 9
+    // after record 8 is appended again: only its generation tells it apart.
+    const first = Array.from({ length: 20 }, (_, i) => ({ index: i + 1, term: 1, type: 0, data: pattern(i + 1, 512 - 48) }));
     await log.append(first);
     await store.flush();
     await log.truncateSuffix(8);

@@ -34,6 +34,8 @@ export class FaultBdev implements Bdev {
   private overlay = new Map<number, Uint8Array | undefined>();
   private ops = 0;
   private crashedAt: number | undefined;
+  /** Cached pages that reached the medium at the crash (tearing). */
+  survivedPages = 0;
   /** Fail reads / writes whose range satisfies the predicate (or all, with `true`). */
   failReads: boolean | ((offset: number, length: number) => boolean) = false;
   failWrites: boolean | ((offset: number, length: number) => boolean) = false;
@@ -130,6 +132,7 @@ export class FaultBdev implements Bdev {
     }
     this.cache = [];
     this.overlay = new Map();
+    this.survivedPages = survived;
     return survived;
   }
 

@@ -8,7 +8,8 @@
  * - A blob's md is rewritten copy-on-write: chain pages go to fresh md pages, then a device flush,
  *   then the head page (one page, written in place) switches to the new chain. A crash at any
  *   point leaves the old chain or the new one, never a mix.
- * - Before any head names a new cluster, the cluster's zeroing and data are flushed (same barrier).
+ * - Before any head names a new cluster, the cluster's zeroing and data are flushed (same barrier),
+ *   and so are the blanked heads of deleted blobs.
  * - Freed clusters, md pages and blob ids are reused only after the md that frees them is durable.
  * - The masks are written only by a clean close, with the clean flag; a load that finds the flag
  *   clear rebuilds them from the md pages.
@@ -351,13 +352,12 @@ export class Blobstore implements BlobHost {
       const blanks = this.deletedHeads;
       this.deletedHeads = [];
       try {
-        await Promise.all(chainWrites);
+        // Deleted heads are blanked before the barrier too: a new blob (an object or log recreated
+        // under the same name) never becomes durable while the one it replaced still is.
+        await Promise.all([...chainWrites, ...blanks.map((p) => this.bdev.write((md + p) * PAGE_SIZE, blank))]);
         // The barrier: data, cluster zeroing and chain pages are durable before a head names them.
         await this.bdev.flush();
-        await Promise.all([
-          ...heads.map((h) => this.bdev.write((md + h.page) * PAGE_SIZE, h.bytes)),
-          ...blanks.map((p) => this.bdev.write((md + p) * PAGE_SIZE, blank)),
-        ]);
+        await Promise.all(heads.map((h) => this.bdev.write((md + h.page) * PAGE_SIZE, h.bytes)));
       } catch (err) {
         this.deletedHeads.push(...blanks);
         throw err;
