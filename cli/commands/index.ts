@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { registerStatus } from './status.js';
 import { registerVhost } from './vhost.js';
 import { registerVstart } from './vstart.js';
+import { registerBench } from './bench.js';
 import { registerNvmf } from './nvmf.js';
 import { registerNbd } from './nbd.js';
 
@@ -14,6 +15,7 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
   registerVhost,
   registerVstart,
+  registerBench,
   registerNvmf,
   registerNbd,
 ];
