@@ -10,6 +10,11 @@ import { registerVstart } from './vstart.js';
 import { registerBench } from './bench.js';
 import { registerNvmf } from './nvmf.js';
 import { registerNbd } from './nbd.js';
+import { registerPool } from './pool.js';
+import { registerImage } from './image.js';
+import { registerOsd } from './osd.js';
+import { registerPg } from './pg.js';
+import { registerPolicy } from './policy.js';
 
 export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerStatus,
@@ -18,4 +23,9 @@ export const COMMANDS: readonly ((program: Command) => void)[] = [
   registerBench,
   registerNvmf,
   registerNbd,
+  registerPool,
+  registerImage,
+  registerOsd,
+  registerPg,
+  registerPolicy,
 ];

@@ -1,6 +1,8 @@
 /** `fastblock status`: what a daemon is, which plugins it runs and which admin commands it has. */
 import type { Command } from 'commander';
-import { fetchStatus, type StatusReply } from '../../kernel/rpc/control.js';
+import { fetchStatus, runAdmin, type StatusReply } from '../../kernel/rpc/control.js';
+import type { ClusterStatus } from '../../services/monitor/status.js';
+import { formatClusterStatus } from './monitor-admin.js';
 import { addrOption, jsonOption, output, timeoutOption, withDaemon } from '../daemon-client.js';
 
 function duration(ms: number): string {
@@ -30,7 +32,12 @@ export function registerStatus(program: Command): void {
     .addOption(timeoutOption())
     .addOption(jsonOption())
     .action(async (options: { addr: string; timeout: number; json?: boolean }) => {
-      const status = await withDaemon(options.addr, options.timeout, (connection) => fetchStatus(connection));
-      output(options.json, status, human);
+      const status = await withDaemon(options.addr, options.timeout, async (connection) => {
+        const daemon = await fetchStatus(connection);
+        // A monitor also answers with the cluster summary.
+        if (!daemon.commands.some((c) => c.name === 'cluster status')) return daemon;
+        return { ...daemon, cluster: (await runAdmin(connection, 'cluster status')) as ClusterStatus };
+      });
+      output(options.json, status, (s) => ('cluster' in s ? `${formatClusterStatus(s.cluster)}\n${human(s)}` : human(s)));
     });
 }

@@ -28,7 +28,8 @@ export async function startMonitor(dir = mkdtempSync(join(tmpdir(), 'fastblock-m
     times: { downAfterMs: 10_000, outAfterMs: 60_000 },
     tickMs: 3_600_000,
     leaderBalance: { intervalMs: 0, transfersPerRound: 8 },
-    policyLimits: { timeoutMs: 10_000, memoryPages: 1024 },
+    // Short enough that a looping candidate is cut off quickly; the built-ins need ~50 ms here.
+    policyLimits: { timeoutMs: 2_000, memoryPages: 1024 },
     logger: pino({ level: 'silent' }),
     transferLeader: async (leader, transfer) => void transfers.push({ leader, transfer }),
     now: () => clock.now,

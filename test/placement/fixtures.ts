@@ -1,10 +1,10 @@
 /**
  * Policy modules for the sandbox and hot-swap suites, compiled from AssemblyScript at test time
- * (cached under .fastblock-test/policy-fixtures by source hash). Each one breaks a different rule.
+ * (cached under .fastblock-test/policy-fixtures by source hash; the compiler takes seconds to load,
+ * so it is imported only on a cache miss). Each one breaks a different rule.
  */
-import asc from 'assemblyscript/asc';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -80,10 +80,14 @@ export async function fixture(name: FixtureName): Promise<Uint8Array> {
   const hash = createHash('sha256').update(source).update(readFileSync(`${calculator}.ts`)).digest('hex').slice(0, 16);
   const wasmPath = join(cacheDir, `${name}-${hash}.wasm`);
   if (!existsSync(wasmPath)) {
+    const { default: asc } = await import('assemblyscript/asc');
     const sourcePath = join(cacheDir, `${name}-${hash}.ts`);
     writeFileSync(sourcePath, source);
-    const { error, stderr } = await asc.main([sourcePath, '-o', wasmPath, '-O3', '--runtime', 'stub', '--noAssert']);
+    // Suites run in parallel: compile to a private name, then rename into place atomically.
+    const partial = `${wasmPath}.${process.pid}`;
+    const { error, stderr } = await asc.main([sourcePath, '-o', partial, '-O3', '--runtime', 'stub', '--noAssert']);
     if (error) throw new Error(`fixture ${name} did not compile: ${stderr.toString()}`);
+    renameSync(partial, wasmPath);
   }
   return new Uint8Array(readFileSync(wasmPath));
 }

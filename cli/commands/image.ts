@@ -1,0 +1,77 @@
+/** `fastblock image create|ls|info|resize|rm`. Images are named POOL/NAME. */
+import type { Command } from 'commander';
+import { action, commandGroup, formatSize, imageSpec, parseSize, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
+
+interface ImageRow {
+  id: string;
+  pool: number;
+  poolName?: string;
+  name: string;
+  sizeBytes: number;
+  objectSizeBytes: number;
+  createdMs: number;
+}
+
+function describe(i: ImageRow): string {
+  return [
+    `image     ${i.poolName ?? i.pool}/${i.name}`,
+    `id        ${i.id}`,
+    `size      ${formatSize(i.sizeBytes)} (${i.sizeBytes} bytes)`,
+    `objects   ${Math.ceil(i.sizeBytes / i.objectSizeBytes)} of ${formatSize(i.objectSizeBytes)}`,
+    `created   ${new Date(i.createdMs).toISOString()}`,
+  ].join('\n');
+}
+
+export function registerImage(program: Command): void {
+  const image = commandGroup(program, 'image', 'create, list, inspect, resize and remove images');
+  withCommonOptions(image.command('create <pool/name>').description('create an image'))
+    .requiredOption('--size <size>', 'image size: 10G, 512M, ...')
+    .option('--object-size <size>', 'object size (a power of two)', '4M')
+    .action(
+      action(async (spec: string, o: CommonOptions & { size: string; objectSize: string }) => {
+        const { pool, name } = imageSpec(spec);
+        const args = { pool, name, sizeBytes: parseSize(o.size, '--size'), objectSizeBytes: parseSize(o.objectSize, '--object-size') };
+        const created = (await withMonitors(o, (m) => m.admin('image create', args))) as ImageRow;
+        print(o, created, (i) => `image '${pool}/${i.name}' created: ${formatSize(i.sizeBytes)}, id ${i.id}`);
+      }),
+    );
+  withCommonOptions(image.command('ls [pool]').description('list images')).action(
+    action(async (pool: string | undefined, o: CommonOptions) => {
+      const rows = (await withMonitors(o, (m) => m.admin('image ls', pool === undefined ? {} : { pool }))) as ImageRow[];
+      print(o, rows, (list) =>
+        list.length === 0 ? 'no images' : table([['IMAGE', 'SIZE', 'OBJECT', 'ID'], ...list.map((i) => [`${i.poolName}/${i.name}`, formatSize(i.sizeBytes), formatSize(i.objectSizeBytes), i.id])]),
+      );
+    }),
+  );
+  withCommonOptions(image.command('info <pool/name>').description('show one image')).action(
+    action(async (spec: string, o: CommonOptions) => {
+      const info = (await withMonitors(o, (m) => m.admin('image info', imageSpec(spec)))) as ImageRow;
+      print(o, info, describe);
+    }),
+  );
+  withCommonOptions(image.command('resize <pool/name>').description('grow or shrink an image'))
+    .requiredOption('--size <size>', 'new size: 20G, ...')
+    .option('--yes', 'allow shrinking (data past the new end is lost)')
+    .action(
+      action(async (spec: string, o: CommonOptions & { size: string; yes?: boolean }) => {
+        const target = imageSpec(spec);
+        const sizeBytes = parseSize(o.size, '--size');
+        const resized = (await withMonitors(o, async (m) => {
+          const current = (await m.admin('image info', target)) as ImageRow;
+          if (sizeBytes < current.sizeBytes) requireYes(o.yes, `shrinking '${spec}' from ${formatSize(current.sizeBytes)} to ${formatSize(sizeBytes)} discards its end`);
+          return await m.admin('image resize', { ...target, sizeBytes });
+        })) as ImageRow;
+        print(o, resized, (i) => `image '${spec}' is now ${formatSize(i.sizeBytes)}`);
+      }),
+    );
+  withCommonOptions(image.command('rm <pool/name>').description('remove an image'))
+    .option('--yes', 'really remove it')
+    .action(
+      action(async (spec: string, o: CommonOptions & { yes?: boolean }) => {
+        const target = imageSpec(spec);
+        requireYes(o.yes, `removing image '${spec}' cannot be undone`);
+        const result = await withMonitors(o, (m) => m.admin('image rm', target));
+        print(o, result, () => `image '${spec}' removed`);
+      }),
+    );
+}

@@ -1,0 +1,60 @@
+/** `fastblock osd ls|out|in|rm|set|unset`. */
+import type { Command } from 'commander';
+import type { OsdInfo } from '../../kernel/contracts/index.js';
+import { action, commandGroup, parseInteger, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
+
+type OsdRow = OsdInfo & { autoOut: boolean; pgs: number; leaders: number };
+
+const FLAGS = ['noout'];
+
+export function registerOsd(program: Command): void {
+  const osd = commandGroup(program, 'osd', 'list OSDs, take them out or in, remove them, set flags');
+  withCommonOptions(osd.command('ls').description('list OSDs')).action(
+    action(async (o: CommonOptions) => {
+      const rows = (await withMonitors(o, (m) => m.admin('osd ls'))) as OsdRow[];
+      print(o, rows, (list) =>
+        list.length === 0
+          ? 'no OSDs'
+          : table([
+              ['ID', 'HOST', 'ADDRESS', 'SHARDS', 'WEIGHT', 'STATE', 'PGS', 'LEADERS'],
+              ...list.map((r) => [r.id, r.host, `${r.address.host}:${r.address.port}`, r.shards, r.weight, `${r.up ? 'up' : 'down'},${r.in ? 'in' : 'out'}`, r.pgs, r.leaders]),
+            ]),
+      );
+    }),
+  );
+  withCommonOptions(osd.command('out <id>').description('take an OSD out of placement: its PGs move to other OSDs'))
+    .option('--yes', 'really move its data away')
+    .action(
+      action(async (id: string, o: CommonOptions & { yes?: boolean }) => {
+        const osdId = parseInteger(id, 'OSD id');
+        requireYes(o.yes, `marking osd.${osdId} out moves its PGs to other OSDs`);
+        const result = await withMonitors(o, (m) => m.admin('osd out', { id: osdId }));
+        print(o, result, () => `osd.${osdId} is out`);
+      }),
+    );
+  withCommonOptions(osd.command('in <id>').description('put an OSD back into placement')).action(
+    action(async (id: string, o: CommonOptions) => {
+      const osdId = parseInteger(id, 'OSD id');
+      const result = await withMonitors(o, (m) => m.admin('osd in', { id: osdId }));
+      print(o, result, () => `osd.${osdId} is in`);
+    }),
+  );
+  withCommonOptions(osd.command('rm <id>').description('remove an OSD that is down and out'))
+    .option('--yes', 'really remove it')
+    .action(
+      action(async (id: string, o: CommonOptions & { yes?: boolean }) => {
+        const osdId = parseInteger(id, 'OSD id');
+        requireYes(o.yes, `removing osd.${osdId} forgets it (its id is not reused)`);
+        const result = await withMonitors(o, (m) => m.admin('osd rm', { id: osdId }));
+        print(o, result, () => `osd.${osdId} removed`);
+      }),
+    );
+  for (const which of ['set', 'unset'] as const) {
+    withCommonOptions(osd.command(`${which} <flag>`).description(`${which} a cluster flag: ${FLAGS.join(', ')}`)).action(
+      action(async (flag: string, o: CommonOptions) => {
+        const result = (await withMonitors(o, (m) => m.admin(`osd ${which}`, { flag }))) as { flags: Record<string, boolean> };
+        print(o, result, (r) => `flags: ${Object.entries(r.flags).filter(([, v]) => v).map(([k]) => k).join(', ') || 'none'}`);
+      }),
+    );
+  }
+}
