@@ -6,15 +6,21 @@
  *   p99_commit_us_1_group          proposal -> applied on the leader, 99th percentile, at that load
  *   idle_msgs_per_s_merged_*       node messages per second between two idle nodes sharing N groups
  *   idle_msgs_per_s_unmerged_1000_groups   the same without heartbeat merging
+ *   commits_per_s_1_group_through_codec    1 group with every node message encoded and decoded
+ *                                   (protobuf header, payload tail copied once on receive)
  *
  * Time for the idle figures is virtual: one tick = 100 ms, a heartbeat round every tick.
  * The baseline is the target itself (200,000 commits/s for one group) and the unmerged run.
  */
-import { MemoryStorage, MultiRaft, Role } from '../../kernel/raft/index.js';
-import type { Entry, GroupId, NodeId, NodeMessage, RaftStorageWriter } from '../../kernel/raft/index.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { MemoryStorage, MultiRaft, Role, decodeNodeMessage, encodeNodeMessage } from '../../kernel/raft/index.js';
+import type { Entry, GroupId, NodeId, NodeMessage } from '../../kernel/raft/index.js';
 
 const TARGET_COMMITS_PER_S = 200_000;
 const PAYLOAD = 4096;
+const COMPACT_EVERY = 8192;
+const EMPTY = new Uint8Array(0);
 
 /** A seeded PRNG so runs are comparable. */
 function rng(seed: number): () => number {
@@ -34,28 +40,43 @@ interface Cluster {
   onApply: ((group: GroupId, entries: readonly Entry[]) => void) | undefined;
 }
 
-function cluster(ids: NodeId[], groups: number, merge: boolean): Cluster {
+/** A node message through the wire codec, as a transport would carry it (header + joined tail). */
+function overTheWire(m: NodeMessage): NodeMessage {
+  const { header, payload } = encodeNodeMessage(m);
+  return decodeNodeMessage(header, payload.length === 1 ? payload[0]! : Buffer.concat(payload));
+}
+
+function cluster(ids: NodeId[], groups: number, merge: boolean, wire = false): Cluster {
   const c: Cluster = { nodes: new Map(), inbox: new Map(), applied: 0, onApply: undefined };
   const random = rng(42);
   for (const id of ids) {
     c.inbox.set(id, []);
+    const storages = new Map<GroupId, MemoryStorage>();
     const mr = new MultiRaft({
       node: id,
       random,
-      send: (m) => c.inbox.get(m.to)!.push(m),
+      send: (m) => c.inbox.get(m.to)!.push(wire ? overTheWire(m) : m),
       flush: () => Promise.resolve(),
       mergeHeartbeats: merge,
       groupOptions: { electionTicks: 10, heartbeatTicks: 1, maxInflight: 64, maxMsgBytes: 1 << 20, maxApplyBytes: 64 << 20 },
       handler: {
         apply: (group, entries) => {
           if (mr.group(group)?.role === Role.Leader) c.onApply?.(group, entries);
+          // Like a real state machine, snapshot now and then so the log (and the payloads it
+          // holds on to) stays bounded.
+          const last = entries[entries.length - 1]!;
+          const storage = storages.get(group)!;
+          if (last.index - storage.firstIndex() >= COMPACT_EVERY) {
+            storage.createSnapshot({ meta: { index: last.index, term: last.term, membership: mr.group(group)!.membershipAt(last.index) }, data: EMPTY });
+          }
         },
         restore: () => undefined,
       },
     });
     c.nodes.set(id, mr);
     for (let g = 0; g < groups; g++) {
-      const storage: RaftStorageWriter = new MemoryStorage({ voters: ids, learners: [] });
+      const storage = new MemoryStorage({ voters: ids, learners: [] });
+      storages.set(`1.${g.toString(16)}`, storage);
       mr.createGroup(`1.${g.toString(16)}`, storage);
     }
   }
@@ -98,8 +119,8 @@ function elect(c: Cluster, groups: number, spread: boolean): void {
 }
 
 /** Committed proposals per second with a bounded number outstanding, and commit latency. */
-function throughput(groups: number, durationMs: number): { perSecond: number; p99us: number } {
-  const c = cluster([1, 2, 3], groups, true);
+function throughput(groups: number, durationMs: number, wire = false): { perSecond: number; p99us: number } {
+  const c = cluster([1, 2, 3], groups, true, wire);
   elect(c, groups, true);
   const ids = [...c.nodes.keys()];
   const payloads = Array.from({ length: 4096 }, (_, i) => new Uint8Array(PAYLOAD).fill(i & 0xff));
@@ -159,30 +180,55 @@ function idleMessages(groups: number, merge: boolean): number {
   return (after - before) / (ticks * tickSeconds);
 }
 
-// Warm up the JIT on a short run first.
-throughput(1, 300);
-const one = throughput(1, 2000);
-const many = throughput(1000, 2000);
-const merged1 = idleMessages(1, true);
-const merged2 = idleMessages(2, true);
-const merged1000 = idleMessages(1000, true);
-const unmerged1000 = idleMessages(1000, false);
+type Measure = 'one' | 'many' | 'codec' | 'idle';
 
-const figures = {
-  commits_per_s_1_group: Math.round(one.perSecond),
-  commits_per_s_1000_groups: Math.round(many.perSecond),
-  p99_commit_us_1_group: Math.round(one.p99us),
-  p99_commit_us_1000_groups: Math.round(many.p99us),
-  idle_msgs_per_s_merged_1_group: merged1,
-  idle_msgs_per_s_merged_2_groups: merged2,
-  idle_msgs_per_s_merged_1000_groups: merged1000,
-  idle_msgs_per_s_unmerged_1000_groups: unmerged1000,
-};
-const ratios = {
-  commits_1_group_vs_target: +(one.perSecond / TARGET_COMMITS_PER_S).toFixed(3),
-  commits_1000_groups_vs_target: +(many.perSecond / TARGET_COMMITS_PER_S).toFixed(3),
-  idle_merged_2_vs_1000_groups: +(merged2 / merged1000).toFixed(3),
-  idle_unmerged_vs_merged_1000_groups: +(unmerged1000 / merged1000).toFixed(1),
-};
-console.log(`raft: ${figures.commits_per_s_1_group} commits/s (1 group), ${figures.commits_per_s_1000_groups} (1000 groups); idle merged ${merged1}/${merged2}/${merged1000} msgs/s (1/2/1000 groups), unmerged ${unmerged1000}`);
-console.log(JSON.stringify({ bench: 'raft', figures, ratios }));
+/** One measurement, in its own process so the heap of one cannot slow the next. */
+function measure(name: Measure): Record<string, number> {
+  switch (name) {
+    case 'one': {
+      throughput(1, 300); // JIT warm-up
+      const r = throughput(1, 2000);
+      return { commits_per_s_1_group: Math.round(r.perSecond), p99_commit_us_1_group: Math.round(r.p99us) };
+    }
+    case 'many': {
+      throughput(1000, 300);
+      const r = throughput(1000, 2000);
+      return { commits_per_s_1000_groups: Math.round(r.perSecond), p99_commit_us_1000_groups: Math.round(r.p99us) };
+    }
+    case 'codec': {
+      throughput(1, 300, true);
+      return { commits_per_s_1_group_through_codec: Math.round(throughput(1, 2000, true).perSecond) };
+    }
+    case 'idle':
+      return {
+        idle_msgs_per_s_merged_1_group: idleMessages(1, true),
+        idle_msgs_per_s_merged_2_groups: idleMessages(2, true),
+        idle_msgs_per_s_merged_1000_groups: idleMessages(1000, true),
+        idle_msgs_per_s_unmerged_1000_groups: idleMessages(1000, false),
+      };
+  }
+}
+
+const only = process.argv[2] as Measure | undefined;
+if (only) {
+  console.log(JSON.stringify(measure(only)));
+} else {
+  const figures: Record<string, number> = {};
+  for (const name of ['one', 'many', 'codec', 'idle'] as Measure[]) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), name], { encoding: 'utf8' });
+    if (child.status !== 0) throw new Error(`bench/raft ${name} failed: ${child.stderr}`);
+    Object.assign(figures, JSON.parse(child.stdout.trim().split('\n').pop()!));
+  }
+  const ratios = {
+    commits_1_group_vs_target: +(figures.commits_per_s_1_group! / TARGET_COMMITS_PER_S).toFixed(3),
+    commits_1000_groups_vs_target: +(figures.commits_per_s_1000_groups! / TARGET_COMMITS_PER_S).toFixed(3),
+    idle_merged_2_vs_1000_groups: +(figures.idle_msgs_per_s_merged_2_groups! / figures.idle_msgs_per_s_merged_1000_groups!).toFixed(3),
+    idle_unmerged_vs_merged_1000_groups: +(figures.idle_msgs_per_s_unmerged_1000_groups! / figures.idle_msgs_per_s_merged_1000_groups!).toFixed(1),
+  };
+  console.log(
+    `raft: ${figures.commits_per_s_1_group} commits/s (1 group), ${figures.commits_per_s_1000_groups} (1000 groups), ` +
+      `${figures.commits_per_s_1_group_through_codec} (1 group through the codec); idle merged ` +
+      `${figures.idle_msgs_per_s_merged_1_group}/${figures.idle_msgs_per_s_merged_2_groups}/${figures.idle_msgs_per_s_merged_1000_groups} msgs/s (1/2/1000 groups), unmerged ${figures.idle_msgs_per_s_unmerged_1000_groups}`,
+  );
+  console.log(JSON.stringify({ bench: 'raft', figures, ratios }));
+}

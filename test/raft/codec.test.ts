@@ -72,14 +72,21 @@ test('garbage headers and unknown message types are PROTOCOL errors', () => {
   assert.throws(() => decodeNodeMessage(header, Buffer.concat(payload)), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
 });
 
-test('entries out of sequence and chunks past the end are PROTOCOL errors', () => {
+test('entries out of sequence are refused when encoding', () => {
   const nm = sample();
   const app = nm.messages[0]!;
   const gap = { ...nm, messages: [{ ...app, entries: [app.entries[0]!, { ...app.entries[2]!, index: 105 }] }] };
+  assert.throws(() => encodeNodeMessage(gap), (e: unknown) => isFastblockError(e, ErrorCode.INTERNAL));
+});
+
+test('entry terms out of order and chunks past the end are PROTOCOL errors', () => {
+  const nm = sample();
+  const app = nm.messages[0]!;
   const future = { ...nm, messages: [{ ...app, entries: [{ ...app.entries[0]!, term: app.term + 1 }] }] };
+  const backwards = { ...nm, messages: [{ ...app, entries: [{ ...app.entries[0]!, term: app.logTerm - 1 }] }] };
   const snap = nm.messages[3]!;
   const past = { ...nm, messages: [{ ...snap, snapshot: { ...snap.snapshot!, offset: 199 } }] };
-  for (const bad of [gap, future, past]) {
+  for (const bad of [future, backwards, past]) {
     const { header, payload } = encodeNodeMessage(bad);
     assert.throws(() => decodeNodeMessage(header, Buffer.concat(payload)), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
   }

@@ -5,18 +5,11 @@
  * buffer is reused after the handler returns) and every entry's data is a view into that copy.
  */
 import { ErrorCode, FastblockError } from '../../errors.js';
-import { loadProto, messageCodec } from '../../rpc/proto.js';
-import type { MessageCodec } from '../../rpc/proto.js';
+import type protobuf from 'protobufjs';
+import { loadProto } from '../../rpc/proto.js';
 import { MessageType, message } from '../types.js';
 import type { Entry, Message, MessageType as MessageTypeValue, SnapshotChunk } from '../types.js';
 import type { NodeMessage } from '../node-message.js';
-
-interface EntryHeader {
-  index: number;
-  term: number;
-  type: number;
-  length: number;
-}
 
 interface ChunkHeader {
   index: number;
@@ -37,7 +30,9 @@ interface RaftMessageHeader {
   logTerm: number;
   index: number;
   commit: number;
-  entries: EntryHeader[];
+  entryTerms: number[];
+  entryTypes: number[];
+  entryLengths: number[];
   reject: boolean;
   hint: number;
   hintTerm: number;
@@ -60,11 +55,12 @@ export interface EncodedNodeMessage {
   readonly payload: Uint8Array[];
 }
 
-let codec: MessageCodec<NodeMessageHeader> | undefined;
+let headerType: protobuf.Type | undefined;
 
-function headerCodec(): MessageCodec<NodeMessageHeader> {
-  codec ??= messageCodec<NodeMessageHeader>(loadProto('raft.proto'), 'fastblock.raft.NodeMessage');
-  return codec;
+/** The generated protobufjs type, used directly: decoded fields are read off the message object, no toObject pass. */
+function nodeMessageType(): protobuf.Type {
+  headerType ??= loadProto('raft.proto').lookupType('fastblock.raft.NodeMessage');
+  return headerType;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -72,10 +68,17 @@ const EMPTY = new Uint8Array(0);
 export function encodeNodeMessage(nm: NodeMessage): EncodedNodeMessage {
   const payload: Uint8Array[] = [];
   const messages: RaftMessageHeader[] = nm.messages.map((m) => {
-    const entries = new Array<EntryHeader>(m.entries.length);
-    for (let i = 0; i < m.entries.length; i++) {
+    const n = m.entries.length;
+    const entryTerms = new Array<number>(n);
+    const entryTypes = new Array<number>(n);
+    const entryLengths = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
       const e = m.entries[i]!;
-      entries[i] = { index: e.index, term: e.term, type: e.type, length: e.data.byteLength };
+      // Entries are consecutive from index + 1: their indexes need not travel.
+      if (e.index !== m.index + 1 + i) throw new FastblockError(ErrorCode.INTERNAL, 'raft entries out of sequence', { group: m.group, prev: m.index, index: e.index });
+      entryTerms[i] = e.term;
+      entryTypes[i] = e.type;
+      entryLengths[i] = e.data.byteLength;
       if (e.data.byteLength > 0) payload.push(e.data);
     }
     let snapshot: ChunkHeader | null = null;
@@ -101,7 +104,9 @@ export function encodeNodeMessage(nm: NodeMessage): EncodedNodeMessage {
       logTerm: m.logTerm,
       index: m.index,
       commit: m.commit,
-      entries,
+      entryTerms,
+      entryTypes,
+      entryLengths,
       reject: m.reject,
       hint: m.hint,
       hintTerm: m.hintTerm,
@@ -110,13 +115,18 @@ export function encodeNodeMessage(nm: NodeMessage): EncodedNodeMessage {
       snapshot,
     };
   });
-  const header = headerCodec().encode({ from: nm.from, to: nm.to, messages, beats: [...nm.beats], beatResponses: [...nm.beatResponses] });
+  const header = nodeMessageType().encode({ from: nm.from, to: nm.to, messages, beats: nm.beats, beatResponses: nm.beatResponses }).finish();
   return { header, payload };
 }
 
 /** Decodes a node message; throws PROTOCOL on a malformed header or a tail that does not match it. */
 export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): NodeMessage {
-  const h = headerCodec().decode(headerBytes);
+  let h: NodeMessageHeader;
+  try {
+    h = nodeMessageType().decode(headerBytes) as unknown as NodeMessageHeader;
+  } catch (err) {
+    throw new FastblockError(ErrorCode.PROTOCOL, `malformed raft node message: ${(err as Error).message}`, { bytes: headerBytes.byteLength });
+  }
   // new Uint8Array(view) copies (Buffer#slice would not).
   const owned = tail.byteLength > 0 ? new Uint8Array(tail) : EMPTY;
   let at = 0;
@@ -133,13 +143,22 @@ export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): No
     if (m.type < MessageType.PreVote || m.type > MessageType.TimeoutNow) {
       throw new FastblockError(ErrorCode.PROTOCOL, `unknown raft message type ${m.type}`, { type: m.type });
     }
-    const entries: Entry[] = m.entries.map((e, i) => {
+    const n = m.entryTerms.length;
+    if (m.entryTypes.length !== n || m.entryLengths.length !== n) {
+      throw new FastblockError(ErrorCode.PROTOCOL, 'raft entry arrays of different lengths', { group: m.group, terms: n, types: m.entryTypes.length, lengths: m.entryLengths.length });
+    }
+    const entries = new Array<Entry>(n);
+    let prevTerm = m.logTerm;
+    for (let i = 0; i < n; i++) {
+      const term = m.entryTerms[i]!;
+      const type = m.entryTypes[i]!;
       // The core asserts these invariants; from the wire they are checked, not trusted.
-      if (e.index !== m.index + 1 + i || e.term > m.term || e.type > 255) {
-        throw new FastblockError(ErrorCode.PROTOCOL, 'raft entries out of sequence', { group: m.group, prev: m.index, index: e.index, term: e.term });
+      if (term < prevTerm || term > m.term || type > 255) {
+        throw new FastblockError(ErrorCode.PROTOCOL, 'raft entry terms out of order', { group: m.group, index: m.index + 1 + i, term, type });
       }
-      return { index: e.index, term: e.term, type: e.type, data: take(e.length) };
-    });
+      prevTerm = term;
+      entries[i] = { index: m.index + 1 + i, term, type, data: take(m.entryLengths[i]!) };
+    }
     let snapshot: SnapshotChunk | undefined;
     if (m.snapshot) {
       const s = m.snapshot;
