@@ -8,9 +8,12 @@
  *   npm run bench -- nvmf [--runtime 10] [--rounds 2]
  *
  * Each round runs every job on both devices, alternating which goes first; the figure is the best
- * round (the least disturbed by other work on this shared machine). Last line:
+ * round (the least disturbed by other work on this shared machine). Beside IOPS and p99, the
+ * fastblockd CPU time per I/O during each job: the frontends' own cost, which TCG does not blur.
+ * Last line:
  * {"bench":"nvmf","figures":{...},"ratios":{...}} with ratios NVMe/TCP over NBD for IOPS.
  */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { startGuest, userNet, vmSkipReason } from '../../test/support/vm.js';
 import { startNvmfDaemon } from '../../test/nvmf/support/daemon.js';
@@ -45,6 +48,7 @@ r=0; while [ $r -lt $ROUNDS ]; do
     if [ $((r % 2)) = 0 ]; then order="nvme nbd"; else order="nbd nvme"; fi
     for dev in $order; do
       [ $dev = nvme ] && path=/dev/nvme0n1 || path=/dev/nbd0
+      echo "START $dev $rw"
       echo "RESULT $dev $rw $(job $path $rw)"
     done
   done
@@ -57,10 +61,18 @@ nbd-client -d /dev/nbd0 > /dev/null 2>&1
 interface Sample {
   readonly iops: number;
   readonly p99us: number;
+  /** fastblockd CPU time (user + system) per I/O during the job: the frontend's own cost. */
+  readonly cpuUsPerIo: number;
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** fio terse v3: read IOPS is field 8, write IOPS field 49; clat percentiles "99.000000%=usec". */
-function parseTerse(line: string, rw: string): Sample {
+function parseTerse(line: string, rw: string): Omit<Sample, 'cpuUsPerIo'> {
   const fields = line.split(';');
   const base = rw === 'randread' ? 0 : 41;
   const iops = Number(fields[7 + base]);
@@ -71,6 +83,8 @@ function parseTerse(line: string, rw: string): Sample {
 
 const daemon = await startNvmfDaemon([`nvmf-test-volumes.volumes=${VOLUME}:256`, `nvmf.exports=${VOLUME}`, 'nbd.port=0', `nbd.exports=${VOLUME}`, 'nbd.dynamicExports=false'], ['nbd']);
 const results = new Map<string, Sample[]>();
+const daemonPid = daemon.process.child.pid!;
+let cpuAtStart = 0;
 try {
   const nbdPort = Number((await daemon.process.waitFor(/NBD server listening/)).port);
   console.log(`one TCG guest, fio libaio 4k QD16, ${runtime} s per job, ${rounds} rounds; 2 host cores shared with other work: numbers are noisy`);
@@ -83,12 +97,14 @@ try {
     script: GUEST_SCRIPT,
     timeoutMs: (rounds * 4 * (runtime + 15) + 120) * 1000,
     onLine: (line) => {
+      if (line.startsWith('START ')) cpuAtStart = cpuSeconds(daemonPid);
       const m = /^RESULT (\S+) (\S+) (.*)$/.exec(line);
       if (!m) return;
-      const sample = parseTerse(m[3]!, m[2]!);
+      const measured = parseTerse(m[3]!, m[2]!);
+      const sample = { ...measured, cpuUsPerIo: ((cpuSeconds(daemonPid) - cpuAtStart) * 1e6) / (measured.iops * runtime) };
       const key = `${m[1]}_${m[2]}`;
       results.set(key, [...(results.get(key) ?? []), sample]);
-      console.log(`${m[1]!.padEnd(5)} ${m[2]!.padEnd(10)} ${Math.round(sample.iops).toString().padStart(6)} IOPS  p99 ${sample.p99us} us`);
+      console.log(`${m[1]!.padEnd(5)} ${m[2]!.padEnd(10)} ${Math.round(sample.iops).toString().padStart(6)} IOPS  p99 ${sample.p99us} us  fastblockd CPU ${sample.cpuUsPerIo.toFixed(1)} us/IO`);
     },
   });
   const done = await guest.done;
@@ -111,7 +127,10 @@ for (const rw of JOBS) {
   figures[`nbd_${rw}_4k_qd16_iops`] = Math.round(nbd.iops);
   figures[`nvmf_${rw}_4k_qd16_p99_us`] = nvme.p99us;
   figures[`nbd_${rw}_4k_qd16_p99_us`] = nbd.p99us;
+  figures[`nvmf_${rw}_4k_qd16_server_cpu_us_per_io`] = Number(nvme.cpuUsPerIo.toFixed(1));
+  figures[`nbd_${rw}_4k_qd16_server_cpu_us_per_io`] = Number(nbd.cpuUsPerIo.toFixed(1));
   ratios[`${rw}_4k_qd16_iops`] = Number((nvme.iops / nbd.iops).toFixed(3));
   ratios[`${rw}_4k_qd16_p99`] = Number((nbd.p99us / nvme.p99us).toFixed(3));
+  ratios[`${rw}_4k_qd16_server_cpu`] = Number((nbd.cpuUsPerIo / nvme.cpuUsPerIo).toFixed(3));
 }
 console.log(JSON.stringify({ bench: 'nvmf', figures, ratios }));
