@@ -1,7 +1,7 @@
 /**
  * bench/transport: the RPC layer (TCP transport + frame codec + protobuf headers) against a
  * minimal Node `net` echo, in the same run, over loopback. Each server runs in its own process;
- * the clients run here, one side at a time, alternating, best of ROUNDS per figure.
+ * the clients run here, one side at a time, alternating; figures and ratios are medians over rounds.
  *
  *   latency      1 request outstanding, 4 KiB payload each way: mean, p50, p99 round trip
  *   throughput   64 requests outstanding, 4 KiB and 128 KiB payloads each way: MiB/s one way
@@ -13,6 +13,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
+import { loadavg } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { silentLogger } from '../../kernel/logger.js';
 import { call } from '../../kernel/rpc/rpc-client.js';
 import type { TransportConnection } from '../../kernel/contracts/transport.js';
@@ -24,8 +26,8 @@ const flag = (name: string, fallback: number): number => {
   const at = args.indexOf(name);
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
-const SECONDS = flag('--seconds', 2);
-const ROUNDS = flag('--rounds', 2);
+const SECONDS = flag('--seconds', 1);
+const ROUNDS = flag('--rounds', 5);
 const PAYLOAD_CRC = !args.includes('--no-payload-crc');
 const KiB = 1024;
 const DEPTH = 64;
@@ -49,6 +51,27 @@ function latencyOf(samples: number[]): Latency {
 }
 
 const now = () => Number(process.hrtime.bigint()) / 1000;
+
+/** CPU time (user + system) a process has used, in microseconds, from /proc (10 ms ticks). */
+function processCpuUs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100);
+}
+
+interface Measured {
+  readonly mibPerSecond: number;
+  /** Client and server CPU per round trip: what the load of other processes does not change much. */
+  readonly cpuUsPerOp: number;
+}
+
+async function measured(serverPid: number, run: () => Promise<Throughput>): Promise<Measured> {
+  const client0 = process.cpuUsage();
+  const server0 = processCpuUs(serverPid);
+  const result = await run();
+  const client = process.cpuUsage(client0);
+  const server = processCpuUs(serverPid) - server0;
+  return { mibPerSecond: result.mibPerSecond, cpuUsPerOp: (client.user + client.system + server) / result.ops };
+}
 
 async function spawnPeer(script: string, extra: string[] = []): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -183,54 +206,57 @@ try {
   await rpcThroughput(connection, 4 * KiB, DEPTH, 0.5);
   await netThroughput(baseline.port, 4 * KiB, DEPTH, 0.5);
 
-  const best = {
-    rpcLatency: undefined as Latency | undefined,
-    netLatency: undefined as Latency | undefined,
-    rpc4k: 0,
-    net4k: 0,
-    rpc128k: 0,
-    net128k: 0,
-  };
-  const better = (a: Latency | undefined, b: Latency) => (a === undefined || b.meanUs < a.meanUs ? b : a);
+  // Load on a shared machine drifts; each round measures both sides back to back and yields its
+  // own ratio, and the figures are medians over rounds, so a slow spell hits both sides alike.
+  const rounds: { rpcLat: Latency; netLat: Latency; rpc4k: Measured; net4k: Measured; rpc128k: Measured; net128k: Measured }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    best.rpcLatency = better(best.rpcLatency, await rpcLatency(connection, 4 * KiB, SECONDS));
-    best.netLatency = better(best.netLatency, await netLatency(baseline.port, 4 * KiB, SECONDS));
-    best.rpc4k = Math.max(best.rpc4k, (await rpcThroughput(connection, 4 * KiB, DEPTH, SECONDS)).mibPerSecond);
-    best.net4k = Math.max(best.net4k, (await netThroughput(baseline.port, 4 * KiB, DEPTH, SECONDS)).mibPerSecond);
-    best.rpc128k = Math.max(best.rpc128k, (await rpcThroughput(connection, 128 * KiB, DEPTH, SECONDS)).mibPerSecond);
-    best.net128k = Math.max(best.net128k, (await netThroughput(baseline.port, 128 * KiB, DEPTH, SECONDS)).mibPerSecond);
-    console.log(`round ${round + 1}/${ROUNDS} done`);
+    const rpcLat = await rpcLatency(connection, 4 * KiB, SECONDS);
+    const netLat = await netLatency(baseline.port, 4 * KiB, SECONDS);
+    const rpc4k = await measured(project.child.pid!, () => rpcThroughput(connection, 4 * KiB, DEPTH, SECONDS));
+    const net4k = await measured(baseline.child.pid!, () => netThroughput(baseline.port, 4 * KiB, DEPTH, SECONDS));
+    const rpc128k = await measured(project.child.pid!, () => rpcThroughput(connection, 128 * KiB, DEPTH, SECONDS));
+    const net128k = await measured(baseline.child.pid!, () => netThroughput(baseline.port, 128 * KiB, DEPTH, SECONDS));
+    rounds.push({ rpcLat, netLat, rpc4k, net4k, rpc128k, net128k });
+    console.log(
+      `round ${round + 1}/${ROUNDS}: latency ${rpcLat.meanUs.toFixed(1)} vs ${netLat.meanUs.toFixed(1)} us, ` +
+        `4 KiB ${rpc4k.mibPerSecond.toFixed(0)} vs ${net4k.mibPerSecond.toFixed(0)} MiB/s (${rpc4k.cpuUsPerOp.toFixed(1)} vs ${net4k.cpuUsPerOp.toFixed(1)} us CPU/op), ` +
+        `128 KiB ${rpc128k.mibPerSecond.toFixed(0)} vs ${net128k.mibPerSecond.toFixed(0)} MiB/s (${rpc128k.cpuUsPerOp.toFixed(0)} vs ${net128k.cpuUsPerOp.toFixed(0)} us CPU/op)`,
+    );
   }
 
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const of = (pick: (r: (typeof rounds)[number]) => number) => median(rounds.map(pick));
   const r = (x: number) => Math.round(x * 100) / 100;
-  const rpcLat = best.rpcLatency!;
-  const netLat = best.netLatency!;
-  console.log(`latency 4 KiB qd1     rpc mean ${r(rpcLat.meanUs)} us (p50 ${r(rpcLat.p50Us)}, p99 ${r(rpcLat.p99Us)})   net echo mean ${r(netLat.meanUs)} us (p50 ${r(netLat.p50Us)}, p99 ${r(netLat.p99Us)})`);
-  console.log(`throughput 4 KiB qd64   rpc ${r(best.rpc4k)} MiB/s (${Math.round((best.rpc4k * 1024) / 4)} ops/s)   net echo ${r(best.net4k)} MiB/s`);
-  console.log(`throughput 128 KiB qd64 rpc ${r(best.rpc128k)} MiB/s   net echo ${r(best.net128k)} MiB/s`);
-  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; ${ROUNDS} rounds of ${SECONDS} s, best of each`);
-  console.log(
-    JSON.stringify({
-      bench: 'transport',
-      figures: {
-        rpc_latency_4k_qd1_mean_us: r(rpcLat.meanUs),
-        rpc_latency_4k_qd1_p50_us: r(rpcLat.p50Us),
-        rpc_latency_4k_qd1_p99_us: r(rpcLat.p99Us),
-        net_latency_4k_qd1_mean_us: r(netLat.meanUs),
-        net_latency_4k_qd1_p50_us: r(netLat.p50Us),
-        net_latency_4k_qd1_p99_us: r(netLat.p99Us),
-        rpc_throughput_4k_qd64_mib_s: r(best.rpc4k),
-        net_throughput_4k_qd64_mib_s: r(best.net4k),
-        rpc_throughput_128k_qd64_mib_s: r(best.rpc128k),
-        net_throughput_128k_qd64_mib_s: r(best.net128k),
-      },
-      ratios: {
-        latency_4k_qd1_mean: r(netLat.meanUs / rpcLat.meanUs),
-        throughput_4k_qd64: r(best.rpc4k / best.net4k),
-        throughput_128k_qd64: r(best.rpc128k / best.net128k),
-      },
-    }),
-  );
+  const figures = {
+    rpc_latency_4k_qd1_mean_us: r(of((x) => x.rpcLat.meanUs)),
+    rpc_latency_4k_qd1_p50_us: r(of((x) => x.rpcLat.p50Us)),
+    rpc_latency_4k_qd1_p99_us: r(of((x) => x.rpcLat.p99Us)),
+    net_latency_4k_qd1_mean_us: r(of((x) => x.netLat.meanUs)),
+    net_latency_4k_qd1_p50_us: r(of((x) => x.netLat.p50Us)),
+    net_latency_4k_qd1_p99_us: r(of((x) => x.netLat.p99Us)),
+    rpc_throughput_4k_qd64_mib_s: r(of((x) => x.rpc4k.mibPerSecond)),
+    net_throughput_4k_qd64_mib_s: r(of((x) => x.net4k.mibPerSecond)),
+    rpc_throughput_128k_qd64_mib_s: r(of((x) => x.rpc128k.mibPerSecond)),
+    net_throughput_128k_qd64_mib_s: r(of((x) => x.net128k.mibPerSecond)),
+    rpc_cpu_4k_qd64_us_per_op: r(of((x) => x.rpc4k.cpuUsPerOp)),
+    net_cpu_4k_qd64_us_per_op: r(of((x) => x.net4k.cpuUsPerOp)),
+    rpc_cpu_128k_qd64_us_per_op: r(of((x) => x.rpc128k.cpuUsPerOp)),
+    net_cpu_128k_qd64_us_per_op: r(of((x) => x.net128k.cpuUsPerOp)),
+  };
+  const ratios = {
+    latency_4k_qd1_mean: r(of((x) => x.netLat.meanUs / x.rpcLat.meanUs)),
+    latency_4k_qd1_p50: r(of((x) => x.netLat.p50Us / x.rpcLat.p50Us)),
+    throughput_4k_qd64: r(of((x) => x.rpc4k.mibPerSecond / x.net4k.mibPerSecond)),
+    throughput_128k_qd64: r(of((x) => x.rpc128k.mibPerSecond / x.net128k.mibPerSecond)),
+    cpu_per_op_4k_qd64: r(of((x) => x.net4k.cpuUsPerOp / x.rpc4k.cpuUsPerOp)),
+    cpu_per_op_128k_qd64: r(of((x) => x.net128k.cpuUsPerOp / x.rpc128k.cpuUsPerOp)),
+  };
+  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; ${ROUNDS} rounds of ${SECONDS} s per figure; medians; load average ${loadavg()[0]!.toFixed(1)}`);
+  console.log(JSON.stringify({ bench: 'transport', figures, ratios }));
 } finally {
   await transport.close();
   project.child.kill('SIGTERM');
