@@ -1,0 +1,141 @@
+// @slow
+// The monitor's admin CLI against a real monitor daemon (fastblockd --plugins tcp,monitor, embedded
+// store): sizes like 10G/512M, --json everywhere, one-line errors with exit code 2 for mistyped
+// names and bad sizes, --yes for destructive commands, and the cluster summary in `status`.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatSize, parseSize } from '../../cli/commands/monitor-admin.js';
+import { freePort } from './etcd-cluster.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'fastblock-cli-'));
+let daemon: ChildProcess;
+let addr: string;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblock.ts', ...args, '--addr', addr], { cwd: root });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const json = (run: Run): any => JSON.parse(run.stdout.trim().split('\n').at(-1)!);
+
+test.before(async () => {
+  addr = `127.0.0.1:${await freePort()}`;
+  daemon = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblockd.ts', '--plugins', 'tcp,monitor', '--listen', addr, '--log-level', 'warn', '--set', `monitor.dataDir=${dir}`], {
+    cwd: root,
+    stdio: 'ignore',
+  });
+  for (let i = 0; i < 100; i++) {
+    if ((await cli('pool', 'ls', '--json')).code === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('monitor daemon did not come up');
+});
+
+test.after(() => {
+  daemon.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('sizes: 10G, 512M, 1.5T, 4096, 10GiB; garbage refused', () => {
+  assert.is(parseSize('10G'), 10 * 2 ** 30);
+  assert.is(parseSize('512M'), 512 * 2 ** 20);
+  assert.is(parseSize('1.5T'), 1.5 * 2 ** 40);
+  assert.is(parseSize('4096'), 4096);
+  assert.is(parseSize('10GiB'), 10 * 2 ** 30);
+  for (const bad of ['10X', '-1G', '', 'G', '0']) assert.throws(() => parseSize(bad), /is not a size/);
+  assert.is(formatSize(10 * 2 ** 30), '10G');
+});
+
+test('pool and image lifecycle with --json', async () => {
+  const pool = await cli('pool', 'create', 'rbd', '--pg-num', '16', '--json');
+  assert.is(pool.code, 0, pool.stderr);
+  assert.is(json(pool).pgNum, 16);
+  const [a, b] = await Promise.all([cli('image', 'create', 'rbd/vm1', '--size', '10G', '--json'), cli('image', 'create', 'rbd/vm2', '--size', '512M', '--json')]);
+  assert.is(json(a).sizeBytes, 10 * 2 ** 30);
+  assert.is(json(b).sizeBytes, 512 * 2 ** 20);
+  const [ls, info, pg, osd, policies] = await Promise.all([
+    cli('image', 'ls', 'rbd', '--json'),
+    cli('image', 'info', 'rbd/vm1'),
+    cli('pg', 'ls', '--json'),
+    cli('osd', 'ls', '--json'),
+    cli('policy', 'ls', '--json'),
+  ]);
+  assert.equal(json(ls).map((i: { name: string }) => i.name).sort(), ['vm1', 'vm2']);
+  assert.match(info.stdout, /size\s+10G/);
+  assert.is(json(pg).length, 16);
+  assert.equal(json(osd), []);
+  assert.is(json(policies).length, 2);
+  const grown = await cli('image', 'resize', 'rbd/vm2', '--size', '1G', '--json');
+  assert.is(json(grown).sizeBytes, 2 ** 30);
+});
+
+test('mistyped names and bad sizes: one line, exit 2', async () => {
+  const runs = await Promise.all([
+    cli('image', 'create', 'rbd/vm3', '--size', '10X'),
+    cli('image', 'info', 'rbd/nope'),
+    cli('pool', 'rm', 'nope', '--yes'),
+    cli('pool', 'craete', 'x'),
+    cli('policy', 'ls', 'placment'),
+    cli('image', 'create', 'rbd', '--size', '1G'),
+  ]);
+  for (const run of runs) {
+    assert.is(run.code, 2, `${run.stderr}`);
+    assert.ok(run.stderr.trim().length > 0);
+  }
+  for (const run of [runs[0], runs[1], runs[2], runs[4], runs[5]]) assert.is(run.stderr.trim().split('\n').length, 1, run.stderr);
+  assert.match(runs[0].stderr, /--size '10X' is not a size/);
+  assert.match(runs[1].stderr, /no image 'nope' in pool 'rbd'/);
+  const asJson = await cli('image', 'info', 'rbd/nope', '--json');
+  assert.is(asJson.code, 2);
+  assert.is(json(asJson).error.code, 'NOT_FOUND');
+});
+
+test('destructive commands need --yes', async () => {
+  const [rm, shrink, poolRm, out] = await Promise.all([
+    cli('image', 'rm', 'rbd/vm1'),
+    cli('image', 'resize', 'rbd/vm1', '--size', '1G'),
+    cli('pool', 'rm', 'rbd'),
+    cli('osd', 'out', '0'),
+  ]);
+  for (const run of [rm, shrink, poolRm, out]) {
+    assert.is(run.code, 2);
+    assert.match(run.stderr, /add --yes/);
+  }
+  const removed = await cli('image', 'rm', 'rbd/vm1', '--yes', '--json');
+  assert.is(removed.code, 0);
+  const busy = await cli('pool', 'rm', 'rbd', '--yes');
+  assert.is(busy.code, 1, 'a pool with images is refused (not a usage error)');
+  assert.match(busy.stderr, /still holds 1 image/);
+});
+
+test('policy set is a dry run without --yes; status shows the cluster', async () => {
+  const dry = await cli('policy', 'set', 'placement', join(root, 'policies/build/placement.wasm'));
+  assert.is(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /dry run/);
+  assert.match(dry.stdout, /add --yes/);
+  const status = await cli('status');
+  assert.match(status.stdout, /health\s+HEALTH_/);
+  assert.match(status.stdout, /pgs\s+16/);
+  const statusJson = json(await cli('status', '--json'));
+  assert.is(statusJson.cluster.pgs.total, 16);
+});
+
+test.run();
