@@ -335,7 +335,7 @@ export class RaftGroup {
     );
   }
 
-  /** The configuration in force at `index` (for the metadata of a snapshot taken there). */
+  /** The configuration in force at `index` (for the metadata of a snapshot taken there); index >= the last snapshot's. */
   membershipAt(index: number): Membership {
     let m = this.membershipBase;
     for (const c of this.confLog) {
@@ -900,8 +900,10 @@ export class RaftGroup {
   }
 
   private applyMembership(): void {
-    // Fold changes that are applied into the base so confLog stays short.
-    while (this.confLog.length > 1 && this.confLog[1]!.index <= this.log.applied) this.membershipBase = this.confLog.shift()!.membership;
+    // Fold changes the log no longer holds into the base, so confLog stays short while
+    // membershipAt stays right for every index a snapshot may still be taken at.
+    const compacted = this.log.firstIndex() - 1;
+    while (this.confLog.length > 1 && this.confLog[1]!.index <= compacted) this.membershipBase = this.confLog.shift()!.membership;
     this.membership = this.confLog.length > 0 ? this.confLog[this.confLog.length - 1]!.membership : this.membershipBase;
     if (this.role === Role.Leader) {
       this.rebuildProgress(false);

@@ -119,7 +119,7 @@ export class Simulation {
     this.random = new Random(options.seed);
     const r = this.random;
     const nodeCount = 3 + r.int(3);
-    const groupCount = 2 + r.int(5);
+    const groupCount = 2 + r.int(7);
     this.durationMs = options.durationMs ?? 2500;
     this.leaseReads = r.chance(0.5);
     this.net = new SimNetwork(r.fork(), {
