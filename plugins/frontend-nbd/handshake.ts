@@ -32,6 +32,7 @@ import {
   TFLAG_HAS_FLAGS,
   TFLAG_READ_ONLY,
   TFLAG_SEND_DF,
+  TFLAG_SEND_FAST_ZERO,
   TFLAG_SEND_FLUSH,
   TFLAG_SEND_FUA,
   TFLAG_SEND_TRIM,
@@ -74,7 +75,7 @@ function violation(message: string, context: Record<string, unknown> = {}): Fast
 /** Transmission flags of an export as this connection will see it. */
 export function transmissionFlags(options: { readOnly: boolean }, structured: boolean): number {
   let flags = TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_CAN_MULTI_CONN;
-  flags |= options.readOnly ? TFLAG_READ_ONLY : TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES;
+  flags |= options.readOnly ? TFLAG_READ_ONLY : TFLAG_SEND_TRIM | TFLAG_SEND_WRITE_ZEROES | TFLAG_SEND_FAST_ZERO;
   if (structured) flags |= TFLAG_SEND_DF;
   return flags;
 }

@@ -30,6 +30,7 @@ export const TFLAG_SEND_TRIM = 1 << 5;
 export const TFLAG_SEND_WRITE_ZEROES = 1 << 6;
 export const TFLAG_SEND_DF = 1 << 7;
 export const TFLAG_CAN_MULTI_CONN = 1 << 8;
+export const TFLAG_SEND_FAST_ZERO = 1 << 11;
 
 export const Option = {
   EXPORT_NAME: 1,
@@ -77,6 +78,7 @@ export const CMD_FLAG_FUA = 1 << 0;
 export const CMD_FLAG_NO_HOLE = 1 << 1;
 export const CMD_FLAG_DF = 1 << 2;
 export const CMD_FLAG_REQ_ONE = 1 << 3;
+export const CMD_FLAG_FAST_ZERO = 1 << 4;
 
 export const REPLY_FLAG_DONE = 1 << 0;
 

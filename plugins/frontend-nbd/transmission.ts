@@ -17,6 +17,7 @@ import type { InputQueue } from './input-queue.js';
 import {
   BASE_ALLOCATION_ID,
   CMD_FLAG_DF,
+  CMD_FLAG_FAST_ZERO,
   CMD_FLAG_FUA,
   CMD_FLAG_NO_HOLE,
   CMD_FLAG_REQ_ONE,
@@ -276,7 +277,7 @@ export class Transmission {
       case Command.TRIM:
         break;
       case Command.WRITE_ZEROES:
-        allowedFlags |= CMD_FLAG_NO_HOLE;
+        allowedFlags |= CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO;
         break;
       case Command.FLUSH:
         if (offset !== 0 || length !== 0) return { errno: Errno.EINVAL, message: 'flush with a nonzero offset or length' };
@@ -294,6 +295,11 @@ export class Transmission {
     if (writes && this.readOnly) return { errno: Errno.EPERM, message: 'export is read-only' };
     if (offset + length > size) {
       return { errno: type === Command.WRITE ? Errno.ENOSPC : Errno.EINVAL, message: `range [${offset}, +${length}) beyond the export size ${size}` };
+    }
+    // NO_HOLE means writing real zeroes (see writeZeroes()), which is not fast: say so at once, as
+    // FAST_ZERO asks, so the client (qemu-img convert) can choose to write the zeroes itself.
+    if ((flags & CMD_FLAG_FAST_ZERO) !== 0 && (flags & CMD_FLAG_NO_HOLE) !== 0) {
+      return { errno: Errno.ENOTSUP, message: 'no fast zeroing without punching holes' };
     }
     return undefined;
   }

@@ -147,12 +147,32 @@ test('past maxConnections a new connection is closed at once; the others go on',
 });
 
 test('stop() answers requests in flight, then closes the connection', async () => {
-  const raw = await RawSocket.open(frontend.port);
+  // Writes are held in the volume until released, so they are certainly in flight when stop() starts.
+  let arrived = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const gated: BlockVolumeProvider = {
+    async open(name) {
+      const inner = await provider.open(name);
+      return Object.assign(Object.create(inner) as BlockVolume, {
+        write: async (offset: number, data: readonly Uint8Array[]) => {
+          arrived++;
+          await gate;
+          await inner.write(offset, data);
+        },
+      });
+    },
+    list: () => provider.list(),
+  };
+  const stopping = new NbdFrontend(gated, { ...NBD_CONFIG_DEFAULTS, port: 0 }, pino({ level: 'silent' }));
+  await stopping.start();
+  const raw = await RawSocket.open(stopping.port);
   await raw.greet();
   await raw.go('pool/x');
   for (let i = 0; i < 8; i++) raw.request(1, i * 4096, 4096, { cookie: 100 + i, payload: Buffer.alloc(4096, i) });
-  await sleep(20);
-  const stopped = frontend.stop();
+  while (arrived < 8) await sleep(5);
+  const stopped = stopping.stop();
+  release();
   const cookies = [];
   for (let i = 0; i < 8; i++) {
     const reply = await raw.simpleReply();
@@ -162,6 +182,10 @@ test('stop() answers requests in flight, then closes the connection', async () =
   assert.equal(cookies.sort(), [100, 101, 102, 103, 104, 105, 106, 107]);
   await raw.closed;
   await stopped;
+});
+
+test.after(async () => {
+  await frontend.stop();
 });
 
 test.run();

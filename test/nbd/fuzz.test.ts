@@ -24,6 +24,7 @@ let fioStarted = 0;
 const EPERM = 1;
 const EINVAL = 22;
 const ENOSPC = 28;
+const ENOTSUP = 95;
 
 /** The log line that closed connection number `conn`. */
 function closedLine(conn: number): (line: LogLine) => boolean {
@@ -31,7 +32,7 @@ function closedLine(conn: number): (line: LogLine) => boolean {
 }
 
 async function expectClosed(raw: RawSocket, reason: RegExp): Promise<LogLine> {
-  await Promise.race([raw.closed, sleep(3000)]);
+  await Promise.race([raw.closed, sleep(HANDSHAKE_TIMEOUT_MS + 10_000)]);
   assert.ok(raw.isClosed, 'the server closed the connection');
   const line = await gateway.waitForLog((l) => l.msg === 'connection closed' && typeof l.reason === 'string' && reason.test(l.reason) && !seen.has(l));
   seen.add(line);
@@ -72,12 +73,13 @@ test.after(async () => {
 test('random byte streams: every connection closed with a reason', async () => {
   const sockets = await Promise.all(Array.from({ length: 16 }, () => RawSocket.open(gateway.port)));
   for (const raw of sockets) raw.write(randomBytes(1 + Math.floor(Math.random() * 8192)));
-  await Promise.race([Promise.all(sockets.map((s) => s.closed)), sleep(HANDSHAKE_TIMEOUT_MS * 4)]);
+  await Promise.race([Promise.all(sockets.map((s) => s.closed)), sleep(HANDSHAKE_TIMEOUT_MS + 10_000)]);
   for (const raw of sockets) assert.ok(raw.isClosed, 'closed by the server');
-  await sleep(50);
-  const reasons = gateway.logs.filter((l) => l.msg === 'connection closed' && l.level === 40).map((l) => l.reason);
-  assert.ok(reasons.length >= 16, `16 warnings with a reason, got ${reasons.length}`);
-  assert.ok(reasons.every((r) => typeof r === 'string' && r.length > 0));
+  // The gateway's log lines arrive through a pipe, possibly after the sockets closed.
+  const warnings = (): LogLine[] => gateway.logs.filter((l) => l.msg === 'connection closed' && l.level === 40);
+  for (let i = 0; i < 250 && warnings().length < 16; i++) await sleep(20);
+  assert.ok(warnings().length >= 16, `16 warnings with a reason, got ${warnings().length}`);
+  assert.ok(warnings().every((l) => typeof l.reason === 'string' && l.reason.length > 0));
 });
 
 test('a handshake cut short (client closes mid-message) is logged', async () => {
@@ -175,6 +177,10 @@ test('well-framed invalid requests get errno replies; the connection goes on', a
   assert.is((await raw.simpleReply()).error, EINVAL, 'flush with an offset');
   raw.request(0, 0, 64 * MIB, { cookie: 17 });
   assert.is((await raw.simpleReply()).error, EINVAL, 'read larger than the maximum');
+  raw.request(6, 0, 4096, { cookie: 20, flags: (1 << 4) | (1 << 1) });
+  assert.is((await raw.simpleReply()).error, ENOTSUP, 'FAST_ZERO with NO_HOLE: not fast, refused at once');
+  raw.request(6, 0, 4096, { cookie: 21, flags: 1 << 4 });
+  assert.is((await raw.simpleReply()).error, 0, 'FAST_ZERO alone: done');
   raw.request(1, 0, 4096, { cookie: 18, payload: Buffer.alloc(4096, 0x3c) });
   assert.is((await raw.simpleReply()).error, 0, 'then a good write');
   raw.request(0, 0, 4096, { cookie: 19 });

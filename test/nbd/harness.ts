@@ -77,7 +77,7 @@ export class TestGateway {
   }
 
   /** Waits until a log line matches (the gateway logs asynchronously to the test). */
-  async waitForLog(match: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
+  async waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.logs.find(match);

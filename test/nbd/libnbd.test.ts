@@ -26,6 +26,7 @@ interface NbdInfo {
     can_multi_conn: boolean;
     can_trim: boolean;
     can_zero: boolean;
+    can_fast_zero: boolean;
     block_size_minimum: number;
     block_size_preferred: number;
     block_size_maximum: number;
@@ -53,7 +54,7 @@ test('nbdinfo: size, flags, block sizes and base:allocation', async () => {
   assert.is(exp!['export-name'], 'pool/big');
   assert.is(exp!['export-size'], 256 * MIB);
   assert.is(exp!.is_read_only, false);
-  for (const flag of ['can_flush', 'can_fua', 'can_multi_conn', 'can_trim', 'can_zero'] as const) assert.ok(exp![flag], flag);
+  for (const flag of ['can_flush', 'can_fua', 'can_multi_conn', 'can_trim', 'can_zero', 'can_fast_zero'] as const) assert.ok(exp![flag], flag);
   assert.is(exp!.block_size_minimum, 1);
   assert.is(exp!.block_size_preferred, 4096);
   assert.is(exp!.block_size_maximum, 32 * MIB);
