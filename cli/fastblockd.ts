@@ -94,6 +94,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+  // A bug that escapes a plugin leaves the daemon in an unknown state: log it, stop what can be
+  // stopped, and exit non-zero so a supervisor restarts it.
+  const crash = (err: unknown, origin: string): void => {
+    host.logger.fatal({ err, origin }, 'unhandled error; stopping');
+    const deadline = setTimeout(() => process.exit(1), host.prepared.config.values.daemon.stopTimeoutMs);
+    deadline.unref();
+    host.stop().finally(() => process.exit(1));
+  };
+  process.on('uncaughtException', (err) => crash(err, 'uncaughtException'));
+  process.on('unhandledRejection', (reason) => crash(reason, 'unhandledRejection'));
 }
 
 main().catch(fail);

@@ -123,6 +123,21 @@ test('a plugin whose start fails: one line, those started are stopped, exit 1', 
   assert.ok(daemon.lines.some((l) => l.msg === 'plugin stopped' && l.plugin === 'tcp'));
 });
 
+test('an error escaping a plugin after start: logged as fatal, plugins stopped, exit 1', async () => {
+  const crasher = join(scratch, 'crasher.mjs');
+  writeFileSync(
+    crasher,
+    "export default { name: 'crasher', kind: 'extension', version: '1.0.0', register() { return { start() { setTimeout(() => { throw new Error('bug in crasher'); }, 200); } }; } };\n",
+  );
+  const daemon = start(FASTBLOCKD, ['--plugins', `tcp,${crasher}`, '--listen', '127.0.0.1:0']);
+  const finished = await daemon.exit;
+  assert.is(finished.code, 1);
+  const fatal = daemon.lines.find((l) => l.msg === 'unhandled error; stopping');
+  assert.ok(fatal, 'fatal line');
+  assert.match(JSON.stringify(fatal!.err), /bug in crasher/);
+  assert.equal(daemon.lines.filter((l) => l.msg === 'plugin stopped').map((l) => l.plugin), ['tcp']);
+});
+
 test('fastblock status against nothing: one line, exit 1; --json gives an error object', async () => {
   const down = await run(FASTBLOCK, ['status', '--addr', '127.0.0.1:1', '--timeout', '300']);
   assert.is(down.code, 1);
