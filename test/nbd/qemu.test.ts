@@ -3,6 +3,9 @@
  * back, FUA and flush reach the volume, write-zeroes and discard read as zeroes, aio requests run
  * concurrently, a wrong pattern is caught, a read-only export refuses writes.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { TestGateway, run, runOk } from './harness.js';
@@ -81,6 +84,22 @@ test('the last block of the export is usable', async () => {
   const last = 64 * MIB - 4096;
   const edge = await qemuIo(uri, `write -P 0x42 ${last} 4k`, `read -P 0x42 ${last} 4k`, `write -P 0x43 ${last + 4000} 96`, `read -P 0x43 ${last + 4000} 96`);
   assert.is(edge.code, 0, edge.stdout + edge.stderr);
+});
+
+test('qemu-img convert of a sparse image onto the export, then qemu-img compare', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-nbd-qemu-'));
+  try {
+    const image = join(dir, 'sparse.raw');
+    await runOk('qemu-img', ['create', '-f', 'raw', image, '64M']);
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x3e 5M 3M', '-c', 'write -P 0x3f 40M 64k', image]);
+    // The export holds older data everywhere; convert must zero what the source leaves sparse.
+    await runOk('qemu-io', ['-f', 'raw', '-c', 'write -P 0x99 0 64M', gateway.uri('pool/img')]);
+    await runOk('qemu-img', ['convert', '-n', '-f', 'raw', '-O', 'raw', image, gateway.uri('pool/img')], { timeoutMs: 60_000 });
+    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', image, gateway.uri('pool/img')], { timeoutMs: 60_000 });
+    assert.is(compare.code, 0, compare.stdout + compare.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a read-only export reads but refuses writes', async () => {
