@@ -1,11 +1,15 @@
 /**
  * NVMe/TCP beside NBD, both fastblock frontends over the same volume, both driven by the Linux
  * kernel initiators of one QEMU TCG guest with the same fio jobs (4 KiB random write and read,
- * QD16, libaio, O_DIRECT). One fastblockd serves both (plugins nvmf and nbd over one in-memory
- * volume), so the difference is the protocol path: the target and the guest's driver. The guest is
- * CPU-bound under TCG, so read the numbers as relative overhead, not as device speed.
+ * QD16, libaio, O_DIRECT). One gateway fastblockd serves both (plugins nvmf and nbd), so the
+ * difference is the protocol path: the target and the guest's driver. The guest is CPU-bound under
+ * TCG, so read the numbers as relative overhead, not as device speed.
  *
- *   npm run bench -- nvmf [--runtime 10] [--rounds 2]
+ * Backends: `memory` (default) is an in-memory volume, so only the frontends differ; `cluster` is a
+ * 1-replica image of a local cluster (monitor + 1 OSD on the blobstore store, started here) served
+ * through the client library, the same image under both frontends.
+ *
+ *   npm run bench -- nvmf [--runtime 10] [--rounds 2] [--backend cluster|memory]
  *
  * Each round runs every job on both devices, alternating which goes first; the figure is the best
  * round (the least disturbed by other work on this shared machine). Beside IOPS and p99, the
@@ -13,19 +17,24 @@
  * Last line:
  * {"bench":"nvmf","figures":{...},"ratios":{...}} with ratios NVMe/TCP over NBD for IOPS.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
 import { startGuest, userNet, vmSkipReason } from '../../test/support/vm.js';
-import { startNvmfDaemon } from '../../test/nvmf/support/daemon.js';
+import { MEMORY_VOLUMES, startNvmfDaemon, type NvmfDaemon } from '../../test/nvmf/support/daemon.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '10')
   .option('--rounds <n>', 'rounds over both devices', '2')
+  .option('--backend <kind>', 'memory, or cluster (a 1-replica image)', 'memory')
   .parse()
-  .opts<{ runtime: string; rounds: string }>();
+  .opts<{ runtime: string; rounds: string; backend: string }>();
 const runtime = Number(opts.runtime);
 const rounds = Number(opts.rounds);
 const VOLUME = 'rbd/bench';
+const VOLUME_MIB = 256;
 const NQN = 'nqn.2024-01.io.fastblock:rbd:bench';
 const JOBS = ['randwrite', 'randread'] as const;
 
@@ -81,13 +90,41 @@ function parseTerse(line: string, rw: string): Omit<Sample, 'cpuUsPerIo'> {
   return { iops, p99us: p99 ? Number(p99.split('=')[1]) : NaN };
 }
 
-const daemon = await startNvmfDaemon([`nvmf-test-volumes.volumes=${VOLUME}:256`, `nvmf.exports=${VOLUME}`, 'nbd.port=0', `nbd.exports=${VOLUME}`, 'nbd.dynamicExports=false'], ['nbd']);
+const FRONTENDS = [`nvmf.exports=${VOLUME}`, 'nbd.port=0', `nbd.exports=${VOLUME}`, 'nbd.dynamicExports=false'];
+let cluster: LocalCluster | undefined;
+let clusterDir: string | undefined;
+
+/** The gateway: nvmf and nbd over the chosen backend. */
+async function startGateway(): Promise<NvmfDaemon> {
+  if (opts.backend === 'memory') return startNvmfDaemon([`nvmf-test-volumes.volumes=${VOLUME}:${VOLUME_MIB}`, ...FRONTENDS], ['nbd'], MEMORY_VOLUMES);
+  if (opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: cluster or memory`);
+  clusterDir = mkdtempSync(join(tmpdir(), 'fastblock-bench-nvmf-'));
+  // Ports away from vstart's defaults: other suites may run a cluster on this machine meanwhile.
+  const base = 21000 + Math.floor(Math.random() * 20000);
+  cluster = await LocalCluster.start({
+    dir: clusterDir,
+    osds: 1,
+    monitorPort: base,
+    osdBasePort: base + 10,
+    pool: { name: 'rbd', size: 1, pgNum: 16 },
+    image: { name: 'bench', sizeBytes: VOLUME_MIB * 1024 * 1024 },
+    storeSizeMb: 1024,
+    gateway: false,
+    logLevel: 'warn',
+  });
+  return startNvmfDaemon([`client.monitors=${cluster.monitorAddress}`, ...FRONTENDS], ['nbd'], join(process.cwd(), 'client'));
+}
+
+const daemon = await startGateway().catch(async (err: unknown) => {
+  await cluster?.stop();
+  throw err;
+});
 const results = new Map<string, Sample[]>();
 const daemonPid = daemon.process.child.pid!;
 let cpuAtStart = 0;
 try {
   const nbdPort = Number((await daemon.process.waitFor(/NBD server listening/)).port);
-  console.log(`one TCG guest, fio libaio 4k QD16, ${runtime} s per job, ${rounds} rounds; 2 host cores shared with other work: numbers are noisy`);
+  console.log(`backend ${opts.backend}; one TCG guest, fio libaio 4k QD16, ${runtime} s per job, ${rounds} rounds; 2 host cores shared with other work: numbers are noisy`);
   const guest = startGuest({
     devices: userNet(),
     modules: ['nvme-tcp', 'nbd'],
@@ -111,6 +148,8 @@ try {
   if (done.exitCode !== 0) throw new Error(`guest failed (${done.exitCode}):\n${done.console.slice(-3000)}`);
 } finally {
   await daemon.stop();
+  await cluster?.stop();
+  if (clusterDir) rmSync(clusterDir, { recursive: true, force: true });
 }
 
 const figures: Record<string, number> = {};
@@ -133,4 +172,5 @@ for (const rw of JOBS) {
   ratios[`${rw}_4k_qd16_p99`] = Number((nbd.p99us / nvme.p99us).toFixed(3));
   ratios[`${rw}_4k_qd16_server_cpu`] = Number((nbd.cpuUsPerIo / nvme.cpuUsPerIo).toFixed(3));
 }
+figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 console.log(JSON.stringify({ bench: 'nvmf', figures, ratios }));

@@ -18,8 +18,11 @@ export interface NvmfDaemon {
   stop(): Promise<void>;
 }
 
-export async function startNvmfDaemon(settings: readonly string[], extraPlugins: readonly string[] = []): Promise<NvmfDaemon> {
-  const plugins = ['tcp', './test/nvmf/support/volumes-plugin.ts', 'nvmf', ...extraPlugins].join(',');
+/** The in-memory volumes of support/volumes-plugin.ts; a gateway names the client plugin instead. */
+export const MEMORY_VOLUMES = './test/nvmf/support/volumes-plugin.ts';
+
+export async function startNvmfDaemon(settings: readonly string[], extraPlugins: readonly string[] = [], provider = MEMORY_VOLUMES): Promise<NvmfDaemon> {
+  const plugins = ['tcp', provider, 'nvmf', ...extraPlugins].join(',');
   const sets = ['nvmf.port=0', ...settings].flatMap((s) => ['--set', s]);
   const child = start(FASTBLOCKD, ['--plugins', plugins, '--listen', '127.0.0.1:0', ...sets]);
   const ready = await child.waitFor(/fastblockd ready/, 30_000);
