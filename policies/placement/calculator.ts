@@ -101,6 +101,9 @@ export class Calculator {
   domainCount: Int32Array = new Int32Array(0);
   osdTarget: Float64Array = new Float64Array(0);
   domainTarget: Float64Array = new Float64Array(0);
+  /** OSD -> failure domain index (each OSD is its own domain when the pool's domain is "osd"). */
+  domainOf: Int32Array = new Int32Array(0);
+  domains: i32 = 0;
   /** Domain -> its OSDs, as CSR offsets into domainOsds. */
   domainStart: Int32Array = new Int32Array(0);
   domainOsds: Int32Array = new Int32Array(0);
@@ -120,8 +123,8 @@ export class Calculator {
     for (let i = 0; i < n; i++) domainOf[i] = hostDomains ? cluster.osdDomain[i] : i;
     const domains = hostDomains ? d : n;
     this.domainCount = new Int32Array(domains);
-    cluster.osdDomain = domainOf;
-    cluster.domainCount = domains;
+    this.domainOf = domainOf;
+    this.domains = domains;
 
     const domainWeight = new Float64Array(domains);
     const domainUsable = new Uint8Array(domains);
@@ -192,7 +195,7 @@ export class Calculator {
     for (let k = 0; k < this.size; k++) {
       if (base + k == except) continue;
       const osd = this.out.slots[base + k];
-      if (osd >= 0 && this.cluster.osdDomain[osd] == domain) return true;
+      if (osd >= 0 && this.domainOf[osd] == domain) return true;
     }
     return false;
   }
@@ -200,14 +203,14 @@ export class Calculator {
   private place(slot: i32, osd: i32): void {
     this.out.slots[slot] = osd;
     this.osdCount[osd]++;
-    this.domainCount[this.cluster.osdDomain[osd]]++;
+    this.domainCount[this.domainOf[osd]]++;
   }
 
   private unplace(slot: i32): void {
     const osd = this.out.slots[slot];
     this.out.slots[slot] = -1;
     this.osdCount[osd]--;
-    this.domainCount[this.cluster.osdDomain[osd]]--;
+    this.domainCount[this.domainOf[osd]]--;
   }
 
   /** Pass 1: previous replicas that are still valid stay where they are, in their order. */
@@ -222,7 +225,7 @@ export class Calculator {
         if (osd < 0 || osd >= c.osdCount || c.osdUsable[osd] == 0) continue;
         if (shard >= c.osdShards[osd]) continue;
         if (this.holds(pg, osd)) continue;
-        if (this.distinctDomains && this.domainUsed(pg, c.osdDomain[osd], -1)) continue;
+        if (this.distinctDomains && this.domainUsed(pg, this.domainOf[osd], -1)) continue;
         this.place(pg * this.size + next, osd);
         next++;
       }
@@ -234,7 +237,7 @@ export class Calculator {
   private choose(pg: i32, slot: i32): i32 {
     const c = this.cluster;
     const shard = this.out.shards[pg];
-    const domains = c.domainCount;
+    const domains = this.domains;
     let best = -1;
     let bestScore: f64 = 0;
     const startDomain = domains > 0 ? (pg * 7 + slot) % domains : 0;
@@ -294,7 +297,7 @@ export class Calculator {
     const pg = i32(slot / this.size);
     if (this.out.shards[pg] >= this.cluster.osdShards[osd]) return false;
     if (this.holds(pg, osd)) return false;
-    if (this.distinctDomains && this.domainUsed(pg, this.cluster.osdDomain[osd], slot)) return false;
+    if (this.distinctDomains && this.domainUsed(pg, this.domainOf[osd], slot)) return false;
     return true;
   }
 

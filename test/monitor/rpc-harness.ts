@@ -72,6 +72,8 @@ export class SimulatedOsd {
     monitors: string[],
     readonly index: number,
     readonly host: string,
+    /** Where this OSD says it listens (the leader balancer calls it there). */
+    readonly address = { host: '127.0.0.1', port: 20000 + index },
   ) {
     this.client = new MonitorClient({ transport: this.transport, monitors, name: `sim-osd-${index}`, requestTimeoutMs: 3000 });
   }
@@ -80,7 +82,7 @@ export class SimulatedOsd {
     const reply = await this.client.boot({
       osdId: this.osdId,
       uuid: `sim-osd-uuid-${this.index}`,
-      address: { host: '127.0.0.1', port: 20000 + this.index },
+      address: this.address,
       shards: 2,
       host: this.host,
       failureDomain: '',
