@@ -54,6 +54,7 @@ class PgLogStorage implements RaftStorageWriter {
     private readonly log: DiskLog,
     private readonly kv: KvStore,
     private readonly markDirty: () => void,
+    private readonly markLogDirty: () => void,
     hard: HardState,
     snap: Snapshot,
     ents: Entry[],
@@ -96,6 +97,7 @@ class PgLogStorage implements RaftStorageWriter {
   }
 
   private issue(work: () => Promise<void>): void {
+    this.markLogDirty();
     this.chain = this.chain.then(work).catch((err) => {
       // The first failure poisons this PG's storage: flush() reports it and raft stops here.
       this.failure ??= err;
@@ -164,6 +166,8 @@ class PgLogStorage implements RaftStorageWriter {
 export class DiskRaftStorage implements RaftStorageProvider {
   private readonly open_ = new Map<PgId, PgLogStorage>();
   private kvDirty = false;
+  /** Log writes were issued since the last flush (a round that only commits or applies needs none). */
+  private logDirty = false;
 
   constructor(private readonly store: ShardStore) {}
 
@@ -205,7 +209,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
     } else if (isNew && log.lastIndex >= log.firstIndex) {
       await log.truncateSuffix(log.firstIndex);
     }
-    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), hard, snap, ents);
+    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), () => (this.logDirty = true), hard, snap, ents);
     if (isNew) {
       // The first configuration must be durable before the group acts on it.
       storage.setHardState(EMPTY_HARD_STATE);
@@ -234,8 +238,10 @@ export class DiskRaftStorage implements RaftStorageProvider {
   }
 
   async flush(): Promise<void> {
+    const logDirty = this.logDirty;
+    this.logDirty = false;
     await Promise.all([...this.open_.values()].map((s) => s.settle()));
-    await this.store.flush();
+    if (logDirty) await this.store.flush();
     if (this.kvDirty) {
       this.kvDirty = false;
       await this.store.kv.flush();
