@@ -9,8 +9,9 @@ export const CQE_LENGTH = 16;
 /** SQE byte offsets. CDW10 starts at 40; a Fabrics command's type is byte 4 (where NSID would be). */
 export const SqeField = { opcode: 0, flags: 1, cid: 2, nsid: 4, fctype: 4, sgl: 24, cdw10: 40 } as const;
 
-/** PSDT (flags bits 7:6) value for "SGLs, metadata pointer a contiguous buffer": what fabrics require. */
-const PSDT_SGL = 0x1;
+/** PSDT (flags bits 7:6): 1 and 2 select SGLs (what fabrics require); 0 is PRPs. */
+const PSDT_SGL_CONTIGUOUS_METADATA = 0x1;
+const PSDT_SGL_METADATA_SGL = 0x2;
 
 export class SubmissionEntry {
   private readonly view: DataView;
@@ -36,7 +37,8 @@ export class SubmissionEntry {
   }
 
   get usesSgl(): boolean {
-    return this.bytes[SqeField.flags]! >> 6 === PSDT_SGL;
+    const psdt = this.bytes[SqeField.flags]! >> 6;
+    return psdt === PSDT_SGL_CONTIGUOUS_METADATA || psdt === PSDT_SGL_METADATA_SGL;
   }
 
   /** Fused operation bits (flags 1:0); this target supports none. */
