@@ -19,7 +19,7 @@
  * finds payload boundaries without decoding anything. The checksum comes first so that what it
  * covers of preamble and header is one contiguous range: one CRC call per frame head.
  */
-import { crc32 } from 'node:zlib';
+import { crc32 } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
 import type { Payload } from '../contracts/transport.js';
 

@@ -1,7 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { crc32 } from '../../kernel/rpc/checksum.js';
 import { FrameDecoder, FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
 
 function frameBytes(kind: FrameKind, method: number, id: number, header: Uint8Array, payload: Uint8Array[], crcPayload = true): Buffer {
@@ -86,6 +88,15 @@ test('a decoder that failed refuses further input (its connection must close)', 
   const decoder = new FrameDecoder();
   decodeError(Buffer.alloc(24, 0xee), decoder);
   assert.throws(() => decoder.push(Buffer.from('x'), () => {}), /push after a decode error/);
+});
+
+test('the frame checksum is CRC-32 (IEEE) whichever implementation computes it, chained or not', () => {
+  for (const size of [0, 1, 31, 511, 512, 4096, 131_072]) {
+    const data = randomBytes(size);
+    assert.is(crc32(data), zlibCrc32(data), `size ${size}`);
+    const cut = size >> 1;
+    assert.is(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), zlibCrc32(data), `chained, size ${size}`);
+  }
 });
 
 test.run();
