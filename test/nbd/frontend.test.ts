@@ -129,6 +129,38 @@ test('CAN_MULTI_CONN holds: a FLUSH on one connection makes writes acknowledged 
   }
 });
 
+test('replies leave as requests finish, not in the order they came', async () => {
+  const slowFirstBlock: BlockVolumeProvider = {
+    async open(name) {
+      const inner = await provider.open(name);
+      return Object.assign(Object.create(inner) as BlockVolume, {
+        write: async (offset: number, data: readonly Uint8Array[]) => {
+          if (offset === 0) await sleep(100);
+          await inner.write(offset, data);
+        },
+      });
+    },
+    list: () => provider.list(),
+  };
+  const ordered = new NbdFrontend(slowFirstBlock, { ...NBD_CONFIG_DEFAULTS, port: 0 }, pino({ level: 'silent' }));
+  await ordered.start();
+  try {
+    const raw = await RawSocket.open(ordered.port);
+    await raw.greet();
+    await raw.go('pool/x');
+    raw.request(1, 0, 4096, { cookie: 1, payload: Buffer.alloc(4096, 1) });
+    raw.request(1, 4096, 4096, { cookie: 2, payload: Buffer.alloc(4096, 2) });
+    raw.request(3, 0, 0, { cookie: 3 });
+    const order = [];
+    for (let i = 0; i < 3; i++) order.push((await raw.simpleReply()).cookie);
+    assert.is(order[2], 1, `the slow write is answered last (order ${order.join(',')})`);
+    raw.request(2, 0, 0);
+    await raw.closed;
+  } finally {
+    await ordered.stop();
+  }
+});
+
 test('past maxConnections a new connection is closed at once; the others go on', async () => {
   const small = new NbdFrontend(provider, { ...NBD_CONFIG_DEFAULTS, port: 0, maxConnections: 2 }, pino({ level: 'silent' }));
   await small.start();
