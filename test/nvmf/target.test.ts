@@ -195,6 +195,12 @@ test('I/O: many commands in flight complete, out of order where the volume allow
   await Promise.all(blocks.map((b, i) => (i % 2 ? q1 : q2).write(1, i, b)));
   const reads = await Promise.all(blocks.map((_, i) => (i % 2 ? q2 : q1).read(1, i, 1)));
   reads.forEach((r, i) => assert.ok(Buffer.from(r.data).equals(blocks[i]!), `block ${i}`));
+  // Disconnect deletes the queue: nothing more runs on it, and its id can be connected again.
+  assert.is((await q2.command({ opcode: 0x7f, fctype: 0x08 })).cqe.status, 0);
+  assert.is(sc((await q2.read(1, 0, 1)).cqe.status), 0x0c);
+  const again = await ioHost(cntlid, 2);
+  assert.is((await again.read(1, 0, 1)).cqe.status, 0);
+  again.close();
   q1.close();
   q2.close();
   host.close();

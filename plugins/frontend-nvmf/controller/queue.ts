@@ -77,7 +77,7 @@ export class Queue implements QueueLink {
     const sqe = ctx.sqe;
     if (sqe.opcode === AdminOpcode.Fabrics) return this.fabrics(ctx);
     const controller = this.controller;
-    if (!controller) fail(GenericStatus.CommandSequenceError, 'the first command on a queue must be Connect');
+    if (!controller) fail(GenericStatus.CommandSequenceError, 'no Connect on this queue (or it was disconnected)');
     if (controller.isDestroyed) fail(GenericStatus.CommandSequenceError, 'controller is gone');
     if (sqe.fused !== 0) fail(GenericStatus.InvalidField, 'fused operations are not supported');
     if (this.isAdmin) {
@@ -110,6 +110,7 @@ export class Queue implements QueueLink {
         if (this.isAdmin) fail(GenericStatus.InvalidField, 'Disconnect on the admin queue');
         // The queue is deleted; the host closes the connection after the response.
         controller.detachIoQueue(this);
+        this.controller = undefined;
         return ok();
       default:
         fail(GenericStatus.InvalidOpcode, `fabrics command type 0x${fctype.toString(16)} is not supported`);
