@@ -136,6 +136,11 @@ test('bad options get error replies and negotiation goes on', async () => {
   assert.is(await raw.go('pool/scratch'), 4 * MIB, 'then GO to a real export works');
   raw.request(2, 0, 0);
   await raw.closed;
+
+  const aborting = await RawSocket.open(gateway.port);
+  await aborting.greet();
+  assert.is((await aborting.option(2)).at(-1)!.type, 1, 'ABORT is acknowledged');
+  await aborting.closed;
 });
 
 test('NBD_OPT_EXPORT_NAME: size, flags and the 124 zero bytes; an unknown name hangs up with a reason', async () => {
