@@ -69,7 +69,9 @@ export class Monitor {
   private readonly lastSeen = new Map<number, number>();
   private readonly listeners = new Set<EpochListener>();
   private queue: Promise<unknown> = Promise.resolve();
-  private timers: NodeJS.Timeout[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Bumped when leadership ends, so periodic tasks of an old term stop rescheduling. */
+  private generation = 0;
   private stopWatch: (() => void) | undefined;
   private stopped = false;
   private reloading: Promise<void> | undefined;
@@ -157,15 +159,33 @@ export class Monitor {
     const now = this.now();
     for (const osd of loaded.osds.values()) this.lastSeen.set(osd.id, now);
     this.log.info({ monitor: this.options.id, epoch: loaded.epoch }, 'monitor is leader');
-    this.timers.push(setInterval(() => void this.tick(), this.options.tickMs));
-    if (this.options.leaderBalance.intervalMs > 0) {
-      this.timers.push(setInterval(() => void this.balanceLeaders(), this.options.leaderBalance.intervalMs));
-    }
+    this.every(this.options.tickMs, () => this.tick());
+    // A round starts only after the previous one finished: the transfer rate stays bounded even when
+    // a round takes longer than the interval.
+    if (this.options.leaderBalance.intervalMs > 0) this.every(this.options.leaderBalance.intervalMs, () => this.balanceLeaders());
+  }
+
+  /** Runs `work` every `ms` after the previous run ended, while this monitor leads. */
+  private every(ms: number, work: () => Promise<unknown>): void {
+    const generation = this.generation;
+    const schedule = (): void => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        void work()
+          .catch((err: Error) => this.log.warn({ err: err.message }, 'periodic monitor task failed'))
+          .finally(() => {
+            if (this.generation === generation) schedule();
+          });
+      }, ms);
+      this.timers.add(timer);
+    };
+    schedule();
   }
 
   private stopTimers(): void {
-    for (const timer of this.timers) clearInterval(timer);
-    this.timers = [];
+    this.generation++;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
   }
 
   private adopt(before: MonitorState, after: MonitorState): void {
