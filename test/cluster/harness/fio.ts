@@ -22,6 +22,8 @@ export interface FioSide {
   readonly bwMiBps: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  /** The slowest I/O: the longest a request waited (e.g. across a failover). */
+  readonly maxUs: number;
   readonly ios: number;
 }
 
@@ -37,7 +39,7 @@ interface FioJsonSide {
   iops: number;
   bw_bytes: number;
   total_ios: number;
-  clat_ns?: { percentile?: Record<string, number> };
+  clat_ns?: { percentile?: Record<string, number>; max?: number };
 }
 
 function side(json: FioJsonSide): FioSide {
@@ -47,6 +49,7 @@ function side(json: FioJsonSide): FioSide {
     bwMiBps: Math.round((json.bw_bytes / 1048576) * 100) / 100,
     p50Us: Math.round((pct['50.000000'] ?? 0) / 1000),
     p99Us: Math.round((pct['99.000000'] ?? 0) / 1000),
+    maxUs: Math.round((json.clat_ns?.max ?? 0) / 1000),
     ios: json.total_ios,
   };
 }

@@ -1,0 +1,67 @@
+/**
+ * A LocalCluster for the cluster suites: free ports, a fresh directory under the OS temp dir,
+ * removed afterwards unless FASTBLOCK_KEEP_CLUSTER is set (the logs are then kept for a look).
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster, type LocalClusterOptions } from '../../../cli/commands/vstart-cluster.js';
+
+const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..');
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Ports for a monitor, `osds` OSDs (each at its own base) and a gateway, all free right now. */
+async function freePorts(osds: number): Promise<{ monitorPort: number; osdBasePort: number; nbdPort: number }> {
+  // OSD i listens on osdBasePort + 10 i: look for a base whose whole stride is free.
+  for (;;) {
+    const base = await freePort();
+    if (base + 10 * osds > 65_000) continue;
+    const probes = await Promise.all(
+      Array.from({ length: osds }, (_, i) =>
+        new Promise<boolean>((resolve) => {
+          const server = createServer();
+          server.once('error', () => resolve(false));
+          server.listen(base + 10 * i, '127.0.0.1', () => server.close(() => resolve(true)));
+        }),
+      ),
+    );
+    if (probes.every(Boolean)) return { monitorPort: await freePort(), osdBasePort: base, nbdPort: await freePort() };
+  }
+}
+
+/** The store plugin the OSDs load: the built-in blobstore (FASTBLOCK_TEST_STORE_PLUGIN overrides). */
+export function storePlugin(): string | undefined {
+  if (process.env.FASTBLOCK_TEST_STORE_PLUGIN) return process.env.FASTBLOCK_TEST_STORE_PLUGIN;
+  return existsSync(join(ROOT, 'plugins', 'store-blobstore', 'plugin.ts')) ? 'blobstore' : undefined;
+}
+
+export async function startTestCluster(options: Partial<LocalClusterOptions> & { readonly name: string }): Promise<{ cluster: LocalCluster; cleanup: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), `fastblock-${options.name}-`));
+  const cluster = await LocalCluster.start({
+    storeSizeMb: 1024,
+    logLevel: 'info',
+    ...(await freePorts(options.osds ?? 3)),
+    ...options,
+    dir,
+    storePlugin: storePlugin(),
+  });
+  return {
+    cluster,
+    cleanup: async () => {
+      await cluster.stop();
+      if (!process.env.FASTBLOCK_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
+      else process.stdout.write(`cluster kept in ${dir}\n`);
+    },
+  };
+}
