@@ -26,15 +26,26 @@ export interface CheckResult {
   readonly operations?: readonly Operation[];
 }
 
-export function checkHistory(history: readonly Operation[], budget = 2_000_000): CheckResult {
-  // A write of unknown outcome whose value nobody read may as well never have happened: dropping
-  // it keeps every linearization valid and saves the search a factor of two per such write.
-  // (Values are unique per write, as the simulator makes them.)
-  const read = new Set<string>();
-  for (const op of history) if (op.kind === 'get' && op.value !== undefined) read.add(`${op.key}\u0000${op.value}`);
-  const byKey = new Map<string, Operation[]>();
+export function checkHistory(history: readonly Operation[], budget = 20_000_000): CheckResult {
+  // Writes of unknown outcome, with values unique per write (as the simulator makes them):
+  // - one whose value nobody read may as well never have happened: dropping it keeps every
+  //   linearization valid;
+  // - one whose value was read did happen, before the earliest such read returned: it becomes a
+  //   known write returning then. Either way no optional operation is left to the search, which
+  //   would otherwise branch on each of them at every point of the history.
+  const firstReadReturn = new Map<string, number>();
   for (const op of history) {
-    if (op.kind === 'put' && op.ret === Infinity && !read.has(`${op.key}\u0000${op.value}`)) continue;
+    if (op.kind !== 'get' || op.value === undefined) continue;
+    const k = `${op.key}\u0000${op.value}`;
+    firstReadReturn.set(k, Math.min(firstReadReturn.get(k) ?? Infinity, op.ret));
+  }
+  const byKey = new Map<string, Operation[]>();
+  for (let op of history) {
+    if (op.kind === 'put' && op.ret === Infinity) {
+      const seen = firstReadReturn.get(`${op.key}\u0000${op.value}`);
+      if (seen === undefined) continue;
+      op = { ...op, ret: Math.max(seen, op.call) };
+    }
     let list = byKey.get(op.key);
     if (!list) byKey.set(op.key, (list = []));
     list.push(op);
@@ -103,14 +114,46 @@ function checkRegister(ops: readonly Operation[], budget: number): boolean {
     if (n.next) n.next.prev = n;
   };
 
+  // The set of linearized operations is hashed incrementally (Zobrist: one random 2x32-bit code
+  // per operation, XORed in and out), so a cache key costs O(1) instead of O(history).
   const linearized = new Uint8Array(ops.length);
+  const codeA = new Uint32Array(ops.length);
+  const codeB = new Uint32Array(ops.length);
+  let seed = 0x9e3779b9;
+  const next32 = (): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  for (let i = 0; i < ops.length; i++) {
+    codeA[i] = next32();
+    codeB[i] = next32();
+  }
+  let hashA = 0;
+  let hashB = 0;
   let linearizedKnown = 0;
-  const cache = new Set<string>();
+  // Cache of explored (linearized set, state): hashA -> numbers combining hashB and the state's id.
+  const cache = new Map<number, Set<number>>();
+  const stateIds = new Map<string | undefined, number>();
+  const stateId = (v: string | undefined): number => {
+    let id = stateIds.get(v);
+    if (id === undefined) stateIds.set(v, (id = stateIds.size));
+    return id;
+  };
+  /** Adds the key; false when it was already there. */
+  const remember = (a: number, b: number, v: string | undefined): boolean => {
+    let inner = cache.get(a);
+    if (!inner) cache.set(a, (inner = new Set()));
+    const k = b * 65536 + stateId(v);
+    if (inner.has(k)) return false;
+    inner.add(k);
+    return true;
+  };
   const stack: { node: Node; state: string | undefined }[] = [];
   let state: string | undefined = undefined;
   let entry = head.next;
   let steps = 0;
-  const key = (s: string | undefined): string => `${s ?? '\u0000'}#${Buffer.from(linearized).toString('latin1')}`;
 
   while (linearizedKnown < mustLinearize) {
     if (++steps > budget) throw new Error(`linearizability search exceeded ${budget} steps`);
@@ -130,10 +173,12 @@ function checkRegister(ops: readonly Operation[], budget: number): boolean {
         next = state;
       }
       if (ok) {
-        linearized[entry.id] = 1;
-        const k = key(next);
-        if (!cache.has(k)) {
-          cache.add(k);
+        const a = (hashA ^ codeA[entry.id]!) >>> 0;
+        const b = (hashB ^ codeB[entry.id]!) >>> 0;
+        if (remember(a, b, next)) {
+          linearized[entry.id] = 1;
+          hashA = a;
+          hashB = b;
           stack.push({ node: entry, state });
           state = next;
           if (!unknownOutcome[entry.id]) linearizedKnown++;
@@ -141,7 +186,6 @@ function checkRegister(ops: readonly Operation[], budget: number): boolean {
           entry = head.next;
           continue;
         }
-        linearized[entry.id] = 0;
       }
       entry = entry.next;
     } else {
@@ -150,6 +194,8 @@ function checkRegister(ops: readonly Operation[], budget: number): boolean {
       if (!top) return false;
       state = top.state;
       linearized[top.node.id] = 0;
+      hashA = (hashA ^ codeA[top.node.id]!) >>> 0;
+      hashB = (hashB ^ codeB[top.node.id]!) >>> 0;
       if (!unknownOutcome[top.node.id]) linearizedKnown--;
       unlift(top.node);
       entry = top.node.next;

@@ -479,7 +479,7 @@ export class Simulation {
       if (believers.length === 0) return;
       const leader = this.random.pick(believers);
       const op = this.random.chance(0.5) ? 'put' : 'get';
-      const key = `k${this.random.int(3)}`;
+      const key = `k${this.random.int(6)}`;
       const client = 1 + this.random.int(1000);
       this.queue.push(this.now + 0.2, { kind: 'client', node: leader.id, group, op, key, client });
       return;
