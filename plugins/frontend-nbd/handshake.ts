@@ -178,7 +178,9 @@ class Haggling {
 
   private async list(data: Buffer): Promise<void> {
     if (data.length !== 0) return this.error(Option.LIST, Reply.ERR_INVALID, 'NBD_OPT_LIST carries no data');
-    for (const name of await this.ctx.exports.names()) {
+    const names = await this.exportNames(Option.LIST);
+    if (!names) return;
+    for (const name of names) {
       const encoded = Buffer.from(name, 'utf8');
       const payload = Buffer.alloc(4 + encoded.length);
       payload.writeUInt32BE(encoded.length, 0);
@@ -265,7 +267,9 @@ class Haggling {
     }
     if (at !== data.length) return this.error(option, Reply.ERR_INVALID, 'trailing bytes after meta context queries');
 
-    if (!(await this.ctx.exports.names()).includes(name)) return this.error(option, Reply.ERR_UNKNOWN, `no export named ${name}`);
+    const names = await this.exportNames(option);
+    if (!names) return;
+    if (!names.includes(name)) return this.error(option, Reply.ERR_UNKNOWN, `no export named ${name}`);
 
     const listing = option === Option.LIST_META_CONTEXT;
     const selected = queries.some((q) => q === BASE_ALLOCATION || (listing && q === 'base:')) || (listing && count === 0);
@@ -282,6 +286,18 @@ class Haggling {
 
   private chosen(chosen: OpenExport, flags: number): Negotiated {
     return { export: chosen, structured: this.structured, blockStatus: this.structured && this.metaContextExport === chosen.name, flags };
+  }
+
+  /** The export names, or undefined after replying with an error when the provider cannot list. */
+  private async exportNames(option: number): Promise<string[] | undefined> {
+    try {
+      return await this.ctx.exports.names();
+    } catch (err) {
+      // A provider not (or no longer) connected to its cluster: this option fails, haggling goes on.
+      const closing = isFastblockError(err, ErrorCode.CLOSED);
+      this.error(option, closing ? Reply.ERR_SHUTDOWN : Reply.ERR_POLICY, `cannot list exports: ${describe(err)}`);
+      return undefined;
+    }
   }
 
   private resolveName(name: string): string {

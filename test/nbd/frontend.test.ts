@@ -8,7 +8,7 @@ import pino from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
-import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { NBD_CONFIG_DEFAULTS } from '../../plugins/frontend-nbd/config.js';
 import { NbdFrontend } from '../../plugins/frontend-nbd/frontend.js';
 import { MemoryVolumeProvider } from '../support/memory-volume.js';
@@ -158,6 +158,29 @@ test('replies leave as requests finish, not in the order they came', async () =>
     await raw.closed;
   } finally {
     await ordered.stop();
+  }
+});
+
+test('a provider that cannot list fails NBD_OPT_LIST only; the connection goes on', async () => {
+  const unlisted: BlockVolumeProvider = {
+    open: (name) => provider.open(name),
+    list: async () => {
+      throw new FastblockError(ErrorCode.CLOSED, 'not connected to the cluster');
+    },
+  };
+  const front = new NbdFrontend(unlisted, { ...NBD_CONFIG_DEFAULTS, port: 0 }, pino({ level: 'silent' }));
+  await front.start();
+  try {
+    const raw = await RawSocket.open(front.port);
+    await raw.greet();
+    const list = await raw.option(3);
+    assert.is(list.at(-1)!.type, 0x80000007, 'ERR_SHUTDOWN');
+    assert.match(list.at(-1)!.data.toString(), /not connected/);
+    assert.is(await raw.go('pool/x'), 8 * 1024 * 1024, 'GO still works');
+    raw.request(2, 0, 0);
+    await raw.closed;
+  } finally {
+    await front.stop();
   }
 });
 
