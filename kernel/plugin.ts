@@ -78,11 +78,12 @@ export interface BuiltinPlugin {
 /** The built-in short names (fixed convention; see README). */
 export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { name: 'tcp', folder: 'plugins/transport-tcp', summary: 'Transport over TCP sockets (TCP_NODELAY, batched writes, reconnect)' },
-  { name: 'rdma', folder: 'plugins/transport-rdma', summary: 'Transport over RDMA verbs (needs an InfiniBand/RoCE device)' },
+  { name: 'rdma', folder: 'plugins/transport-rdma', summary: 'Transport over RDMA verbs: not built yet; refuses to start, saying why' },
   { name: 'blobstore', folder: 'plugins/store-blobstore', summary: 'StoreFactory on a file or block device: blobstore, disk_log, object_store, kv_store' },
   { name: 'placement', folder: 'plugins/placement', summary: 'Placement and leader policies as sandboxed WebAssembly' },
   { name: 'nbd', folder: 'plugins/frontend-nbd', summary: 'Frontend: export images over NBD (newstyle)' },
   { name: 'vhost', folder: 'plugins/frontend-vhost', summary: 'Frontend: vhost-user-blk backend for QEMU virtual machines' },
   { name: 'nvmf', folder: 'plugins/frontend-nvmf', summary: 'Frontend: NVMe over TCP target' },
   { name: 'monitor', folder: 'services/monitor', summary: 'Monitor: the cluster map (OSDs, pools, PGs, images) in etcd or a local file' },
+  { name: 'osd', folder: 'services/osd', summary: 'OSD: stores PG replicas, raft per PG, one worker thread per shard (needs a StoreFactory)' },
 ];
