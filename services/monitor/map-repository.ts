@@ -96,6 +96,12 @@ export class MapRepository {
     return { epoch: record.epoch, flags: record.flags, nextOsdId: record.nextOsdId, nextPoolId: record.nextPoolId, osds, pools, pgs, images, policies };
   }
 
+  /** The epoch the store holds now (0 when empty), without reading the map. */
+  async storedEpoch(): Promise<number> {
+    const entry = await this.store.get(`${this.mapPrefix}epoch`);
+    return entry ? parse<EpochRecord>(entry.value).epoch : 0;
+  }
+
   /**
    * Writes `change` as epoch state.epoch + 1, with `extra` ops in the same transaction. Throws BUSY
    * when the store moved on without us (another leader wrote): the caller must reload or step down.

@@ -74,6 +74,7 @@ export class Monitor {
   private generation = 0;
   private stopWatch: (() => void) | undefined;
   private stopped = false;
+  private followerPoll: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private readonly now: () => number;
   private readonly log: Logger;
@@ -107,11 +108,30 @@ export class Monitor {
     this.snapshot = await this.repo.load();
     await this.loadPolicies();
     this.stopWatch = this.options.store.watch(this.repo.mapPrefix, 0, () => this.scheduleReload());
+    this.pollWhileFollowing();
     void this.campaign();
+  }
+
+  /**
+   * Watches can stall (an etcd member dies and the client backs off before re-watching), so a
+   * follower also reads the epoch record every tick and reloads when it moved.
+   */
+  private pollWhileFollowing(): void {
+    const poll = setTimeout(async () => {
+      if (this.stopped) return;
+      if (!this.isLeader) {
+        const epoch = await this.repo.storedEpoch().catch(() => undefined);
+        if (epoch !== undefined && epoch > this.snapshot.epoch) this.scheduleReload();
+      }
+      this.pollWhileFollowing();
+    }, this.options.tickMs);
+    poll.unref();
+    this.followerPoll = poll;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.followerPoll);
     this.stopTimers();
     this.stopWatch?.();
     await this.queue.catch(() => undefined);

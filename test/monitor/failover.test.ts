@@ -127,7 +127,7 @@ if (!etcdAvailable()) {
     const second = await leader(survivors);
     assert.is.not(second.address, first.address);
 
-    const map = (await client.fetchMap()) as ClusterMap;
+    const map = (await client.admin('map get')) as ClusterMap;
     const names = new Set(map.images.map((i) => i.name));
     for (const name of acked) assert.ok(names.has(name), `acknowledged image ${name} lost`);
     // Twelve changes, each exactly one epoch (a retried create that had committed adds none).
@@ -145,11 +145,17 @@ if (!etcdAvailable()) {
   });
 
   test('SIGKILL one etcd member: the monitors go on', async () => {
-    const before = (await client.fetchMap()).epoch;
+    const before = ((await client.admin('map get')) as ClusterMap).epoch;
     etcd.kill('m0');
     for (let i = 0; i < 3; i++) await createImage(`after-etcd-${i}`, 30_000);
-    const map = await client.fetchMap();
-    assert.ok(map.epoch >= before + 3);
+    const map = (await client.admin('map get')) as ClusterMap;
+    assert.ok(map.epoch >= before + 3, `epoch ${map.epoch} after ${before}`);
+    // Followers catch up too, even those whose etcd watch went through the dead member.
+    for (const m of monitors.filter((x) => x.child.exitCode === null && x.child.signalCode === null)) {
+      const deadline = Date.now() + 10_000;
+      while ((await whoLeads(m.address))!.epoch < map.epoch && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.ok((await whoLeads(m.address))!.epoch >= map.epoch, `monitor ${m.address} stuck behind`);
+    }
     assert.ok(map.images.some((i) => i.name === 'after-etcd-2'));
   });
 
