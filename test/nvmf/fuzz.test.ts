@@ -1,8 +1,8 @@
 // @slow (100,000 PDUs: 15-40 s depending on load)
 /**
  * PDU fuzzer: at least 100,000 mutated PDUs per run, in-process (no sockets), each on its own
- * connection at one of four stages (before ICReq, before Connect, admin queue, I/O queue with and
- * without digests). After each mutated PDU a valid probe command follows. The target must never
+ * connection at one of four stages (before ICReq, before Connect, admin queue of the NVM or the
+ * discovery controller, I/O queue with and without digests). After each mutated PDU a valid probe command follows. The target must never
  * throw, and every connection must end in one of the states the specification allows:
  *   - closed after a well-formed C2HTermReq (FES 1..6, PLEN <= 152) that is its last PDU, or
  *     closed without a word after an H2CTermReq;
@@ -15,6 +15,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
 import { NvmfTarget } from '../../plugins/frontend-nvmf/target.js';
+import { DISCOVERY_NQN } from '../../plugins/frontend-nvmf/subsystem/discovery-subsystem.js';
 import { MemoryVolumeProvider } from '../support/memory-volume.js';
 import { Endpoint, settle } from './support/endpoint.js';
 import {
@@ -135,7 +136,9 @@ async function prepare(stage: Stage): Promise<Run> {
     };
   }
   const qid = stage === 'admin' ? 0 : 1 + int(8);
-  ep.receive(connectCapsule({ qid, sqsize: qid === 0 ? 31 : 127, cntlid: qid === 0 ? 0xffff : cntlid, subnqn: nqn, hostnqn: HOST_NQN }, digests));
+  // A quarter of the admin queues talk to the discovery controller.
+  const subnqn = stage === 'admin' && int(4) === 0 ? DISCOVERY_NQN : nqn;
+  ep.receive(connectCapsule({ qid, sqsize: qid === 0 ? 31 : 127, cntlid: qid === 0 ? 0xffff : cntlid, subnqn, hostnqn: HOST_NQN }, digests));
   await settle();
   const connected = ep.out[1];
   if (!connected || cqeOf(connected).status !== 0) return { ep, digests, candidates: [] };
@@ -147,7 +150,7 @@ async function prepare(stage: Stage): Promise<Run> {
       digests,
       candidates: [
         cmd({ opcode: 0x06, cid: 2, nsid: 1, cdw10: int(4), sglLength: 4096 }),
-        cmd({ opcode: 0x02, cid: 3, nsid: 0xffffffff, cdw10: pick([1, 2, 3, 5]) | (127 << 16), sglLength: 512 }),
+        cmd({ opcode: 0x02, cid: 3, nsid: 0xffffffff, cdw10: pick([1, 2, 3, 5, 0x70]) | (127 << 16), sglLength: 512 }),
         cmd({ opcode: 0x09, cid: 4, cdw10: pick([7, 0x0b, 0x0f]), cdw11: int(65536) }),
         cmd({ opcode: 0x0a, cid: 5, cdw10: pick([7, 0x0b, 0x0f, 6]) }),
         cmd({ opcode: 0x7f, fctype: 0x04, cid: 6, cdw10: int(2), cdw11: pick([0, 8, 0x14, 0x1c]) }),
@@ -255,6 +258,7 @@ test(`${TOTAL} mutated PDUs: no crash, every connection closed or answered per s
   await settle();
   // Every association a fuzzed connection created went away with it: only the long-lived one is left.
   assert.is(target.controllersOf(nqn).length, 1, 'controllers left behind');
+  assert.is(target.controllersOf(DISCOVERY_NQN).length, 0, 'discovery controllers left behind');
   const seconds = (Date.now() - started) / 1000;
   console.log(`fuzz: ${mutatedPdus} mutated PDUs in ${seconds.toFixed(1)} s, ${terminations} answered with C2HTermReq (seed ${SEED})`);
 });
