@@ -140,7 +140,7 @@ export class Connection {
     this.writer.flush();
     if (level === 'info') this.socket.end();
     else this.socket.destroy();
-    if (this.session) await this.exports.release(this.session.export.name).catch((err: unknown) => this.log.warn({ err }, 'closing export failed'));
+    if (this.session) await this.exports.release(this.session.export.name);
     this.phase = 'closed';
   }
 }

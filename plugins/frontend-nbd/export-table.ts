@@ -11,6 +11,7 @@
  * Exports come from createExport() (pinned: open until removed) and, when `dynamic` is set, from
  * any name the provider can open (opened on first use, closed when the last connection leaves).
  */
+import type { Logger } from 'pino';
 import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 
@@ -38,6 +39,7 @@ export class ExportTable {
   constructor(
     private readonly provider: BlockVolumeProvider,
     private readonly dynamic: boolean,
+    private readonly log: Logger,
   ) {}
 
   /** Pins an export (createExport); opens its volume now so a bad name fails here. */
@@ -101,7 +103,7 @@ export class ExportTable {
   async closeAll(): Promise<void> {
     const entries = [...this.entries.values()];
     this.entries.clear();
-    await Promise.allSettled(entries.map(async (e) => (await e.opening).close()));
+    await Promise.all(entries.map((e) => this.close(e)));
   }
 
   private open(name: string, options: ExportOptions): Entry {
@@ -115,6 +117,15 @@ export class ExportTable {
   private async closeIfUnused(entry: Entry): Promise<void> {
     if (entry.users > 0 || entry.pinned || this.entries.get(entry.name) !== entry) return;
     this.entries.delete(entry.name);
-    await (await entry.opening).close();
+    await this.close(entry);
+  }
+
+  /** Never throws: nobody waits on a close to go on, so a failure is the log's to report. */
+  private async close(entry: Entry): Promise<void> {
+    try {
+      await (await entry.opening).close();
+    } catch (err) {
+      this.log.warn({ err, volume: entry.name }, 'closing a volume failed');
+    }
   }
 }

@@ -30,7 +30,7 @@ export class NbdFrontend implements Frontend {
       throw new FastblockError(ErrorCode.CONFIG_INVALID, 'nbd.maxPayload must be an integer in [4096, 2^32)', { maxPayload: config.maxPayload });
     }
     if (config.maxInFlight < 1) throw new FastblockError(ErrorCode.CONFIG_INVALID, 'nbd.maxInFlight must be at least 1', { maxInFlight: config.maxInFlight });
-    this.exports = new ExportTable(provider, config.dynamicExports);
+    this.exports = new ExportTable(provider, config.dynamicExports, log);
     this.server = new NbdServer(
       this.exports,
       {
