@@ -207,7 +207,14 @@ export class TcpConnection implements TransportConnection {
         this.claim(frame.requestId)?.reject(decodeError(frame.header, this.where));
         return;
       case FrameKind.MESSAGE:
-        for (const listener of this.messageListeners) listener(frame);
+        for (const listener of this.messageListeners) {
+          try {
+            listener(frame);
+          } catch (err) {
+            // A listener's failure drops that message, not the connection.
+            this.logger.warn({ remote: this.where, method: frame.method, reason: (err as Error).message }, 'pushed message dropped: its listener failed');
+          }
+        }
         return;
       default:
         throw new FastblockError(ErrorCode.PROTOCOL, `server sent a frame of kind ${frame.kind}, which only clients send`, { kind: frame.kind });

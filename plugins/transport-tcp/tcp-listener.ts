@@ -101,10 +101,18 @@ class InboundTcpConnection implements InboundConnection {
       case FrameKind.REQUEST:
         return this.serve(frame);
       case FrameKind.MESSAGE:
-        this.handler.onMessage?.(this, frame);
-        return;
+        return this.deliverMessage(frame);
       default:
         throw new FastblockError(ErrorCode.PROTOCOL, `client sent a frame of kind ${frame.kind}, which only servers send`, { kind: frame.kind });
+    }
+  }
+
+  /** A one-way message whose handler throws (a header that does not decode, say) is dropped alone. */
+  private deliverMessage(frame: Frame): void {
+    try {
+      this.handler.onMessage?.(this, frame);
+    } catch (err) {
+      this.logger.warn({ remote: this.remote, method: frame.method, reason: (err as Error).message }, 'one-way message dropped: its handler failed');
     }
   }
 

@@ -64,6 +64,27 @@ test('a frame before the hello, and a frame with a bad checksum, are refused the
   await healthyRoundTrip();
 });
 
+test('a one-way message whose handler throws is dropped alone; the connection stays', async () => {
+  const throwing = new TcpTransport({}, log.logger);
+  const other = await throwing.listen({ host: '127.0.0.1', port: 0 }, {
+    onRequest: (connection, message) => echoHandler.onRequest(connection, message),
+    onMessage() {
+      throw new FastblockError(ErrorCode.PROTOCOL, 'malformed gossip header');
+    },
+  });
+  const client = new TcpTransport({}, silentLogger());
+  const connection = client.connect({ address: other.address, shard: 0 });
+  await connection.request(ECHO, new Uint8Array(0));
+  connection.send(9, Buffer.from('x'));
+  const line = await log.waitFor(/one-way message dropped/);
+  assert.match(String(line.reason), /malformed gossip header/);
+  const after = await connection.request(ECHO, Buffer.from('same connection'));
+  assert.is(Buffer.from(after.header).toString(), 'same connection');
+  assert.is(connection.state, 'connected');
+  await client.close();
+  await throwing.close();
+});
+
 test('an oversized frame is refused from its preamble, before its body is buffered', async () => {
   const socket = await rawSocket(listener.address.port);
   socket.write(helloFrame());
