@@ -128,7 +128,7 @@ test('unsupported admin and I/O opcodes: Invalid Opcode', async () => {
 });
 
 test('features: number of queues, async event config, keep alive timer', async () => {
-  const { host } = await adminHost(5000);
+  const { host, cntlid } = await adminHost(5000);
   const nq = await host.command({ opcode: 0x09, cdw10: 0x07, cdw11: (15 << 16) | 15 });
   assert.is(nq.cqe.dw0, (7 << 16) | 7, 'granted 8 of 16');
   assert.is((await host.command({ opcode: 0x0a, cdw10: 0x07 })).cqe.dw0, (7 << 16) | 7);
@@ -139,6 +139,9 @@ test('features: number of queues, async event config, keep alive timer', async (
   assert.is((await host.command({ opcode: 0x0a, cdw10: 0x0f })).cqe.dw0, 7000);
   assert.is(sc((await host.command({ opcode: 0x0a, cdw10: 0x06 })).cqe.status), 0x02, 'no write cache feature');
   assert.is((await host.command({ opcode: 0x18 })).cqe.status, 0, 'keep alive');
+  const io = await ioHost(cntlid, 1);
+  assert.is(sc((await host.command({ opcode: 0x09, cdw10: 0x07, cdw11: 0 })).cqe.status), 0x0c, 'number of queues is fixed once I/O queues exist');
+  io.close();
   host.close();
 });
 

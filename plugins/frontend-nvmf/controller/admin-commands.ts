@@ -184,6 +184,8 @@ function setFeatures(controller: Controller, ctx: CommandContext): CommandResult
       const nsqr = value & 0xffff;
       const ncqr = value >>> 16;
       if (nsqr === 0xffff || ncqr === 0xffff) fail(GenericStatus.InvalidField, 'number of queues 65536 requested');
+      // Only before the first I/O queue exists (NVMe Base: Number of Queues).
+      if (controller.ioQueues.size > 0) fail(GenericStatus.CommandSequenceError, 'number of queues set after I/O queues were created');
       const granted = Math.min(Math.max(nsqr, ncqr) + 1, controller.limits.maxIoQueues);
       controller.grantedIoQueues = granted;
       return ok(undefined, ((granted - 1) << 16) | (granted - 1));
