@@ -78,11 +78,19 @@ export class ObjectIo {
         await pause();
         continue;
       }
+      const connection = this.transport.connect(route.endpoint);
+      if (connection.state === 'backoff') {
+        // That OSD just failed to connect: rather than wait out its reconnect, try the next replica.
+        lastError = `osd.${route.osd} unreachable`;
+        this.router.skip(request.pool, pg, route.osd);
+        if (attempt % this.router.replicaCount(request.pool, pg) === 0) await pause();
+        continue;
+      }
       const header = encodeDataRequest({ op: request.op, pool: request.pool, pg, object: request.object, offset: request.offset, length: request.length, epoch: route.epoch });
       let replyFrame;
       try {
         const timeoutMs = Math.max(1, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
-        replyFrame = await this.transport.connect(route.endpoint).request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
+        replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
       } catch (err) {
         if (!isFastblockError(err) || (err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.CLOSED)) throw err;
         // Outcome unknown: the same request is retried (see the header comment), at the next replica.

@@ -71,6 +71,10 @@ export class PgRouter {
     return { pool, pg, osd: osd.id, endpoint: shardEndpoint(osd, replica.shard), epoch: this.map.epoch };
   }
 
+  replicaCount(pool: number, pg: number): number {
+    return Math.max(1, this.pgs.get(`${pool}.${pg}`)?.replicas.length ?? 1);
+  }
+
   /** A replica answered that `leader` leads the PG. */
   leaderIs(pool: number, pg: number, leader: number): void {
     this.leaders.set(`${pool}.${pg}`, leader);
