@@ -48,6 +48,8 @@ export class Cluster {
   private readonly snapshotEvery: number;
   private readonly chunkBytes: number;
   snapshotsInstalled = 0;
+  /** Read points released by ReadIndex or a lease: by which node, when. */
+  readonly readsReleased: { node: NodeId; context: number; index: number; at: number }[] = [];
 
   constructor(options: ClusterOptions) {
     this.random = new Random(options.seed ?? 1);
@@ -74,6 +76,9 @@ export class Cluster {
       handler: {
         apply: (_g, entries) => this.apply(node, entries),
         restore: (_g, snapshot) => this.restore(node, snapshot),
+        readStates: (_g, states) => {
+          for (const s of states) this.readsReleased.push({ node: node.id, context: s.context, index: s.index, at: this.now });
+        },
       },
     });
     if (node.hosted) node.mr.createGroup(GROUP, node.volatile, { applied });
