@@ -27,6 +27,8 @@ export interface NativeAddon {
   /** Bytes of a block device, or -errno. */
   deviceSize(fd: number): number;
   alignedAlloc(bytes: number, alignment: number): ArrayBuffer;
+  /** Bytes from the start of `bytes` to its first address aligned to `alignment`. */
+  alignmentOffset(bytes: Uint8Array, alignment: number): number;
   /** 0 when an io_uring can be created, else the errno that prevented it. */
   probeUring(): number;
   /** fd opened O_RDWR|O_DIRECT (|O_CREAT), or -errno. */

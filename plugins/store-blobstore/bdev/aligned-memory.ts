@@ -1,30 +1,37 @@
 /**
- * Memory for O_DIRECT: every buffer handed to the device starts on a PAGE boundary. Buffers that
- * leave the store (read results) are carved from large aligned slabs, as Node carves small Buffers
- * from its pool: one native allocation serves many reads, and a slab is freed when the last view
- * of it is collected. Buffers the store uses internally come from a BufferPool and go back to it.
+ * Memory for O_DIRECT: every buffer handed to the device starts on a PAGE boundary.
+ *
+ * Buffers are ordinary Node allocations (malloc'd, uninitialized: no zeroing, no fresh pages to
+ * fault in once malloc has warmed up) from which the addon tells us the first aligned address.
+ * Buffers that leave the store (read results) are carved from slabs, as Node carves small
+ * Buffers from its pool; a slab is freed when the last view of it is collected. Buffers the store
+ * uses internally come from a BufferPool and go back to it.
  */
 import { native } from '../native.js';
 
 export const PAGE = 4096;
 const SLAB_BYTES = 1 << 20;
 
-let slab: ArrayBuffer | undefined;
+let slab: Buffer | undefined;
 let slabUsed = 0;
 
-function allocRaw(bytes: number): ArrayBuffer {
-  return native !== undefined ? native.alignedAlloc(bytes, PAGE) : new ArrayBuffer(bytes);
+/** A page-aligned buffer of at least `bytes` (when the addon is present; else just a buffer). */
+function allocRaw(bytes: number): Buffer {
+  if (native === undefined) return Buffer.allocUnsafeSlow(bytes);
+  const raw = Buffer.allocUnsafeSlow(bytes + PAGE);
+  const offset = native.alignmentOffset(raw, PAGE);
+  return raw.subarray(offset, offset + bytes);
 }
 
-/** A zeroed buffer of `length` bytes whose address is PAGE-aligned (when the addon is present). */
+/** A buffer of `length` bytes whose address is PAGE-aligned. Contents undefined. */
 export function allocAligned(length: number): Buffer {
   const rounded = Math.max(PAGE, Math.ceil(length / PAGE) * PAGE);
-  if (rounded > SLAB_BYTES / 4) return Buffer.from(allocRaw(rounded), 0, length);
+  if (rounded > SLAB_BYTES / 4) return allocRaw(rounded).subarray(0, length);
   if (slab === undefined || slabUsed + rounded > SLAB_BYTES) {
     slab = allocRaw(SLAB_BYTES);
     slabUsed = 0;
   }
-  const view = Buffer.from(slab, slabUsed, length);
+  const view = slab.subarray(slabUsed, slabUsed + length);
   slabUsed += rounded;
   return view;
 }
@@ -35,14 +42,14 @@ export function allocAligned(length: number): Buffer {
  */
 export class BufferPool {
   private readonly classes: Buffer[][] = [];
-  private readonly maxClass: number;
+  /** Full-size buffer of each handed-out view, so release() finds its class. */
+  private readonly owners = new WeakMap<Buffer, Buffer>();
 
   constructor(
     private readonly maxBytes = 4 << 20,
     private readonly keepPerClass = 64,
   ) {
-    this.maxClass = BufferPool.classOf(maxBytes);
-    for (let i = 0; i <= this.maxClass; i++) this.classes.push([]);
+    for (let i = 0; i <= BufferPool.classOf(maxBytes); i++) this.classes.push([]);
   }
 
   private static classOf(length: number): number {
@@ -52,16 +59,17 @@ export class BufferPool {
   acquire(length: number): Buffer {
     if (length > this.maxBytes) return allocAligned(length);
     const cls = BufferPool.classOf(length);
-    const free = this.classes[cls].pop();
-    const buffer = free ?? Buffer.from(allocRaw(PAGE << cls));
-    return length === buffer.length ? buffer : buffer.subarray(0, length);
+    const full = this.classes[cls].pop() ?? allocRaw(PAGE << cls);
+    if (length === full.length) return full;
+    const view = full.subarray(0, length);
+    this.owners.set(view, full);
+    return view;
   }
 
   release(buffer: Buffer): void {
-    const full = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.buffer.byteLength - buffer.byteOffset);
-    if (buffer.byteOffset !== 0 || full.length > this.maxBytes) return;
+    const full = this.owners.get(buffer) ?? buffer;
     const cls = BufferPool.classOf(full.length);
-    if ((PAGE << cls) !== full.length) return;
+    if (full.length > this.maxBytes || PAGE << cls !== full.length) return;
     const list = this.classes[cls];
     if (list.length < this.keepPerClass) list.push(full);
   }

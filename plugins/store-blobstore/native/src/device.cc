@@ -45,6 +45,14 @@ Napi::Value AlignedAlloc(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(env, memory, bytes, [](Napi::Env, void* data) { free(data); });
 }
 
+// alignmentOffset(bytes: Uint8Array, alignment) -> how far into `bytes` the first aligned address is.
+Napi::Value AlignmentOffset(const Napi::CallbackInfo& info) {
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  uint32_t alignment = info[1].As<Napi::Number>().Uint32Value();
+  uintptr_t address = reinterpret_cast<uintptr_t>(bytes.Data());
+  return Napi::Number::New(info.Env(), static_cast<double>((alignment - address % alignment) % alignment));
+}
+
 // probeUring() -> 0 when an io_uring can be created here, else errno (ENOSYS, EPERM, ...).
 Napi::Value ProbeUring(const Napi::CallbackInfo& info) {
   io_uring ring;

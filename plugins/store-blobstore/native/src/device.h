@@ -5,5 +5,6 @@
 Napi::Value LockRegion(const Napi::CallbackInfo& info);
 Napi::Value DeviceSize(const Napi::CallbackInfo& info);
 Napi::Value AlignedAlloc(const Napi::CallbackInfo& info);
+Napi::Value AlignmentOffset(const Napi::CallbackInfo& info);
 Napi::Value ProbeUring(const Napi::CallbackInfo& info);
 Napi::Value OpenDirect(const Napi::CallbackInfo& info);
