@@ -67,9 +67,6 @@ const COMMAND_NAMES: Record<number, string> = {
   [Command.BLOCK_STATUS]: 'block_status',
 };
 
-/** Why the request loop ended of its own accord. */
-export type TransmissionEnd = 'disconnect';
-
 export class Transmission {
   private inFlight = 0;
   /** Payload bytes held by requests in flight (write data received, read replies allocated). */
@@ -99,10 +96,10 @@ export class Transmission {
   }
 
   /**
-   * Reads and starts requests until NBD_CMD_DISC. Rejects with InputEnded when the stream ends
-   * and with a PROTOCOL error on a framing violation.
+   * Reads and starts requests; resolves at NBD_CMD_DISC. Rejects with InputEnded when the stream
+   * ends and with a PROTOCOL error on a framing violation.
    */
-  async serve(): Promise<TransmissionEnd> {
+  async serve(): Promise<void> {
     const input = this.input;
     for (;;) {
       if (input.length < REQUEST_SIZE) await input.need(REQUEST_SIZE);
@@ -119,7 +116,7 @@ export class Transmission {
         offset: header.readUInt32BE(16) * 0x1_0000_0000 + header.readUInt32BE(20),
         length: header.readUInt32BE(24),
       };
-      if (request.type === Command.DISC) return 'disconnect';
+      if (request.type === Command.DISC) return;
 
       let payload: Buffer[] | undefined;
       if (request.type === Command.WRITE) {
@@ -195,7 +192,7 @@ export class Transmission {
   private async execute(request: Request, payload: Buffer[] | undefined): Promise<void> {
     const refusal = this.validate(request);
     if (refusal) {
-      this.log.debug({ cmd: request.type, offset: request.offset, length: request.length, errno: refusal.errno }, refusal.message);
+      this.log.debug({ cmd: COMMAND_NAMES[request.type] ?? request.type, offset: request.offset, length: request.length, errno: refusal.errno }, refusal.message);
       this.replyError(request, refusal.errno, refusal.message);
       return;
     }
