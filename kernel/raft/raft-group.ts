@@ -16,6 +16,7 @@ import { FastblockError, ErrorCode, assert } from '../errors.js';
 import { RaftLog } from './log.js';
 import { decodeMembership, encodeMembership, isVoter, normalize, validateChange } from './membership.js';
 import { Progress, ProgressState } from './progress.js';
+import { ReadOnly } from './read-only.js';
 import type { RaftStorage } from './storage.js';
 import { EntryType, MessageType, NONE, Role, message } from './types.js';
 import type { Entry, GroupId, HardState, Membership, Message, NodeId, ReadState, Snapshot, SoftState } from './types.js';
@@ -87,12 +88,6 @@ export interface RaftStatus {
   readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
 }
 
-interface PendingRead {
-  readonly context: number;
-  readonly index: number;
-  readonly seq: number;
-}
-
 interface StagedSnapshot {
   readonly meta: Snapshot['meta'];
   readonly parts: Uint8Array[];
@@ -140,16 +135,8 @@ export class RaftGroup {
   /** A TimeoutNow went out this term: a forced election may come at any time, so no lease. */
   private timeoutNowSent = false;
 
-  /** Heartbeat rounds: seq numbers, when each went out, what quorum answered. */
-  private heartbeatSeq = 0;
-  private quorumSeq = 0;
-  private roundTicks: { seq: number; tick: number }[] = [];
-  private leaseStart = -Infinity;
-  private readRoundNeeded = false;
-  private pendingReads: PendingRead[] = [];
-  /** Reads that wait for the leader's first commit in its term. */
-  private readsBeforeCommit: number[] = [];
-  private readStates: ReadState[] = [];
+  /** Heartbeat rounds and what they prove: ReadIndex answers and the lease. */
+  private readonly readOnly = new ReadOnly();
 
   private staged: StagedSnapshot | undefined;
   private msgs: Message[] = [];
@@ -310,18 +297,12 @@ export class RaftGroup {
   readIndex(context: number): void {
     this.checkLeader();
     if (this.log.term(this.log.committed) !== this.term) {
-      this.readsBeforeCommit.push(context);
+      this.readOnly.awaitCommit(context);
       return;
     }
     const index = this.log.committed;
-    if (this.quorum() === 1 && isVoter(this.membership, this.id)) {
-      this.readStates.push({ context, index });
-    } else if (this.leaseValid()) {
-      this.readStates.push({ context, index });
-    } else {
-      this.pendingReads.push({ context, index, seq: this.heartbeatSeq + 1 });
-      this.readRoundNeeded = true;
-    }
+    if ((this.quorum() === 1 && isVoter(this.membership, this.id)) || this.leaseValid()) this.readOnly.release(context, index);
+    else this.readOnly.awaitRound(context, index);
   }
 
   /** Whether a read may be served from the lease right now. */
@@ -331,7 +312,7 @@ export class RaftGroup {
       this.role === Role.Leader &&
       this.leadTransferee === NONE &&
       !this.timeoutNowSent &&
-      this.now < this.leaseStart + this.electionTicks - 2
+      this.readOnly.leaseHolds(this.now, this.electionTicks)
     );
   }
 
@@ -393,8 +374,8 @@ export class RaftGroup {
   hasReady(): boolean {
     if (this.readyOutstanding) return false;
     // Sending what is due is deterministic and idempotent; doing it here keeps empty Readies out.
-    if (this.appendsDue || this.readRoundNeeded) this.flush();
-    if (this.msgs.length > 0 || this.msgsAfterPersist.length > 0 || this.readStates.length > 0) return true;
+    if (this.appendsDue || this.readOnly.roundNeeded) this.flush();
+    if (this.msgs.length > 0 || this.msgsAfterPersist.length > 0 || this.readOnly.hasReleased()) return true;
     if (this.log.unstableEntries().length > 0 || this.log.pendingSnapshot !== undefined) return true;
     if (this.log.hasNextCommitted()) return true;
     const hs = this.prevHard;
@@ -418,11 +399,10 @@ export class RaftGroup {
       committed: this.log.nextCommitted(this.maxApplyBytes),
       messages: this.msgs,
       messagesAfterPersist: this.msgsAfterPersist,
-      readStates: this.readStates,
+      readStates: this.readOnly.takeReleased(),
     };
     this.msgs = [];
     this.msgsAfterPersist = [];
-    this.readStates = [];
     this.prevSoft = soft;
     if (rd.hardState) this.prevHard = hard;
     this.readyOutstanding = true;
@@ -506,13 +486,7 @@ export class RaftGroup {
     this.abortTransfer();
     this.timeoutNowSent = false;
     this.votes.clear();
-    this.heartbeatSeq = 0;
-    this.quorumSeq = 0;
-    this.roundTicks = [];
-    this.leaseStart = -Infinity;
-    this.readRoundNeeded = false;
-    this.pendingReads = [];
-    this.readsBeforeCommit = [];
+    this.readOnly.reset();
     this.appendsDue = false;
     this.rebuildProgress(true);
   }
@@ -922,11 +896,7 @@ export class RaftGroup {
     const index = matches[this.quorum() - 1]!;
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
-    if (this.readsBeforeCommit.length > 0) {
-      const waiting = this.readsBeforeCommit;
-      this.readsBeforeCommit = [];
-      for (const context of waiting) this.readIndex(context);
-    }
+    for (const context of this.readOnly.takeAwaitingCommit()) this.readIndex(context);
     this.maybeStepDownRemoved();
     return true;
   }
@@ -956,9 +926,7 @@ export class RaftGroup {
   }
 
   private broadcastHeartbeat(): void {
-    const seq = ++this.heartbeatSeq;
-    this.roundTicks.push({ seq, tick: this.now });
-    this.readRoundNeeded = false;
+    const seq = this.readOnly.startRound(this.now);
     for (const [id, pr] of this.progress) {
       if (id === this.id) continue;
       pr.matchAtHeartbeat = pr.match;
@@ -977,28 +945,19 @@ export class RaftGroup {
     if (this.quorum() === 1 && isVoter(this.membership, this.id)) this.advanceQuorumSeq();
   }
 
-  /** Releases reads and extends the lease up to the newest heartbeat round a quorum answered. */
+  /** Confirms the newest heartbeat round a quorum answered (releasing reads, extending the lease). */
   private advanceQuorumSeq(): void {
     const voters = this.membership.voters;
     const acked = this.matchScratch;
     acked.length = 0;
-    for (const id of voters) acked.push(id === this.id ? this.heartbeatSeq : (this.progress.get(id)?.ackedSeq ?? 0));
+    for (const id of voters) acked.push(id === this.id ? this.readOnly.seq : (this.progress.get(id)?.ackedSeq ?? 0));
     acked.sort((a, b) => b - a);
-    const seq = acked[this.quorum() - 1] ?? 0;
-    if (seq <= this.quorumSeq) return;
-    this.quorumSeq = seq;
-    while (this.roundTicks.length > 0 && this.roundTicks[0]!.seq <= seq) this.leaseStart = this.roundTicks.shift()!.tick;
-    let released = 0;
-    while (released < this.pendingReads.length && this.pendingReads[released]!.seq <= seq) {
-      const r = this.pendingReads[released++]!;
-      this.readStates.push({ context: r.context, index: r.index });
-    }
-    if (released > 0) this.pendingReads.splice(0, released);
+    this.readOnly.confirm(acked[this.quorum() - 1] ?? 0);
   }
 
   /** Sends what each follower is due: entries, a commit update, or snapshot chunks. */
   private flush(): void {
-    if (this.role === Role.Leader && this.readRoundNeeded) this.broadcastHeartbeat();
+    if (this.role === Role.Leader && this.readOnly.roundNeeded) this.broadcastHeartbeat();
     if (!this.appendsDue) return;
     this.appendsDue = false;
     if (this.role !== Role.Leader) return;
