@@ -60,7 +60,7 @@ function mutate(pdu: Uint8Array): Uint8Array {
   const out = Uint8Array.from(pdu);
   const view = new DataView(out.buffer);
   const header = Math.min(out.length, 72);
-  switch (int(8)) {
+  switch (int(9)) {
     case 0: // flip bits
       for (let i = int(4) + 1; i > 0; i--) {
         const at = int(out.length);
@@ -84,6 +84,8 @@ function mutate(pdu: Uint8Array): Uint8Array {
     case 6: // random bytes in the SQE's command dwords
       for (let i = int(8) + 1; i > 0; i--) out[8 + int(Math.min(64, Math.max(1, out.length - 8)))] = int(256);
       return out;
+    case 7: // the same PDU twice, pipelined (a Connect, a command id, an H2CData)
+      return Uint8Array.from([...out, ...out]);
     default: {
       // garbage with a plausible common header
       const junk = Uint8Array.from({ length: 8 + int(200) }, () => int(256));

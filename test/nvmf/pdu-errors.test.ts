@@ -207,6 +207,20 @@ test('more commands than queue entries: the excess is refused, the rest served',
   ep.hangUp();
 });
 
+test('two Connects pipelined on one queue: the second is refused, one controller exists', async () => {
+  const ep = new Endpoint(target);
+  ep.receive(icReq());
+  const before = target.controllersOf(nqn).length;
+  ep.receive(Buffer.concat([connectCapsule({ cid: 1, qid: 0, sqsize: 31, subnqn: nqn, hostnqn: HOST_NQN }), connectCapsule({ cid: 2, qid: 0, sqsize: 31, subnqn: nqn, hostnqn: HOST_NQN })]));
+  await settle();
+  const statuses = ep.out.filter((p) => p.type === T.CapsuleResp).map((p) => [cqeOf(p).cid, (cqeOf(p).status >> 1) & 0xff]);
+  assert.equal(statuses.sort(), [[1, 0], [2, 0x0c]]);
+  assert.is(target.controllersOf(nqn).length, before + 1);
+  ep.hangUp();
+  await settle();
+  assert.is(target.controllersOf(nqn).length, before);
+});
+
 test('a PDU split into single bytes is the same PDU', async () => {
   const ep = await established(true);
   const write = capsuleCmd(sqe({ opcode: 0x01, cid: 9, nsid: 1, sglType: SGL_ICD, sglLength: 4096 }), new Uint8Array(4096).fill(3));

@@ -36,6 +36,7 @@ export class Queue implements QueueLink {
   entries = ADMIN_QUEUE_MAX_ENTRIES;
   disableSqFlowControl = false;
   private head = 0;
+  private connecting = false;
 
   constructor(
     private readonly directory: QueueDirectory,
@@ -118,7 +119,17 @@ export class Queue implements QueueLink {
   }
 
   private async connect(ctx: CommandContext): Promise<CommandResult> {
-    if (this.controller) fail(GenericStatus.CommandSequenceError, 'queue already connected');
+    // Claimed before the first await: a second Connect pipelined behind this one must not pass too.
+    if (this.controller || this.connecting) fail(GenericStatus.CommandSequenceError, 'queue already connected');
+    this.connecting = true;
+    try {
+      return await this.connectOnce(ctx);
+    } finally {
+      this.connecting = false;
+    }
+  }
+
+  private async connectOnce(ctx: CommandContext): Promise<CommandResult> {
     if (ctx.transferLength !== CONNECT_DATA_LENGTH) fail(GenericStatus.DataSglLengthInvalid, `Connect data must be ${CONNECT_DATA_LENGTH} bytes`);
     const parts = await ctx.receive();
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
