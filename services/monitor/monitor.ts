@@ -14,7 +14,7 @@ import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors
 import { PolicyHost } from '../../plugins/placement/policy-host.js';
 import type { SandboxLimits } from '../../plugins/placement/sandbox.js';
 import { MapRepository } from './map-repository.js';
-import { isNoop, toClusterMap, publicOsd, type MapChange, type MonitorState, type OsdRecord } from './map-state.js';
+import { EMPTY_STATE, isNoop, toClusterMap, publicOsd, type MapChange, type MonitorState, type OsdRecord } from './map-state.js';
 import { expire, revive, type LifecycleTimes } from './osd-lifecycle.js';
 import { PgStatusTable, type PgReport } from './pg-status.js';
 import { remap } from './remap.js';
@@ -84,7 +84,7 @@ export class Monitor {
     this.policies = new PolicyHost(options.policyLimits);
     this.now = options.now ?? Date.now;
     this.log = options.logger;
-    this.snapshot = { epoch: 0 } as MonitorState;
+    this.snapshot = EMPTY_STATE;
   }
 
   get state(): MonitorState {

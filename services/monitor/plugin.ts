@@ -33,16 +33,16 @@ export default definePlugin<MonitorConfig>({
     const advertise = config.advertise || daemon.listen;
     parseAddress(advertise, 'monitor.advertise (or daemon.listen)');
     const endpoints = config.etcd.split(',').map((s) => s.trim()).filter(Boolean);
-    let store: MetaStore | undefined;
+    // Bound now (no I/O yet) so plugins registered after this one can resolve the MetaStore.
+    const embedded = endpoints.length === 0 ? new EmbeddedMetaStore(join(config.dataDir, 'monitor-meta.json')) : undefined;
+    const store: MetaStore = embedded ?? new EtcdMetaStore({ endpoints, electionTtlS: config.electionTtlS });
+    container.registerInstance(TOKENS.MetaStore, store);
     let monitor: Monitor | undefined;
     let stopService: (() => void) | undefined;
     let stopCommands: (() => void) | undefined;
     return {
       start: async () => {
-        store = endpoints.length > 0
-          ? new EtcdMetaStore({ endpoints, electionTtlS: config.electionTtlS })
-          : await EmbeddedMetaStore.open(join(config.dataDir, 'monitor-meta.json'));
-        container.registerInstance(TOKENS.MetaStore, store);
+        await embedded?.load();
         const transport = container.resolve<Transport>(TOKENS.Transport);
         monitor = new Monitor({
           store,
@@ -71,7 +71,7 @@ export default definePlugin<MonitorConfig>({
         stopCommands?.();
         stopService?.();
         await monitor?.stop();
-        await store?.close();
+        await store.close();
       },
     };
   },

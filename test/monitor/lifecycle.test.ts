@@ -4,6 +4,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ClusterMap } from '../../kernel/contracts/index.js';
+import { join } from 'node:path';
+import { loadOsdIdentity, saveOsdIdentity } from '../../services/monitor/osd-identity.js';
 import { cleanup, osdBoot, rejection, startMonitor, type Harness } from './harness.js';
 
 let h: Harness;
@@ -30,6 +32,24 @@ test('boot allocates ids once; a re-boot with the same uuid keeps its id', async
   await h.monitor.boot({ ...osdBoot(3), osdId: 3 });
   assert.is(h.monitor.state.epoch, epoch, 'an identical re-boot changes nothing');
   assert.match(await rejection(() => h.monitor.boot({ ...osdBoot(9), osdId: 3 })), /belongs to another OSD/);
+});
+
+test('an OSD keeps its identity on disk: the same id at every boot', async () => {
+  const dataDir = join(h.dir, 'osd-disk');
+  const first = await loadOsdIdentity(dataDir);
+  assert.is(first.osdId, -1);
+  const boot = { ...osdBoot(40), uuid: first.uuid, osdId: first.osdId };
+  const { osdId } = await h.monitor.boot(boot);
+  await saveOsdIdentity(dataDir, { ...first, osdId });
+  const again = await loadOsdIdentity(dataDir);
+  assert.equal(again, { uuid: first.uuid, osdId });
+  assert.is((await h.monitor.boot({ ...boot, osdId: again.osdId })).osdId, osdId);
+  // Gone again, so the placement below is over OSDs 0..5 only.
+  await h.admin.run('osd out', { id: osdId });
+  h.clock.now += 100_000;
+  for (const id of [0, 1, 2, 3, 4, 5]) await h.monitor.heartbeat(id, []);
+  await h.monitor.tick();
+  await h.admin.run('osd rm', { id: osdId });
 });
 
 test('a pool gets a PG map over the booted OSDs', async () => {

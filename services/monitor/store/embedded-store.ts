@@ -30,23 +30,28 @@ export class EmbeddedMetaStore implements MetaStore {
   private readonly hub = new WatchHub();
   private closed = false;
 
-  private constructor(readonly path: string) {}
+  /** No I/O here: load() reads the file (open() does both). */
+  constructor(readonly path: string) {}
 
   static async open(path: string): Promise<EmbeddedMetaStore> {
     const store = new EmbeddedMetaStore(path);
-    await mkdir(dirname(path), { recursive: true });
-    await unlink(`${path}.tmp`).catch(() => undefined);
-    let text: string | undefined;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    if (text !== undefined) store.load(text);
+    await store.load();
     return store;
   }
 
-  private load(text: string): void {
+  async load(): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true });
+    await unlink(`${this.path}.tmp`).catch(() => undefined);
+    let text: string | undefined;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text !== undefined) this.parse(text);
+  }
+
+  private parse(text: string): void {
     const newline = text.indexOf('\n');
     const sum = text.slice(0, newline);
     const body = text.slice(newline + 1);
