@@ -81,29 +81,16 @@ export class RaftLog {
   }
 
   /**
-   * Follower side of AppendEntries: returns the new last index when (prevIndex, prevTerm) matches,
-   * else undefined. Entries already present with the same term are skipped, so a duplicated or
-   * reordered message never truncates what a newer one wrote.
+   * Position in `entries` of the first entry whose term differs from ours (or that we lack);
+   * entries.length when all are already here. A duplicated or reordered append therefore never
+   * truncates what a newer one wrote.
    */
-  maybeAppend(prevIndex: number, prevTerm: number, commit: number, entries: readonly Entry[]): { lastNew: number; conflict: number } | undefined {
-    if (!this.matchTerm(prevIndex, prevTerm)) return undefined;
-    const lastNew = prevIndex + entries.length;
-    const conflict = this.findConflict(entries);
-    if (conflict !== 0) {
-      assert(conflict > this.committed, `conflict at ${conflict} with committed ${this.committed}`);
-      this.append(entries.slice(conflict - entries[0]!.index));
-    }
-    this.commitTo(Math.min(commit, lastNew));
-    return { lastNew, conflict };
-  }
-
-  /** First index whose term differs from ours (or that we lack), 0 when all match. */
-  private findConflict(entries: readonly Entry[]): number {
+  findConflict(entries: readonly Entry[]): number {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      if (!this.matchTerm(e.index, e.term)) return e.index;
+      if (this.term(e.index) !== e.term) return i;
     }
-    return 0;
+    return entries.length;
   }
 
   /**

@@ -760,16 +760,8 @@ export class RaftGroup {
     }
     const entries = m.entries;
     const lastNew = m.index + entries.length;
-    let conflict = 0;
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!;
-      if (this.log.term(e.index) !== e.term) {
-        conflict = i;
-        break;
-      }
-      if (i === entries.length - 1) conflict = entries.length;
-    }
-    if (entries.length > 0 && conflict < entries.length) {
+    const conflict = this.log.findConflict(entries);
+    if (conflict < entries.length) {
       const first = entries[conflict]!.index;
       assert(first > this.log.committed, `entry ${first} conflicts with the committed log`);
       this.appendToLog(conflict === 0 ? entries : entries.slice(conflict));
