@@ -128,7 +128,7 @@ export class MonitorClient {
   /** Subscribes (to the first monitor that answers) and resolves once a map is held. */
   async subscribe(): Promise<ClusterMap> {
     await this.resubscribe();
-    if (!this.current) await this.waitForEpoch(1);
+    if (!this.current) await this.waitForEpoch(0);
     return this.current!;
   }
 

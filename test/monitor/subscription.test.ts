@@ -22,6 +22,12 @@ test.after(async () => {
   await mon.close();
 });
 
+test('a fresh cluster (epoch 0) still hands a subscriber its map', async () => {
+  const map = await osds[1].client.subscribe();
+  assert.is(map.epoch, 0);
+  assert.equal(map.osds, []);
+});
+
 test('OSDs boot over RPC and get ids; a subscriber gets the full map first', async () => {
   for (const osd of osds) await osd.boot();
   assert.equal(osds.map((o) => o.osdId), [0, 1, 2, 3, 4, 5]);
