@@ -32,7 +32,11 @@ export function parseScript(text: string): Case[] {
     if (lines[i]?.trim() !== '----') throw new Error(`line ${start}: expected ---- after "${line}"`);
     i++;
     const expected: string[] = [];
-    while (i < lines.length && lines[i] !== '') expected.push(lines[i++]!);
+    while (i < lines.length && lines[i] !== '') {
+      // A command directly after an expected block (no blank line) would be read as output.
+      if (lines[i + 1]?.trim() === '----') throw new Error(`line ${i + 1}: blank line missing before "${lines[i]}"`);
+      expected.push(lines[i++]!);
+    }
     const positional: string[] = [];
     const args = new Map<string, string>();
     for (const w of words) {
