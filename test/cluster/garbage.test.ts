@@ -1,0 +1,81 @@
+// @slow
+/**
+ * Bytes from outside that are not the protocol: a random byte stream and a truncated handshake,
+ * to an OSD's data port and to the monitor's control port. Each such connection is closed (with
+ * the reason in the daemon's log); every daemon stays up and the cluster serves I/O as before.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { connect } from '../../client/connect.js';
+import { FrameKind, encodeFrameHead } from '../../kernel/rpc/frame.js';
+import { HelloCodec } from '../../kernel/rpc/wire.js';
+import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+
+/** Sends `bytes` (then FIN when `end`), resolves when the server has closed the connection. */
+function sendAndWaitClose(port: number, bytes: Uint8Array, end: boolean, timeoutMs = 15_000): Promise<'closed' | 'open'> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port }, () => {
+      socket.write(bytes);
+      if (end) socket.end();
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('open');
+    }, timeoutMs);
+    socket.on('data', () => undefined);
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve('closed');
+    });
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (!storePlugin()) {
+  console.log('SKIP garbage: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
+} else {
+  test('random bytes and truncated handshakes to the data and control ports close only those connections', async () => {
+    const { cluster, cleanup } = await startTestCluster({ name: 'garbage', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 64 * 1024 * 1024 } });
+    const client = await connect({ monitors: [cluster.monitorAddress] });
+    try {
+      const image = await client.openImage('rbd/disk');
+      const before = randomBytes(256 * 1024);
+      await image.write(0, [before]);
+
+      const ports = { data: cluster.osdPort(0), control: cluster.state.monitorPort };
+      // A well-formed hello frame cut short: the handshake never completes.
+      const hello = encodeFrameHead(FrameKind.HELLO, 0, 0, HelloCodec.encode({ protocol: 1, targetShard: 0, sourceShard: 0, source: 'garbage-test' }), undefined, false);
+      const truncated = hello.subarray(0, Math.max(1, Math.floor(hello.length / 2)));
+      for (const [name, port] of Object.entries(ports)) {
+        for (let i = 0; i < 3; i++) assert.is(await sendAndWaitClose(port, randomBytes(4096), false), 'closed', `${name} port: random bytes must close the connection`);
+        assert.is(await sendAndWaitClose(port, truncated, true), 'closed', `${name} port: a truncated handshake must close the connection`);
+      }
+
+      for (const handle of cluster.daemons.values()) assert.ok(processAlive(handle.pid), `${handle.name} is still running`);
+      const log = readFileSync(join(cluster.dir, 'logs', 'osd0.log'), 'utf8');
+      assert.ok(/bad frame|closing connection/.test(log), 'the OSD logged why it closed the connections');
+      assert.equal(await image.read(0, before.length), new Uint8Array(before));
+      const after = randomBytes(64 * 1024);
+      await image.write(1024 * 1024, [after]);
+      assert.equal(await image.read(1024 * 1024, after.length), new Uint8Array(after));
+    } finally {
+      await client.close();
+      await cleanup();
+    }
+  });
+}
+
+test.run();
