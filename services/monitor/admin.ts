@@ -52,7 +52,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
   const state = (): MonitorState => monitor.state;
 
   /** Dry run of a candidate policy against the current map; with apply, commits it as a new epoch. */
-  async function switchPolicy(kind: PolicyKind, apply: boolean, pick: (stored: StoredPolicy[]) => { stored?: StoredPolicy; name: string; version: number; bytes: Uint8Array; fresh: boolean }) {
+  async function switchPolicy(kind: PolicyKind, apply: boolean, pick: (stored: StoredPolicy[]) => { name: string; version: number; bytes: Uint8Array; fresh: boolean }) {
     let result: unknown;
     const run = async (s: MonitorState) => {
       const stored = await monitor.repo.policies(kind);
@@ -302,7 +302,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
           if (version === 0) return { name: 'builtin', version: 0, bytes: new Uint8Array(), fresh: false };
           const target = stored.find((p) => p.version === version);
           if (!target) throw new FastblockError(ErrorCode.NOT_FOUND, `no ${kind} policy version ${version}`, { kind, version });
-          return { stored: target, name: target.name, version: target.version, bytes: target.bytes, fresh: false };
+          return { name: target.name, version: target.version, bytes: target.bytes, fresh: false };
         });
       },
     },
