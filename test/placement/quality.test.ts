@@ -23,7 +23,10 @@ for (const { hosts, perHost, shards } of layouts) {
       const deviation = osdDeviation(mapping, osds);
       assert.ok(deviation <= 0.1, `PGs per OSD deviate ${(deviation * 100).toFixed(1)}% from the weighted mean`);
       const shardDev = shardDeviation(mapping, osds);
-      assert.ok(shardDev <= 0.1, `PGs per shard deviate ${(shardDev * 100).toFixed(1)}%`);
+      assert.ok(shardDev <= 0.1, `PGs per (OSD, shard) deviate ${(shardDev * 100).toFixed(1)}%`);
+      const byShard = new Array<number>(shards).fill(0);
+      for (const replicas of mapping) byShard[replicas[0].shard]++;
+      for (const n of byShard) assert.ok(Math.abs(n - pgNum / shards) <= 0.1 * (pgNum / shards), `PGs per shard id: ${byShard}`);
 
       const victim = perHost + 1;
       const after = await policy.place(input(pool, markOut(osds, (o) => o.id === victim), mapping));
