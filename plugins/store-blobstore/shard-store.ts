@@ -144,7 +144,14 @@ export class BlobShardStore implements ShardStore {
         ]),
       );
       this.logBlobs.set(pg, blob);
-      log = await BlobDiskLog.create(blob, host);
+      try {
+        log = await BlobDiskLog.create(blob, host);
+      } catch (err) {
+        // A log without its header is no log: take the blob back so the next open starts afresh.
+        this.logBlobs.delete(pg);
+        if (!blob.deleted) this.blobstore.deleteBlob(blob);
+        throw err;
+      }
     }
     this.openLogs.add(log);
     return log;

@@ -144,6 +144,33 @@ function suiteFor(kind: DeviceKind): void {
     dev.destroy();
   });
 
+  test('resize: growing is thin, shrinking frees the clusters past the new end once durable', async () => {
+    const dev = makeDevice(kind, 8 * MiB);
+    let bs = await Blobstore.open(dev.open(), { create: true, clusterSize: CLUSTER });
+    const blob = bs.createBlob();
+    blob.resize(6);
+    for (let i = 0; i < 6; i++) await blob.write(i * CLUSTER, pattern(i, 4096));
+    await bs.flush();
+    const free = bs.freeClusters;
+    blob.resize(2);
+    await rejectsWith(blob.read(2 * CLUSTER, Buffer.alloc(4096)), 'INVALID_ARGUMENT');
+    await bs.flush();
+    await bs.flush();
+    assert.is(bs.freeClusters, free + 4);
+    blob.resize(4);
+    assert.is(bs.freeClusters, free + 4, 'growing allocates nothing');
+    assert.ok((await readBlob(bs, blob.id, 3 * CLUSTER, 4096)).equals(Buffer.alloc(4096)), 'regrown range reads as zeroes');
+    await bs.flush();
+    bs = await Blobstore.load(dev.open());
+    const b = bs.openBlob(blob.id);
+    assert.is(b.clusterCount, 4);
+    assert.is(b.allocatedClusters(), 2);
+    for (const i of [0, 1]) assert.ok((await readBlob(bs, blob.id, i * CLUSTER, 4096)).equals(pattern(i, 4096)));
+    assert.ok((await bs.fsck()).ok);
+    await bs.close();
+    dev.destroy();
+  });
+
   test('NO_SPACE on the write that does not fit; everything written stays readable', async () => {
     const dev = makeDevice(kind, 4 * MiB);
     const bs = await Blobstore.open(dev.open(), { create: true, clusterSize: CLUSTER });
