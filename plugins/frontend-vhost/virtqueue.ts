@@ -64,11 +64,13 @@ export class Virtqueue {
   /** Starts processing once the ring is fully described and enabled; a no-op until then. */
   maybeStart(): void {
     if (this.ring || this.dead || !this.enabled || this.kickFd === undefined || !this.address) return;
+    if (this.inflight && this.inflight.queueSize !== this.size) {
+      throw new RingError('the inflight region was set up for another queue size', { queue: this.index, inflight: this.inflight.queueSize, size: this.size });
+    }
     const ring = this.buildRing(this.base);
     this.ring = ring;
     let resubmit: number[] = [];
     if (this.inflight) {
-      assert(this.inflight.queueSize === this.size, 'inflight queue size checked against SET_VRING_NUM');
       resubmit = this.inflight.recover(ring.usedIdxInMemory());
       // Every avail entry before this one is either on the used ring or in flight.
       ring.lastAvail = (ring.usedIdx + resubmit.length) & 0xffff;
