@@ -104,7 +104,8 @@ export class MapRepository {
 
   /**
    * Writes `change` as epoch state.epoch + 1, with `extra` ops in the same transaction. Throws BUSY
-   * when the store moved on without us (another leader wrote): the caller must reload or step down.
+   * with context.fenced when the store moved on without us (another leader wrote): the caller must
+   * reload or step down.
    */
   async commit(state: MonitorState, change: MapChange, extra: readonly MetaOp[] = []): Promise<MonitorState> {
     const next = applyChange(state, change, state.epoch + 1);
@@ -140,6 +141,7 @@ export class MapRepository {
     if (!result.succeeded) {
       throw new FastblockError(ErrorCode.BUSY, `epoch ${next.epoch} was not written: the map changed under this monitor (another leader?)`, {
         epoch: next.epoch,
+        fenced: true,
       });
     }
     this.epochRevision = result.revision;

@@ -255,42 +255,54 @@ export class Monitor {
   /** Runs `plan` against the current snapshot and commits it as the next epoch. Leader only. */
   mutate(plan: (state: MonitorState) => Promise<MutationPlan | undefined> | MutationPlan | undefined): Promise<MonitorState> {
     const run = this.queue.then(async () => {
-      if (!this.isLeader) throw await this.notLeader();
-      const state = this.snapshot;
-      const planned = await plan(state);
-      if (!planned) return state;
-      let change = planned.change;
-      if (planned.remap) {
-        const osds = new Map(state.osds);
-        for (const osd of change.osds ?? []) osds.set(osd.id, osd);
-        for (const id of change.removeOsds ?? []) osds.delete(id);
-        const pools = new Map(state.pools);
-        for (const pool of change.pools ?? []) pools.set(pool.id, pool);
-        const targets = planned.remap === 'all' ? [...pools.values()] : planned.remap;
-        const { pgs, failures } = await remap(this.policies.placement, state, osds, targets, state.epoch + 1);
-        for (const f of failures) this.log.error({ pool: f.pool, err: f.error.message }, 'placement failed; the pool keeps its mapping');
-        change = { ...change, pgs: new Map([...(change.pgs ?? []), ...pgs]) };
-      }
-      if (isNoop(change) && !planned.extra?.length) return state;
-      try {
-        const next = await this.repo.commit(state, change, planned.extra);
-        planned.committed?.(next);
-        this.adopt(state, next);
-        return next;
-      } catch (err) {
-        if (isFastblockError(err, ErrorCode.BUSY)) {
-          // Someone else leads now: step down and let the election sort it out.
-          this.log.warn({ err: err.message }, 'map commit fenced off; stepping down');
+      for (let attempt = 0; ; attempt++) {
+        if (!this.isLeader) throw await this.notLeader();
+        try {
+          return await this.commitPlan(plan);
+        } catch (err) {
+          if (!isFastblockError(err, ErrorCode.BUSY) || err.context.fenced !== true) throw err;
+          // The store moved under us: a deposed leader that had not noticed wrote after we were
+          // elected. We hold the election key, so its write is simply the newest state: reload
+          // (which also takes its revision for fencing) and plan again. Twice means something is
+          // really wrong: step down and let the election sort it out.
+          if (attempt === 0) {
+            this.log.warn({ err: err.message }, 'map commit fenced off; reloading and retrying');
+            this.adopt(this.snapshot, await this.repo.load());
+            continue;
+          }
+          this.log.warn({ err: err.message }, 'map commit fenced off twice; stepping down');
           await this.leadership?.resign();
           this.stopTimers();
           this.scheduleReload();
           throw await this.notLeader();
         }
-        throw err;
       }
     });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  private async commitPlan(plan: (state: MonitorState) => Promise<MutationPlan | undefined> | MutationPlan | undefined): Promise<MonitorState> {
+    const state = this.snapshot;
+    const planned = await plan(state);
+    if (!planned) return state;
+    let change = planned.change;
+    if (planned.remap) {
+      const osds = new Map(state.osds);
+      for (const osd of change.osds ?? []) osds.set(osd.id, osd);
+      for (const id of change.removeOsds ?? []) osds.delete(id);
+      const pools = new Map(state.pools);
+      for (const pool of change.pools ?? []) pools.set(pool.id, pool);
+      const targets = planned.remap === 'all' ? [...pools.values()] : planned.remap;
+      const { pgs, failures } = await remap(this.policies.placement, state, osds, targets, state.epoch + 1);
+      for (const f of failures) this.log.error({ pool: f.pool, err: f.error.message }, 'placement failed; the pool keeps its mapping');
+      change = { ...change, pgs: new Map([...(change.pgs ?? []), ...pgs]) };
+    }
+    if (isNoop(change) && !planned.extra?.length) return state;
+    const next = await this.repo.commit(state, change, planned.extra);
+    planned.committed?.(next);
+    this.adopt(state, next);
+    return next;
   }
 
   async boot(request: BootRequest): Promise<{ osdId: number; epoch: number }> {

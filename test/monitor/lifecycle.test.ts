@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import type { ClusterMap } from '../../kernel/contracts/index.js';
 import { join } from 'node:path';
 import { loadOsdIdentity, saveOsdIdentity } from '../../services/monitor/osd-identity.js';
+import { Monitor } from '../../services/monitor/monitor.js';
 import { cleanup, osdBoot, rejection, startMonitor, type Harness } from './harness.js';
 
 let h: Harness;
@@ -128,6 +129,27 @@ test('leader balancing asks leaders to transfer, bounded per round', async () =>
     assert.is(leader.id, Math.min(...pg.replicas.map((r) => r.osd)));
     assert.ok(pg.replicas.some((r) => r.osd === transfer.toOsd));
   }
+});
+
+test('a refused command (BUSY) is not mistaken for a fenced commit: the monitor keeps leading', async () => {
+  await h.admin.run('image create', { pool: 'rbd', name: 'keep', sizeBytes: 1 << 20 });
+  assert.match(await rejection(() => h.admin.run('pool rm', { name: 'rbd' })), /still holds 1 image/);
+  assert.ok(h.monitor.isLeader);
+});
+
+test('a commit fenced off by another writer reloads and retries: one epoch per change', async () => {
+  // A second monitor object on the same store stands in for a deposed leader that kept writing.
+  const stale = new Monitor({ ...h.monitor.options, id: '127.0.0.1:2' });
+  await stale.start();
+  while (!stale.isLeader) await new Promise((r) => setTimeout(r, 5));
+  const epoch = h.monitor.state.epoch;
+  await stale.mutate(() => ({ change: { flags: { noout: true } } }));
+  await h.admin.run('image create', { pool: 'rbd', name: 'after-fence', sizeBytes: 1 << 20 });
+  assert.is(h.monitor.state.epoch, epoch + 2);
+  assert.ok(h.monitor.state.flags.noout, "the other writer's change is kept");
+  assert.ok(h.monitor.isLeader);
+  await stale.stop();
+  await h.admin.run('osd unset', { flag: 'noout' });
 });
 
 test('the embedded store brings the same map back after a restart', async () => {
