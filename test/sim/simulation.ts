@@ -69,7 +69,6 @@ interface PendingRead {
 
 const TICK_MS = 10;
 const ELECTION_TICKS = 10;
-const HEARTBEAT_TICKS = 2;
 const OP_TIMEOUT_MS = 2000;
 const HEAL_BOUND_MS = 6000;
 
@@ -110,6 +109,8 @@ export class Simulation {
   private readonly committed = new Map<GroupId, Map<number, { print: string; term: number; commitTerm: number }>>();
   private readonly lastMembership = new Map<GroupId, { index: number; membership: Membership }>();
   private readonly leaseReads: boolean;
+  /** Per seed: heartbeat merging, heartbeat interval, pipelining depth, snapshot chunk size. */
+  private readonly tuning: { merge: boolean; heartbeatTicks: number; maxInflight: number; chunkBytes: number };
   private readonly durationMs: number;
   private healing = false;
   private eventsRun = 0;
@@ -122,13 +123,19 @@ export class Simulation {
     const groupCount = 2 + r.int(7);
     this.durationMs = options.durationMs ?? 2500;
     this.leaseReads = r.chance(0.5);
+    this.tuning = {
+      merge: r.chance(0.8),
+      heartbeatTicks: r.pick([1, 2, 3]),
+      maxInflight: r.pick([1, 4, 16]),
+      chunkBytes: r.pick([16, 64, 1024]),
+    };
     this.net = new SimNetwork(r.fork(), {
       minDelayMs: 0.5,
       maxDelayMs: 1 + r.int(12),
       dropRate: r.pick([0, 0.01, 0.05]),
       duplicateRate: r.pick([0, 0.01, 0.03]),
     });
-    this.record(`seed ${options.seed} nodes=${nodeCount} groups=${groupCount} lease=${this.leaseReads} net=${JSON.stringify(this.net.faults)}`);
+    this.record(`seed ${options.seed} nodes=${nodeCount} groups=${groupCount} lease=${this.leaseReads} tuning=${JSON.stringify(this.tuning)} net=${JSON.stringify(this.net.faults)}`);
     for (let id = 1; id <= nodeCount; id++) this.nodes.set(id, new SimNode(id));
     for (const node of this.nodes.values()) this.boot(node);
     const ids = [...this.nodes.keys()];
@@ -234,16 +241,16 @@ export class Simulation {
       random: () => this.random.next(),
       send: (m) => this.send(m),
       flush: () => Promise.resolve(),
-      mergeHeartbeats: true,
+      mergeHeartbeats: this.tuning.merge,
       groupOptions: {
         electionTicks: ELECTION_TICKS,
-        heartbeatTicks: HEARTBEAT_TICKS,
+        heartbeatTicks: this.tuning.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
         leaseReads: this.leaseReads,
         maxMsgBytes: 4096,
-        maxInflight: 8,
-        snapshotChunkBytes: 64,
+        maxInflight: this.tuning.maxInflight,
+        snapshotChunkBytes: this.tuning.chunkBytes,
         snapshotWindow: 2,
       },
       handler: {
