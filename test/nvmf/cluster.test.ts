@@ -1,0 +1,101 @@
+// @slow
+// The whole path: the Linux NVMe/TCP initiator of a QEMU TCG guest against the nvmf plugin in a
+// real fastblockd gateway (`--plugins tcp,client,nvmf`) whose namespace is a 1-replica image of a
+// local cluster (monitor + OSD on the blobstore). What the guest writes with dd is what the host
+// reads through the client library; a deallocated range reads back as zeroes on both sides; ext4 is
+// made, used and checked on the image.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
+import { connect } from '../../client/connect.js';
+import { bootGuest, userNet, vmSkipReason } from '../support/vm.js';
+import { startNvmfDaemon, type NvmfDaemon } from './support/daemon.js';
+
+const MiB = 1024 * 1024;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NQN = 'nqn.2024-01.io.fastblock:rbd:vm';
+const skip = vmSkipReason();
+const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
+
+const GUEST_SCRIPT = `
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n ${NQN} -i 2 > /dev/null
+i=0; while [ ! -b /dev/nvme0n1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+D=/dev/nvme0n1
+line() { echo "$1 $(dd if=$D bs=1M skip=$2 count=\${3:-1} iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"; }
+echo "GEOMETRY $(cat /sys/block/nvme0n1/size) $(cat /sys/block/nvme0n1/queue/logical_block_size)"
+# [40, 44) MiB: a pattern; [48, 49) MiB: written, then deallocated; ext4 in the first 32 MiB only
+dd if=/dev/urandom of=/tmp/pat bs=1M count=4 2>/dev/null
+dd if=/tmp/pat of=$D bs=1M seek=40 count=4 oflag=direct 2>/dev/null
+echo "DD_WRITE $(md5sum < /tmp/pat | cut -d' ' -f1)"
+line DD_READ 40 4
+dd if=/dev/urandom of=$D bs=1M seek=48 count=1 oflag=direct 2>/dev/null
+blkdiscard -o $((48 * 1048576)) -l 1048576 $D
+line DISCARDED 48
+mkfs.ext4 -q -F -b 4096 -E nodiscard $D 8192
+mount -t ext4 $D /mnt
+dd if=/dev/urandom of=/mnt/big bs=64k count=16 2>/dev/null
+big=$(md5sum < /mnt/big | cut -d' ' -f1)
+umount /mnt
+e2fsck -fn $D > /tmp/fsck.out 2>&1 && echo "FSCK clean" || { cat /tmp/fsck.out; echo "FSCK errors"; }
+mount -t ext4 -o ro $D /mnt
+[ "$(md5sum < /mnt/big | cut -d' ' -f1)" = "$big" ] && echo "EXT4 file intact"
+umount /mnt
+nvme flush $D -n 1 > /dev/null && echo "FLUSH ok"
+nvme disconnect -n ${NQN} > /dev/null && echo "DISCONNECT ok"
+`;
+
+test('a guest namespace on a cluster image, through fastblockd with the client and nvmf plugins', async () => {
+  if (skip) return console.log(`SKIP ${skip}`);
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-nvmf-cluster-'));
+  // Ports away from vstart's defaults: other suites may run clusters on this machine meanwhile.
+  const base = 21000 + Math.floor(Math.random() * 20000);
+  let cluster: LocalCluster | undefined;
+  let gateway: NvmfDaemon | undefined;
+  try {
+    cluster = await LocalCluster.start({
+      dir: join(dir, 'cluster'),
+      osds: 1,
+      monitorPort: base,
+      osdBasePort: base + 10,
+      pool: { name: 'rbd', size: 1, pgNum: 8 },
+      image: { name: 'vm', sizeBytes: 64 * MiB },
+      storeSizeMb: 512,
+      gateway: false,
+      logLevel: 'warn',
+    });
+    gateway = await startNvmfDaemon([`client.monitors=${cluster.monitorAddress}`, 'nvmf.exports=rbd/vm'], [], join(ROOT, 'client'));
+
+    const result = await bootGuest({ devices: userNet(), modules: ['nvme-tcp', 'ext4'], env: { PORT: gateway.port }, script: GUEST_SCRIPT, timeoutMs: 180_000 });
+    assert.is(result.exitCode, 0, result.console.slice(-4000));
+    const value = (key: string): string => new RegExp(`^${key} (.*)$`, 'm').exec(result.output)?.[1] ?? `<no ${key} in output>`;
+    assert.is(value('GEOMETRY'), `${(64 * MiB) / 512} 4096`);
+    assert.is(value('DD_READ'), value('DD_WRITE'));
+    assert.is(value('DISCARDED'), md5(new Uint8Array(MiB)));
+    assert.match(result.output, 'FSCK clean');
+    assert.match(result.output, 'EXT4 file intact');
+    assert.is(value('FLUSH'), 'ok');
+    assert.is(value('DISCONNECT'), 'ok');
+
+    // What the guest wrote is what the host reads through the client library.
+    const client = await connect({ monitors: [cluster.monitorAddress], name: 'nvmf-test' });
+    try {
+      const image = await client.open('rbd/vm');
+      assert.is(md5(await image.read(40 * MiB, 4 * MiB)), value('DD_WRITE'));
+      assert.is(md5(await image.read(48 * MiB, MiB)), md5(new Uint8Array(MiB)));
+      await image.close();
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await gateway?.stop();
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.run();
