@@ -16,7 +16,7 @@ import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors
 import { runAdmin } from '../../kernel/rpc/control.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
 import { applyDelta } from './map-delta.js';
-import { MonitorMessages, MonitorMethods, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate } from './protocol.js';
+import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate } from './protocol.js';
 
 export interface MonitorClientOptions {
   readonly transport: Transport;
@@ -104,7 +104,9 @@ export class MonitorClient {
   }
 
   async heartbeat(request: HeartbeatRequestMessage): Promise<{ epoch: number }> {
-    return await this.onLeader(async (c) => (await call(c, MonitorMethods.Heartbeat, request, undefined, this.timeout)).response);
+    const { pgs, ...header } = request;
+    const payload = [MonitorPayloads.PgStates.encode({ pgs })];
+    return await this.onLeader(async (c) => (await call(c, MonitorMethods.Heartbeat, header, payload, this.timeout)).response);
   }
 
   /** An admin command (kernel AdminCommands), on the leader. */
@@ -116,8 +118,9 @@ export class MonitorClient {
   async fetchMap(): Promise<ClusterMap> {
     for (const address of this.addresses) {
       try {
-        const { response } = await call(this.connection(address), MonitorMethods.GetMap, {}, undefined, this.timeout);
-        if (response.full) return response.full;
+        const { payload } = await call(this.connection(address), MonitorMethods.GetMap, {}, undefined, this.timeout);
+        const { full } = MonitorPayloads.MapUpdate.decode(payload);
+        if (full) return full;
       } catch (err) {
         if (!isFastblockError(err)) throw err;
       }
@@ -154,7 +157,7 @@ export class MonitorClient {
         const address = this.addresses[(start + attempt) % this.addresses.length];
         const connection = this.connection(address);
         const stopMessages = connection.onMessage?.((message) => {
-          if (message.method === MonitorMessages.MapUpdate.id) this.receive(connection, MonitorMessages.MapUpdate.message.decode(message.header));
+          if (message.method === MonitorMessages.MapPush.id) this.receive(connection, MonitorPayloads.MapUpdate.decode(message.payload));
         });
         if (!stopMessages) throw new FastblockError(ErrorCode.INTERNAL, 'the transport cannot receive server pushes (TransportConnection.onMessage)');
         try {

@@ -3,7 +3,7 @@
  * the shapes of kernel/contracts/cluster-map.ts, so a ClusterMap travels without conversion.
  */
 import type { ClusterMap, NetAddress } from '../../kernel/contracts/index.js';
-import { loadProto } from '../../kernel/rpc/proto.js';
+import { loadProto, messageCodec } from '../../kernel/rpc/proto.js';
 import { ServiceRange, rpcMessage, rpcMethod } from '../../kernel/rpc/rpc-method.js';
 import type { MapDelta } from './map-delta.js';
 import type { PgReport } from './pg-status.js';
@@ -28,6 +28,7 @@ export interface BootReplyMessage {
   epoch: number;
 }
 
+/** What MonitorClient.heartbeat takes; on the wire the reports are the payload (PgStates). */
 export interface HeartbeatRequestMessage {
   osdId: number;
   epoch: number;
@@ -46,15 +47,21 @@ const M = 'fastblock.monitor.Monitor';
 
 export const MonitorMethods = {
   Boot: rpcMethod<BootRequestMessage, BootReplyMessage>(root, M, 'Boot', ServiceRange.monitor + 0x01),
-  Heartbeat: rpcMethod<HeartbeatRequestMessage, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
+  Heartbeat: rpcMethod<{ osdId: number; epoch: number }, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
   Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
-  GetMap: rpcMethod<Record<string, never>, MapUpdate>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
+  GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),
   /** The OSD side: services/osd serves it, the leader monitor calls it. */
   TransferLeader: rpcMethod<TransferLeaderRequestMessage, { started: boolean }>(root, 'fastblock.monitor.OsdControl', 'TransferLeader', ServiceRange.monitor + 0x10),
 } as const;
 
 export const MonitorMessages = {
-  MapUpdate: rpcMessage<MapUpdate>(root, 'fastblock.monitor.MapUpdate', ServiceRange.monitor + 0x06),
+  MapPush: rpcMessage<{ epoch: number; full: boolean }>(root, 'fastblock.monitor.MapPush', ServiceRange.monitor + 0x06),
   MapAck: rpcMessage<{ epoch: number }>(root, 'fastblock.monitor.MapAck', ServiceRange.monitor + 0x07),
+} as const;
+
+/** Payload codecs: what travels after the header because it grows with the cluster. */
+export const MonitorPayloads = {
+  MapUpdate: messageCodec<MapUpdate>(root, 'fastblock.monitor.MapUpdate'),
+  PgStates: messageCodec<{ pgs: PgReport[] }>(root, 'fastblock.monitor.PgStates'),
 } as const;

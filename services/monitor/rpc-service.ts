@@ -4,7 +4,7 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
 import { MapDistribution } from './distribution.js';
 import type { Monitor } from './monitor.js';
-import { MonitorMessages, MonitorMethods } from './protocol.js';
+import { MonitorMessages, MonitorMethods, MonitorPayloads, type MapUpdate } from './protocol.js';
 
 const MAX_PG_REPORTS = 1 << 20;
 
@@ -27,18 +27,27 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
       const reply = await monitor.boot({ ...request, address: request.address });
       return { response: reply };
     }),
-    server.handle(MonitorMethods.Heartbeat, async (request) => {
-      if (request.pgs.length > MAX_PG_REPORTS) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat carries ${request.pgs.length} PG reports`, {});
-      return { response: await monitor.heartbeat(request.osdId, request.pgs) };
+    server.handle(MonitorMethods.Heartbeat, async (request, { payload }) => {
+      const { pgs } = payload.length > 0 ? MonitorPayloads.PgStates.decode(payload) : { pgs: [] };
+      if (pgs.length > MAX_PG_REPORTS) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat carries ${pgs.length} PG reports`, {});
+      return { response: await monitor.heartbeat(request.osdId, pgs) };
     }),
     server.handle(MonitorMethods.Subscribe, (request, { connection }) => {
-      const sink = { push: (update: object) => connection.send(MonitorMessages.MapUpdate.id, MonitorMessages.MapUpdate.message.encode(update)) };
+      const sink = {
+        push: (update: MapUpdate) => {
+          const header = MonitorMessages.MapPush.message.encode({ epoch: update.full?.epoch ?? update.delta!.epoch, full: update.full !== undefined });
+          connection.send(MonitorMessages.MapPush.id, header, [MonitorPayloads.MapUpdate.encode(update)]);
+        },
+      };
       distribution.subscribe(connection, sink, request.name, request.knownEpoch);
       return { response: { epoch: monitor.state.epoch } };
     }),
     server.on(MonitorMessages.MapAck, (message, { connection }) => distribution.ack(connection, message.epoch)),
     server.onClose((connection: InboundConnection) => distribution.unsubscribe(connection)),
-    server.handle(MonitorMethods.GetMap, () => ({ response: { full: monitor.map() } })),
+    server.handle(MonitorMethods.GetMap, () => {
+      const map = monitor.map();
+      return { response: { epoch: map.epoch }, payload: [MonitorPayloads.MapUpdate.encode({ full: map })] };
+    }),
     server.handle(MonitorMethods.WhoLeads, async () => ({
       response: { leader: (await monitor.leaderHint()) ?? '', thisMonitorLeads: monitor.isLeader, epoch: monitor.state.epoch },
     })),

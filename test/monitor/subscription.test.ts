@@ -7,7 +7,7 @@ import { parseAddress } from '../../kernel/address.js';
 import { silentLogger } from '../../kernel/logger.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
-import { MonitorMessages, MonitorMethods, type MapUpdate } from '../../services/monitor/protocol.js';
+import { MonitorMessages, MonitorMethods, MonitorPayloads, type MapUpdate } from '../../services/monitor/protocol.js';
 import { SimulatedOsd, serveMonitorOverTcp, until, type ServedMonitor } from './rpc-harness.js';
 
 let mon: ServedMonitor;
@@ -47,6 +47,21 @@ test('each new epoch arrives as a delta and applies to the same map the monitor 
   assert.ok(seen.length >= 2);
 });
 
+test('a map too big for a frame header (4,096 PGs) travels as payload: pushes and GetMap', async () => {
+  await osds[0].client.admin('pool create', { name: 'big', pgNum: 4096 });
+  await osds[0].client.waitForEpoch(mon.monitor.state.epoch);
+  assert.is(osds[0].client.map!.pgs.length, 32 + 4096);
+  const fetched = await osds[2].client.fetchMap();
+  assert.equal(fetched, mon.monitor.map());
+  const fresh = await osds[3].client.subscribe();
+  assert.equal(fresh, mon.monitor.map());
+  // Heartbeats with thousands of PG reports go as payload too.
+  const reports = fetched.pgs.filter((pg) => pg.replicas.some((r) => r.osd === 3)).map((pg) => ({ pool: pg.pool, index: pg.index, state: 'active', leader: false, term: 7 }));
+  assert.ok(reports.length > 1000);
+  await osds[3].client.heartbeat({ osdId: 3, epoch: fetched.epoch, pgs: reports });
+  await osds[0].client.admin('pool rm', { name: 'big' });
+});
+
 test('down after the grace period, out after the longer one, back in on return', async () => {
   const victim = osds[5];
   victim.stopHeartbeats();
@@ -66,7 +81,7 @@ test('a subscriber that falls behind gets the full map again', async () => {
   const connection = transport.connect({ address: parseAddress(mon.address), shard: 0 });
   const updates: MapUpdate[] = [];
   connection.onMessage!((m) => {
-    if (m.method === MonitorMessages.MapUpdate.id) updates.push(MonitorMessages.MapUpdate.message.decode(m.header));
+    if (m.method === MonitorMessages.MapPush.id) updates.push(MonitorPayloads.MapUpdate.decode(m.payload));
   });
   await call(connection, MonitorMethods.Subscribe, { knownEpoch: 0, name: 'lagging' });
   await until('the full map', () => updates.length === 1);
