@@ -85,9 +85,20 @@ export class Connection {
     } catch (err) {
       if (err instanceof InputEnded) {
         const midMessage = err.buffered > 0;
-        reason = this.closeReason ?? (midMessage ? `connection closed mid-message during ${this.phase}` : this.phase === 'handshake' ? 'connection closed during handshake' : 'client hung up without NBD_CMD_DISC');
-        if (!this.stopping && (midMessage || this.phase === 'handshake')) level = 'warn';
-        context = { buffered: err.buffered };
+        const silent = this.input.received === 0;
+        reason =
+          this.closeReason ??
+          (midMessage
+            ? `connection closed mid-message during ${this.phase}`
+            : this.phase === 'handshake'
+              ? silent
+                ? 'connection closed before sending anything'
+                : 'connection closed during handshake'
+              : 'client hung up without NBD_CMD_DISC');
+        // A connection that sent nothing and left is a port probe (a health check), not an attack.
+        const broken = midMessage || this.closeReason !== undefined || (this.phase === 'handshake' && !silent);
+        if (!this.stopping && broken) level = 'warn';
+        context = { buffered: err.buffered, received: this.input.received };
       } else if (isFastblockError(err, ErrorCode.PROTOCOL)) {
         reason = err.message;
         level = 'warn';

@@ -27,6 +27,8 @@ export class InputQueue {
   /** Bytes of chunks[0] already consumed. */
   private head = 0;
   private buffered = 0;
+  /** Bytes ever pushed: tells a client that sent nothing (a port probe) from one that gave up. */
+  private total = 0;
   private ended = false;
   private paused = false;
   private waiter: { need: number; resolve: () => void; reject: (err: Error) => void } | undefined;
@@ -40,10 +42,15 @@ export class InputQueue {
     return this.buffered;
   }
 
+  get received(): number {
+    return this.total;
+  }
+
   push(chunk: Buffer): void {
     if (this.ended || chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    this.total += chunk.length;
     if (this.waiter && this.buffered >= this.waiter.need) {
       const { resolve } = this.waiter;
       this.waiter = undefined;

@@ -90,6 +90,14 @@ test('a handshake cut short (client closes mid-message) is logged', async () => 
   await expectClosed(raw, /closed mid-message during handshake/);
 });
 
+test('a port probe (connect, send nothing, close) is logged as such, not as an attack', async () => {
+  const probe = await RawSocket.open(gateway.port);
+  probe.end();
+  await probe.closed;
+  const line = await gateway.waitForLog((l) => l.reason === 'connection closed before sending anything');
+  assert.is(line.level, 30, 'info');
+});
+
 test('a handshake left hanging is closed at the deadline', async () => {
   const silent = await RawSocket.open(gateway.port);
   const partial = await RawSocket.open(gateway.port);
