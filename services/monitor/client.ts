@@ -16,7 +16,7 @@ import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors
 import { runAdmin } from '../../kernel/rpc/control.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
 import { applyDelta } from './map-delta.js';
-import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate } from './protocol.js';
+import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate, type PgViewMessage } from './protocol.js';
 
 export interface MonitorClientOptions {
   readonly transport: Transport;
@@ -112,6 +112,11 @@ export class MonitorClient {
   /** An admin command (kernel AdminCommands), on the leader. */
   async admin(command: string, args: Readonly<Record<string, unknown>> = {}): Promise<unknown> {
     return await this.onLeader((c) => runAdmin(c, command, args, this.timeout));
+  }
+
+  /** PG states and leaders as the leader monitor knows them from heartbeats. */
+  async pgStatus(): Promise<PgViewMessage[]> {
+    return await this.onLeader(async (c) => MonitorPayloads.PgViews.decode((await call(c, MonitorMethods.PgStatus, {}, undefined, this.timeout)).payload).pgs);
   }
 
   /** The full map once, from any monitor. */

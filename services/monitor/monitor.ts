@@ -146,6 +146,11 @@ export class Monitor {
     return await store.leaderOf?.(`${this.repo.prefix}${ELECTION}`).catch(() => undefined);
   }
 
+  /** NOT_LEADER, with the leader's address as context.leaderHint when known. */
+  notLeaderError(): Promise<FastblockError> {
+    return this.notLeader();
+  }
+
   private async notLeader(): Promise<FastblockError> {
     const leaderHint = await this.leaderHint();
     return new FastblockError(ErrorCode.NOT_LEADER, `monitor ${this.options.id} is not the leader${leaderHint ? `; the leader is ${leaderHint}` : ''}`, { leaderHint });

@@ -35,6 +35,13 @@ export interface HeartbeatRequestMessage {
   pgs: PgReport[];
 }
 
+export interface PgViewMessage {
+  pool: number;
+  index: number;
+  state: string;
+  leaderOsd: number;
+}
+
 export interface TransferLeaderRequestMessage {
   pool: number;
   index: number;
@@ -51,6 +58,7 @@ export const MonitorMethods = {
   Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
   GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),
+  PgStatus: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'PgStatus', ServiceRange.monitor + 0x08),
   /** The OSD side: services/osd serves it, the leader monitor calls it. */
   TransferLeader: rpcMethod<TransferLeaderRequestMessage, { started: boolean }>(root, 'fastblock.monitor.OsdControl', 'TransferLeader', ServiceRange.monitor + 0x10),
 } as const;
@@ -64,4 +72,5 @@ export const MonitorMessages = {
 export const MonitorPayloads = {
   MapUpdate: messageCodec<MapUpdate>(root, 'fastblock.monitor.MapUpdate'),
   PgStates: messageCodec<{ pgs: PgReport[] }>(root, 'fastblock.monitor.PgStates'),
+  PgViews: messageCodec<{ pgs: PgViewMessage[] }>(root, 'fastblock.monitor.PgViews'),
 } as const;

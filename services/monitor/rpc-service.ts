@@ -48,6 +48,14 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
       const map = monitor.map();
       return { response: { epoch: map.epoch }, payload: [MonitorPayloads.MapUpdate.encode({ full: map })] };
     }),
+    server.handle(MonitorMethods.PgStatus, async () => {
+      if (!monitor.isLeader) throw await monitor.notLeaderError();
+      const pgs = [...monitor.pgStatus.view()].map(([key, v]) => {
+        const [pool, index] = key.split('.').map(Number);
+        return { pool, index, state: v.state, leaderOsd: v.leaderOsd };
+      });
+      return { response: { epoch: monitor.state.epoch }, payload: [MonitorPayloads.PgViews.encode({ pgs })] };
+    }),
     server.handle(MonitorMethods.WhoLeads, async () => ({
       response: { leader: (await monitor.leaderHint()) ?? '', thisMonitorLeads: monitor.isLeader, epoch: monitor.state.epoch },
     })),

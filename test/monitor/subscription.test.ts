@@ -58,7 +58,11 @@ test('a map too big for a frame header (4,096 PGs) travels as payload: pushes an
   // Heartbeats with thousands of PG reports go as payload too.
   const reports = fetched.pgs.filter((pg) => pg.replicas.some((r) => r.osd === 3)).map((pg) => ({ pool: pg.pool, index: pg.index, state: 'active', leader: false, term: 7 }));
   assert.ok(reports.length > 1000);
+  osds[3].stopHeartbeats();
   await osds[3].client.heartbeat({ osdId: 3, epoch: fetched.epoch, pgs: reports });
+  const status = await osds[0].client.pgStatus();
+  assert.is(status.filter((s) => s.state === 'active').length, reports.length, 'PG states of a big pool come back as payload');
+  osds[3].startHeartbeats();
   await osds[0].client.admin('pool rm', { name: 'big' });
 });
 
