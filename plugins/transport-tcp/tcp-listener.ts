@@ -220,9 +220,10 @@ export class TcpListener implements TransportListener {
   ): Promise<TcpListener> {
     const server = createServer({ noDelay: true });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new FastblockError(ErrorCode.IO_ERROR, `cannot listen on ${address.host}:${address.port}: ${err.code ?? err.message}`, { address, code: err.code })),
-      );
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        const hint = err.code === 'EADDRINUSE' ? ' (another daemon there? choose another port)' : err.code === 'EADDRNOTAVAIL' ? ' (no such local address)' : '';
+        reject(new FastblockError(ErrorCode.IO_ERROR, `cannot listen on ${address.host}:${address.port}: ${err.code ?? err.message}${hint}`, { address, code: err.code }));
+      });
       server.listen(address.port, address.host, () => resolve());
     });
     const listener = new TcpListener(server, onClosed);
