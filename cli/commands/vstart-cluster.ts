@@ -149,6 +149,12 @@ export class LocalCluster {
   }
 
   private daemonCommand(): string[] {
+    // FASTBLOCK_DAEMON_NODE_ARGS: extra node flags for every daemon (e.g. --cpu-prof when profiling).
+    const extra = (process.env.FASTBLOCK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    return [...extra, ...this.entry()];
+  }
+
+  private entry(): string[] {
     // Daemons run in the cluster directory, so the loader is named by its resolved URL, not by package name.
     return FROM_SOURCES ? ['--import', import.meta.resolve('tsx'), join(TREE, 'cli', 'fastblockd.ts')] : [join(TREE, 'cli', 'fastblockd.js')];
   }

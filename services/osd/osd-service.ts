@@ -229,11 +229,11 @@ export class OsdService {
       this.workers.map(
         (w) =>
           new Promise<void>((done) => {
-            const timer = setTimeout(() => void w.worker.terminate().then(() => done()), 10_000);
-            w.worker.on('message', (message: ToMain) => {
-              if (message.type !== 'stopped') return;
+            // A shard that does not finish stopping in time is terminated.
+            const timer = setTimeout(() => void w.worker.terminate(), 10_000);
+            w.worker.once('exit', () => {
               clearTimeout(timer);
-              void w.worker.terminate().then(() => done());
+              done();
             });
             w.worker.postMessage({ type: 'stop' } satisfies ToWorker);
           }),

@@ -71,6 +71,8 @@ async function main(): Promise<void> {
         await store.close();
         await instance?.stop?.();
         post({ type: 'stopped' });
+        // Nothing is left on this thread's loop: let it end on its own rather than be terminated.
+        port.close();
         break;
     }
   });
