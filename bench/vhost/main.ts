@@ -1,14 +1,15 @@
 /**
  * Is the vhost-user-blk frontend a bottleneck? One QEMU TCG guest gets two virtio-blk disks:
- *   - vda: fastblock's vhost controller (test/vhost/daemon.ts) over the in-memory test target
- *     (until the client library serves real images), and
+ *   - vda: fastblock's vhost controller, over the in-memory test target (test/vhost/daemon.ts, the
+ *     default) or over a 1-replica image of a local cluster (--backend cluster: fastblockd with the
+ *     client and vhost plugins beside a monitor and one OSD), and
  *   - vdb: qemu-storage-daemon's vhost-user-blk export of a raw file on tmpfs, the reference.
  * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating which goes
  * first from round to round; each figure is the best of its rounds (the machine is shared, and a
  * round that loses the CPU to a neighbour says nothing about either server). The guest is CPU-bound
  * under TCG, so read the ratio as overhead only.
  *
- *   npm run bench -- vhost [--runtime 5] [--rounds 3]
+ *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend memory|cluster]
  *
  * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
  */
@@ -19,12 +20,16 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { bootGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
 import { VhostDaemon } from '../../test/vhost/daemon-process.js';
+import { FASTBLOCKD, start } from '../../test/cli/daemon-process.js';
+import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '5')
   .option('--rounds <n>', 'rounds of the four jobs', '3')
+  .option('--backend <kind>', 'memory (the in-memory test target), or cluster (a 1-replica image of a local cluster)', 'memory')
   .parse()
-  .opts<{ runtime: string; rounds: string }>();
+  .opts<{ runtime: string; rounds: string; backend: string }>();
+if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
 const runtime = Number(opts.runtime);
 const rounds = Number(opts.rounds);
 const SIZE_MIB = 256;
@@ -45,18 +50,59 @@ const referenceImage = join(ramDir, 'qsd.img');
 writeFileSync(referenceImage, '');
 truncateSync(referenceImage, SIZE_MIB * 1024 * 1024);
 
-const daemon = await VhostDaemon.start({
-  target: 'memory',
-  volumes: { 'rbd/bench': SIZE_MIB * 1024 * 1024 },
-  controllers: [{ volume: 'rbd/bench', socket: fastblockSocket, queues: 2 }],
-});
+/** fastblock's side: the vhost frontend over the chosen backend, serving fastblockSocket. */
+async function startFastblock(): Promise<{ stop(): Promise<void> }> {
+  if (opts.backend === 'memory') {
+    const daemon = await VhostDaemon.start({
+      target: 'memory',
+      volumes: { 'rbd/bench': SIZE_MIB * 1024 * 1024 },
+      controllers: [{ volume: 'rbd/bench', socket: fastblockSocket, queues: 2 }],
+    });
+    return { stop: () => daemon.stop() };
+  }
+  // Ports away from vstart's defaults: other suites may run a cluster on this machine meanwhile.
+  const base = 21000 + Math.floor(Math.random() * 20000);
+  const cluster = await LocalCluster.start({
+    dir: join(dir, 'cluster'),
+    osds: 1,
+    monitorPort: base,
+    osdBasePort: base + 10,
+    pool: { name: 'rbd', size: 1, pgNum: 16 },
+    image: { name: 'bench', sizeBytes: SIZE_MIB * 1024 * 1024 },
+    storeSizeMb: 1024,
+    gateway: false,
+    logLevel: 'warn',
+  });
+  const gateway = start(FASTBLOCKD, [
+    '--plugins', `tcp,${join(process.cwd(), 'client')},vhost`,
+    '--listen', '127.0.0.1:0',
+    '--set', `client.monitors=${cluster.monitorAddress}`,
+    '--set', `vhost.controllers=rbd/bench=${fastblockSocket}:2`,
+  ]);
+  const stop = async () => {
+    gateway.child.kill('SIGTERM');
+    await gateway.exit;
+    await cluster.stop();
+  };
+  for (let i = 0; i < 600 && !existsSync(fastblockSocket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (!existsSync(fastblockSocket)) {
+    await stop();
+    throw new Error(`the gateway did not create its vhost controller: ${gateway.stderr()}`);
+  }
+  return { stop };
+}
+
+const daemon = await startFastblock();
 const qsdPid = join(dir, 'qsd.pid');
 const qsd = spawnSync('qemu-storage-daemon', [
   '--daemonize', '--pidfile', qsdPid,
   '--blockdev', `driver=file,node-name=file0,filename=${referenceImage}`,
   '--export', `type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=${referenceSocket},writable=on,num-queues=2`,
 ]);
-if (qsd.status !== 0) throw new Error(`qemu-storage-daemon failed: ${qsd.stderr}`);
+if (qsd.status !== 0) {
+  await daemon.stop();
+  throw new Error(`qemu-storage-daemon failed: ${qsd.stderr}`);
+}
 
 const job = (dev: string, rw: string) =>
   `host fio --name=b --filename=${dev} --direct=1 --ioengine=libaio --rw=${rw} --bs=4k --iodepth=16 --size=${SIZE_MIB}M ` +
@@ -109,13 +155,17 @@ try {
 
 const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
 figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
+figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 console.log(
   JSON.stringify({
     bench: 'vhost',
     figures,
     ratios: { randwrite_iops_4k_qd16: Number(ratio('randwrite').toFixed(3)), randread_iops_4k_qd16: Number(ratio('randread').toFixed(3)) },
     notes:
-      'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. fastblock serves the in-memory test target ' +
-      '(the client library is not wired in yet); the reference is qemu-storage-daemon on a raw file on tmpfs (both RAM). Best of rounds, alternating order. Shared 2-core machine.',
+      'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. ' +
+      (opts.backend === 'cluster'
+        ? 'fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway; '
+        : 'fastblock serves the in-memory test target (no cluster in the path); ') +
+      'the reference is qemu-storage-daemon on a raw file on tmpfs. Best of rounds, alternating order. Shared 2-core machine: noisy.',
   }),
 );
