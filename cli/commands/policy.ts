@@ -52,7 +52,8 @@ export function registerPolicy(program: Command): void {
           throw new FastblockError(ErrorCode.NOT_FOUND, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { file });
         }
         const name = o.name ?? basename(file).replace(/\.wasm$/, '').replace(/[^A-Za-z0-9_.-]/g, '-');
-        const report = (await withMonitors(o, (m) => m.admin('policy set', { kind, name, wasm: bytes.toString('base64'), apply: o.yes === true }))) as SwitchReport;
+        // The bytes go as RPC payload: a policy can be far bigger than an admin call may carry.
+        const report = (await withMonitors(o, (m) => m.uploadPolicy(kind, name, bytes, o.yes === true))) as SwitchReport;
         print(o, report, describe);
       }),
     );
@@ -76,11 +77,11 @@ export function registerPolicy(program: Command): void {
     .option('--out <file>', 'write the wasm bytes here')
     .action(
       action(async (kind: string, o: CommonOptions & { version?: string; out?: string }) => {
-        const args = { kind: kindArg(kind), ...(o.version === undefined ? {} : { version: parseInteger(o.version, '--version') }) };
-        const got = (await withMonitors(o, (m) => m.admin('policy get', args))) as { name: string; version: number; sha256: string; wasm: string };
-        if (o.out) writeFileSync(o.out, Buffer.from(got.wasm, 'base64'));
-        const { wasm, ...meta } = got;
-        print(o, o.out ? { ...meta, out: o.out } : got, () => `${kind} policy '${meta.name}' version ${meta.version}, sha256 ${meta.sha256}, ${Buffer.from(wasm, 'base64').length} bytes${o.out ? `, saved to ${o.out}` : ''}`);
+        const version = o.version === undefined ? -1 : parseInteger(o.version, '--version');
+        const { policy: meta, bytes } = await withMonitors(o, (m) => m.downloadPolicy(kindArg(kind), version));
+        if (o.out) writeFileSync(o.out, bytes);
+        const shown = { ...meta, bytes: bytes.length, ...(o.out ? { out: o.out } : {}) };
+        print(o, shown, () => `${kind} policy '${meta.name}' version ${meta.version}, sha256 ${meta.sha256}, ${bytes.length} bytes${o.out ? `, saved to ${o.out}` : ''}`);
       }),
     );
   withCommonOptions(policy.command('rollback <kind>').description('dry-run going back to an earlier version, and do it with --yes'))

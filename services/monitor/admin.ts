@@ -9,15 +9,12 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdminArgs, AdminCommand, AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { sha256Hex } from '../../plugins/placement/wasm-policy.js';
 import { base64, bool, int, name, oneOf, optionalName } from './admin-args.js';
-import type { StoredPolicy } from './map-repository.js';
-import { publicOsd, type MonitorState, type PolicyKind } from './map-state.js';
+import { publicOsd, type MonitorState } from './map-state.js';
 import type { Monitor } from './monitor.js';
-import { toMappings } from './remap.js';
+import { KINDS, MAX_POLICY_BYTES, getPolicy, setPolicy, switchPolicy } from './policy-switch.js';
 import { clusterStatus } from './status.js';
 
-const MAX_POLICY_BYTES = 16 * 2 ** 20;
 const MAX_IMAGE_BYTES = 2 ** 50;
-const KINDS: readonly PolicyKind[] = ['placement', 'leader'];
 
 function poolByName(state: MonitorState, pool: string): PoolInfo {
   const found = [...state.pools.values()].find((p) => p.name === pool);
@@ -44,39 +41,9 @@ function sizeArg(args: AdminArgs, key: string): number {
   return size;
 }
 
-function policyMeta(p: StoredPolicy) {
-  return { kind: p.kind, name: p.name, version: p.version, sha256: p.sha256, createdMs: p.createdMs, bytes: p.bytes.length };
-}
 
 export function monitorCommands(monitor: Monitor): AdminCommand[] {
   const state = (): MonitorState => monitor.state;
-
-  /** Dry run of a candidate policy against the current map; with apply, commits it as a new epoch. */
-  async function switchPolicy(kind: PolicyKind, apply: boolean, pick: (stored: StoredPolicy[]) => { name: string; version: number; bytes: Uint8Array; fresh: boolean }) {
-    let result: unknown;
-    const run = async (s: MonitorState) => {
-      const stored = await monitor.repo.policies(kind);
-      const target = pick(stored);
-      const candidate = target.version === 0 ? monitor.policies.builtin(kind) : monitor.policies.load(kind, target.name, target.version, target.bytes);
-      const report = await monitor.policies.trial(candidate, { pools: [...s.pools.values()], osds: [...s.osds.values()].map(publicOsd), current: (pool) => s.pgs.get(pool.id)?.map((pg) => pg.replicas) ?? [] });
-      const summary = { kind, name: candidate.name, version: candidate.version, sha256: candidate.module.sha256, pgsMoved: report.pgsMoved, pools: report.pools };
-      result = { dryRun: !apply, ...summary };
-      if (!apply) return undefined;
-      const pgs = new Map([...report.mappings].map(([poolId, placed]) => [poolId, toMappings(s.pools.get(poolId)!, placed, s.pgs.get(poolId), s.epoch + 1)]));
-      const extra = target.fresh ? [monitor.repo.policyOp({ kind, name: candidate.name, version: candidate.version, sha256: candidate.module.sha256, createdMs: Date.now(), bytes: target.bytes })] : [];
-      return {
-        change: { policies: [{ kind, name: candidate.name, version: candidate.version, sha256: candidate.module.sha256 }], pgs },
-        extra,
-        committed: (next: MonitorState) => {
-          monitor.policies.activate(candidate);
-          result = { ...(result as object), epoch: next.epoch };
-        },
-      };
-    };
-    if (apply) await monitor.mutate(run);
-    else await run(state());
-    return result;
-  }
 
   return [
     { name: 'cluster status', summary: 'Health, OSD counts, PG states, epoch', run: () => clusterStatus(monitor) },
@@ -252,12 +219,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
         const kind = oneOf(args, 'kind', KINDS);
         const policyName = name(args, 'name');
         const bytes = base64(args, 'wasm', MAX_POLICY_BYTES);
-        return await switchPolicy(kind, bool(args, 'apply'), (stored) => ({
-          name: policyName,
-          version: Math.max(0, ...stored.map((p) => p.version)) + 1,
-          bytes,
-          fresh: true,
-        }));
+        return await setPolicy(monitor, kind, policyName, bytes, bool(args, 'apply'));
       },
     },
     {
@@ -269,7 +231,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
         for (const kind of kinds) {
           const active = monitor.policies.active(kind);
           out.push({ kind, name: active.name, version: 0, sha256: sha256Hex(monitor.policies.builtin(kind).module.bytes), builtin: true, active: active.version === 0 });
-          for (const p of await monitor.repo.policies(kind)) out.push({ ...policyMeta(p), builtin: false, active: active.version === p.version });
+          for (const p of await monitor.repo.policies(kind)) out.push({ kind: p.kind, name: p.name, version: p.version, sha256: p.sha256, createdMs: p.createdMs, bytes: p.bytes.length, builtin: false, active: active.version === p.version });
         }
         return out;
       },
@@ -279,14 +241,8 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
       summary: 'One stored policy version with its wasm (base64)',
       run: async (args) => {
         const kind = oneOf(args, 'kind', KINDS);
-        const version = int(args, 'version', 0, 2 ** 31 - 1, monitor.policies.active(kind).version);
-        if (version === 0) {
-          const builtin = monitor.policies.builtin(kind);
-          return { kind, name: builtin.name, version: 0, sha256: builtin.module.sha256, wasm: Buffer.from(builtin.module.bytes).toString('base64') };
-        }
-        const stored = (await monitor.repo.policies(kind)).find((p) => p.version === version);
-        if (!stored) throw new FastblockError(ErrorCode.NOT_FOUND, `no ${kind} policy version ${version}`, { kind, version });
-        return { ...policyMeta(stored), wasm: Buffer.from(stored.bytes).toString('base64') };
+        const { bytes, ...meta } = await getPolicy(monitor, kind, int(args, 'version', 0, 2 ** 31 - 1, monitor.policies.active(kind).version));
+        return { ...meta, wasm: Buffer.from(bytes).toString('base64') };
       },
     },
     {
@@ -296,7 +252,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
         const kind = oneOf(args, 'kind', KINDS);
         const current = monitor.policies.active(kind).version;
         if (current === 0 && args.version === undefined) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `the built-in ${kind} policy is in force; nothing to roll back`, { kind });
-        return await switchPolicy(kind, bool(args, 'apply'), (stored) => {
+        return await switchPolicy(monitor, kind, bool(args, 'apply'), (stored) => {
           const earlier = stored.filter((p) => p.version < current).at(-1);
           const version = int(args, 'version', 0, 2 ** 31 - 1, earlier?.version ?? 0);
           if (version === 0) return { name: 'builtin', version: 0, bytes: new Uint8Array(), fresh: false };

@@ -11,7 +11,7 @@
  *   await monitors.heartbeat({ osdId, epoch: monitors.map!.epoch, pgs: [...] });
  */
 import { parseAddress, formatAddress } from '../../kernel/address.js';
-import type { ClusterMap, NetAddress, Transport, TransportConnection } from '../../kernel/contracts/index.js';
+import type { ClusterMap, NetAddress, PolicyInfo, Transport, TransportConnection } from '../../kernel/contracts/index.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { runAdmin } from '../../kernel/rpc/control.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
@@ -117,6 +117,19 @@ export class MonitorClient {
   /** PG states and leaders as the leader monitor knows them from heartbeats. */
   async pgStatus(): Promise<PgViewMessage[]> {
     return await this.onLeader(async (c) => MonitorPayloads.PgViews.decode((await call(c, MonitorMethods.PgStatus, {}, undefined, this.timeout)).payload).pgs);
+  }
+
+  /** A policy as payload (no size limit but the monitor's): a dry run, or with apply a new version in force. */
+  async uploadPolicy(kind: string, name: string, bytes: Uint8Array, apply: boolean): Promise<unknown> {
+    return await this.onLeader(async (c) => JSON.parse((await call(c, MonitorMethods.PolicyUpload, { kind, name, apply }, [bytes], this.timeout)).response.reportJson) as unknown);
+  }
+
+  /** A stored policy version (-1: the one in force, 0: built-in) and its bytes. */
+  async downloadPolicy(kind: string, version: number): Promise<{ policy: PolicyInfo; bytes: Uint8Array }> {
+    return await this.onLeader(async (c) => {
+      const { response, payload } = await call(c, MonitorMethods.PolicyDownload, { kind, version }, undefined, this.timeout);
+      return { policy: response.policy, bytes: Uint8Array.from(payload) };
+    });
   }
 
   /** The full map once, from any monitor. */

@@ -2,7 +2,7 @@
  * The monitor's RPC methods and messages (kernel/rpc/monitor.proto), typed. Decoded values have
  * the shapes of kernel/contracts/cluster-map.ts, so a ClusterMap travels without conversion.
  */
-import type { ClusterMap, NetAddress } from '../../kernel/contracts/index.js';
+import type { ClusterMap, NetAddress, PolicyInfo } from '../../kernel/contracts/index.js';
 import { loadProto, messageCodec } from '../../kernel/rpc/proto.js';
 import { ServiceRange, rpcMessage, rpcMethod } from '../../kernel/rpc/rpc-method.js';
 import type { MapDelta } from './map-delta.js';
@@ -59,6 +59,8 @@ export const MonitorMethods = {
   GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),
   PgStatus: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'PgStatus', ServiceRange.monitor + 0x08),
+  PolicyUpload: rpcMethod<{ kind: string; name: string; apply: boolean }, { reportJson: string }>(root, M, 'PolicyUpload', ServiceRange.monitor + 0x09),
+  PolicyDownload: rpcMethod<{ kind: string; version: number }, { policy: PolicyInfo }>(root, M, 'PolicyDownload', ServiceRange.monitor + 0x0a),
   /** The OSD side: services/osd serves it, the leader monitor calls it. */
   TransferLeader: rpcMethod<TransferLeaderRequestMessage, { started: boolean }>(root, 'fastblock.monitor.OsdControl', 'TransferLeader', ServiceRange.monitor + 0x10),
 } as const;

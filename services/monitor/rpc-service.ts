@@ -2,7 +2,9 @@
 import type { InboundConnection } from '../../kernel/contracts/index.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
+import { name, oneOf } from './admin-args.js';
 import { MapDistribution } from './distribution.js';
+import { KINDS, getPolicy, setPolicy } from './policy-switch.js';
 import type { Monitor } from './monitor.js';
 import { MonitorMessages, MonitorMethods, MonitorPayloads, type MapUpdate } from './protocol.js';
 
@@ -55,6 +57,17 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
         return { pool, index, state: v.state, leaderOsd: v.leaderOsd };
       });
       return { response: { epoch: monitor.state.epoch }, payload: [MonitorPayloads.PgViews.encode({ pgs })] };
+    }),
+    server.handle(MonitorMethods.PolicyUpload, async (request, { payload }) => {
+      const kind = oneOf(request, 'kind', KINDS);
+      const report = await setPolicy(monitor, kind, name(request, 'name'), Uint8Array.from(payload), request.apply);
+      return { response: { reportJson: JSON.stringify(report) } };
+    }),
+    server.handle(MonitorMethods.PolicyDownload, async (request) => {
+      const kind = oneOf(request, 'kind', KINDS);
+      const version = request.version < 0 ? monitor.policies.active(kind).version : request.version;
+      const { bytes, kind: _kind, name: policyName, sha256 } = await getPolicy(monitor, kind, version);
+      return { response: { policy: { kind, name: policyName, version, sha256 } }, payload: [bytes] };
     }),
     server.handle(MonitorMethods.WhoLeads, async () => ({
       response: { leader: (await monitor.leaderHint()) ?? '', thisMonitorLeads: monitor.isLeader, epoch: monitor.state.epoch },

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,10 +119,39 @@ test('destructive commands need --yes', async () => {
   assert.match(busy.stderr, /still holds 1 image/);
 });
 
+/** The built-in placement policy padded with a 100 KB custom section: still valid, too big for an admin call. */
+function bigPolicy(): Uint8Array {
+  const wasm = readFileSync(join(root, 'policies/build/placement.wasm'));
+  const name = Buffer.from('padding');
+  const body = Buffer.concat([Buffer.from([name.length]), name, Buffer.alloc(100_000, 0x61)]);
+  const size: number[] = [];
+  for (let n = body.length; ; ) {
+    const byte = n & 0x7f;
+    n = Math.floor(n / 128);
+    size.push(n ? byte | 0x80 : byte);
+    if (!n) break;
+  }
+  return Buffer.concat([wasm, Buffer.from([0, ...size]), body]);
+}
+
+test('a policy larger than an admin call: set --yes, then get --out returns the same bytes', async () => {
+  const file = join(dir, 'big-policy.wasm');
+  const copy = join(dir, 'copy.wasm');
+  writeFileSync(file, bigPolicy());
+  const set = await cli('policy', 'set', 'placement', file, '--yes', '--json');
+  assert.is(set.code, 0, set.stderr);
+  assert.is(json(set).version, 1);
+  assert.not.ok(json(set).dryRun);
+  const get = await cli('policy', 'get', 'placement', '--out', copy, '--json');
+  assert.is(get.code, 0, get.stderr);
+  assert.equal(readFileSync(copy), readFileSync(file));
+  assert.is(json(get).version, 1);
+});
+
 test('policy set is a dry run without --yes; status shows the cluster', async () => {
   const dry = await cli('policy', 'set', 'placement', join(root, 'policies/build/placement.wasm'));
   assert.is(dry.code, 0, dry.stderr);
-  assert.match(dry.stdout, /dry run/);
+  assert.match(dry.stdout, /dry run: placement policy 'placement' version 2/);
   assert.match(dry.stdout, /add --yes/);
   const [status, statusJson] = await Promise.all([cli('status'), cli('status', '--json')]);
   assert.match(status.stdout, /health\s+HEALTH_/);
