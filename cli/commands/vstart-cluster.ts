@@ -190,7 +190,7 @@ export class LocalCluster {
 
   startOsd(i: number): DaemonHandle {
     return this.spawnDaemon(`osd${i}`, [
-      '--plugins', `tcp,${this.options.storePlugin ?? 'blobstore'},${join(TREE, 'services', 'osd')}`,
+      '--plugins', `tcp,${this.options.storePlugin ?? 'blobstore'},osd`,
       '--set', `osd.storePlugin=${this.options.storePlugin ?? ''}`,
       '--listen', '127.0.0.1:0',
       '--set', `osd.monitors=${this.monitorAddress}`,

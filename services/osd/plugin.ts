@@ -1,7 +1,7 @@
 /**
  * The `osd` service: a storage node. It needs a Transport and a StoreFactory (blobstore):
  *
- *   fastblockd --plugins tcp,blobstore,/path/to/fastblock/services/osd \
+ *   fastblockd --plugins tcp,blobstore,osd \
  *     --set osd.monitors=127.0.0.1:7700 --set osd.listen=127.0.0.1:7800 --set osd.dataDir=/var/lib/fastblock/osd
  */
 import { TOKENS } from '../../kernel/container.js';
