@@ -5,9 +5,9 @@
  * difference is the protocol path: the target and the guest's driver. The guest is CPU-bound under
  * TCG, so read the numbers as relative overhead, not as device speed.
  *
- * Backends: `memory` (default) is an in-memory volume, so only the frontends differ; `cluster` is a
- * 1-replica image of a local cluster (monitor + 1 OSD on the blobstore store, started here) served
- * through the client library, the same image under both frontends.
+ * Backends: `cluster` (default) is a 1-replica image of a local cluster (monitor + 1 OSD on the
+ * blobstore, started here) served through the client library, the same image under both frontends;
+ * `memory` is an in-memory volume, so only the frontends differ.
  *
  *   npm run bench -- nvmf [--runtime 10] [--rounds 2] [--backend cluster|memory]
  *
@@ -28,7 +28,7 @@ import { MEMORY_VOLUMES, startNvmfDaemon, type NvmfDaemon } from '../../test/nvm
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '10')
   .option('--rounds <n>', 'rounds over both devices', '2')
-  .option('--backend <kind>', 'memory, or cluster (a 1-replica image)', 'memory')
+  .option('--backend <kind>', 'cluster (a 1-replica image) or memory', 'cluster')
   .parse()
   .opts<{ runtime: string; rounds: string; backend: string }>();
 const runtime = Number(opts.runtime);
