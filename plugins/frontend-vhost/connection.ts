@@ -44,6 +44,8 @@ import {
   type Message,
 } from './protocol.js';
 
+/** Messages read ahead of the one being handled before reading pauses. */
+const MAX_QUEUED_MESSAGES = 64;
 const PROTOCOL_FEATURES = bits(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.CONFIG, ProtocolFeature.INFLIGHT_SHMFD);
 const OFFERED_FEATURES = BLK_DEVICE_FEATURES | bits(Feature.PROTOCOL_FEATURES);
 
@@ -73,11 +75,12 @@ export class Connection {
   private readonly retired: GuestMemory[] = [];
   private inflightMapping: ArrayBuffer | undefined;
   private features = 0n;
+  private protocolFeatures = 0n;
+  /** Readability of the socket; paused while too many messages wait for their turn. */
+  private watcher: Watcher | undefined;
+  private readonly inbox: Message[] = [];
   /** File descriptors of the message being handled that no handler took over yet. */
   private unclaimed = new Set<number>();
-  private protocolFeatures = 0n;
-  private readonly watcher: Watcher;
-  private readonly inbox: Message[] = [];
   private pumping = false;
   private closed = false;
   private readonly header = new Uint8Array(HEADER_SIZE);
@@ -108,6 +111,10 @@ export class Connection {
     this.watcher = new native.Watcher(fd, () => this.readable());
   }
 
+  private resumeReading(): void {
+    if (!this.watcher && !this.closed) this.watcher = new this.native.Watcher(this.fd, () => this.readable());
+  }
+
   /** Closed, with requests possibly still finishing; `done` resolves when they have. */
   get closing(): boolean {
     return this.closed;
@@ -135,6 +142,12 @@ export class Connection {
         this.inbox.push({ request: p.header.request, flags: p.header.flags, payload: p.payload!, fds: p.fds });
         this.partial = { got: 0, fds: [] };
         void this.pump();
+        if (this.inbox.length >= MAX_QUEUED_MESSAGES) {
+          // A front-end that does not wait for replies is read no faster than it is answered.
+          this.watcher?.stop();
+          this.watcher = undefined;
+          return;
+        }
       }
     } catch (err) {
       this.close(err instanceof ProtocolError ? err.message : `receive failed: ${(err as Error).message}`, err);
@@ -150,6 +163,7 @@ export class Connection {
     } finally {
       this.pumping = false;
     }
+    this.resumeReading();
   }
 
   private async dispatch(message: Message): Promise<void> {
@@ -362,7 +376,8 @@ export class Connection {
     this.closed = true;
     const level = err ? 'warn' : 'info';
     this.log[level]({ reason, ...(err instanceof ProtocolError ? { context: err.context } : {}) }, 'vhost-user connection closed');
-    this.watcher.stop();
+    this.watcher?.stop();
+    this.watcher = undefined;
     this.native.close(this.fd);
     for (const fd of this.partial.fds) this.native.close(fd);
     for (const m of this.inbox.splice(0)) for (const fd of m.fds) this.native.close(fd);

@@ -199,6 +199,11 @@ test('negotiation: features, protocol features, queue count and the config space
     assert.is(c.getBigUint64(0, true), (4n * 1024n * 1024n) / 512n);
     assert.is(c.getUint32(20, true), 4096);
     assert.is(c.getUint16(34, true), 3);
+    // A front-end that does not wait for replies: every one still comes, in order.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 100; i++) fe.send(Request.GET_QUEUE_NUM);
+      for (let i = 0; i < 100; i++) assert.equal(await fe.reply(), encodeU64(3n));
+    }
     fe.close();
   } finally {
     await s.frontend.stop();
