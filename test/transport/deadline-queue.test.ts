@@ -37,8 +37,33 @@ test('a steady stream keeps lanes short: settled heads are dropped on add', () =
     queue.add(id, 60_000);
     if (id > 64) live.delete(id - 64);
   }
-  const lane = (queue as unknown as { lanes: Map<number, { ids: number[]; head: number }> }).lanes.get(60_000)!;
+  assert.is(queue.laneCount, 1);
+  const lane = [...(queue as unknown as { lanes: Map<number, { ids: number[]; head: number }> }).lanes.values()][0]!;
   assert.ok(lane.ids.length - lane.head <= 65 && lane.ids.length < 3000, `lane holds ${lane.ids.length - lane.head} of ${lane.ids.length}`);
+  queue.clear();
+});
+
+test('callers passing what is left of their own deadline make few lanes, and nothing fires early', async () => {
+  const live = new Set<number>();
+  const fired: { id: number; late: number }[] = [];
+  const due = new Map<number, number>();
+  const queue = new DeadlineQueue(
+    (id) => live.has(id),
+    (id) => {
+      live.delete(id);
+      fired.push({ id, late: performance.now() - due.get(id)! });
+    },
+  );
+  for (let id = 1; id <= 2000; id++) {
+    const timeoutMs = 1 + ((id * 7919) % 400);
+    live.add(id);
+    due.set(id, performance.now() + timeoutMs);
+    queue.add(id, timeoutMs);
+  }
+  assert.ok(queue.laneCount <= 16 * 10, `${queue.laneCount} lanes`);
+  await until(() => live.size === 0, 3000, 'all expired');
+  assert.is(fired.length, 2000);
+  for (const { id, late } of fired) assert.ok(late >= -1, `request ${id} expired ${-late} ms early`);
   queue.clear();
 });
 
