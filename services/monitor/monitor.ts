@@ -5,8 +5,8 @@
  *
  * Changes are serialized through mutate(): compute a MapChange from the current snapshot, remap
  * PGs through the placement policy if OSDs or pools changed, commit it as the next epoch in one
- * store transaction, then publish. A monitor that finds the store moved under it (another leader
- * committed) reloads and reports BUSY; the caller retries against the new leader.
+ * store transaction, then publish. A commit fenced off because the store moved under this monitor
+ * (a deposed leader wrote late) reloads and plans again once; a second one steps down (NOT_LEADER).
  */
 import type { Logger } from 'pino';
 import type { ClusterMap, LeaderTransfer, MetaLeadership, MetaOp, MetaStore, NetAddress, OsdInfo, PoolInfo } from '../../kernel/contracts/index.js';
@@ -76,6 +76,7 @@ export class Monitor {
   private stopped = false;
   private followerPoll: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
+  private cachedMap: { state: MonitorState; map: ClusterMap } | undefined;
   private readonly now: () => number;
   private readonly log: Logger;
 
@@ -95,8 +96,10 @@ export class Monitor {
     return this.leadership?.isLeader === true;
   }
 
+  /** The map at the current epoch; one object per epoch (subscribers and GetMap share it). */
   map(): ClusterMap {
-    return toClusterMap(this.snapshot);
+    if (this.cachedMap?.state !== this.snapshot) this.cachedMap = { state: this.snapshot, map: toClusterMap(this.snapshot) };
+    return this.cachedMap.map;
   }
 
   onEpoch(listener: EpochListener): () => void {

@@ -22,6 +22,14 @@ function checkBoot(request: { uuid: string; shards: number; weight: number; addr
 
 export function serveMonitor(server: RpcServer, monitor: Monitor): { distribution: MapDistribution; stop: () => void } {
   const distribution = new MapDistribution(() => monitor.map());
+  // Every subscriber gets the same delta (or full map) object for an epoch: encode it once.
+  const encoded = new WeakMap<object, Uint8Array>();
+  const encode = (update: MapUpdate): Uint8Array => {
+    const key = update.full ?? update.delta!;
+    let bytes = encoded.get(key);
+    if (!bytes) encoded.set(key, (bytes = MonitorPayloads.MapUpdate.encode(update)));
+    return bytes;
+  };
   const removers = [
     monitor.onEpoch((before, after) => distribution.publish(before, after)),
     server.handle(MonitorMethods.Boot, async (request) => {
@@ -38,7 +46,7 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
       const sink = {
         push: (update: MapUpdate) => {
           const header = MonitorMessages.MapPush.message.encode({ epoch: update.full?.epoch ?? update.delta!.epoch, full: update.full !== undefined });
-          connection.send(MonitorMessages.MapPush.id, header, [MonitorPayloads.MapUpdate.encode(update)]);
+          connection.send(MonitorMessages.MapPush.id, header, [encode(update)]);
         },
       };
       distribution.subscribe(connection, sink, request.name, request.knownEpoch);
@@ -48,7 +56,7 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
     server.onClose((connection: InboundConnection) => distribution.unsubscribe(connection)),
     server.handle(MonitorMethods.GetMap, () => {
       const map = monitor.map();
-      return { response: { epoch: map.epoch }, payload: [MonitorPayloads.MapUpdate.encode({ full: map })] };
+      return { response: { epoch: map.epoch }, payload: [encode({ full: map })] };
     }),
     server.handle(MonitorMethods.PgStatus, async () => {
       if (!monitor.isLeader) throw await monitor.notLeaderError();
