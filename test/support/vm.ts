@@ -84,7 +84,7 @@ export class Guest {
   private readonly waiters = new Set<{ pattern: RegExp; resolve: (line: string) => void }>();
   readonly done: Promise<GuestResult>;
 
-  constructor(private readonly child: ChildProcess, options: GuestOptions, consoleLog: string, cleanup: () => void) {
+  constructor(private readonly child: ChildProcess, options: GuestOptions, consoleLog: string, cleanup: (result: GuestResult) => void) {
     const started = Date.now();
     const log = createWriteStream(consoleLog);
     let pending = '';
@@ -116,10 +116,12 @@ export class Guest {
       child.on('close', () => {
         clearTimeout(timer);
         live.delete(child);
-        log.end();
-        cleanup();
         if (pending) this.lines.push(pending);
-        resolve(parseConsole(this.lines, timedOut, Date.now() - started));
+        const result = parseConsole(this.lines, timedOut, Date.now() - started);
+        log.end(() => {
+          cleanup(result);
+          resolve(result);
+        });
       });
     });
   }
@@ -214,7 +216,8 @@ export function startGuest(options: GuestOptions): Guest {
   ];
   const child = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
-  return new Guest(child, options, join(work, 'console.log'), () => rmSync(initrd, { force: true }));
+  // A guest that failed keeps its console in the run directory for diagnosis; one that passed leaves nothing.
+  return new Guest(child, options, join(work, 'console.log'), (result) => rmSync(result.exitCode === 0 ? work : initrd, { recursive: true, force: true }));
 }
 
 /** Boots a guest, runs options.script and returns its result; QEMU is gone when this resolves. */
