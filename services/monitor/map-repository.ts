@@ -56,8 +56,11 @@ export class MapRepository {
     return `${this.prefix}map/`;
   }
 
-  /** Reads the whole map; also resets the fencing revision to what the store holds now. */
-  async load(): Promise<MonitorState> {
+  /**
+   * Reads the whole map. With `forWriting` (a new leader, or one that was fenced off) it also takes
+   * the store's current revision of map/epoch as the one its next commit must find.
+   */
+  async load(forWriting = false): Promise<MonitorState> {
     const entries = await this.store.list(this.mapPrefix);
     const at = (rest: string): string[] => rest.split('/');
     let record: EpochRecord | undefined;
@@ -80,7 +83,7 @@ export class MapRepository {
       } else if (kind === 'image') images.set(a, parse<ImageInfo>(entry.value));
       else if (kind === 'policy') policies.set(a as PolicyKind, parse<PolicyInfo>(entry.value));
     }
-    this.epochRevision = revision;
+    if (forWriting) this.epochRevision = revision;
     if (!record) return EMPTY_STATE;
     const pgs = new Map<number, PgMapping[]>();
     for (const [poolId, pool] of pools) {

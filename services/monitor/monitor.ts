@@ -108,7 +108,7 @@ export class Monitor {
   }
 
   async start(): Promise<void> {
-    this.snapshot = await this.repo.load();
+    this.snapshot = await this.repo.load(true);
     await this.loadPolicies();
     this.stopWatch = this.options.store.watch(this.repo.mapPrefix, 0, () => this.scheduleReload());
     this.pollWhileFollowing();
@@ -179,7 +179,7 @@ export class Monitor {
   private async becomeLeader(leadership: MetaLeadership): Promise<void> {
     // Fresh read: followers may lag the store; the fencing revision must be the store's.
     const before = this.snapshot;
-    const loaded = await this.repo.load();
+    const loaded = await this.repo.load(true);
     this.leadership = leadership;
     this.adopt(before, loaded);
     await this.loadPolicies();
@@ -275,7 +275,7 @@ export class Monitor {
           // really wrong: step down and let the election sort it out.
           if (attempt === 0) {
             this.log.warn({ err: err.message }, 'map commit fenced off; reloading and retrying');
-            this.adopt(this.snapshot, await this.repo.load());
+            this.adopt(this.snapshot, await this.repo.load(true));
             continue;
           }
           this.log.warn({ err: err.message }, 'map commit fenced off twice; stepping down');
