@@ -1,3 +1,4 @@
+// @slow
 // The embedded store under kill -9: a writer process is SIGKILLed at random instants, many times;
 // every reopen finds the old or the new state of the transaction in flight, never a mix, and never
 // loses an acknowledged one. A file damaged some other way is refused, not half-read.
