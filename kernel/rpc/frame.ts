@@ -101,6 +101,8 @@ function protocolError(reason: string, context: Record<string, unknown>): Fastbl
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
+  private arena: Buffer | undefined;
+  private arenaUsed = 0;
   /** Offset of the first unread byte in chunks[0]. */
   private offset = 0;
   private buffered = 0;
@@ -123,9 +125,40 @@ export class FrameDecoder {
   push(chunk: Buffer, onFrame: (frame: Frame) => boolean | void): void {
     assert(!this.failed, 'push after a decode error');
     if (chunk.byteLength === 0) return;
-    this.chunks.push(chunk);
+    this.append(chunk);
     this.buffered += chunk.byteLength;
     this.pump(onFrame);
+  }
+
+  /** Chunks held while waiting for the rest of a frame (bounded: see append). */
+  get pendingChunks(): number {
+    return this.chunks.length;
+  }
+
+  /**
+   * Small chunks are copied into an append-only arena instead of being kept one object each: a
+   * peer trickling a large frame a few bytes per segment would otherwise cost us a Buffer object
+   * per segment, many times the frame's own size. Bytes already handed out as views are never
+   * overwritten (a full arena is replaced, not reused).
+   */
+  private append(chunk: Buffer): void {
+    if (chunk.byteLength >= SMALL_CHUNK_BYTES || this.chunks.length === 0) {
+      this.chunks.push(chunk);
+      return;
+    }
+    const last = this.chunks[this.chunks.length - 1]!;
+    const arena = this.arena;
+    const contiguous = arena !== undefined && last.buffer === arena.buffer && last.byteOffset + last.byteLength === arena.byteOffset + this.arenaUsed;
+    if (!contiguous || this.arenaUsed + chunk.byteLength > arena!.byteLength) {
+      this.arena = Buffer.allocUnsafeSlow(ARENA_BYTES);
+      this.arenaUsed = chunk.copy(this.arena, 0);
+      this.chunks.push(this.arena.subarray(0, this.arenaUsed));
+      return;
+    }
+    chunk.copy(arena!, this.arenaUsed);
+    this.arenaUsed += chunk.byteLength;
+    // The last entry grows to cover the new bytes (same memory, longer view).
+    this.chunks[this.chunks.length - 1] = arena!.subarray(last.byteOffset - arena!.byteOffset, this.arenaUsed);
   }
 
   /** Hands out frames already buffered, until none is complete or onFrame returns false. */
@@ -235,3 +268,6 @@ export class FrameDecoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Chunks smaller than this are coalesced into an arena of ARENA_BYTES. */
+const SMALL_CHUNK_BYTES = 4096;
+const ARENA_BYTES = 64 * 1024;

@@ -55,6 +55,21 @@ test('a payload that arrives in one chunk is handed out as a view, not a copy', 
   assert.is((frames[0]!.payload as Buffer).buffer, bytes.buffer);
 });
 
+test('a frame trickled in tiny segments costs about its own size, not an object per segment', () => {
+  const payload = randomBytes(1024 * 1024);
+  const bytes = frameBytes(FrameKind.REQUEST, 5, 9, Buffer.from('trickle'), [payload]);
+  const decoder = new FrameDecoder();
+  const frames: Frame[] = [];
+  let most = 0;
+  for (let at = 0; at < bytes.length; at += 3) {
+    decoder.push(Buffer.from(bytes.subarray(at, at + 3)), (f) => void frames.push(f));
+    most = Math.max(most, decoder.pendingChunks);
+  }
+  assert.is(frames.length, 1);
+  assert.ok(Buffer.from(frames[0]!.payload).equals(payload));
+  assert.ok(most <= 1024 / 64 + 2, `${most} chunks held`);
+});
+
 test('oversized header or payload is refused from the preamble alone', () => {
   const decoder = new FrameDecoder({ maxHeaderBytes: 100, maxPayloadBytes: 1000 });
   const head = encodeFrameHead(FrameKind.REQUEST, 1, 1, new Uint8Array(0), [Buffer.alloc(1001)], false);
