@@ -89,10 +89,11 @@ export function registerVstart(program: Command): void {
 
   vstart
     .command('stop')
-    .description('stop a cluster started with --detach')
-    .addOption(dirOption())
+    .description('stop a cluster started with --detach (give --dir as to vstart)')
     .addOption(jsonOption())
-    .action(async (flags: { dir: string; json?: boolean }) => {
+    .action(async (_flags: unknown, command: Command) => {
+      // --dir belongs to `vstart` itself, which parses it wherever it appears on the line.
+      const flags = command.optsWithGlobals<{ dir: string; json?: boolean }>();
       const stopped = await stopDetached(flags.dir);
       output(flags.json, { stopped }, (v) => `stopped ${v.stopped.join(', ') || 'nothing (no daemons were running)'}`);
     });
