@@ -34,8 +34,7 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
     monitor.onEpoch((before, after) => distribution.publish(before, after)),
     server.handle(MonitorMethods.Boot, async (request) => {
       checkBoot(request);
-      const reply = await monitor.boot({ ...request, address: request.address });
-      return { response: reply };
+      return { response: await monitor.boot(request) };
     }),
     server.handle(MonitorMethods.Heartbeat, async (request, { payload }) => {
       const { pgs } = payload.length > 0 ? MonitorPayloads.PgStates.decode(payload) : { pgs: [] };
@@ -74,8 +73,8 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
     server.handle(MonitorMethods.PolicyDownload, async (request) => {
       const kind = oneOf(request, 'kind', KINDS);
       const version = request.version < 0 ? monitor.policies.active(kind).version : request.version;
-      const { bytes, kind: _kind, name: policyName, sha256 } = await getPolicy(monitor, kind, version);
-      return { response: { policy: { kind, name: policyName, version, sha256 } }, payload: [bytes] };
+      const policy = await getPolicy(monitor, kind, version);
+      return { response: { policy: { kind, name: policy.name, version, sha256: policy.sha256 } }, payload: [policy.bytes] };
     }),
     server.handle(MonitorMethods.WhoLeads, async () => ({
       response: { leader: (await monitor.leaderHint()) ?? '', thisMonitorLeads: monitor.isLeader, epoch: monitor.state.epoch },
