@@ -34,6 +34,7 @@ class InboundTcpConnection implements InboundConnection {
   private serving = 0;
   private paused = false;
   private closedReason: string | undefined;
+  private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
     private readonly socket: Socket,
@@ -51,6 +52,11 @@ class InboundTcpConnection implements InboundConnection {
     socket.on('drain', () => this.maybeResume());
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.gone(this.closedReason ?? 'closed by peer'));
+    // A peer that connects and never says hello holds a socket for nothing.
+    this.helloTimer = setTimeout(() => {
+      this.logger.warn({ remote: this.remote, timeoutMs: options.connectTimeoutMs }, 'closing connection: no hello in time');
+      this.close(`no hello within ${options.connectTimeoutMs} ms`);
+    }, options.connectTimeoutMs);
   }
 
   get bufferedBytes(): number {
@@ -135,6 +141,7 @@ class InboundTcpConnection implements InboundConnection {
       this.socket.end();
       return;
     }
+    clearTimeout(this.helloTimer);
     this.shard = hello.targetShard;
     this.writer.write(FrameKind.HELLO_OK, 0, 0, HelloReplyCodec.encode({ shard: this.shard, daemon: this.daemon }));
     this.logger.debug({ remote: this.remote, source: hello.source, shard: this.shard, sourceShard: hello.sourceShard }, 'connection accepted');
@@ -190,6 +197,7 @@ class InboundTcpConnection implements InboundConnection {
   }
 
   private gone(reason: string): void {
+    clearTimeout(this.helloTimer);
     this.closedReason ??= reason;
     this.onGone(this);
     if (this.shard >= 0) this.handler.onConnectionClosed?.(this, reason);

@@ -85,6 +85,17 @@ test('a one-way message whose handler throws is dropped alone; the connection st
   await throwing.close();
 });
 
+test('a peer that connects and never says hello is closed after connectTimeoutMs', async () => {
+  const strict = new TcpTransport({ connectTimeoutMs: 150 }, log.logger);
+  const quiet = await strict.listen({ host: '127.0.0.1', port: 0 }, echoHandler);
+  const socket = await rawSocket(quiet.address.port);
+  const t0 = Date.now();
+  await closed(socket);
+  assert.ok(Date.now() - t0 >= 100, 'not before the timeout');
+  assert.ok(log.lines.some((l) => l.msg === 'closing connection: no hello in time'));
+  await strict.close();
+});
+
 test('an oversized frame is refused from its preamble, before its body is buffered', async () => {
   const socket = await rawSocket(listener.address.port);
   socket.write(helloFrame());
