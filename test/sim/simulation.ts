@@ -166,6 +166,7 @@ export class Simulation {
       this.dispatch(next.event);
       this.eventsRun++;
       this.checkLeaders();
+      if ('node' in next.event && next.event.node !== 0) this.checkLogTails(next.event.node);
       if (this.eventsRun % 200 === 0) this.checkLogMatching();
       if (this.healing && this.converged()) break;
     }
@@ -683,6 +684,43 @@ export class Simulation {
       if (term !== c.term) {
         this.violation(`${group} leader n${node.id} term ${raft.term} lacks entry ${index} committed by term ${c.commitTerm} (${c.print.slice(0, 20)}), has term ${term}`);
         return;
+      }
+    }
+  }
+
+  /**
+   * Log matching after every event, on the last entries of the node the event touched (where
+   * logs change) against every other replica; the whole logs are compared every 200 events.
+   */
+  private readonly tailStamps = new Map<string, string>();
+
+  private checkLogTails(id: NodeId): void {
+    const node = this.nodes.get(id)!;
+    if (!node.up) return;
+    for (const group of this.groupIds) {
+      const mine = node.mr.group(group);
+      if (!mine) continue;
+      const last = mine.log.lastIndex();
+      // Only logs that changed since their last check can break the property.
+      const stamp = `${last}/${mine.log.term(last)}/${mine.log.committed}`;
+      const key = `${id}/${group}`;
+      if (this.tailStamps.get(key) === stamp) continue;
+      this.tailStamps.set(key, stamp);
+      const lo = Math.max(mine.log.firstIndex(), last - 7);
+      for (const other of this.nodes.values()) {
+        const theirs = other !== node && other.up ? other.mr.group(group) : undefined;
+        if (!theirs) continue;
+        let matched = false;
+        for (let i = Math.min(last, theirs.log.lastIndex()); i >= lo; i--) {
+          const a = mine.log.term(i);
+          const b = theirs.log.term(i);
+          if (a === undefined || b === undefined) break;
+          if (matched && a !== b) {
+            this.violation(`${group} log matching: n${id} and n${other.id} differ at ${i} below a matching entry`);
+            return;
+          }
+          if (a === b) matched = true;
+        }
       }
     }
   }
