@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGuest, userNet, vmSkipReason, type Guest } from '../support/vm.js';
-import { startNvmfDaemon } from './support/daemon.js';
+import { startNvmfDaemon, type NvmfDaemon } from './support/daemon.js';
 
 const MiB = 1024 * 1024;
 const skip = vmSkipReason();
@@ -39,7 +39,7 @@ nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_A -i 1
 wait_dev $NQN_A
 echo "QUEUES1 $(dmesg | grep -c 'creating 1 I/O queues')"
 nvme disconnect -n $NQN_A > /dev/null
-nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_A -i 2 -k 3 -c 1
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_A -i 2 -k 4 -c 1
 wait_dev $NQN_A
 A=$(dev_of $NQN_A)
 echo "QUEUES2 $(dmesg | grep -c 'creating 2 I/O queues')"
@@ -62,7 +62,7 @@ echo "KEPT $(md5 $A 9)"
 echo "@@STEP create-b"
 i=0; while ! nvme discover -t tcp -a 10.0.2.2 -s $PORT | grep -q "$NQN_B"; do sleep 0.2; i=$((i+1)); [ $i -lt 50 ]; done
 # header and data digests (CRC32C) on, SQ flow control off: reads complete by C2HData SUCCESS
-nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_B -k 3 -c 1 --hdr-digest --data-digest --disable-sqflow
+nvme connect -t tcp -a 10.0.2.2 -s $PORT -n $NQN_B -k 4 -c 1 --hdr-digest --data-digest --disable-sqflow
 wait_dev $NQN_B
 B=$(dev_of $NQN_B)
 mkfs.ext4 -q -F -b 4096 $B
@@ -128,6 +128,10 @@ async function qmp(socket: string, commands: readonly string[]): Promise<void> {
   connection.destroy();
 }
 
+function keepAliveExpiries(daemon: NvmfDaemon): number {
+  return daemon.process.lines.filter((l) => /keep alive timeout/.test(String(l.msg))).length;
+}
+
 /** Waits for a guest's step marker; if the guest ends first, fails with its console. */
 async function step(guest: Guest, marker: RegExp, timeoutMs: number): Promise<void> {
   try {
@@ -158,10 +162,14 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
     await daemon.admin('nvmf create', { volume: 'rbd/b', nqn: NQN_B });
 
     await step(guest, /^@@STEP pause-me/, 180_000);
+    const expiredBefore = keepAliveExpiries(daemon);
     await qmp(qmpSocket, ['stop']);
     const paused = Date.now();
-    // KATO 3 s (nvme connect -k 3) + 1 s grace: both associations go; the exports stay.
-    await daemon.process.waitFor(/keep alive timeout/, 20_000);
+    // KATO 4 s (nvme connect -k 4) + 1 s grace: both associations go; the exports stay.
+    while (keepAliveExpiries(daemon) < expiredBefore + 2) {
+      assert.ok(Date.now() - paused < 20_000, 'both controllers expire while the guest is paused');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const exports = async () => (await daemon.admin('nvmf ls')) as { nqn: string; clients: number }[];
     for (let i = 0; i < 50 && (await exports()).some((e) => e.clients > 0); i++) await new Promise((r) => setTimeout(r, 100));
     const tornDownAfter = Date.now() - paused;
@@ -190,7 +198,8 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
     assert.match(out, 'FSCK clean');
     assert.match(out, 'EXT4 files intact');
     assert.is(value('FIO_RC'), '0', out);
-    assert.is(value('RECONNECTS'), '2', 'both controllers reconnected after the teardown');
+    // Two reconnects at least (more if a starved guest also missed a keep-alive elsewhere).
+    assert.ok(Number(value('RECONNECTS')) >= 2, 'both controllers reconnected after the teardown');
     const [after, before] = value('AFTER_PAUSE').split(' ');
     assert.is(after, before, 'data survives the controller teardown');
     assert.match(out, 'EXT4 intact after reconnect');
