@@ -13,7 +13,7 @@ import { TestHost } from './support/test-host.js';
 let daemon: NvmfDaemon;
 
 test.before(async () => {
-  daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:16', 'nvmf.exports=rbd/a']);
+  daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:16,rbd/c:8', 'nvmf.exports=rbd/a,rbd/c=nqn.2024-01.io.example:c']);
 });
 
 test.after(async () => {
@@ -28,12 +28,12 @@ async function cli(...args: string[]): Promise<unknown> {
 
 test('config export at start; nvmf create / ls / rm at runtime; I/O on the runtime export', async () => {
   const initial = (await cli('ls')) as { nqn: string; volume: string; connect: string }[];
-  assert.equal(initial.map((e) => [e.volume, e.nqn]), [['rbd/a', 'nqn.2024-01.io.fastblock:rbd:a']]);
+  assert.equal(initial.map((e) => [e.volume, e.nqn]), [['rbd/a', 'nqn.2024-01.io.fastblock:rbd:a'], ['rbd/c', 'nqn.2024-01.io.example:c']]);
   assert.match(initial[0]!.connect, new RegExp(`nvme connect -t tcp -a 127.0.0.1 -s ${daemon.port} -n nqn.2024-01.io.fastblock:rbd:a`));
   const created = (await cli('create', 'rbd/b', '--nqn', 'nqn.2024-01.io.example:b')) as { nqn: string; port: number };
   assert.is(created.nqn, 'nqn.2024-01.io.example:b');
   assert.is(created.port, daemon.port);
-  assert.is(((await cli('ls')) as unknown[]).length, 2);
+  assert.is(((await cli('ls')) as unknown[]).length, 3);
 
   const admin = await TestHost.open(daemon.port);
   const connected = await admin.connectAdmin(created.nqn);
@@ -55,7 +55,7 @@ test('config export at start; nvmf create / ls / rm at runtime; I/O on the runti
 
   assert.equal(await cli('rm', created.nqn), { removed: created.nqn });
   await Promise.all([admin.closed, io.closed]);
-  assert.is(((await cli('ls')) as unknown[]).length, 1);
+  assert.is(((await cli('ls')) as unknown[]).length, 2);
   const again = await run(FASTBLOCK, ['nvmf', 'rm', created.nqn, '--addr', daemon.addr]);
   assert.is(again.code, 1);
   assert.match(again.stderr, /no NVMe\/TCP export/);
