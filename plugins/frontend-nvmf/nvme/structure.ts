@@ -31,7 +31,7 @@ export class Structure {
     return this;
   }
 
-  /** A 128-bit counter (SMART data units), from a safe integer. */
+  /** A 128-bit counter (SMART) from a safe integer: the low 64 bits; the high half stays zero. */
   u128(offset: number, value: number): this {
     return this.u64(offset, value);
   }
