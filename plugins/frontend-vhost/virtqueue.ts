@@ -137,6 +137,8 @@ export class Virtqueue {
         if (!ring.armKick()) break;
       }
     } catch (err) {
+      // The front-end hears of it on the queue's error eventfd, then the connection is closed.
+      if (this.errFd !== undefined) this.ctx.native.eventfdWrite(this.errFd);
       this.ctx.broken(err as Error);
     }
   }

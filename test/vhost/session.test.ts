@@ -313,11 +313,15 @@ test('a guest that breaks its ring loses its connection; another controller and 
     const bad = await attach(s.sock('a'), 1);
     const good = await attach(s.sock('b'), 1);
     const ring = bad.q[0]!.ring;
+    const err = native.eventfd();
+    bad.fe.send(Request.SET_VRING_ERR, encodeU64(0n), [err]);
     ring.setDesc(0, 4096, 16, 1, 1); // 0 -> 1 -> 0: a loop
     ring.setDesc(1, 4096, 16, 1, 0);
     ring.publish(0);
     native.eventfdWrite(bad.q[0]!.kick);
     assert.is(await bad.fe.reply(), 'closed');
+    assert.is(native.eventfdRead(err), 1, 'the error eventfd was signalled');
+    native.close(err);
     assert.ok(logLines.some((l) => l.includes('the guest broke a ring') && l.includes('loop')));
 
     const g = good.q[0]!.ring;
