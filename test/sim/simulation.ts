@@ -12,7 +12,7 @@
  * hash proves it.
  */
 import { createHash } from 'node:crypto';
-import { MemoryStorage, MultiRaft, Role, EntryType, decodeMembership, isMember } from '../../kernel/raft/index.js';
+import { MemoryStorage, MultiRaft, Role, EntryType, decodeMembership, decodeNodeMessage, encodeNodeMessage, isMember } from '../../kernel/raft/index.js';
 import type { Entry, GroupId, Membership, NodeId, NodeMessage, RaftGroup, ReadState, Round, Snapshot, SoftState } from '../../kernel/raft/index.js';
 import { EventQueue } from './event-queue.js';
 import { KvStateMachine, decodeWrite, encodeWrite } from './kv.js';
@@ -109,8 +109,9 @@ export class Simulation {
   private readonly committed = new Map<GroupId, Map<number, { print: string; term: number; commitTerm: number }>>();
   private readonly lastMembership = new Map<GroupId, { index: number; membership: Membership }>();
   private readonly leaseReads: boolean;
-  /** Per seed: heartbeat merging, heartbeat interval, pipelining depth, snapshot chunk size. */
-  private readonly tuning: { merge: boolean; heartbeatTicks: number; maxInflight: number; chunkBytes: number };
+  /** Per seed: heartbeat merging, heartbeat interval, pipelining depth, snapshot chunk size, and
+   * whether node messages go through the wire codec (as bytes, like over a socket). */
+  private readonly tuning: { merge: boolean; heartbeatTicks: number; maxInflight: number; chunkBytes: number; wire: boolean };
   private readonly durationMs: number;
   private healing = false;
   private eventsRun = 0;
@@ -128,6 +129,7 @@ export class Simulation {
       heartbeatTicks: r.pick([1, 2, 3]),
       maxInflight: r.pick([1, 4, 16]),
       chunkBytes: r.pick([16, 64, 1024]),
+      wire: r.chance(0.25),
     };
     this.net = new SimNetwork(r.fork(), {
       minDelayMs: 0.5,
@@ -290,7 +292,14 @@ export class Simulation {
   }
 
   private send(m: NodeMessage): void {
-    for (const delay of this.net.deliveries(m)) this.queue.push(this.now + delay, { kind: 'deliver', node: m.to, message: m });
+    const delays = this.net.deliveries(m);
+    if (delays.length === 0) return;
+    let delivered = m;
+    if (this.tuning.wire) {
+      const { header, payload } = encodeNodeMessage(m);
+      delivered = decodeNodeMessage(header, Buffer.concat(payload));
+    }
+    for (const delay of delays) this.queue.push(this.now + delay, { kind: 'deliver', node: m.to, message: delivered });
   }
 
   private schedule(node: SimNode): void {
