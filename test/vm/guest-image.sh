@@ -39,8 +39,14 @@ if ((${#need[@]})); then
 fi
 
 kver=${FASTBLOCK_VM_KVER:-}
+current_kver() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{sub("linux-image-","",$2); print $2; exit}' || true; }
 if [[ -z "$kver" ]]; then
-  kver=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{sub("linux-image-","",$2); print $2; exit}' || true)
+  kver=$(current_kver)
+  # A machine with every package installed may still have empty apt lists.
+  if [[ -z "$kver" ]] && ! ls "$cache"/deb/linux-image-*.deb >/dev/null 2>&1; then
+    apt-get update -qq >&2 || true
+    kver=$(current_kver)
+  fi
 fi
 if [[ -z "$kver" ]]; then
   newest=$(ls -t "$cache"/deb/linux-image-*.deb 2>/dev/null | head -n 1 || true)
@@ -123,7 +129,8 @@ install -m 0755 "$here/init.sh" "$root/init"
 
 # Left uncompressed on purpose: gunzip in a TCG guest costs about 0.8 s per boot.
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$work/initramfs.cpio"
-rm -rf "$cache"/image-*
+# Older images go once nobody can still be starting a guest from them.
+find "$cache" -maxdepth 1 -name 'image-*' -mmin +60 -exec rm -rf {} +
 mkdir -p "$image"
 mv "$work/vmlinux" "$work/initramfs.cpio" "$image/"
 echo "$kver" > "$image/kver"
