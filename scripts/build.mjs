@@ -1,7 +1,7 @@
 // Build: TypeScript (tsc -> dist/), native addons (node-gyp, only when sources changed),
 // and any build step a part of the tree declares in a build.mjs of its own (policies/ -> .wasm).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,14 +60,54 @@ run('tsc', bin('tsc'), ['-p', 'tsconfig.json']);
 const localHeaders = join(dirname(dirname(process.execPath)), 'include', 'node');
 const nodedirArgs = existsSync(join(localHeaders, 'common.gypi')) ? [`--nodedir=${dirname(dirname(process.execPath))}`] : [];
 
-for (const dir of nativeDirs()) {
+function upToDate(dir) {
   const built = join(dir, 'build', 'Release');
   const builtAt = existsSync(built) ? Math.max(0, ...readdirSync(built).filter((f) => f.endsWith('.node')).map((f) => statSync(join(built, f)).mtimeMs)) : 0;
-  if (builtAt > newestMtime(dir)) {
-    console.log(`[build] ${dir.slice(root.length + 1)} up to date`);
+  return builtAt > newestMtime(dir);
+}
+
+// Several builds may run at once in one checkout (parallel test runs); two node-gyp runs in one
+// build/ directory break each other. One at a time per addon: a lock directory (mkdir is atomic),
+// and the staleness check again once it is held.
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+function withLock(dir, work) {
+  const lock = join(dir, '.build-lock');
+  for (let waited = 0; ; waited += 200) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      // A build killed half-way leaves its lock; none takes 10 minutes.
+      if (Date.now() - statSync(lock).mtimeMs > 600_000) rmSync(lock, { recursive: true, force: true });
+      sleep(200);
+    }
+  }
+  try {
+    work();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+for (const dir of nativeDirs()) {
+  const name = dir.slice(root.length + 1);
+  if (upToDate(dir)) {
+    console.log(`[build] ${name} up to date`);
     continue;
   }
-  run(`node-gyp ${dir.slice(root.length + 1)}`, process.execPath, [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--silent', ...nodedirArgs], dir);
+  let status = 0;
+  withLock(dir, () => {
+    if (upToDate(dir)) return console.log(`[build] ${name} up to date`);
+    const started = Date.now();
+    const args = [join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), 'rebuild', '--silent', ...nodedirArgs];
+    status = spawnSync(process.execPath, args, { cwd: dir, stdio: 'inherit' }).status ?? 1;
+    if (status === 0) console.log(`[build] node-gyp ${name} ok (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  });
+  if (status !== 0) {
+    console.error(`[build] node-gyp ${name} failed (exit ${status})`);
+    process.exit(1);
+  }
 }
 
 for (const step of extraSteps()) run(step.slice(root.length + 1), process.execPath, [step]);

@@ -33,6 +33,8 @@ export interface NativeAddon {
   probeUring(): number;
   /** fd opened O_RDWR|O_DIRECT (|O_CREAT), or -errno. */
   openDirect(path: string, create: boolean): number;
+  /** Grows a regular file to at least `bytes` (fallocate of its last page); 0 or errno. */
+  extendTo(fd: number, bytes: number): number;
 }
 
 function load(): { addon?: NativeAddon; error?: Error } {

@@ -84,7 +84,7 @@ export class FileBdev implements Bdev {
       } else if (stat.isFile()) {
         available = stat.size;
         if (available < base + options.sizeBytes && create) {
-          ftruncateSync(fd, base + options.sizeBytes);
+          FileBdev.extend(fd, path, base + options.sizeBytes);
           available = base + options.sizeBytes;
         }
       } else {
@@ -102,16 +102,23 @@ export class FileBdev implements Bdev {
   }
 
   private static openFd(path: string, create: boolean, engine: IoEngine): number {
-    if (engine.direct && native !== undefined) {
-      const fd = native.openDirect(path, create);
-      if (fd >= 0) return fd;
-      throw new FastblockError(ErrorCode.IO_ERROR, `cannot open ${path} with O_DIRECT (errno ${-fd})`, { path, errno: -fd });
-    }
+    const flags = constants.O_RDWR | (create ? constants.O_CREAT : 0) | (engine.direct ? constants.O_DIRECT : 0);
     try {
-      return openSync(path, constants.O_RDWR | (create ? constants.O_CREAT : 0));
+      return openSync(path, flags);
     } catch (err) {
-      throw new FastblockError(ErrorCode.IO_ERROR, `cannot open ${path}: ${(err as Error).message}`, { path }, { cause: err });
+      const direct = engine.direct ? ' with O_DIRECT' : '';
+      throw new FastblockError(ErrorCode.IO_ERROR, `cannot open ${path}${direct}: ${(err as Error).message}`, { path }, { cause: err });
     }
+  }
+
+  /** Grows a regular file without ever shrinking it: shard threads may race to extend one file. */
+  private static extend(fd: number, path: string, bytes: number): void {
+    if (native === undefined) {
+      if (fstatSync(fd).size < bytes) ftruncateSync(fd, bytes);
+      return;
+    }
+    const errno = native.extendTo(fd, bytes);
+    if (errno !== 0) throw new FastblockError(errno === 28 ? ErrorCode.NO_SPACE : ErrorCode.IO_ERROR, `cannot extend ${path} to ${bytes} bytes (errno ${errno})`, { path, bytes, errno });
   }
 
   private static lock(fd: number, path: string, offset: number, length: number, logger: Logger | undefined): void {

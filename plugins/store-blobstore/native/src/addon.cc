@@ -24,6 +24,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("alignmentOffset", Napi::Function::New(env, AlignmentOffset));
   exports.Set("probeUring", Napi::Function::New(env, ProbeUring));
   exports.Set("openDirect", Napi::Function::New(env, OpenDirect));
+  exports.Set("extendTo", Napi::Function::New(env, ExtendTo));
   return exports;
 }
 

@@ -61,6 +61,14 @@ Napi::Value ProbeUring(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc == 0 ? 0 : -rc);
 }
 
+// extendTo(fd, bytes) -> 0 or errno. Grows a regular file to at least `bytes`, never shrinking
+// it (several shard threads may each extend one shared file for their own region).
+Napi::Value ExtendTo(const Napi::CallbackInfo& info) {
+  off_t bytes = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  int rc = fallocate(info[0].As<Napi::Number>().Int32Value(), 0, bytes - 4096, 4096);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
+}
+
 // openDirect(path, create) -> fd or -errno. O_DIRECT is not among the flags Node's fs exposes
 // portably for every platform, and the descriptor must be the ring's.
 Napi::Value OpenDirect(const Napi::CallbackInfo& info) {

@@ -8,3 +8,4 @@ Napi::Value AlignedAlloc(const Napi::CallbackInfo& info);
 Napi::Value AlignmentOffset(const Napi::CallbackInfo& info);
 Napi::Value ProbeUring(const Napi::CallbackInfo& info);
 Napi::Value OpenDirect(const Napi::CallbackInfo& info);
+Napi::Value ExtendTo(const Napi::CallbackInfo& info);

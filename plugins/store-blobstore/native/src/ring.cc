@@ -86,14 +86,31 @@ Ring::Ring(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ring>(info) {
   poll_->data = this;
   uv_poll_start(poll_, UV_READABLE, &Ring::OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  // A worker thread's loop closes with it: the poll handle and the ring must go first.
+  env_ = env;
+  napi_add_env_cleanup_hook(env, &Ring::OnEnvCleanup, this);
 }
 
-Ring::~Ring() { Shutdown(); }
+Ring::~Ring() {
+  if (env_ != nullptr) napi_remove_env_cleanup_hook(env_, &Ring::OnEnvCleanup, this);
+  Shutdown();
+}
 
-void Ring::Shutdown() {
+void Ring::OnEnvCleanup(void* self) {
+  auto* ring = static_cast<Ring*>(self);
+  ring->env_ = nullptr;
+  ring->Shutdown(true);
+  ring->onComplete_.Reset();
+  ring->completionsRef_.Reset();
+}
+
+void Ring::Shutdown(bool teardown) {
   if (poll_ != nullptr) {
     uv_poll_stop(poll_);
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    // At environment teardown the addon may be unloaded before the loop finishes closing
+    // handles, so no callback of ours may run then: the handle's few bytes are left behind.
+    uv_close_cb freeHandle = [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); };
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), teardown ? nullptr : freeHandle);
     poll_ = nullptr;
   }
   if (open_) {
@@ -237,12 +254,18 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int) {
   self->Reap();
 }
 
+// Raw N-API here: a worker being terminated cannot run JS, and node-addon-api's error path would
+// abort the process; a failed call instead just stops this ring.
 void Ring::Reap() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
+  napi_env env = Env();
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    Shutdown(true);
+    return;
+  }
   io_uring_cqe* cqes[256];
   for (;;) {
-    if (!open_) return;
+    if (!open_) break;
     unsigned count = io_uring_peek_batch_cqe(&ring_, cqes, std::min<unsigned>(256, completionPairs_));
     if (count == 0) break;
     for (unsigned i = 0; i < count; i++) {
@@ -268,9 +291,15 @@ void Ring::Reap() {
     io_uring_cq_advance(&ring_, count);
     inflight_ -= count;
     if (inflight_ == 0 && poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    // MakeCallback drains microtasks, so I/O issued by continuations is already prepared here.
-    onComplete_.MakeCallback(Value(), {Napi::Number::New(env, count)});
-    if (env.IsExceptionPending()) return;
+    // make_callback drains microtasks, so I/O issued by continuations is already prepared here.
+    napi_value fn, recv, arg, result;
+    if (napi_get_reference_value(env, onComplete_, &fn) != napi_ok || fn == nullptr || napi_get_global(env, &recv) != napi_ok ||
+        napi_create_uint32(env, count, &arg) != napi_ok || napi_make_callback(env, nullptr, recv, fn, 1, &arg, &result) != napi_ok) {
+      napi_close_handle_scope(env, scope);
+      Shutdown(true);
+      return;
+    }
   }
   if (open_ && io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
+  napi_close_handle_scope(env, scope);
 }

@@ -39,11 +39,13 @@ class Ring : public Napi::ObjectWrap<Ring> {
   Slot* SlotFor(Napi::Env env, uint32_t tag);
   void Started();
   void Reap();
-  void Shutdown();
+  void Shutdown(bool teardown = false);
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnEnvCleanup(void* self);
 
   io_uring ring_{};
   bool open_ = false;
+  napi_env env_ = nullptr;
   int eventFd_ = -1;
   uv_poll_t* poll_ = nullptr;
   uint32_t inflight_ = 0;
