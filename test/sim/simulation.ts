@@ -851,6 +851,14 @@ export class Simulation {
         }
       }
     }
+    // A final read of every key from each group's leader, once everything converged: a lost
+    // acknowledged write shows up as a stale final value.
+    for (const group of this.groupIds) {
+      const sm = this.currentLeader(group)!.replicas.get(group)!.sm;
+      for (let k = 0; k < 6; k++) {
+        this.history.push({ client: 0, key: `${group}/k${k}`, kind: 'get', value: sm.values.get(`k${k}`), call: this.now, ret: this.now + 1 });
+      }
+    }
     const history = this.history.filter((op) => op.ret !== -1).map((op) => (Number.isNaN(op.ret) ? { ...op, ret: op.kind === 'put' ? Infinity : -1 } : op));
     const result = checkHistory(history.filter((op) => op.ret !== -1));
     this.record(`history ${history.length} ops linearizable=${result.ok}`);
