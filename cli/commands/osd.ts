@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { OsdInfo } from '../../kernel/contracts/index.js';
 import { action, commandGroup, parseInteger, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
 
-type OsdRow = OsdInfo & { autoOut: boolean; pgs: number; leaders: number };
+type OsdRow = OsdInfo & { pgs: number; leaders: number };
 
 const FLAGS = ['noout'];
 
@@ -11,7 +11,15 @@ export function registerOsd(program: Command): void {
   const osd = commandGroup(program, 'osd', 'list OSDs, take them out or in, remove them, set flags');
   withCommonOptions(osd.command('ls').description('list OSDs')).action(
     action(async (o: CommonOptions) => {
-      const rows = (await withMonitors(o, (m) => m.admin('osd ls'))) as OsdRow[];
+      // From the map and the PG states (both RPC payloads): a big cluster's listing outgrows an admin reply.
+      const rows = await withMonitors(o, async (m): Promise<OsdRow[]> => {
+        const [map, states] = await Promise.all([m.fetchMap(), m.pgStatus()]);
+        const pgs = new Map<number, number>();
+        const leaders = new Map<number, number>();
+        for (const pg of map.pgs) for (const r of pg.replicas) pgs.set(r.osd, (pgs.get(r.osd) ?? 0) + 1);
+        for (const s of states) if (s.leaderOsd >= 0) leaders.set(s.leaderOsd, (leaders.get(s.leaderOsd) ?? 0) + 1);
+        return map.osds.map((osd) => ({ ...osd, pgs: pgs.get(osd.id) ?? 0, leaders: leaders.get(osd.id) ?? 0 }));
+      });
       print(o, rows, (list) =>
         list.length === 0
           ? 'no OSDs'

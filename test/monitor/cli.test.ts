@@ -78,7 +78,8 @@ test('pool and image lifecycle with --json', async () => {
   const [a, b] = await Promise.all([cli('image', 'create', 'rbd/vm1', '--size', '10G', '--json'), cli('image', 'create', 'rbd/vm2', '--size', '512M', '--json')]);
   assert.is(json(a).sizeBytes, 10 * 2 ** 30);
   assert.is(json(b).sizeBytes, 512 * 2 ** 20);
-  const [ls, info, pg] = await Promise.all([cli('image', 'ls', 'rbd', '--json'), cli('image', 'info', 'rbd/vm1'), cli('pg', 'ls', '--json')]);
+  const [ls, info, pg, osd] = await Promise.all([cli('image', 'ls', 'rbd', '--json'), cli('image', 'info', 'rbd/vm1'), cli('pg', 'ls', '--json'), cli('osd', 'ls', '--json')]);
+  assert.equal(json(osd), []);
   assert.equal(json(ls).map((i: { name: string }) => i.name).sort(), ['vm1', 'vm2']);
   assert.match(info.stdout, /size\s+10G/);
   assert.is(json(pg).length, 16);
