@@ -1,0 +1,99 @@
+/** The PG state machine, the PG op codec and the membership steps, without raft or network. */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import pino from 'pino';
+import { DataOp } from '../../client/data-protocol.js';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import type { MultiRaft } from '../../kernel/raft/index.js';
+import { MembershipDriver } from '../../services/osd/membership-driver.js';
+import { Pg, type PgRaftPort } from '../../services/osd/pg.js';
+import { decodePgOp, encodePgOp } from '../../services/osd/pg-op.js';
+import { MemoryShardStore } from './memory-store.js';
+
+test('PG ops round-trip; a truncated op is CORRUPT, never applied', () => {
+  const data = new Uint8Array([1, 2, 3, 4, 5]);
+  const op = decodePgOp(encodePgOp(DataOp.WRITE, 'img.0000000000000003', 4096 * 1000 + 7, 5, data));
+  assert.equal({ ...op, data: [...op.data!] }, { op: DataOp.WRITE, object: 'img.0000000000000003', offset: 4096007, length: 5, data: [1, 2, 3, 4, 5] });
+  assert.equal(decodePgOp(encodePgOp(DataOp.DISCARD, 'x', 0, 8192)), { op: DataOp.DISCARD, object: 'x', offset: 0, length: 8192 });
+  const bytes = encodePgOp(DataOp.WRITE, 'x', 0, 5, data);
+  assert.throws(() => decodePgOp(bytes.subarray(0, bytes.length - 1)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
+  assert.throws(() => decodePgOp(bytes.subarray(0, 10)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
+});
+
+function fakePort() {
+  let next = 1;
+  const port: PgRaftPort & { term: number; readAt: number } = {
+    term: 1,
+    readAt: 0,
+    propose: () => ({ index: next++, term: port.term }),
+    readIndex: async () => port.readAt,
+  };
+  return port;
+}
+
+test('a proposal resolves when its entry applies, in log order; a replaced entry fails as NOT_LEADER', async () => {
+  const store = new MemoryShardStore();
+  const port = fakePort();
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0);
+  pg.setLeader(0, 1);
+  const first = pg.propose(encodePgOp(DataOp.WRITE, 'o', 0, 3, new Uint8Array([7, 7, 7])));
+  const second = pg.propose(encodePgOp(DataOp.WRITE, 'o', 1, 1, new Uint8Array([9])));
+  let firstDone = false;
+  void first.then(() => (firstDone = true));
+  await pg.apply([{ index: 1, term: 1, isOp: true, data: encodePgOp(DataOp.WRITE, 'o', 0, 3, new Uint8Array([7, 7, 7])) }]);
+  await first;
+  assert.ok(firstDone);
+  // Index 2 was overwritten by a new leader's entry of term 2: its proposer must not see success.
+  await pg.apply([{ index: 2, term: 2, isOp: true, data: encodePgOp(DataOp.WRITE, 'o', 2, 1, new Uint8Array([5])) }]);
+  try {
+    await second;
+    assert.unreachable();
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.NOT_LEADER));
+  }
+  assert.equal([...(await store.objects.read('1.0', 'o', 0, 3))], [7, 7, 5]);
+});
+
+test('reads wait for the apply of their read index; losing leadership fails pending proposals', async () => {
+  const store = new MemoryShardStore();
+  const port = fakePort();
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0);
+  pg.setLeader(0, 1);
+  port.readAt = 1;
+  let read = false;
+  const barrier = pg.readBarrier().then(() => (read = true));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.not.ok(read, 'not before the index is applied');
+  await pg.apply([{ index: 1, term: 1, isOp: false, data: new Uint8Array(0) }]);
+  await barrier;
+  const pending = pg.propose(encodePgOp(DataOp.DISCARD, 'o', 0, 4096));
+  pg.setLeader(2, 2);
+  try {
+    await pending;
+    assert.unreachable();
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.NOT_LEADER));
+  }
+});
+
+test('membership moves toward the map one safe step at a time', () => {
+  const driver = new MembershipDriver({} as MultiRaft, pino({ level: 'silent' }));
+  const caughtUp = (ready: number[]) => (n: number) => ready.includes(n);
+  // Replica 1 is replaced by 4.
+  let m = { voters: [1, 2, 3], learners: [] as number[] };
+  const target = [2, 3, 4];
+  const steps: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const next = driver.nextStep(m, target, caughtUp(i >= 2 ? [4] : []));
+    if (!next) continue; // waiting for the learner to catch up
+    steps.push(next.step);
+    m = { voters: [...next.membership.voters], learners: [...next.membership.learners] };
+  }
+  assert.equal(steps, ['add learners', 'promote', 'remove voter']);
+  assert.equal(m, { voters: [2, 3, 4], learners: [] });
+  assert.ok(steps.includes('promote') && steps.includes('remove voter'));
+  // A learner that has not caught up is not promoted.
+  assert.is(driver.nextStep({ voters: [2, 3], learners: [4] }, [2, 3, 4], () => false), undefined);
+});
+
+test.run();
