@@ -6,7 +6,7 @@
  * this one checks that what the NBD clients write and read survives the real data path.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -20,11 +20,11 @@ let dir: string;
 let cluster: LocalCluster;
 let uri: string;
 
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fastblock-nbd-cluster-'));
-  // Ports away from vstart's defaults: other suites may run clusters on this machine meanwhile.
-  const base = 21000 + Math.floor(Math.random() * 20000);
-  cluster = await LocalCluster.start({
+async function startCluster(): Promise<LocalCluster> {
+  // Fixed ports (a cluster keeps them across restarts): below the kernel's ephemeral range, away
+  // from vstart's defaults, random so suites running clusters side by side rarely meet.
+  const base = 12000 + Math.floor(Math.random() * 1800) * 10;
+  return LocalCluster.start({
     dir: join(dir, 'cluster'),
     osds: 3,
     monitorPort: base,
@@ -35,12 +35,25 @@ test.before(async () => {
     storeSizeMb: 512,
     logLevel: 'warn',
   });
+}
+
+test.before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fastblock-nbd-cluster-'));
+  try {
+    cluster = await startCluster();
+  } catch (err) {
+    // Most likely a port another process took meanwhile: once more on other ports, then fail.
+    console.log(`first cluster start failed (${(err as Error).message}); retrying on other ports`);
+    rmSync(join(dir, 'cluster'), { recursive: true, force: true });
+    cluster = await startCluster();
+  }
   uri = cluster.nbdUri;
 });
 
 test.after(async () => {
   await cluster?.stop();
-  const gatewayLog = readFileSync(join(dir, 'cluster', 'logs', 'gateway.log'), 'utf8');
+  const logFile = join(dir, 'cluster', 'logs', 'gateway.log');
+  const gatewayLog = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
   rmSync(dir, { recursive: true, force: true });
   const errors = gatewayLog.split('\n').filter((l) => l.includes('"level":"error"') || l.includes('"level":"fatal"'));
   assert.equal(errors, [], 'the gateway logged no errors');
