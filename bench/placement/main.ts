@@ -13,7 +13,7 @@ import { encodePlacementInput, osdOrder } from '../../plugins/placement/abi.js';
 import { builtinPolicyBytes } from '../../plugins/placement/builtin.js';
 import { WasmPlacementPolicy } from '../../plugins/placement/wasm-policy.js';
 import { wasm } from '../../plugins/placement/webassembly.js';
-import { input, makeOsds, makePool, markOut, maxOverMean, movedPgs, pgsTouching } from '../../test/placement/cluster.js';
+import { input, makeOsds, makePool, markOut, maxOverMean, movedPgs, pgsPerOsd, pgsTouching } from '../../test/placement/cluster.js';
 
 const HOSTS = 50;
 const OSDS_PER_HOST = 20;
@@ -90,6 +90,7 @@ const figures = {
   seconds_wasm_compute: +(best(wasmMs) / 1000).toFixed(4),
   seconds_ts_compute: +(best(tsMs) / 1000).toFixed(4),
   max_over_mean_pgs_per_osd: +maxOverMean(mapping, osds).toFixed(4),
+  max_over_min_pgs_per_osd: +(Math.max(...pgsPerOsd(mapping).values()) / Math.min(...pgsPerOsd(mapping).values())).toFixed(4),
   moved_ratio_one_osd_out: +movedOsd.toFixed(4),
   moved_ratio_one_host_out: +movedHost.toFixed(4),
 };
