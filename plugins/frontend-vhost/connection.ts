@@ -288,9 +288,7 @@ export class Connection {
         const file = decodeVringFile(m);
         const q = this.queue(file.index, m.request);
         if (file.fd === undefined) throw new RefusedError('polled rings (no kick fd) are not supported');
-        if (q.kickFd !== undefined) this.native.close(q.kickFd);
-        q.kickFd = this.claim(file.fd);
-        q.maybeStart();
+        q.setKick(this.claim(file.fd));
         return undefined;
       }
       case Request.SET_VRING_CALL: {

@@ -34,7 +34,7 @@ export class Virtqueue {
   size = 0;
   base = 0;
   address: VringAddress | undefined;
-  kickFd: number | undefined;
+  private kickFd: number | undefined;
   callFd: number | undefined;
   errFd: number | undefined;
   inflight: InflightQueue | undefined;
@@ -80,6 +80,20 @@ export class Virtqueue {
     this.watch();
     for (const head of resubmit) this.submit(head, false);
     this.process();
+  }
+
+  /** SET_VRING_KICK: a running ring moves its watch to the new fd before the old one is closed. */
+  setKick(fd: number): void {
+    const running = this.ring !== undefined;
+    this.watcher?.stop();
+    this.watcher = undefined;
+    if (this.kickFd !== undefined) this.ctx.native.close(this.kickFd);
+    this.kickFd = fd;
+    if (!running) return this.maybeStart();
+    if (this.enabled) {
+      this.watch();
+      this.process();
+    }
   }
 
   /** SET_VRING_ENABLE: a disabled ring takes no new requests; those in flight complete. */

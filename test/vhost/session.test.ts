@@ -238,6 +238,14 @@ test('two queues at once, completed out of order, signalled through the call eve
     assert.equal(q0.ring.usedElem(1), { id: write, len: 1 });
     const v = await s.memory.open('rbd/a');
     assert.equal(await v.read(4096, 4096), data);
+    // A new kick fd for a running queue: the old one is closed, the new one wakes the queue.
+    const kick = native.eventfd();
+    fe.send(Request.SET_VRING_KICK, encodeU64(1n), [kick]);
+    await sleep(20);
+    q1.ring.publish(q1.ring.chain([q1.ring.header(BlkType.FLUSH, 0), q1.ring.status()]));
+    native.eventfdWrite(kick);
+    await until(() => q1.ring.usedIdx() === 2, 'a kick on the new fd');
+    native.close(kick);
     fe.close();
   } finally {
     s.openGate();
