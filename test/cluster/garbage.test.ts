@@ -3,6 +3,8 @@
  * Bytes from outside that are not the protocol: a random byte stream and a truncated handshake,
  * to an OSD's data port and to the monitor's control port. Each such connection is closed (with
  * the reason in the daemon's log); every daemon stays up and the cluster serves I/O as before.
+ * Then, on the same cluster, a leader transfer as the monitor asks for one (TransferLeader to the
+ * OSD's address) moves the PG's leadership, and I/O follows it.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,6 +16,10 @@ import { connect } from '../../client/connect.js';
 import { FrameKind, encodeFrameHead } from '../../kernel/rpc/frame.js';
 import { HelloCodec } from '../../kernel/rpc/wire.js';
 import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+import { call } from '../../kernel/rpc/rpc-client.js';
+import { silentLogger } from '../../kernel/logger.js';
+import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
+import { MonitorMethods } from '../../services/monitor/protocol.js';
 
 /** Sends `bytes` (then FIN when `end`), resolves when the server has closed the connection. */
 function sendAndWaitClose(port: number, bytes: Uint8Array, end: boolean, timeoutMs = 15_000): Promise<'closed' | 'open'> {
@@ -47,7 +53,7 @@ function processAlive(pid: number): boolean {
 if (!storePlugin()) {
   console.log('SKIP garbage: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
 } else {
-  test('random bytes and truncated handshakes to the data and control ports close only those connections', async () => {
+  test('garbage to the data and control ports closes only those connections; leader transfer on request', async () => {
     const { cluster, cleanup } = await startTestCluster({ name: 'garbage', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 64 * 1024 * 1024 } });
     const client = await connect({ monitors: [cluster.monitorAddress] });
     try {
@@ -71,6 +77,29 @@ if (!storePlugin()) {
       const after = randomBytes(64 * 1024);
       await image.write(1024 * 1024, [after]);
       assert.equal(await image.read(1024 * 1024, after.length), new Uint8Array(after));
+
+      // Leader transfer, as the monitor's balancer asks for it.
+      const map = await cluster.map();
+      const pg = (await cluster.pgs()).find((p) => p.leader >= 0)!;
+      const from = map.osds.find((o) => o.id === pg.leader)!;
+      const to = pg.replicas.map((r) => r.osd).find((osd) => osd !== pg.leader)!;
+      const transport = new TcpTransport({ source: 'test' }, silentLogger());
+      try {
+        const [pool, index] = pg.pg.split('.');
+        const reply = await call(transport.connect({ address: from.address, shard: 0 }), MonitorMethods.TransferLeader, { pool: Number(pool), index: parseInt(index, 16), toOsd: to, epoch: map.epoch });
+        assert.ok(reply.response.started);
+      } finally {
+        await transport.close();
+      }
+      const deadline = Date.now() + 20_000;
+      let leader = pg.leader;
+      while (leader !== to && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 300));
+        leader = (await cluster.pgs()).find((p) => p.pg === pg.pg)!.leader;
+      }
+      assert.is(leader, to, `PG ${pg.pg} leadership moved from osd.${pg.leader} to osd.${to}`);
+      await image.write(0, [after]);
+      assert.equal(await image.read(0, after.length), new Uint8Array(after));
     } finally {
       await client.close();
       await cleanup();
