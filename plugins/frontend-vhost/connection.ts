@@ -355,6 +355,10 @@ export class Connection {
   }
 
   private attachInflight(mapping: ArrayBuffer, numQueues: number, queueSize: number): void {
+    if (this.queues.some((q) => q.running)) {
+      this.native.unmap(mapping);
+      throw new RefusedError('an inflight region cannot replace the one of running rings');
+    }
     if (this.inflightMapping) this.native.unmap(this.inflightMapping);
     this.inflightMapping = mapping;
     const per = inflightQueueBytes(queueSize);
