@@ -1,5 +1,5 @@
 /**
- * The native addon (native/src): io_uring ring, CRC32C, region locks, aligned memory. Loaded once
+ * The native addon (native/src): io_uring ring, CRC32C, region locks, alignment. Loaded once
  * per thread; `undefined` when it was not built, and every caller has a pure-JS path for that case.
  */
 import { createRequire } from 'node:module';
@@ -26,13 +26,10 @@ export interface NativeAddon {
   lockRegion(fd: number, offset: number, length: number): number;
   /** Bytes of a block device, or -errno. */
   deviceSize(fd: number): number;
-  alignedAlloc(bytes: number, alignment: number): ArrayBuffer;
   /** Bytes from the start of `bytes` to its first address aligned to `alignment`. */
   alignmentOffset(bytes: Uint8Array, alignment: number): number;
   /** 0 when an io_uring can be created, else the errno that prevented it. */
   probeUring(): number;
-  /** fd opened O_RDWR|O_DIRECT (|O_CREAT), or -errno. */
-  openDirect(path: string, create: boolean): number;
   /** Grows a regular file to at least `bytes` (fallocate of its last page); 0 or errno. */
   extendTo(fd: number, bytes: number): number;
 }

@@ -20,10 +20,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crc32cHardware", Napi::Boolean::New(env, Crc32cHardware()));
   exports.Set("lockRegion", Napi::Function::New(env, LockRegion));
   exports.Set("deviceSize", Napi::Function::New(env, DeviceSize));
-  exports.Set("alignedAlloc", Napi::Function::New(env, AlignedAlloc));
   exports.Set("alignmentOffset", Napi::Function::New(env, AlignmentOffset));
   exports.Set("probeUring", Napi::Function::New(env, ProbeUring));
-  exports.Set("openDirect", Napi::Function::New(env, OpenDirect));
   exports.Set("extendTo", Napi::Function::New(env, ExtendTo));
   return exports;
 }

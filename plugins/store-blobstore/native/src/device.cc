@@ -31,20 +31,6 @@ Napi::Value DeviceSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(bytes));
 }
 
-// alignedAlloc(bytes, alignment) -> ArrayBuffer whose memory is aligned for O_DIRECT, zeroed.
-Napi::Value AlignedAlloc(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  size_t bytes = static_cast<size_t>(info[0].As<Napi::Number>().Int64Value());
-  size_t alignment = info[1].As<Napi::Number>().Uint32Value();
-  void* memory = nullptr;
-  if (bytes == 0 || posix_memalign(&memory, alignment, bytes) != 0) {
-    Napi::Error::New(env, "aligned allocation failed").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  memset(memory, 0, bytes);
-  return Napi::ArrayBuffer::New(env, memory, bytes, [](Napi::Env, void* data) { free(data); });
-}
-
 // alignmentOffset(bytes: Uint8Array, alignment) -> how far into `bytes` the first aligned address is.
 Napi::Value AlignmentOffset(const Napi::CallbackInfo& info) {
   auto bytes = info[0].As<Napi::Uint8Array>();
@@ -69,12 +55,3 @@ Napi::Value ExtendTo(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc == 0 ? 0 : errno);
 }
 
-// openDirect(path, create) -> fd or -errno. O_DIRECT is not among the flags Node's fs exposes
-// portably for every platform, and the descriptor must be the ring's.
-Napi::Value OpenDirect(const Napi::CallbackInfo& info) {
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  int flags = O_RDWR | O_DIRECT | O_CLOEXEC;
-  if (info[1].As<Napi::Boolean>().Value()) flags |= O_CREAT;
-  int fd = open(path.c_str(), flags, 0644);
-  return Napi::Number::New(info.Env(), fd >= 0 ? fd : -errno);
-}
