@@ -8,17 +8,14 @@ import type { Socket } from 'node:net';
 
 export class ReplyWriter {
   private pending: Uint8Array[] = [];
-  private scheduled = false;
+  private scheduled: NodeJS.Immediate | undefined;
   private readonly flushNow = (): void => this.flush();
 
   constructor(private readonly socket: Socket) {}
 
   send(...buffers: Uint8Array[]): void {
     for (const buffer of buffers) this.pending.push(buffer);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushNow);
-    }
+    this.scheduled ??= setImmediate(this.flushNow);
   }
 
   /** True while the kernel's send buffer and Node's queue are full: stop taking new requests. */
@@ -41,7 +38,10 @@ export class ReplyWriter {
 
   /** Sends what is queued now (also used before closing so no finished reply is lost). */
   flush(): void {
-    this.scheduled = false;
+    if (this.scheduled) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
     const buffers = this.pending;
     if (buffers.length === 0) return;
     this.pending = [];
