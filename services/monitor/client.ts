@@ -66,9 +66,11 @@ export class MonitorClient {
 
   /**
    * Runs `work` against the leader: starts with the last known leader, follows NOT_LEADER hints,
-   * and moves on to the next monitor when one does not answer.
+   * and moves on to the next monitor when one does not answer. `idempotent` work is also retried
+   * when its outcome is unknown (the connection dropped or timed out after sending); other work
+   * only when it surely did not run, so a change is never applied twice behind the caller's back.
    */
-  async onLeader<T>(work: (connection: TransportConnection) => Promise<T>): Promise<T> {
+  async onLeader<T>(work: (connection: TransportConnection) => Promise<T>, idempotent = true): Promise<T> {
     let lastError: unknown;
     const tried = new Set<string>();
     let next: string | undefined = this.leader ?? this.addresses[0];
@@ -82,7 +84,12 @@ export class MonitorClient {
       } catch (err) {
         lastError = err;
         const hint = isFastblockError(err, ErrorCode.NOT_LEADER) ? (err.context.leaderHint as string | undefined) : undefined;
-        const retriable = isFastblockError(err) && ([ErrorCode.NOT_LEADER, ErrorCode.TIMEOUT, ErrorCode.CLOSED, ErrorCode.BUSY, ErrorCode.IO_ERROR] as string[]).includes(err.code);
+        if (!isFastblockError(err)) throw err;
+        const unsent = (err.code === ErrorCode.TIMEOUT || err.code === ErrorCode.CLOSED) && err.context.sent === false;
+        const unknownOutcome = err.code === ErrorCode.TIMEOUT || err.code === ErrorCode.CLOSED || err.code === ErrorCode.IO_ERROR;
+        const retriable = err.code === ErrorCode.NOT_LEADER || unsent || (idempotent && unknownOutcome);
+        // A monitor we could not hear from is no longer the one to start with.
+        if (unknownOutcome && this.leader === address) this.leader = undefined;
         if (!retriable) throw err;
         if (hint && hint !== address) next = hint;
         else {
@@ -109,9 +116,12 @@ export class MonitorClient {
     return await this.onLeader(async (c) => (await call(c, MonitorMethods.Heartbeat, header, payload, this.timeout)).response);
   }
 
-  /** An admin command (kernel AdminCommands), on the leader. */
+  /**
+   * An admin command (kernel AdminCommands), on the leader. A change whose connection failed
+   * mid-call is reported (TIMEOUT or CLOSED: outcome unknown), not retried.
+   */
   async admin(command: string, args: Readonly<Record<string, unknown>> = {}): Promise<unknown> {
-    return await this.onLeader((c) => runAdmin(c, command, args, this.timeout));
+    return await this.onLeader((c) => runAdmin(c, command, args, this.timeout), false);
   }
 
   /** PG states and leaders as the leader monitor knows them from heartbeats. */
@@ -121,7 +131,7 @@ export class MonitorClient {
 
   /** A policy as payload (no size limit but the monitor's): a dry run, or with apply a new version in force. */
   async uploadPolicy(kind: string, name: string, bytes: Uint8Array, apply: boolean): Promise<unknown> {
-    return await this.onLeader(async (c) => JSON.parse((await call(c, MonitorMethods.PolicyUpload, { kind, name, apply }, [bytes], this.timeout)).response.reportJson) as unknown);
+    return await this.onLeader(async (c) => JSON.parse((await call(c, MonitorMethods.PolicyUpload, { kind, name, apply }, [bytes], this.timeout)).response.reportJson) as unknown, !apply);
   }
 
   /** A stored policy version (-1: the one in force, 0: built-in) and its bytes. */
