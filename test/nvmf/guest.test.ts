@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startGuest, userNet, vmSkipReason, type Guest } from '../support/vm.js';
 import { startNvmfDaemon, type NvmfDaemon } from './support/daemon.js';
+import { Namespace } from '../../plugins/frontend-nvmf/subsystem/namespace.js';
+import type { BlockVolume } from '../../kernel/contracts/block.js';
 
 const MiB = 1024 * 1024;
 const skip = vmSkipReason();
@@ -44,6 +46,12 @@ wait_dev $NQN_A
 A=$(dev_of $NQN_A)
 echo "QUEUES2 $(dmesg | grep -c 'creating 2 I/O queues')"
 echo "GEOMETRY $(cat /sys/block/\${A##*/}/size) $(cat /sys/block/\${A##*/}/queue/logical_block_size)"
+# nvme-cli's own decoding of the admin data: identify, log pages, features, descriptors
+C=/dev/$(ctrl_of $NQN_A)
+nvme id-ctrl $C > /dev/null && nvme id-ns $A -n 1 > /dev/null && nvme smart-log $C > /dev/null \
+  && nvme error-log $C -e 4 > /dev/null && nvme fw-log $C > /dev/null && nvme get-feature $C -f 7 > /dev/null && echo "ADMIN ok"
+echo "UUID $(nvme ns-descs $A -n 1 | grep -i uuid | awk '{print $NF}')"
+echo "ONCS $(nvme id-ctrl $C | grep '^oncs' | awk '{print $NF}') VWC $(nvme id-ctrl $C | grep '^vwc ' | awk '{print $NF}')"
 
 # dd: 4 MiB at 1 MiB, O_DIRECT, read back
 dd if=/dev/urandom of=/tmp/pat bs=1M count=4 2>/dev/null
@@ -188,6 +196,10 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
     assert.is(value('QUEUES1'), '1');
     assert.is(value('QUEUES2'), '1');
     assert.is(value('GEOMETRY'), `${(64 * MiB) / 512} 4096`);
+    assert.is(value('ADMIN'), 'ok');
+    const namespace = new Namespace(1, { name: 'rbd/a', size: 64 * MiB, blockSize: 4096 } as BlockVolume, NQN_A);
+    assert.is(value('UUID'), namespace.uuidString, 'the namespace UUID the host sees');
+    assert.is(value('ONCS'), '0xc VWC 0');
     assert.is(value('DD_READ'), value('DD_WRITE'));
     assert.is((await daemon.digest('rbd/a', 1 * MiB, 4 * MiB)).md5, value('DD_WRITE'), 'the volume holds what the guest wrote');
     assert.is(value('FLUSH'), 'ok');
