@@ -20,6 +20,8 @@ export interface NbdConfig {
   readonly maxInFlight: number;
   /** Largest READ/WRITE payload (bytes); advertised as the maximum block size. */
   readonly maxPayload: number;
+  /** Payload bytes in flight over all connections; past it no connection reads new requests. */
+  readonly maxInFlightBytes: number;
   /** A client that has not finished negotiating by then is disconnected. */
   readonly handshakeTimeoutMs: number;
 }
@@ -35,6 +37,7 @@ export const nbdConfigSchema: Schema<NbdConfig> = {
   maxConnections: { doc: 'simultaneous client connections', format: 'nat', default: 1024 },
   maxInFlight: { doc: 'requests in flight per connection', format: 'nat', default: 256 },
   maxPayload: { doc: 'largest read/write payload in bytes', format: 'nat', default: 32 * MIB },
+  maxInFlightBytes: { doc: 'payload bytes in flight over all connections', format: 'nat', default: 1024 * MIB },
   handshakeTimeoutMs: { doc: 'time allowed for negotiation (ms)', format: 'nat', default: 10_000 },
 };
 
@@ -48,6 +51,7 @@ export const NBD_CONFIG_DEFAULTS: NbdConfig = {
   maxConnections: 1024,
   maxInFlight: 256,
   maxPayload: 32 * MIB,
+  maxInFlightBytes: 1024 * MIB,
   handshakeTimeoutMs: 10_000,
 };
 

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
+import { ByteBudget } from './byte-budget.js';
 import { parseExportEntry, type NbdConfig } from './config.js';
 import { ExportTable } from './export-table.js';
 import { NbdServer } from './server.js';
@@ -30,6 +31,9 @@ export class NbdFrontend implements Frontend {
       throw new FastblockError(ErrorCode.CONFIG_INVALID, 'nbd.maxPayload must be an integer in [4096, 2^32)', { maxPayload: config.maxPayload });
     }
     if (config.maxInFlight < 1) throw new FastblockError(ErrorCode.CONFIG_INVALID, 'nbd.maxInFlight must be at least 1', { maxInFlight: config.maxInFlight });
+    if (config.maxInFlightBytes < config.maxPayload) {
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, 'nbd.maxInFlightBytes must be at least nbd.maxPayload', { maxInFlightBytes: config.maxInFlightBytes, maxPayload: config.maxPayload });
+    }
     this.exports = new ExportTable(provider, config.dynamicExports, log);
     this.server = new NbdServer(
       this.exports,
@@ -39,6 +43,7 @@ export class NbdFrontend implements Frontend {
         maxConnections: config.maxConnections,
         maxInFlight: config.maxInFlight,
         maxPayload: config.maxPayload,
+        budget: new ByteBudget(config.maxInFlightBytes),
         handshakeTimeoutMs: config.handshakeTimeoutMs,
         defaultExport: config.defaultExport === '' ? undefined : config.defaultExport,
         blockSizes: { minimum: MIN_BLOCK, preferred: 4096, maximum: config.maxPayload },

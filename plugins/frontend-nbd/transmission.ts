@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { BlockVolume } from '../../kernel/contracts/block.js';
+import type { ByteBudget } from './byte-budget.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { errnoOf } from './errno.js';
 import type { Negotiated } from './handshake.js';
@@ -45,6 +46,8 @@ export interface TransmissionLimits {
   readonly maxPayload: number;
   /** Requests started and not yet replied, per connection; past it the socket is not read. */
   readonly maxInFlight: number;
+  /** Payload bytes in flight over all connections of the server. */
+  readonly budget: ByteBudget;
 }
 
 interface Request extends Cookie {
@@ -130,7 +133,8 @@ export class Transmission {
         payload = input.take(request.length);
       }
       this.start(request, payload);
-      if (this.saturated) await this.slotFree();
+      while (this.saturated) await this.slotFree();
+      if (this.limits.budget.exhausted) await this.limits.budget.available();
       if (this.writer.congested) await this.writer.drained();
     }
   }
@@ -161,6 +165,7 @@ export class Transmission {
     const bytes = request.type === Command.READ || request.type === Command.WRITE ? request.length : 0;
     this.inFlight++;
     this.inFlightBytes += bytes;
+    this.limits.budget.take(bytes);
     this.execute(request, payload).then(
       () => this.finished(bytes),
       (err: unknown) => {
@@ -174,6 +179,7 @@ export class Transmission {
   private finished(bytes: number): void {
     this.inFlight--;
     this.inFlightBytes -= bytes;
+    this.limits.budget.give(bytes);
     assert(this.inFlight >= 0 && this.inFlightBytes >= 0, 'in-flight accounting went negative');
     // Nothing else can join the batch: send now rather than at the end of the loop turn (QD1 latency).
     if (this.inFlight === 0) this.writer.flush();

@@ -184,6 +184,48 @@ test('a provider that cannot list fails NBD_OPT_LIST only; the connection goes o
   }
 });
 
+test('the server-wide byte budget stops every connection from reading more requests', async () => {
+  let arrived = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const gated: BlockVolumeProvider = {
+    async open(name) {
+      const inner = await provider.open(name);
+      return Object.assign(Object.create(inner) as BlockVolume, {
+        write: async (offset: number, data: readonly Uint8Array[]) => {
+          arrived++;
+          await gate;
+          await inner.write(offset, data);
+        },
+      });
+    },
+    list: () => provider.list(),
+  };
+  const KIB64 = 64 * 1024;
+  const tight = new NbdFrontend(gated, { ...NBD_CONFIG_DEFAULTS, port: 0, maxPayload: KIB64, maxInFlightBytes: KIB64 }, pino({ level: 'silent' }));
+  await tight.start();
+  try {
+    const clients = [await RawSocket.open(tight.port), await RawSocket.open(tight.port)];
+    for (const [c, raw] of clients.entries()) {
+      await raw.greet();
+      await raw.go('pool/x');
+      for (let i = 0; i < 3; i++) raw.request(1, (c * 3 + i) * KIB64, KIB64, { cookie: i, payload: Buffer.alloc(KIB64, c) });
+    }
+    await sleep(200);
+    // Each connection starts at most the request that spent the budget, then waits.
+    assert.ok(arrived <= 2, `${arrived} writes reached the volume while the budget was spent`);
+    release();
+    for (const raw of clients) {
+      for (let i = 0; i < 3; i++) assert.is((await raw.simpleReply()).error, 0);
+      raw.request(2, 0, 0);
+    }
+    await Promise.all(clients.map((c) => c.closed));
+    assert.is(arrived, 6);
+  } finally {
+    await tight.stop();
+  }
+});
+
 test('past maxConnections a new connection is closed at once; the others go on', async () => {
   const small = new NbdFrontend(provider, { ...NBD_CONFIG_DEFAULTS, port: 0, maxConnections: 2 }, pino({ level: 'silent' }));
   await small.start();
