@@ -16,6 +16,8 @@ export interface FaultOptions {
   readonly tear?: boolean;
   /** Deterministic randomness for tearing. */
   readonly random?: () => number;
+  /** At the crash, exactly the cached pages (by device offset) this accepts reach the medium. */
+  readonly survives?: (offset: number) => boolean;
 }
 
 interface CachedWrite {
@@ -120,11 +122,12 @@ export class FaultBdev implements Bdev {
     if (this.crashedAt !== undefined) return 0;
     this.crashedAt = this.ops;
     let survived = 0;
-    if (this.options.tear) {
+    const survives = this.options.survives;
+    if (this.options.tear || survives !== undefined) {
       const random = this.options.random ?? Math.random;
       for (const w of this.cache) {
-        this.apply(w, () => {
-          const keep = random() < 0.5;
+        this.apply(w, (offset) => {
+          const keep = survives !== undefined ? survives(offset) : random() < 0.5;
           if (keep) survived++;
           return keep;
         });
@@ -141,9 +144,9 @@ export class FaultBdev implements Bdev {
     this.overlay = new Map();
   }
 
-  private apply(w: CachedWrite, keepPage: () => boolean): void {
+  private apply(w: CachedWrite, keepPage: (offset: number) => boolean): void {
     for (let p = 0; p < w.length; p += this.blockSize) {
-      if (!keepPage()) continue;
+      if (!keepPage(w.offset + p)) continue;
       if (w.data === undefined) this.medium.zeroNow(w.offset + p, this.blockSize);
       else this.medium.writeNow(w.offset + p, w.data.subarray(p, p + this.blockSize));
     }
