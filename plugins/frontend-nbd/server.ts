@@ -62,7 +62,7 @@ export class NbdServer {
     this.listening = false;
     const live = [...this.connections];
     for (const connection of live) connection.stop();
-    await Promise.all(live.map((c) => c.done));
+    await Promise.allSettled(live.map((c) => c.done));
     await closed;
   }
 
@@ -76,6 +76,8 @@ export class NbdServer {
     }
     const connection = new Connection(socket, this.exports, this.settings, log);
     this.connections.add(connection);
-    void connection.done.finally(() => this.connections.delete(connection));
+    connection.done
+      .catch((err: unknown) => log.error({ err }, 'connection teardown failed'))
+      .finally(() => this.connections.delete(connection));
   }
 }
