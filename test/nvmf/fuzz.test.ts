@@ -80,12 +80,12 @@ function mutate(pdu: Uint8Array): Uint8Array {
     case 4: // truncated
       return out.subarray(0, int(out.length));
     case 5: // trailing garbage
-      return Uint8Array.from([...out, ...Array.from({ length: int(64) + 1 }, () => int(256))]);
+      return Buffer.concat([out, Uint8Array.from({ length: int(64) + 1 }, () => int(256))]);
     case 6: // random bytes in the SQE's command dwords
       for (let i = int(8) + 1; i > 0; i--) out[8 + int(Math.min(64, Math.max(1, out.length - 8)))] = int(256);
       return out;
     case 7: // the same PDU twice, pipelined (a Connect, a command id, an H2CData)
-      return Uint8Array.from([...out, ...out]);
+      return Buffer.concat([out, out]);
     default: {
       // garbage with a plausible common header
       const junk = Uint8Array.from({ length: 8 + int(200) }, () => int(256));
@@ -118,24 +118,21 @@ type Stage = 'ic' | 'connect' | 'admin' | 'io';
 interface Run {
   readonly ep: Endpoint;
   readonly digests: Digests;
-  /** Candidate PDUs to mutate at this stage. */
-  readonly candidates: Uint8Array[];
+  /** The valid PDU this run mutates (none when the stage could not be reached). */
+  readonly pdu: Uint8Array | undefined;
 }
 
+/** Brings a fresh connection to `stage` and builds one of that stage's PDUs (only the one picked). */
 async function prepare(stage: Stage): Promise<Run> {
   const digests: Digests = stage === 'io' && int(3) === 0 ? { header: true, data: true } : { header: false, data: false };
   const ep = new Endpoint(target);
-  if (stage === 'ic') return { ep, digests, candidates: [icReq({ dgst: int(4), hpda: int(2) ? 0 : int(40), maxr2t: int(4) })] };
+  if (stage === 'ic') return { ep, digests, pdu: icReq({ dgst: int(4), hpda: int(2) ? 0 : int(40), maxr2t: int(4) }) };
   ep.receive(icReq({ dgst: (digests.header ? 1 : 0) | (digests.data ? 2 : 0) }));
   if (stage === 'connect') {
-    return {
-      ep,
-      digests,
-      candidates: [
-        connectCapsule({ qid: 0, sqsize: 31, kato: int(2) ? 0 : 100000, subnqn: nqn, hostnqn: HOST_NQN }),
-        connectCapsule({ qid: 1 + int(3), sqsize: 127, cntlid, subnqn: nqn, hostnqn: HOST_NQN }),
-      ],
-    };
+    const pdu = int(2)
+      ? connectCapsule({ qid: 0, sqsize: 31, kato: int(2) ? 0 : 100000, subnqn: nqn, hostnqn: HOST_NQN })
+      : connectCapsule({ qid: 1 + int(3), sqsize: 127, cntlid, subnqn: nqn, hostnqn: HOST_NQN });
+    return { ep, digests, pdu };
   }
   const qid = stage === 'admin' ? 0 : 1 + int(8);
   // A quarter of the admin queues talk to the discovery controller.
@@ -143,37 +140,37 @@ async function prepare(stage: Stage): Promise<Run> {
   ep.receive(connectCapsule({ qid, sqsize: qid === 0 ? 31 : 127, cntlid: qid === 0 ? 0xffff : cntlid, subnqn, hostnqn: HOST_NQN }, digests));
   await settle();
   const connected = ep.out[1];
-  if (!connected || cqeOf(connected).status !== 0) return { ep, digests, candidates: [] };
+  if (!connected || cqeOf(connected).status !== 0) return { ep, digests, pdu: undefined };
   const cmd = (fields: Parameters<typeof sqe>[0], data?: Uint8Array) => capsuleCmd(sqe(fields), data, digests);
   if (stage === 'admin') {
     ep.receive(cmd({ opcode: 0x7f, fctype: 0x00, cid: 1, cdw11: 0x14, cdw12: 0x00460001 }));
-    return {
-      ep,
-      digests,
-      candidates: [
-        cmd({ opcode: 0x06, cid: 2, nsid: 1, cdw10: int(4), sglLength: 4096 }),
-        cmd({ opcode: 0x02, cid: 3, nsid: 0xffffffff, cdw10: pick([1, 2, 3, 5, 0x70]) | (127 << 16), sglLength: 512 }),
-        cmd({ opcode: 0x09, cid: 4, cdw10: pick([7, 0x0b, 0x0f]), cdw11: int(65536) }),
-        cmd({ opcode: 0x0a, cid: 5, cdw10: pick([7, 0x0b, 0x0f, 6]) }),
-        cmd({ opcode: 0x7f, fctype: 0x04, cid: 6, cdw10: int(2), cdw11: pick([0, 8, 0x14, 0x1c]) }),
-        cmd({ opcode: 0x18, cid: 7 }),
-      ],
-    };
+    const build = pick([
+      () => cmd({ opcode: 0x06, cid: 2, nsid: 1, cdw10: int(4), sglLength: 4096 }),
+      () => cmd({ opcode: 0x02, cid: 3, nsid: 0xffffffff, cdw10: pick([1, 2, 3, 5, 0x70]) | (127 << 16), sglLength: 512 }),
+      () => cmd({ opcode: 0x09, cid: 4, cdw10: pick([7, 0x0b, 0x0f]), cdw11: int(65536) }),
+      () => cmd({ opcode: 0x0a, cid: 5, cdw10: pick([7, 0x0b, 0x0f, 6]) }),
+      () => cmd({ opcode: 0x7f, fctype: 0x04, cid: 6, cdw10: int(2), cdw11: pick([0, 8, 0x14, 0x1c]) }),
+      () => cmd({ opcode: 0x18, cid: 7 }),
+    ]);
+    return { ep, digests, pdu: build() };
   }
   const lba = int(1000);
-  const candidates = [
-    cmd({ opcode: 0x01, cid: 10, nsid: 1, cdw10: lba, sglType: SGL_ICD, sglLength: 4096 }, new Uint8Array(4096).fill(lba & 0xff)),
-    cmd({ opcode: 0x02, cid: 11, nsid: 1, cdw10: lba, cdw12: 1, sglLength: 8192 }),
-    cmd({ opcode: 0x08, cid: 12, nsid: 1, cdw10: lba, cdw12: 3 }),
-    cmd({ opcode: 0x00, cid: 13, nsid: 1 }),
-    cmd({ opcode: 0x09, cid: 14, nsid: 1, cdw10: 0, cdw11: 4, sglType: SGL_ICD, sglLength: 16 }, Uint8Array.from({ length: 16 }, (_, i) => (i === 4 ? 2 : i === 8 ? lba & 0xff : 0))),
-  ];
-  // A write solicited by R2T: the H2CData PDU is the candidate.
-  ep.receive(cmd({ opcode: 0x01, cid: 15, nsid: 1, cdw10: lba, cdw12: 3, sglLength: 16384 }));
-  await settle();
-  const r2t = ep.out.find((p) => p.type === T.R2T);
-  if (r2t) candidates.push(h2cData(15, dataFieldsOf(r2t).ttag, 0, new Uint8Array(16384).fill(9), true, digests));
-  return { ep, digests, candidates };
+  const choice = int(6);
+  if (choice === 5) {
+    // A write solicited by R2T: the H2CData PDU is the one mutated.
+    ep.receive(cmd({ opcode: 0x01, cid: 15, nsid: 1, cdw10: lba, cdw12: 3, sglLength: 16384 }));
+    await settle();
+    const r2t = ep.out.find((p) => p.type === T.R2T);
+    return { ep, digests, pdu: r2t && h2cData(15, dataFieldsOf(r2t).ttag, 0, new Uint8Array(16384).fill(9), true, digests) };
+  }
+  const build = [
+    () => cmd({ opcode: 0x01, cid: 10, nsid: 1, cdw10: lba, sglType: SGL_ICD, sglLength: 4096 }, new Uint8Array(4096).fill(lba & 0xff)),
+    () => cmd({ opcode: 0x02, cid: 11, nsid: 1, cdw10: lba, cdw12: 1, sglLength: 8192 }),
+    () => cmd({ opcode: 0x08, cid: 12, nsid: 1, cdw10: lba, cdw12: 3 }),
+    () => cmd({ opcode: 0x00, cid: 13, nsid: 1 }),
+    () => cmd({ opcode: 0x09, cid: 14, nsid: 1, cdw10: 0, cdw11: 4, sglType: SGL_ICD, sglLength: 16 }, Uint8Array.from({ length: 16 }, (_, i) => (i === 4 ? 2 : i === 8 ? lba & 0xff : 0))),
+  ][choice]!;
+  return { ep, digests, pdu: build() };
 }
 
 function sentCids(bytes: Uint8Array): number[] {
@@ -237,12 +234,12 @@ test(`${TOTAL} mutated PDUs: no crash, every connection closed or answered per s
   while (mutatedPdus < TOTAL) {
     const stage = pick(stages);
     const run = await prepare(stage);
-    if (run.candidates.length === 0) {
+    if (!run.pdu) {
       run.ep.hangUp();
       continue;
     }
     const before = run.ep.out.length;
-    const original = pick(run.candidates);
+    const original = run.pdu;
     const mutated = mutate(original);
     const context = `seed ${SEED} pdu #${mutatedPdus} stage ${stage} bytes ${Buffer.from(mutated.subarray(0, 160)).toString('hex')} (${mutated.length} B)`;
     try {
