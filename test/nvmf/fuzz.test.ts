@@ -1,4 +1,4 @@
-// @slow (100,000 PDUs: 15-40 s depending on load)
+// @slow (100,000 PDUs: 7-15 s alone, longer beside the VM suites)
 /**
  * PDU fuzzer: at least 100,000 mutated PDUs per run, in-process (no sockets), each on its own
  * connection at one of four stages (before ICReq, before Connect, admin queue of the NVM or the
