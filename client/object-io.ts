@@ -92,6 +92,12 @@ export class ObjectIo {
         const timeoutMs = Math.max(1, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
         replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
       } catch (err) {
+        if (isFastblockError(err, ErrorCode.BUSY)) {
+          // The connection's send buffer is full: nothing was sent; wait and send again.
+          lastError = `BUSY towards osd.${route.osd}`;
+          await pause();
+          continue;
+        }
         if (!isFastblockError(err) || (err.code !== ErrorCode.TIMEOUT && err.code !== ErrorCode.CLOSED)) throw err;
         // Outcome unknown: the same request is retried (see the header comment), at the next replica.
         if (err.code === ErrorCode.TIMEOUT) this.stats.timeouts++;
