@@ -29,7 +29,7 @@ import type { CommandContext, CommandResult } from '../controller/command-contex
 import type { ControllerLimits } from '../controller/limits.js';
 import { Queue, type QueueDirectory } from '../controller/queue.js';
 import { SQE_LENGTH, SubmissionEntry } from '../nvme/command.js';
-import { DataDirection, dataDirection } from '../nvme/opcodes.js';
+import { DataDirection, IoOpcode, dataDirection } from '../nvme/opcodes.js';
 import { GenericStatus, NvmeStatusError, SUCCESS, generic, type Status } from '../nvme/status.js';
 
 /** Where the connection's PDUs go: a socket, or a test's capture. */
@@ -38,6 +38,9 @@ export interface Wire {
   /** Flush what was sent, then close. */
   close(): void;
 }
+
+/** I/O commands whose CDW10-11 hold a starting LBA (reported in the error log). */
+const LBA_OPCODES = new Set<number>([IoOpcode.Read, IoOpcode.Write, IoOpcode.WriteZeroes]);
 
 /** Our CPDA: host data may start at any dword (PDO a multiple of 4). */
 const CPDA = 0;
@@ -320,7 +323,8 @@ export class NvmeTcpConnection {
   private finish(sqe: SubmissionEntry, result: CommandResult, transferLength: number): void {
     const cid = sqe.cid;
     if (result.status !== SUCCESS) {
-      this.queue.controller?.recordError({ sqid: Math.max(this.queue.qid, 0), cid, status: result.status, lba: 0, nsid: sqe.nsid });
+      const lba = this.queue.qid > 0 && LBA_OPCODES.has(sqe.opcode) ? sqe.cdw(11) * 0x100000000 + sqe.cdw(10) : 0;
+      this.queue.controller?.recordError({ sqid: Math.max(this.queue.qid, 0), cid, status: result.status, lba, nsid: sqe.nsid });
     }
     this.inflight.delete(cid);
     this.respond(cid, result, transferLength);
