@@ -147,11 +147,6 @@ export class BlobDiskLog implements DiskLog {
     return this.terms[index - this.first];
   }
 
-  /** Bytes of ring the held records occupy. */
-  get usedBytes(): number {
-    return this.tail - this.head;
-  }
-
   append(records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     return this.serial(() => this.appendNow(records));

@@ -11,10 +11,6 @@ interface Held {
 export class PageLocks {
   private held: Held[] = [];
 
-  get idle(): boolean {
-    return this.held.length === 0;
-  }
-
   /** Waits for overlapping holders, takes [start, end) (page numbers); returns the release. */
   async acquire(start: number, end: number): Promise<() => void> {
     for (;;) {

@@ -127,6 +127,7 @@ export class BlobShardStore implements ShardStore {
     this.closed = true;
     await this.blobstore.close();
     await this.bdev.close();
+    this.logger?.info({ device: this.bdev.name }, 'shard store closed clean');
   }
 
   private async openLog(pg: PgId): Promise<BlobDiskLog> {

@@ -5,7 +5,7 @@
  * lock, so a second opener — another process, or another shard thread of this one given an
  * overlapping region — gets BUSY, while shards on disjoint regions of one device coexist.
  */
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
 import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
 import type { Logger } from '../../../kernel/logger.js';
 import { native, nativeLoadError } from '../native.js';
@@ -130,11 +130,6 @@ export class FileBdev implements Bdev {
     if (errno !== 0) {
       throw new FastblockError(ErrorCode.BUSY, `${path} is already open by another process or shard`, { path, offsetBytes: offset, sizeBytes: length, errno });
     }
-  }
-
-  /** The size of the file or device at `path`, 0 when it does not exist. */
-  static existingSize(path: string): number {
-    return existsSync(path) ? statSync(path).size : 0;
   }
 
   read(offset: number, buffers: Buffers): Promise<void> {

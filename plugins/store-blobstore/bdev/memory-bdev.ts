@@ -85,16 +85,6 @@ export class MemoryBdev implements Bdev {
     return this;
   }
 
-  /** Direct access to one page's bytes, for tests that corrupt the device on purpose. */
-  page(index: number): Uint8Array {
-    let stored = this.pages.get(index);
-    if (stored === undefined) {
-      stored = new Uint8Array(this.blockSize);
-      this.pages.set(index, stored);
-    }
-    return stored;
-  }
-
   private check(offset: number, length: number): void {
     if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `${this.name} is closed`, { device: this.name });
     checkRange(this, offset, length);

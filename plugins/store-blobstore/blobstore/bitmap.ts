@@ -63,12 +63,6 @@ export class Bitmap {
     }
   }
 
-  equals(other: Bitmap): boolean {
-    if (other.size !== this.size) return false;
-    for (let i = 0; i < this.words.length; i++) if (this.words[i] !== other.words[i]) return false;
-    return true;
-  }
-
   /** Loads from bytes written by `bytes()`; recounts. */
   static from(size: number, bytes: Uint8Array): Bitmap {
     const bitmap = new Bitmap(size);

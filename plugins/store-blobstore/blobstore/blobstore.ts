@@ -210,11 +210,6 @@ export class Blobstore implements BlobHost {
     this.deletedHeads.push(blob.id);
   }
 
-  /** Forgets a damaged blob, releasing nothing (its clusters are unknown): for an operator's repair. */
-  forgetDamaged(id: number): void {
-    this.damaged.delete(id);
-  }
-
   // BlobHost
 
   allocateClusters(count: number, near: number): number[] {
@@ -314,6 +309,7 @@ export class Blobstore implements BlobHost {
     } catch (err) {
       this.pendingClusters.push(...releasedClusters);
       this.pendingPages.push(...releasedPages);
+      this.logger?.error({ device: this.bdev.name, err }, 'blobstore flush failed; its changes stay pending');
       throw err;
     }
     this.flushRounds++;
