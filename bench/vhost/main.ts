@@ -21,7 +21,6 @@ import { Command } from 'commander';
 import { bootGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
 import { VhostDaemon } from '../../test/vhost/daemon-process.js';
 import { FASTBLOCKD, start } from '../../test/cli/daemon-process.js';
-import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '5')
@@ -60,6 +59,8 @@ async function startFastblock(): Promise<{ stop(): Promise<void> }> {
     });
     return { stop: () => daemon.stop() };
   }
+  // Loaded only here: the memory backend needs none of the cluster's code.
+  const { LocalCluster } = await import('../../cli/commands/vstart-cluster.js');
   // Ports away from vstart's defaults: other suites may run a cluster on this machine meanwhile.
   const base = 21000 + Math.floor(Math.random() * 20000);
   const cluster = await LocalCluster.start({
