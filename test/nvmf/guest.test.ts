@@ -59,12 +59,15 @@ dd if=/tmp/pat of=$A bs=1M seek=1 count=4 oflag=direct 2>/dev/null
 echo "DD_WRITE $(md5sum < /tmp/pat | cut -d' ' -f1)"
 echo "DD_READ $(md5 $A 1 4)"
 
-# flush; discard [8,9) MiB of a pattern written over [8,10) MiB
+# flush; discard [8,9) MiB of a pattern written over [8,11) MiB
 nvme flush $A -n 1 > /dev/null && echo "FLUSH ok"
-dd if=/dev/urandom of=$A bs=1M seek=8 count=2 oflag=direct 2>/dev/null
+dd if=/dev/urandom of=$A bs=1M seek=8 count=3 oflag=direct 2>/dev/null
 blkdiscard -o $((8 * 1048576)) -l 1048576 $A
 echo "DISCARDED $(md5 $A 8)"
 echo "KEPT $(md5 $A 9)"
+# Write Zeroes (blkdiscard -z: REQ_OP_WRITE_ZEROES, ONCS bit 3) over [10,11) MiB
+host blkdiscard -z -o $((10 * 1048576)) -l 1048576 $A
+echo "ZEROED $(md5 $A 10) $(cat /sys/block/\${A##*/}/queue/write_zeroes_max_bytes)"
 
 # ext4 on the subsystem the host created at run time, with digests and without SQ flow control
 echo "@@STEP create-b"
@@ -207,6 +210,10 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
     assert.ok((await daemon.digest('rbd/a', 8 * MiB, MiB)).zero, 'discarded range reads as zeroes on the host');
     assert.is((await daemon.digest('rbd/a', 9 * MiB, MiB)).md5, value('KEPT'));
     assert.is.not(value('KEPT'), ZERO_MIB_MD5);
+    const [zeroed, writeZeroesMax] = value('ZEROED').split(' ');
+    assert.is(zeroed, ZERO_MIB_MD5);
+    assert.ok(Number(writeZeroesMax) > 0, 'the kernel uses Write Zeroes (not zero-filled writes)');
+    assert.ok((await daemon.digest('rbd/a', 10 * MiB, MiB)).zero, 'write-zeroed range reads as zeroes on the host');
     assert.match(out, 'FSCK clean');
     assert.match(out, 'EXT4 files intact');
     assert.is(value('FIO_RC'), '0', out);
