@@ -172,5 +172,4 @@ for (const rw of JOBS) {
   ratios[`${rw}_4k_qd16_p99`] = Number((nbd.p99us / nvme.p99us).toFixed(3));
   ratios[`${rw}_4k_qd16_server_cpu`] = Number((nbd.cpuUsPerIo / nvme.cpuUsPerIo).toFixed(3));
 }
-figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
-console.log(JSON.stringify({ bench: 'nvmf', figures, ratios }));
+console.log(JSON.stringify({ bench: opts.backend === 'cluster' ? 'nvmf' : `nvmf-${opts.backend}`, figures, ratios }));
