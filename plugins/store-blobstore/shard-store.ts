@@ -57,7 +57,7 @@ export class BlobShardStore implements ShardStore {
 
   /** The same on a device already open (memory and fault devices in tests). */
   static async openOn(bdev: Bdev, shard: number, options: BlobShardStoreTuning & { readonly create: boolean }): Promise<BlobShardStore> {
-    const logger = options.logger?.child({ shard });
+    const logger = options.logger === undefined || 'shard' in options.logger.bindings() ? options.logger : options.logger.child({ shard });
     const blobstore = await Blobstore.open(bdev, { create: options.create, clusterSize: options.clusterSize, mdPages: options.mdPages, logger });
     const store = new BlobShardStore(shard, bdev, blobstore, logger);
     let kvBlob: Blob | undefined;
