@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { runAdmin } from '../../kernel/rpc/control.js';
+import { qemuOptions } from '../../plugins/frontend-vhost/qemu-options.js';
 import { addrOption, jsonOption, output, timeoutOption, withDaemon } from '../daemon-client.js';
 
 interface Common {
@@ -39,7 +40,7 @@ export function registerVhost(program: Command): void {
       const info = (await withDaemon(options.addr, options.timeout, (c) =>
         runAdmin(c, 'vhost create', { volume, socket: resolve(options.socket), ...(options.queues ? { queues: options.queues } : {}) }),
       )) as ExportInfo;
-      output(options.json, info, (i) => `${i.volume} on ${i.location}\nQEMU: -object memory-backend-memfd,id=mem0,size=<RAM>,share=on -machine memory-backend=mem0 -chardev socket,id=vhost0,path=${i.location},reconnect=1 -device vhost-user-blk-pci,chardev=vhost0`);
+      output(options.json, info, (i) => `${i.volume} on ${i.location}\nQEMU: ${qemuOptions(i.location, { queues: options.queues })}`);
     });
   vhost
     .command('ls')

@@ -11,6 +11,7 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { VhostController } from './controller.js';
 import { parseControllerEntry, type VhostConfig } from './config.js';
 import { vhostNative, type VhostNative } from './native.js';
+import { qemuOptions } from './qemu-options.js';
 
 export class VhostFrontend implements Frontend {
   readonly protocol = 'vhost-user-blk';
@@ -62,7 +63,7 @@ export class VhostFrontend implements Frontend {
       throw err;
     }
     this.controllers.set(socket, controller);
-    this.log.info({ volume: spec.volume, socket, queues }, 'vhost controller created');
+    this.log.info({ volume: spec.volume, socket, queues, qemu: qemuOptions(socket, { queues }) }, 'vhost controller created');
     return this.describe(socket, controller);
   }
 
