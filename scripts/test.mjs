@@ -111,9 +111,9 @@ await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
 
 const passed = results.reduce((s, r) => s + r.counts.passed, 0);
 const skipped = results.reduce((s, r) => s + r.counts.skipped, 0);
-const failedTests = results.reduce((s, r) => s + Math.max(0, r.counts.total - r.counts.passed - r.counts.skipped), 0);
+// A suite that crashed or timed out before uvu counted a failure still counts as one failed test.
 const failedSuites = results.filter((r) => r.failed);
-const failed = Math.max(failedTests, failedSuites.length ? failedTests || failedSuites.length : 0);
+const failed = failedSuites.reduce((s, r) => s + Math.max(1, r.counts.total - r.counts.passed - r.counts.skipped), 0);
 console.log(`\n[test] ${results.length} suites in ${((Date.now() - started) / 1000).toFixed(0)} s; failed suites: ${failedSuites.map((r) => r.file).join(', ') || 'none'}`);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failedSuites.length ? 1 : 0);

@@ -9,13 +9,20 @@ import { ABI_VERSION, ENTRY_POINT, OUTPUT_HEADER_WORDS, POLICY_KIND, type Policy
 import { WASM_PAGE_BYTES } from './wasm-module.js';
 
 export interface SandboxLimits {
-  /** Wall-clock budget of one call, worker start included. */
+  /**
+   * Wall-clock budget of the policy's own run. Worker start and module compile are timed apart
+   * (STARTUP_TIMEOUT_MS): on a loaded host they alone can take seconds, and charging them to the
+   * policy would refuse a good policy, or report a memory bomb as a loop.
+   */
   readonly timeoutMs: number;
   /** Cap on the policy's linear memory, in 64 KiB pages. */
   readonly memoryPages: number;
 }
 
 export const DEFAULT_LIMITS: SandboxLimits = { timeoutMs: 10_000, memoryPages: 4096 };
+
+/** Bound on starting the worker and instantiating the module, before the policy runs. */
+const STARTUP_TIMEOUT_MS = 60_000;
 
 interface WorkerJob {
   readonly bytes: Uint8Array;
@@ -27,7 +34,10 @@ interface WorkerJob {
   readonly headerWords: number;
 }
 
-type WorkerReply = { ok: true; words: Int32Array } | { ok: false; reason: string; memoryBytes: number };
+type WorkerReply =
+  | { ready: true }
+  | { ready?: undefined; ok: true; words: Int32Array }
+  | { ready?: undefined; ok: false; reason: string; memoryBytes: number };
 
 /**
  * The worker's whole program. It runs from source text (eval), so it must not refer to anything
@@ -53,6 +63,7 @@ function sandboxMain(): void {
       const inBounds = (ptr: number, words: number): boolean => ptr % 4 === 0 && ptr + words * 4 <= memory!.buffer.byteLength;
       if (!inBounds(at, job.input.length)) throw new Error(`fastblock_alloc returned ${at}, outside its memory`);
       new Int32Array(memory.buffer, at, job.input.length).set(job.input);
+      reply({ ready: true });
       const out = call(job.entry, at) >>> 0;
       if (!inBounds(out, job.headerWords)) throw new Error(`returned output pointer ${out}, outside its memory`);
       const header = new Int32Array(memory.buffer, out, job.headerWords);
@@ -98,10 +109,17 @@ export function runSandboxed(bytes: Uint8Array, kind: PolicyKind, input: Int32Ar
       void worker.terminate();
       outcome();
     };
-    const timer = setTimeout(() => {
-      finish(() => reject(refused(`exceeded its time limit of ${limits.timeoutMs} ms`, { limit: 'time', timeoutMs: limits.timeoutMs })));
-    }, limits.timeoutMs);
+    let timer = setTimeout(() => {
+      finish(() => reject(refused(`sandbox did not start within ${STARTUP_TIMEOUT_MS} ms`, { limit: 'startup', timeoutMs: STARTUP_TIMEOUT_MS })));
+    }, STARTUP_TIMEOUT_MS);
     worker.on('message', (message: WorkerReply) => {
+      if (message.ready) {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          finish(() => reject(refused(`exceeded its time limit of ${limits.timeoutMs} ms`, { limit: 'time', timeoutMs: limits.timeoutMs })));
+        }, limits.timeoutMs);
+        return;
+      }
       if (message.ok) return finish(() => resolve(message.words));
       const capBytes = limits.memoryPages * WASM_PAGE_BYTES;
       // A stub-runtime policy traps (unreachable) when memory.grow fails at the cap.
