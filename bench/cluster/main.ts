@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   const { cluster, cleanup } = await startTestCluster({
     name: 'bench',
     logLevel: 'warn',
-    storeSizeMb: Math.max(1024, sizeMiB * 3),
+    storeSizeMb: Math.max(2048, sizeMiB * 4),
     pool: { name: 'rbd', size: 3, pgNum: 64 },
     image: { name: 'disk', sizeBytes: sizeMiB * 1024 * 1024 },
   });

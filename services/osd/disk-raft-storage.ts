@@ -45,6 +45,8 @@ class PgLogStorage implements RaftStorageWriter {
   private snap: Snapshot;
   /** entries[i] has index snap.meta.index + 1 + i. */
   private ents: Entry[];
+  /** Data bytes of `ents` (what compaction must bound: the tail lives in memory). */
+  private bytes = 0;
   /** Disk writes of this PG, in issue order. */
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
@@ -62,6 +64,11 @@ class PgLogStorage implements RaftStorageWriter {
     this.hard = hard;
     this.snap = snap;
     this.ents = ents;
+    for (const e of ents) this.bytes += e.data.byteLength;
+  }
+
+  heldBytes(): number {
+    return this.bytes;
   }
 
   initialState(): InitialState {
@@ -109,8 +116,12 @@ class PgLogStorage implements RaftStorageWriter {
     const first = entries[0].index;
     const base = this.snap.meta.index + 1;
     assert(first >= base && first <= this.lastIndex() + 1, `append at ${first} outside [${base}, ${this.lastIndex() + 1}]`);
+    for (let i = first - base; i < this.ents.length; i++) this.bytes -= this.ents[i].data.byteLength;
     this.ents.length = first - base;
-    for (const e of entries) this.ents.push(e);
+    for (const e of entries) {
+      this.ents.push(e);
+      this.bytes += e.data.byteLength;
+    }
     const records = entries.slice();
     this.issue(async () => {
       if (first <= this.log.lastIndex) await this.log.truncateSuffix(first);
@@ -131,6 +142,7 @@ class PgLogStorage implements RaftStorageWriter {
   applySnapshot(snapshot: Snapshot): void {
     this.snap = snapshot;
     this.ents = [];
+    this.bytes = 0;
     this.recordSnapshot(snapshot);
     // The objects are pulled after this (Shard.restore); until that finishes the PG is marked.
     setJson(this.kv, keys.restoring(this.pg), snapshot.meta.index);
@@ -145,6 +157,8 @@ class PgLogStorage implements RaftStorageWriter {
     const index = snapshot.meta.index;
     if (index <= this.snap.meta.index) return;
     assert(index <= this.lastIndex(), 'snapshot past the last index');
+    const dropped = this.ents.slice(0, index - this.snap.meta.index);
+    for (const e of dropped) this.bytes -= e.data.byteLength;
     this.ents = this.ents.slice(index - this.snap.meta.index);
     this.snap = snapshot;
     this.recordSnapshot(snapshot);
@@ -229,6 +243,10 @@ export class DiskRaftStorage implements RaftStorageProvider {
     for (const key of this.store.kv.keys(keys.prefix(pg))) this.store.kv.delete(key);
     this.kvDirty = true;
     await this.store.removeDiskLog(pg);
+  }
+
+  heldBytes(pg: PgId): number {
+    return this.open_.get(pg)?.heldBytes() ?? 0;
   }
 
   checkpoint(pg: PgId, applied: number): void {

@@ -38,6 +38,8 @@ export interface RaftStorageProvider {
   flush(): Promise<void>;
   /** Records that the PG's objects are durable up to `applied` (the store was flushed first). */
   checkpoint(pg: PgId, applied: number): void;
+  /** Entry bytes the PG's log holds in memory (compaction bounds it). */
+  heldBytes(pg: PgId): number;
 }
 
 export interface ShardOptions {
@@ -53,6 +55,8 @@ export interface ShardOptions {
   readonly tickMs?: number;
   /** Log entries kept behind the applied index before the log is compacted. */
   readonly compactAfterEntries?: number;
+  /** A PG log holding more entry bytes than this is compacted at the next checkpoint. */
+  readonly compactAfterBytes?: number;
   /** Requests for other services that reach this shard's listener (the monitor's TransferLeader). */
   readonly extraMethods?: ReadonlyMap<number, (message: InboundMessage) => Promise<OutboundReply> | OutboundReply>;
 }
@@ -124,7 +128,7 @@ export class Shard implements PgDirectory {
         this.kick();
       }, tickMs),
       setInterval(() => void this.reconcile(), 1000),
-      setInterval(() => void this.checkpoint().catch((err) => this.logger.error({ err }, 'checkpoint failed')), 5000),
+      setInterval(() => this.requestCheckpoint(), 5000),
     );
     this.logger.info({ address: this.listener.address, osd: this.osd }, 'shard listening');
     return this.listener.address;
@@ -137,6 +141,7 @@ export class Shard implements PgDirectory {
     await this.listener?.close();
     this.recovery.close();
     for (const pg of this.pgs.values()) pg.close('shard stopping');
+    await this.checkpointing;
     await this.checkpoint().catch((err) => this.logger.warn({ err }, 'final checkpoint failed'));
   }
 
@@ -322,6 +327,9 @@ export class Shard implements PgDirectory {
   private apply(group: GroupId, entries: readonly Entry[]): void {
     const pg = this.pgs.get(group);
     if (!pg) return;
+    for (const e of entries) this.appliedBytes += e.data.byteLength;
+    // Large writes fill the logs fast: checkpoint (and compact) by volume, not only by time.
+    if (this.appliedBytes > 64 * 1024 * 1024) this.requestCheckpoint();
     void pg
       .apply(entries.map((e) => ({ index: e.index, term: e.term, isOp: e.type === EntryType.Normal, data: e.data })))
       .catch((err) => this.logger.error({ err, pg: group }, 'apply failed'));
@@ -371,6 +379,18 @@ export class Shard implements PgDirectory {
    * Flushes the objects, then records how far each PG's objects are durable and compacts logs
    * behind that point. Until a checkpoint covers an entry, a restart replays it from the log.
    */
+  private checkpointing: Promise<void> | undefined;
+  private appliedBytes = 0;
+
+  /** Runs a checkpoint unless one is running (timer, or enough bytes applied since the last). */
+  private requestCheckpoint(): void {
+    if (this.checkpointing || this.stopped) return;
+    this.appliedBytes = 0;
+    this.checkpointing = this.checkpoint()
+      .catch((err) => this.logger.error({ err }, 'checkpoint failed'))
+      .finally(() => (this.checkpointing = undefined));
+  }
+
   async checkpoint(): Promise<void> {
     const applied = [...this.pgs.values()].map((pg) => ({ pg, applied: pg.appliedIndex }));
     await this.options.store.flush();
@@ -379,9 +399,16 @@ export class Shard implements PgDirectory {
       this.options.raftStorage.checkpoint(pg.id, index);
       const group = this.raft.group(pg.id);
       const storage = group && this.raftStorageOf(pg.id);
-      const keep = this.options.compactAfterEntries ?? 2048;
-      if (group && storage && index - storage.firstIndex() > keep * 2) {
-        const at = index - keep;
+      const maxBytes = this.options.compactAfterBytes ?? 4 * 1024 * 1024;
+      const held = this.options.raftStorage.heldBytes(pg.id);
+      let keep = this.options.compactAfterEntries ?? 2048;
+      if (group && storage && held > maxBytes) {
+        // A log of large entries keeps a tail of about half the byte bound (followers further behind get a snapshot).
+        const average = held / Math.max(1, storage.lastIndex() - storage.firstIndex() + 1);
+        keep = Math.max(16, Math.min(keep, Math.floor(maxBytes / 2 / average)));
+      }
+      if (group && storage && (index - storage.firstIndex() > keep * 2 || held > maxBytes)) {
+        const at = Math.max(storage.firstIndex(), index - keep);
         storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });
       }
     }

@@ -126,4 +126,7 @@ export class MemoryRaftStorage implements RaftStorageProvider {
   async flush(): Promise<void> {}
   checkpoint(): void {}
   restored(): void {}
+  heldBytes(): number {
+    return 0;
+  }
 }
