@@ -1,18 +1,33 @@
 /**
- * Writes frames to a socket, batched per tick: the first write of a tick corks the socket and a
- * microtask-later uncork hands every frame of the tick to the kernel in one writev. Payload
- * buffers are queued as they are, never joined.
+ * Writes frames to a socket, batched per tick: frames queue here and the first write of a tick
+ * schedules one flush that hands them all to the socket together (one writev, or one write).
+ *
+ * Frames are written into a send buffer: preamble, header and, for a payload up to
+ * INLINE_PAYLOAD_BYTES, the payload too, so such a frame is one contiguous range (one CRC pass)
+ * and costs the socket nothing per frame. Larger payloads are never copied: their buffers follow
+ * their frame head in the queue as they are. The send buffer is reused from its start whenever
+ * the socket has handed everything earlier to the kernel; while the kernel is behind, a full one
+ * is left to the writes that still reference it and a new one is started.
  */
 import type { Socket } from 'node:net';
-import { encodeFrameHead, type FrameKind } from '../../kernel/rpc/frame.js';
+import { PREAMBLE_BYTES, payloadLength, writeFrame, type FrameKind } from '../../kernel/rpc/frame.js';
 import type { Payload } from '../../kernel/contracts/transport.js';
 
+/** Payloads up to this size are copied into the send buffer: cheaper than a socket write of their own. */
+const INLINE_PAYLOAD_BYTES = 8 * 1024;
+const BUFFER_MIN_BYTES = 64 * 1024;
+const BUFFER_MAX_BYTES = 512 * 1024;
+
 export class FrameWriter {
-  private corked = false;
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
+  private buffer: Buffer | undefined;
+  private used = 0;
+  /** Start of the send buffer's bytes not yet moved to `parts`. */
+  private cut = 0;
+  /** What the next flush writes, in order: send-buffer ranges and large payload buffers. */
+  private parts: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private scheduled = false;
+  private readonly flush = (): void => this.flushNow();
 
   constructor(
     private readonly socket: Socket,
@@ -21,19 +36,66 @@ export class FrameWriter {
 
   /** Bytes accepted but not yet handed to the kernel. */
   get bufferedBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.queuedBytes;
   }
 
   /** False when the socket can no longer take writes (the frame was dropped). */
   write(kind: FrameKind, method: number, requestId: number, header: Uint8Array, payload?: Payload): boolean {
     if (!this.socket.writable) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    const payloadBytes = payloadLength(payload);
+    const inline = payloadBytes <= INLINE_PAYLOAD_BYTES;
+    const headBytes = PREAMBLE_BYTES + header.byteLength;
+    const at = this.reserve(headBytes + (inline ? payloadBytes : 0));
+    this.used = writeFrame(this.buffer!, at, kind, method, requestId, header, payload, payloadBytes, this.checksumPayload, inline);
+    if (!inline) {
+      this.cutRange();
+      for (const part of payload!) if (part.byteLength > 0) this.parts.push(part);
     }
-    this.socket.write(encodeFrameHead(kind, method, requestId, header, payload, this.checksumPayload));
-    if (payload) for (const part of payload) if (part.byteLength > 0) this.socket.write(part);
+    this.queuedBytes += headBytes + payloadBytes;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
+    }
     return true;
+  }
+
+  /** Writes what is queued, then ends the socket (a refusal that must reach the peer before the close). */
+  end(): void {
+    this.flushNow();
+    this.socket.end();
+  }
+
+  /** Room for `bytes` in the send buffer; returns where they go. */
+  private reserve(bytes: number): number {
+    // Nothing of the buffer is queued here or held by the socket: start over (no new allocation).
+    if (this.used > 0 && this.queuedBytes === 0 && this.socket.writableLength === 0) this.used = this.cut = 0;
+    if (this.buffer !== undefined && this.used + bytes <= this.buffer.byteLength) return this.used;
+    this.cutRange();
+    const grown = this.buffer === undefined ? BUFFER_MIN_BYTES : Math.min(BUFFER_MAX_BYTES, this.buffer.byteLength * 2);
+    this.buffer = Buffer.allocUnsafeSlow(Math.max(grown, bytes));
+    this.used = this.cut = 0;
+    return 0;
+  }
+
+  private cutRange(): void {
+    if (this.used === this.cut) return;
+    this.parts.push(this.buffer!.subarray(this.cut, this.used));
+    this.cut = this.used;
+  }
+
+  private flushNow(): void {
+    this.scheduled = false;
+    this.cutRange();
+    const parts = this.parts;
+    this.parts = [];
+    this.queuedBytes = 0;
+    if (!this.socket.writable || parts.length === 0) return;
+    if (parts.length === 1) {
+      this.socket.write(parts[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const part of parts) this.socket.write(part);
+    this.socket.uncork();
   }
 }

@@ -20,7 +20,8 @@ import type {
   TransportConnection,
 } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
-import { FRAME_VERSION, FrameDecoder, FrameKind, PREAMBLE_BYTES, payloadLength, type Frame } from '../../kernel/rpc/frame.js';
+import { FRAME_VERSION, FrameKind, PREAMBLE_BYTES, payloadLength, type Frame } from '../../kernel/rpc/frame.js';
+import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 import { HelloCodec, HelloReplyCodec, decodeError } from '../../kernel/rpc/wire.js';
 import { Backoff } from './backoff.js';
 import { DeadlineQueue } from './deadline-queue.js';

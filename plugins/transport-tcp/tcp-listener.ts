@@ -18,7 +18,8 @@ import type {
   TransportListener,
 } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { FRAME_VERSION, FrameDecoder, FrameKind, type Frame } from '../../kernel/rpc/frame.js';
+import { FRAME_VERSION, FrameKind, type Frame } from '../../kernel/rpc/frame.js';
+import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 import { HelloCodec, HelloReplyCodec, encodeError } from '../../kernel/rpc/wire.js';
 import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
@@ -138,7 +139,7 @@ class InboundTcpConnection implements InboundConnection {
       this.logger.warn({ remote: this.remote, source: hello.source, reason: refusal.message }, 'refusing hello');
       this.writer.write(FrameKind.ERROR, 0, 0, encodeError(refusal));
       this.closedReason = `hello refused: ${refusal.message}`;
-      this.socket.end();
+      this.writer.end();
       return;
     }
     clearTimeout(this.helloTimer);

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { crc32 } from '../../kernel/rpc/checksum.js';
-import { FrameDecoder, FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
+import { FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
+import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 
 function frameBytes(kind: FrameKind, method: number, id: number, header: Uint8Array, payload: Uint8Array[], crcPayload = true): Buffer {
   return Buffer.concat([encodeFrameHead(kind, method, id, header, payload, crcPayload), ...payload]);
@@ -53,6 +54,17 @@ test('a payload that arrives in one chunk is handed out as a view, not a copy', 
   const bytes = frameBytes(FrameKind.REQUEST, 1, 1, Buffer.from('h'), [payload]);
   const frames = decodeAll(bytes, bytes.length);
   assert.is((frames[0]!.payload as Buffer).buffer, bytes.buffer);
+});
+
+test('a frame that straddles chunks is assembled once: header and payload share one buffer of the frame\'s size', () => {
+  const payload = randomBytes(100_000);
+  const bytes = frameBytes(FrameKind.REPLY, 2, 3, Buffer.from('straddle'), [payload]);
+  const frames = decodeAll(bytes, 65_536);
+  assert.is(frames.length, 1);
+  const { header, payload: got } = frames[0]!;
+  assert.is(header.buffer, got.buffer);
+  assert.is(got.byteOffset + got.byteLength, bytes.length);
+  assert.ok(Buffer.from(got).equals(payload));
 });
 
 test('a frame trickled in tiny segments costs about its own size, not an object per segment', () => {
