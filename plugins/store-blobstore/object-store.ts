@@ -55,17 +55,25 @@ export class BlobObjectStore implements ObjectStore {
     return n;
   }
 
-  async read(pg: PgId, object: string, offset: number, length: number): Promise<Uint8Array> {
-    checkRange(pg, object, offset, length);
-    const entry = this.pgs.get(pg)?.get(object);
-    if (length === 0) return new Uint8Array(0);
-    if (entry === undefined || offset >= entry.blob.sizeBytes) return new Uint8Array(length);
-    const stored = Math.min(offset + length, entry.blob.sizeBytes);
-    if (offset % PAGE === 0 && length % PAGE === 0 && stored === offset + length) {
-      const out = allocAligned(length);
-      await entry.blob.read(offset, out);
-      return out;
+  read(pg: PgId, object: string, offset: number, length: number): Promise<Uint8Array> {
+    try {
+      checkRange(pg, object, offset, length);
+      const entry = this.pgs.get(pg)?.get(object);
+      if (length === 0) return Promise.resolve(new Uint8Array(0));
+      if (entry === undefined || offset >= entry.blob.sizeBytes) return Promise.resolve(new Uint8Array(length));
+      const stored = Math.min(offset + length, entry.blob.sizeBytes);
+      if (offset % PAGE === 0 && length % PAGE === 0 && stored === offset + length) {
+        // Aligned: the device fills the buffer the caller gets.
+        const out = allocAligned(length);
+        return entry.blob.read(offset, out).then(() => out);
+      }
+      return this.readUnaligned(entry, offset, length, stored);
+    } catch (err) {
+      return Promise.reject(err);
     }
+  }
+
+  private async readUnaligned(entry: ObjectEntry, offset: number, length: number, stored: number): Promise<Uint8Array> {
     const start = floorPage(offset);
     const window = allocAligned(ceilPage(stored) - start);
     await entry.blob.read(start, window);

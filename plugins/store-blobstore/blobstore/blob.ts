@@ -149,13 +149,27 @@ export class Blob {
     this.version++;
   }
 
-  async write(offset: number, buffers: Buffers): Promise<void> {
-    const length = totalLength(buffers);
-    this.checkIo(offset, length, 'write');
-    const cs = this.host.clusterSize;
-    const first = Math.floor(offset / cs);
-    const last = Math.floor((offset + length - 1) / cs);
-    this.allocateFor(offset, length, first, last);
+  write(offset: number, buffers: Buffers): Promise<void> {
+    // The common case — allocated clusters, one device range — goes straight to the device.
+    try {
+      const length = totalLength(buffers);
+      this.checkIo(offset, length, 'write');
+      const cs = this.host.clusterSize;
+      const first = Math.floor(offset / cs);
+      const last = Math.floor((offset + length - 1) / cs);
+      this.allocateFor(offset, length, first, last);
+      if (this.initializing.size === 0) {
+        if (first === last) return this.host.bdev.write(this.map[first] * cs + (offset - first * cs), buffers);
+        const segments = this.segments(offset, length);
+        if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers);
+      }
+      return this.writeSegments(offset, length, first, last, buffers);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(first, last);
     this.host.checkUsable(this);
     const list = asList(buffers);
@@ -165,9 +179,25 @@ export class Blob {
   }
 
   /** Fills `buffers` from offset; unallocated ranges read as zeroes. */
-  async read(offset: number, buffers: Buffers): Promise<void> {
-    const length = totalLength(buffers);
-    this.checkIo(offset, length, 'read');
+  read(offset: number, buffers: Buffers): Promise<void> {
+    try {
+      const length = totalLength(buffers);
+      this.checkIo(offset, length, 'read');
+      if (this.initializing.size === 0) {
+        const cs = this.host.clusterSize;
+        const index = Math.floor(offset / cs);
+        const cluster = this.map[index];
+        if (cluster !== 0 && offset + length <= (index + 1) * cs) return this.host.bdev.read(cluster * cs + (offset - index * cs), buffers);
+        const segments = this.segments(offset, length);
+        if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers);
+      }
+      return this.readSegments(offset, length, buffers);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async readSegments(offset: number, length: number, buffers: Buffers): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(Math.floor(offset / this.host.clusterSize), Math.floor((offset + length - 1) / this.host.clusterSize));
     const list = asList(buffers);
     const segments = this.segments(offset, length);

@@ -248,9 +248,9 @@ Napi::Value Ring::Close(const Napi::CallbackInfo& info) {
 void Ring::OnPoll(uv_poll_t* handle, int status, int) {
   auto* self = static_cast<Ring*>(handle->data);
   if (status < 0 || !self->open_) return;
+  // One read resets the counter (not a semaphore eventfd); a second would only find EAGAIN.
   uint64_t ignored;
-  while (read(self->eventFd_, &ignored, sizeof ignored) > 0) {
-  }
+  if (read(self->eventFd_, &ignored, sizeof ignored) < 0 && errno != EAGAIN) return;
   self->Reap();
 }
 
