@@ -1,12 +1,11 @@
 /**
  * Frames out of a byte stream (layout in frame.ts). A frame that lies whole inside one received
- * chunk is parsed where it lies: its header and payload are views into the chunk, and one CRC
- * pass covers it. Only a frame that straddles chunks is assembled, into one buffer allocated at
+ * chunk is parsed where it lies: its header and payload are views into the chunk. Only a frame that straddles chunks is assembled, into one buffer allocated at
  * the frame's size (known from its preamble, already checked against the limits) and filled as
  * chunks arrive, so a large payload is copied once and a peer trickling bytes costs the frame's
  * size, not an object per segment.
  */
-import { crc32 } from './checksum.js';
+import { crc32, crc32Range } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
 import {
   DEFAULT_FRAME_LIMITS,
@@ -161,7 +160,9 @@ export class FrameDecoder {
   private frameAt(buf: Buffer, at: number, size: number): Frame {
     const headerEnd = at + PREAMBLE_BYTES + buf.readUInt32LE(at + 16);
     const end = at + size;
-    const crc = crc32(buf.subarray(at + 4, buf[at + 7]! & FLAG_PAYLOAD_CRC ? end : headerEnd));
+    const payload = end > headerEnd ? buf.subarray(headerEnd, end) : EMPTY;
+    let crc = crc32Range(buf, at + 4, headerEnd);
+    if (buf[at + 7]! & FLAG_PAYLOAD_CRC && payload.byteLength > 0) crc = crc32(payload, crc);
     const expected = buf.readUInt32LE(at);
     if (crc !== expected) {
       throw new FastblockError(ErrorCode.CORRUPT, `frame checksum mismatch (got ${crc.toString(16)}, frame says ${expected.toString(16)})`, {
@@ -176,7 +177,7 @@ export class FrameDecoder {
       method: buf.readUInt32LE(at + 8),
       requestId: buf.readUInt32LE(at + 12),
       header: headerEnd > at + PREAMBLE_BYTES ? buf.subarray(at + PREAMBLE_BYTES, headerEnd) : EMPTY,
-      payload: end > headerEnd ? buf.subarray(headerEnd, end) : EMPTY,
+      payload,
     };
   }
 }

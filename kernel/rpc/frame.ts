@@ -17,11 +17,9 @@
  * Little-endian throughout. The preamble is fixed-size rather than protobuf so that a receiver
  * knows a frame's full size from 24 bytes, refuses an oversized one before buffering it, and
  * finds payload boundaries without decoding anything. The checksum comes first so that what it
- * covers is one contiguous range whenever the frame is: a frame whose payload sits right after
- * its header (a small payload copied into the send buffer, any frame parsed in place from a
- * received chunk) costs one CRC call.
+ * covers of preamble and header is one contiguous range, continued over the payload.
  */
-import { crc32 } from './checksum.js';
+import { crc32, crc32Range } from './checksum.js';
 import type { Payload } from '../contracts/transport.js';
 
 export const FRAME_MAGIC = 0xfb;
@@ -65,8 +63,7 @@ export function payloadLength(payload: Payload | undefined): number {
 /**
  * Writes a frame's preamble and header at `target[at..]`, followed by its payload when `inline`
  * (the caller then sends those bytes alone; otherwise it sends the payload buffers right after
- * them). Returns the offset just past what it wrote. One CRC pass covers the contiguous bytes;
- * a payload left outside is chained onto it.
+ * them). Returns the offset just past what it wrote.
  */
 export function writeFrame(
   target: Buffer,
@@ -97,8 +94,9 @@ export function writeFrame(
       end += part.byteLength;
     }
   }
-  let crc = crc32(target.subarray(at + 4, checksumPayload ? end : headEnd));
-  if (checksumPayload && !inline && payload) for (const part of payload) if (part.byteLength > 0) crc = crc32(part, crc);
+  let crc = crc32Range(target, at + 4, headEnd);
+  // The caller's buffers, whether copied above or not: no view of our own to make.
+  if (checksumPayload && payload) for (const part of payload) if (part.byteLength > 0) crc = crc32(part, crc);
   target.writeUInt32LE(crc, at);
   return end;
 }

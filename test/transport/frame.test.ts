@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { crc32 } from '../../kernel/rpc/checksum.js';
+import { crc32, crc32Range } from '../../kernel/rpc/checksum.js';
 import { FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 
@@ -123,6 +123,7 @@ test('the frame checksum is CRC-32 (IEEE) whichever implementation computes it, 
     assert.is(crc32(data), zlibCrc32(data), `size ${size}`);
     const cut = size >> 1;
     assert.is(crc32(data.subarray(cut), crc32(data.subarray(0, cut))), zlibCrc32(data), `chained, size ${size}`);
+    assert.is(crc32Range(data, cut, size, crc32Range(data, 0, cut)), zlibCrc32(data), `ranges, size ${size}`);
   }
 });
 
