@@ -38,6 +38,12 @@ export interface LocalClusterOptions {
   readonly monitorSettings?: Readonly<Record<string, string | number>>;
   readonly osdSettings?: Readonly<Record<string, string | number>>;
   readonly gateway?: boolean;
+  /**
+   * Frontends the gateway serves besides NBD. Off by default so that clusters of the test suites,
+   * which run side by side, do not contend for the NVMe/TCP port; vstart turns both on.
+   */
+  readonly frontends?: { readonly vhost?: boolean; readonly nvmf?: boolean };
+  readonly nvmfPort?: number;
   /** The store plugin of the OSDs (default: blobstore). */
   readonly storePlugin?: string;
 }
@@ -46,6 +52,8 @@ export interface VstartState {
   readonly monitorPort: number;
   readonly osdBasePort: number;
   readonly nbdPort: number;
+  /** Absent in state files written before the gateway served NVMe/TCP. */
+  readonly nvmfPort?: number;
   readonly osds: number;
   readonly pids: Record<string, number>;
 }
@@ -57,6 +65,14 @@ export interface DaemonHandle {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitForPath(path: string, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline) throw new FastblockError(ErrorCode.TIMEOUT, `${what} did not appear at ${path} within ${timeoutMs} ms`, { path });
+    await sleep(100);
+  }
+}
 
 export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -115,6 +131,7 @@ export class LocalCluster {
       monitorPort: previous?.monitorPort ?? options.monitorPort ?? 7700,
       osdBasePort: previous?.osdBasePort ?? options.osdBasePort ?? 7800,
       nbdPort: previous?.nbdPort ?? options.nbdPort ?? 10809,
+      nvmfPort: previous?.nvmfPort ?? options.nvmfPort ?? 4420,
       osds: Math.max(previous?.osds ?? 0, options.osds ?? 3),
       pids: {},
     };
@@ -138,10 +155,24 @@ export class LocalCluster {
     return `127.0.0.1:${this.state.monitorPort}`;
   }
 
+  /** "pool/image" of the cluster's image. */
+  get volume(): string {
+    return `${this.options.pool?.name ?? 'rbd'}/${this.options.image?.name ?? 'disk'}`;
+  }
+
   get nbdUri(): string {
-    const pool = this.options.pool?.name ?? 'rbd';
-    const image = this.options.image?.name ?? 'disk';
-    return `nbd://127.0.0.1:${this.state.nbdPort}/${pool}/${image}`;
+    return `nbd://127.0.0.1:${this.state.nbdPort}/${this.volume}`;
+  }
+
+  /** The vhost-user-blk socket of the image, when the gateway serves vhost. */
+  get vhostSocket(): string | undefined {
+    return this.options.frontends?.vhost ? join(this.dir, `vhost-${this.volume.replace('/', '-')}.sock`) : undefined;
+  }
+
+  /** Where hosts reach the image over NVMe/TCP, when the gateway serves it (the target's default NQN). */
+  get nvmf(): { address: string; port: number; nqn: string } | undefined {
+    if (!this.options.frontends?.nvmf) return undefined;
+    return { address: '127.0.0.1', port: this.state.nvmfPort ?? 4420, nqn: `nqn.2024-01.io.fastblock:${this.volume.replace('/', ':')}` };
   }
 
   osdPort(i: number): number {
@@ -203,13 +234,22 @@ export class LocalCluster {
   }
 
   async startGateway(): Promise<void> {
-    this.spawnDaemon('gateway', [
-      '--plugins', `tcp,${join(TREE, 'client')},nbd`,
-      '--listen', '127.0.0.1:0',
-      '--set', `client.monitors=${this.monitorAddress}`,
-      '--set', `nbd.port=${this.state.nbdPort}`,
-    ]);
+    const plugins = ['tcp', join(TREE, 'client'), 'nbd'];
+    const settings = ['--set', `client.monitors=${this.monitorAddress}`, '--set', `nbd.port=${this.state.nbdPort}`];
+    const socket = this.vhostSocket;
+    if (socket) {
+      plugins.push('vhost');
+      settings.push('--set', `vhost.controllers=${this.volume}=${socket}:2`);
+    }
+    const nvmf = this.nvmf;
+    if (nvmf) {
+      plugins.push('nvmf');
+      settings.push('--set', `nvmf.port=${nvmf.port}`, '--set', `nvmf.exports=${this.volume}`);
+    }
+    this.spawnDaemon('gateway', ['--plugins', plugins.join(','), '--listen', '127.0.0.1:0', ...settings]);
     await waitForPort(this.state.nbdPort, 30_000, 'the NBD gateway');
+    if (nvmf) await waitForPort(nvmf.port, 30_000, 'the NVMe/TCP target');
+    if (socket) await waitForPath(socket, 30_000, 'the vhost-user-blk socket');
   }
 
   /** The monitor's admin commands (pool create, osd out, pg ls, ...). */

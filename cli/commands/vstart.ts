@@ -1,12 +1,14 @@
 /**
  * `fastblock vstart`: a whole cluster on this machine in one command — an embedded-store monitor,
- * three OSDs on files, an NBD gateway, a pool of size 3 and a 1 GiB image — in the foreground
+ * three OSDs on files, a gateway exporting the image over NBD, vhost-user-blk and NVMe/TCP, a pool
+ * of size 3 and a 1 GiB image — in the foreground
  * until Ctrl-C, or with --detach until `fastblock vstart stop`. Restarting on the same directory
  * keeps the data.
  */
 import { Command, Option } from 'commander';
 import { jsonOption, output } from '../daemon-client.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { qemuOptions } from '../../plugins/frontend-vhost/qemu-options.js';
 import { LocalCluster, stopDetached } from './vstart-cluster.js';
 
 interface VstartFlags {
@@ -14,6 +16,7 @@ interface VstartFlags {
   detach?: boolean;
   osds: number;
   imageSize: number;
+  nvmfPort: number;
   json?: boolean;
 }
 
@@ -29,10 +32,16 @@ const dirOption = () => new Option('-d, --dir <path>', 'directory of the cluster
 
 function summary(cluster: LocalCluster, detached: boolean): Record<string, unknown> {
   const uri = cluster.nbdUri;
+  const socket = cluster.vhostSocket;
+  const nvmf = cluster.nvmf;
   return {
     dir: cluster.dir,
     monitor: cluster.monitorAddress,
     nbd: uri,
+    vhostSocket: socket,
+    qemuVhostOptions: socket ? qemuOptions(socket, { queues: 2, memory: '1G' }) : undefined,
+    nvmf: nvmf ? `${nvmf.address}:${nvmf.port} ${nvmf.nqn}` : undefined,
+    nvmeConnect: nvmf ? `nvme connect -t tcp -a ${nvmf.address} -s ${nvmf.port} -n ${nvmf.nqn}` : undefined,
     osds: cluster.state.osds,
     pids: Object.fromEntries([...cluster.daemons].map(([name, d]) => [name, d.pid])),
     tryQemuImg: `qemu-img info ${uri}`,
@@ -47,10 +56,14 @@ function human(s: Record<string, unknown>): string {
     `  monitor  ${s.monitor}`,
     `  OSDs     ${s.osds}`,
     `  NBD      ${s.nbd}`,
+    ...(s.vhostSocket ? [`  vhost    ${s.vhostSocket}`] : []),
+    ...(s.nvmf ? [`  NVMe/TCP ${s.nvmf}`] : []),
     '',
     'Try:',
     `  ${s.tryQemuImg}`,
     `  ${s.tryFio}`,
+    ...(s.qemuVhostOptions ? ['', 'Attach to a QEMU VM as a virtio disk (guest RAM must be this shared backend):', `  qemu-system-x86_64 ... ${s.qemuVhostOptions}`] : []),
+    ...(s.nvmeConnect ? ['', 'Attach from a Linux host with the nvme-tcp module:', `  ${s.nvmeConnect}`] : []),
     '',
     `Stop: ${s.stop}`,
   ].join('\n');
@@ -59,14 +72,22 @@ function human(s: Record<string, unknown>): string {
 export function registerVstart(program: Command): void {
   const vstart = program
     .command('vstart')
-    .description('run a local cluster: monitor, 3 OSDs, NBD gateway, pool rbd (size 3) with a 1 GiB image rbd/disk')
+    .description('run a local cluster: monitor, 3 OSDs, a gateway (NBD, vhost-user-blk, NVMe/TCP), pool rbd (size 3) with a 1 GiB image rbd/disk')
     .addOption(dirOption())
     .option('--detach', 'leave the cluster running in the background and exit')
     .addOption(new Option('--osds <n>', 'number of OSDs').default(3).argParser(positive('--osds')))
     .addOption(new Option('--image-size <bytes>', 'size of rbd/disk when it is created').default(1024 ** 3).argParser(positive('--image-size')))
+    .addOption(new Option('--nvmf-port <port>', 'TCP port of the NVMe/TCP target (kept on restart)').default(4420).argParser(positive('--nvmf-port')))
     .addOption(jsonOption())
     .action(async (flags: VstartFlags) => {
-      const cluster = await LocalCluster.start({ dir: flags.dir, osds: flags.osds, detached: flags.detach, image: { name: 'disk', sizeBytes: flags.imageSize } });
+      const cluster = await LocalCluster.start({
+        dir: flags.dir,
+        osds: flags.osds,
+        detached: flags.detach,
+        image: { name: 'disk', sizeBytes: flags.imageSize },
+        frontends: { vhost: true, nvmf: true },
+        nvmfPort: flags.nvmfPort,
+      });
       output(flags.json, summary(cluster, flags.detach ?? false), human);
       if (flags.detach) {
         // The daemons are detached; only our monitor connection keeps us alive.
