@@ -20,6 +20,11 @@ import {
 
 const KIND_MAX = FrameKind.MESSAGE;
 const EMPTY = Buffer.alloc(0);
+/** A frame with at least this much left to arrive is read straight into its own buffer. */
+const DIRECT_READ_BYTES = 32 * 1024;
+const SLAB_BYTES = 256 * 1024;
+/** A slab with less room than this is left to the frames that view it; reads go to a new one. */
+const SLAB_ROOM_BYTES = 64 * 1024;
 
 function protocolError(reason: string, context: Record<string, unknown>): FastblockError {
   return new FastblockError(ErrorCode.PROTOCOL, reason, context);
@@ -41,6 +46,10 @@ export class FrameDecoder {
   private partialSize = 0;
   private readonly preamble = Buffer.allocUnsafe(PREAMBLE_BYTES);
   private failed = false;
+  /** Receive slab for readBuffer(); bytes below slabUsed were handed out and are never reused. */
+  private slab: Buffer | undefined;
+  private slabUsed = 0;
+  private readingIntoPartial = false;
 
   constructor(private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS) {}
 
@@ -64,6 +73,40 @@ export class FrameDecoder {
     this.held.push(chunk);
     this.heldBytes += chunk.byteLength;
     this.pump(onFrame);
+  }
+
+  /**
+   * For a socket that reads into buffers we choose (Node's `onread`): where the next read should
+   * land. The rest of a large frame being assembled, so that its payload is read in place with
+   * no copy; else free space in a receive slab, whose bytes are then parsed like any chunk (in
+   * place: frames are views into the slab, which is why slab space is never reused).
+   */
+  readBuffer(): Buffer {
+    const partial = this.partial;
+    this.readingIntoPartial = partial !== undefined && this.partialSize - this.partialFilled >= DIRECT_READ_BYTES && this.held.length === 0;
+    if (this.readingIntoPartial) return partial!.subarray(this.partialFilled);
+    if (this.slab === undefined || this.slab.byteLength - this.slabUsed < SLAB_ROOM_BYTES) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    return this.slab.subarray(this.slabUsed);
+  }
+
+  /** `bytes` bytes arrived in the buffer readBuffer() returned last. */
+  received(bytes: number, onFrame: (frame: Frame) => boolean | void): void {
+    assert(!this.failed, 'received after a decode error');
+    if (this.readingIntoPartial) {
+      this.partialFilled += bytes;
+      if (this.partialFilled < this.partialSize) return;
+      const whole = this.partial!;
+      this.partial = undefined;
+      this.partialFilled = 0;
+      this.push(whole, onFrame);
+      return;
+    }
+    const chunk = this.slab!.subarray(this.slabUsed, this.slabUsed + bytes);
+    this.slabUsed += bytes;
+    this.push(chunk, onFrame);
   }
 
   /** Hands out frames from held bytes, until none is complete or onFrame returns false. */

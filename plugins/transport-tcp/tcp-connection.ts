@@ -168,8 +168,28 @@ export class TcpConnection implements TransportConnection {
   private open(): void {
     assert(this.currentState !== 'closed', 'open after close');
     this.setState('connecting');
-    const socket = netConnect({ host: this.remote.address.host, port: this.remote.address.port, noDelay: true });
     const decoder = new FrameDecoder({ maxHeaderBytes: this.options.maxHeaderBytes, maxPayloadBytes: this.options.maxPayloadBytes });
+    // Replies are read into buffers the decoder picks (a large payload straight into its frame's
+    // buffer), not into a fresh chunk per read that is then pushed through a Readable stream.
+    const socket: Socket = netConnect({
+      host: this.remote.address.host,
+      port: this.remote.address.port,
+      noDelay: true,
+      onread: {
+        buffer: () => decoder.readBuffer(),
+        callback: (bytes: number) => {
+          if (this.socket !== socket) return false;
+          try {
+            decoder.received(bytes, (frame) => this.onFrame(frame));
+          } catch (err) {
+            this.logger.warn({ remote: this.where, reason: (err as Error).message }, 'closing connection: bad frame from server');
+            this.drop(socket, `bad frame from server: ${(err as Error).message}`);
+            return false;
+          }
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     this.decoder = decoder;
     this.writer = new FrameWriter(socket, this.options.checksumPayload);
@@ -179,15 +199,6 @@ export class TcpConnection implements TransportConnection {
     const hello = HelloCodec.encode({ protocol: FRAME_VERSION, targetShard: this.remote.shard, sourceShard: this.localShard, source: this.options.source });
     this.writer.write(FrameKind.HELLO, 0, 0, hello);
 
-    socket.on('data', (chunk: Buffer) => {
-      if (this.socket !== socket) return;
-      try {
-        decoder.push(chunk, (frame) => this.onFrame(frame));
-      } catch (err) {
-        this.logger.warn({ remote: this.where, reason: (err as Error).message }, 'closing connection: bad frame from server');
-        this.drop(socket, `bad frame from server: ${(err as Error).message}`);
-      }
-    });
     socket.on('drain', () => this.wakeDrainWaiters());
     socket.on('error', (err) => this.drop(socket, err.message));
     socket.on('close', () => this.drop(socket, 'connection closed by peer'));
