@@ -299,7 +299,9 @@ void Ring::Reap() {
       Shutdown(true);
       return;
     }
+    // What the handlers issued goes to the device before we look at more completions, so the
+    // device queue does not run dry while we work.
+    if (open_ && io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   }
-  if (open_ && io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   napi_close_handle_scope(env, scope);
 }
