@@ -256,6 +256,9 @@ export class Shard implements PgDirectory {
         new Promise<number>((resolve, reject) => {
           const group = this.raft.group(id);
           if (!group) return reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${id} is not open`, { pg: id }));
+          // While the lease holds (and the leader has committed in its term) the answer is the
+          // commit index, as group.readIndex() would give it one processing round later.
+          if (group.role === 'leader' && group.leaseValid() && group.log.term(group.log.committed) === group.term) return resolve(group.log.committed);
           const context = ++this.readContext;
           const timer = setTimeout(() => {
             this.reads.delete(context);
