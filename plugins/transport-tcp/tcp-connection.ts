@@ -28,12 +28,24 @@ import { DeadlineQueue } from './deadline-queue.js';
 import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
 
-interface Pending {
-  readonly method: number;
-  readonly resolve: (message: InboundMessage) => void;
-  readonly reject: (err: FastblockError) => void;
+class Pending {
+  resolve!: (message: InboundMessage) => void;
+  reject!: (err: FastblockError) => void;
   /** Set while the request waits for a connection; cleared once written. */
-  unsent?: { readonly header: Uint8Array; readonly payload: Payload | undefined; readonly bytes: number };
+  unsent: { readonly header: Uint8Array; readonly payload: Payload | undefined; readonly bytes: number } | undefined = undefined;
+
+  constructor(readonly method: number) {}
+}
+
+/**
+ * The promise executor of every request: it hands the settle functions to the Pending being
+ * bound, so a request allocates no closure of its own (one per request is measurable at
+ * 100,000 requests a second).
+ */
+let binding: Pending | undefined;
+function bindSettlers(resolve: (message: InboundMessage) => void, reject: (err: FastblockError) => void): void {
+  binding!.resolve = resolve;
+  binding!.reject = reject;
 }
 
 export class TcpConnection implements TransportConnection {
@@ -99,18 +111,20 @@ export class TcpConnection implements TransportConnection {
     }
     const id = this.takeId();
     const timeoutMs = options?.timeoutMs ?? this.options.requestTimeoutMs;
-    return new Promise<InboundMessage>((resolve, reject) => {
-      const entry: Pending = { method, resolve, reject };
-      this.pending.set(id, entry);
-      this.deadlines.add(id, timeoutMs);
-      if (this.currentState === 'connected') {
-        this.writer!.write(FrameKind.REQUEST, method, id, header, payload);
-      } else {
-        entry.unsent = { header, payload, bytes };
-        this.unsent.push(id);
-        this.unsentBytes += bytes;
-      }
-    });
+    const entry = new Pending(method);
+    binding = entry;
+    const promise = new Promise<InboundMessage>(bindSettlers);
+    binding = undefined;
+    this.pending.set(id, entry);
+    this.deadlines.add(id, timeoutMs);
+    if (this.currentState === 'connected') {
+      this.writer!.write(FrameKind.REQUEST, method, id, header, payload);
+    } else {
+      entry.unsent = { header, payload, bytes };
+      this.unsent.push(id);
+      this.unsentBytes += bytes;
+    }
+    return promise;
   }
 
   send(method: number, header: Uint8Array, payload?: Payload): void {
