@@ -40,6 +40,8 @@ export interface RaftStorageProvider {
   checkpoint(pg: PgId, applied: number): void;
   /** Entry bytes the PG's log holds in memory (compaction bounds it). */
   heldBytes(pg: PgId): number;
+  /** PGs with raft state on this shard, open or not. */
+  hosted?(): PgId[];
 }
 
 export interface ShardOptions {
@@ -181,6 +183,13 @@ export class Shard implements PgDirectory {
       }
       if (pg.isLeader) this.membership.drive(id, mapping.replicas.map((r) => nodeOf(r.osd)));
     }
+    // PGs on disk that the map moved away while we were down: open them too, so that they serve
+    // as members until the leader removes them, and are deleted (space freed) once they are not.
+    for (const id of this.options.raftStorage.hosted?.() ?? []) {
+      if (this.mine.has(id) || this.pgs.has(id) || this.opening.has(id)) continue;
+      const [pool, index] = id.split('.');
+      void this.open(id, { pool: Number(pool), index: parseInt(index, 16), replicas: [], epoch: 0 });
+    }
     for (const [id, pg] of this.pgs) {
       if (this.mine.has(id)) continue;
       const group = this.raft.group(id);
@@ -208,7 +217,7 @@ export class Shard implements PgDirectory {
         if (verdict.kind === 'created') membership = { voters: verdict.voters, learners: [] };
         this.logger.info({ pg: id, verdict: verdict.kind, voters: membership.voters }, membership.voters.length ? 'creating PG' : 'joining PG: waiting to be added');
       }
-      if (this.stopped || !this.mine.has(id) || this.pgs.has(id)) return;
+      if (this.stopped || this.pgs.has(id) || (!this.mine.has(id) && !this.options.raftStorage.has(id))) return;
       const { storage, applied, restoring } = await this.options.raftStorage.open(id, membership);
       const port = this.port(id);
       const pg = new Pg(id, mapping.pool, mapping.index, this.osd, this.options.store.objects, port, applied);
