@@ -51,3 +51,20 @@ export async function peerPg(pg: string, self: number, peers: readonly Transport
   if (held.length > 0) return { kind: 'exists' };
   return answers.every((a) => a.status === 'fulfilled') ? { kind: 'new' } : { kind: 'unknown' };
 }
+
+/**
+ * For a replica the map no longer lists: do the PG's current replicas still count us as a voter?
+ * false once one that holds the PG has a configuration without us (we were removed while away);
+ * undefined when none of them answered.
+ */
+export async function stillMember(pg: string, self: number, peers: readonly TransportConnection[], timeoutMs = 2000): Promise<boolean | undefined> {
+  const answers = await Promise.allSettled(
+    peers.map(async (peer) => {
+      const reply = await peer.request(DATA_METHOD_PG_QUERY, encodePgQuery(pg), undefined, { timeoutMs });
+      return ReplyType.toObject(ReplyType.decode(reply.header), { defaults: true, arrays: true }) as { hasState: boolean; voters: number[] };
+    }),
+  );
+  const held = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.hasState && a.value.voters.length > 0 ? [a.value] : []));
+  if (held.length === 0) return undefined;
+  return !held.some((a) => !a.voters.includes(self));
+}

@@ -15,7 +15,7 @@ import { DATA_METHOD_IO, DATA_METHOD_PG_QUERY, DATA_METHOD_RECOVERY } from '../.
 import { shardEndpoint } from '../../client/pg-router.js';
 import { DataService, pgId, type PgDirectory } from './data-service.js';
 import { Pg, type PgRaftPort } from './pg.js';
-import { decodePgQuery, encodePgQueryReply, peerPg } from './pg-peering.js';
+import { decodePgQuery, encodePgQueryReply, peerPg, stillMember } from './pg-peering.js';
 import { RecoveryServer, pullPg } from './recovery.js';
 import { MembershipDriver } from './membership-driver.js';
 
@@ -80,6 +80,8 @@ export class Shard implements PgDirectory {
   private readonly raft: MultiRaft;
   private readonly pgs = new Map<PgId, Pg>();
   private readonly opening = new Set<PgId>();
+  /** When each unmapped PG last asked its current replicas whether it is still a member. */
+  private readonly leftChecks = new Map<PgId, number>();
   private readonly storages = new Map<PgId, RaftStorageWriter>();
   private readonly data: DataService;
   private readonly recovery: RecoveryServer;
@@ -195,7 +197,17 @@ export class Shard implements PgDirectory {
       const group = this.raft.group(id);
       const member = group && (group.membership.voters.includes(nodeOf(this.osd)) || group.membership.learners.includes(nodeOf(this.osd)));
       // Still a member: serve on until the leader removes us (the new replicas must catch up first).
-      if (member && group.membership.voters.length > 0) continue;
+      if (member && group.membership.voters.length > 0) {
+        // Removed while we were away, we never heard of it: ask the PG's current replicas now and then.
+        if (Date.now() - (this.leftChecks.get(id) ?? 0) > 10_000) {
+          this.leftChecks.set(id, Date.now());
+          const [pool, index] = id.split('.');
+          const mapping = this.map.pgs.find((m) => m.pool === Number(pool) && m.index === parseInt(index, 16));
+          const peers = (mapping?.replicas ?? []).map((r) => this.peer(r.osd)).filter((c): c is TransportConnection => c !== undefined);
+          if ((await stillMember(id, nodeOf(this.osd), peers)) !== false) continue;
+        } else continue;
+      }
+      this.leftChecks.delete(id);
       await this.destroy(id, pg);
     }
     this.kick();
@@ -237,6 +249,7 @@ export class Shard implements PgDirectory {
   }
 
   private async destroy(id: PgId, pg: Pg): Promise<void> {
+    if (this.pgs.get(id) !== pg) return; // another reconcile got here first
     this.logger.info({ pg: id }, 'removing PG replica that left the map');
     this.pgs.delete(id);
     this.storages.delete(id);

@@ -3,10 +3,13 @@
  * Re-replication: with 4 OSDs and pools of size 3, one OSD is SIGKILLed for good and marked out.
  * Its PGs are remapped to the spare; each new replica joins as a learner, catches up, is promoted,
  * and the dead one is removed, until every PG is back to 3 replicas (its raft membership equal to
- * its mapping). Reports the rebuild time and bandwidth; then everything written reads back.
+ * its mapping). Reports the rebuild time and bandwidth; then everything written reads back. When
+ * the dead OSD's disk comes back after all, it finds it was removed and deletes its old replicas.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from '../../client/connect.js';
 import { startTestCluster, storePlugin } from './harness/test-cluster.js';
 import { daemonIndexOf } from './harness/leaders.js';
@@ -65,6 +68,13 @@ if (!storePlugin()) {
         const bytesRead = await image.read(i * 5 * BLOCK, BLOCK);
         assert.ok(Buffer.compare(bytesRead, stamped(i)) === 0, `block ${i} does not read back after the rebuild`);
       }
+
+      cluster.startOsd(index);
+      const log = join(cluster.dir, 'logs', `osd${index}.log`);
+      const removed = () => (readFileSync(log, 'utf8').match(/removing PG replica that left the map/g) ?? []).length;
+      const deadline = Date.now() + 60_000;
+      while (removed() < affected && Date.now() < deadline) await sleep(500);
+      assert.is(removed(), affected, `the returning osd.${victim} deleted its ${affected} old replicas`);
     } finally {
       await client.close();
       await cleanup();
