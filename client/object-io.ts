@@ -89,7 +89,10 @@ export class ObjectIo {
       const header = encodeDataRequest({ op: request.op, pool: request.pool, pg, object: request.object, offset: request.offset, length: request.length, epoch: route.epoch });
       let replyFrame;
       try {
-        const timeoutMs = Math.max(1, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
+        // A connection that is not up yet may be to a dead OSD (the request would wait out the whole
+        // attempt for a reconnect): give it a short time before trying another replica.
+        const attemptMs = connection.state === 'connected' ? this.policy.attemptTimeoutMs : Math.min(this.policy.attemptTimeoutMs, 1000);
+        const timeoutMs = Math.max(1, Math.min(attemptMs, deadline - Date.now()));
         replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
       } catch (err) {
         if (isFastblockError(err, ErrorCode.BUSY)) {
