@@ -47,6 +47,10 @@ class PgLogStorage implements RaftStorageWriter {
   private ents: Entry[];
   /** Data bytes of `ents` (what compaction must bound: the tail lives in memory). */
   private bytes = 0;
+  /** Log writes were issued since the last flush that covered this PG. */
+  logDirty = false;
+  /** The last flush that covered this PG's writes (a concurrent flush of the same PG waits for it). */
+  durable: Promise<void> = Promise.resolve();
   /** Disk writes of this PG, in issue order. */
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
@@ -56,7 +60,6 @@ class PgLogStorage implements RaftStorageWriter {
     private readonly log: DiskLog,
     private readonly kv: KvStore,
     private readonly markDirty: () => void,
-    private readonly markLogDirty: () => void,
     hard: HardState,
     snap: Snapshot,
     ents: Entry[],
@@ -104,7 +107,7 @@ class PgLogStorage implements RaftStorageWriter {
   }
 
   private issue(work: () => Promise<void>): void {
-    this.markLogDirty();
+    this.logDirty = true;
     this.chain = this.chain.then(work).catch((err) => {
       // The first failure poisons this PG's storage: flush() reports it and raft stops here.
       this.failure ??= err;
@@ -180,8 +183,8 @@ class PgLogStorage implements RaftStorageWriter {
 export class DiskRaftStorage implements RaftStorageProvider {
   private readonly open_ = new Map<PgId, PgLogStorage>();
   private kvDirty = false;
-  /** Log writes were issued since the last flush (a round that only commits or applies needs none). */
-  private logDirty = false;
+  /** kv flushes one at a time (a round and a checkpoint may flush at once). */
+  private kvFlushing: Promise<void> = Promise.resolve();
 
   constructor(private readonly store: ShardStore) {}
 
@@ -223,7 +226,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
     } else if (isNew && log.lastIndex >= log.firstIndex) {
       await log.truncateSuffix(log.firstIndex);
     }
-    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), () => (this.logDirty = true), hard, snap, ents);
+    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), hard, snap, ents);
     if (isNew) {
       // The first configuration must be durable before the group acts on it.
       storage.setHardState(EMPTY_HARD_STATE);
@@ -255,14 +258,34 @@ export class DiskRaftStorage implements RaftStorageProvider {
     this.kvDirty = true;
   }
 
+  /**
+   * Makes every log write issued so far durable with one device flush (none when nothing was
+   * written: a round that only commits or applies), then the kv if it changed. The round's flush
+   * and the checkpoint's may run at once: a PG whose writes the other one took on waits for it.
+   */
   async flush(): Promise<void> {
-    const logDirty = this.logDirty;
-    this.logDirty = false;
-    await Promise.all([...this.open_.values()].map((s) => s.settle()));
-    if (logDirty) await this.store.flush();
+    const selected = [...this.open_.values()];
+    const dirty = selected.filter((s) => s.logDirty);
+    // Writes another flush (the checkpoint's, or a round's) already took on are durable only when it is.
+    const covered = selected.filter((s) => !s.logDirty).map((s) => s.durable);
+    const done =
+      dirty.length === 0
+        ? Promise.resolve()
+        : (async () => {
+            await Promise.all(dirty.map((s) => s.settle()));
+            await this.store.flush();
+          })();
+    for (const s of dirty) {
+      s.logDirty = false;
+      s.durable = done;
+    }
+    await Promise.all([done, ...covered]);
     if (this.kvDirty) {
       this.kvDirty = false;
-      await this.store.kv.flush();
+      this.kvFlushing = this.kvFlushing.then(() => this.store.kv.flush());
     }
+    await this.kvFlushing;
   }
+
+
 }
