@@ -1,9 +1,11 @@
 /**
  * Frames out of a byte stream (layout in frame.ts). A frame that lies whole inside one received
- * chunk is parsed where it lies: its header and payload are views into the chunk. Only a frame that straddles chunks is assembled, into one buffer allocated at
- * the frame's size (known from its preamble, already checked against the limits) and filled as
- * chunks arrive, so a large payload is copied once and a peer trickling bytes costs the frame's
- * size, not an object per segment.
+ * chunk is parsed where it lies: its header and payload are views into the chunk. Only a frame
+ * that straddles chunks is assembled, into one buffer allocated at the frame's size (known from
+ * its preamble, already checked against the limits) and filled as chunks arrive, so a large
+ * payload is copied once and a peer trickling bytes costs the frame's size, not an object per
+ * segment. A peer can thus make us reserve up to maxHeaderBytes + maxPayloadBytes per connection
+ * with a bare preamble; the pages of an allocation that large are only touched as bytes arrive.
  */
 import { crc32, crc32Range } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';

@@ -67,6 +67,32 @@ test('a frame that straddles chunks is assembled once: header and payload share 
   assert.ok(Buffer.from(got).equals(payload));
 });
 
+test('reading into the buffers the decoder picks: frames come out whole, a large payload lands in place', () => {
+  const big = randomBytes(300_000);
+  const small = [randomBytes(4096), randomBytes(10), randomBytes(70_000)];
+  const stream = Buffer.concat([
+    ...small.map((p, i) => frameBytes(FrameKind.REPLY, 1, i + 1, Buffer.from('h'), [p])),
+    frameBytes(FrameKind.REPLY, 1, 9, Buffer.from('big'), [big]),
+    frameBytes(FrameKind.MESSAGE, 2, 0, new Uint8Array(0), []),
+  ]);
+  const decoder = new FrameDecoder();
+  const frames: Frame[] = [];
+  const targets = new Set<ArrayBufferLike>();
+  // A socket read: as many bytes as the kernel has (here up to 50,000) into the buffer offered.
+  for (let at = 0; at < stream.length; ) {
+    const into = decoder.readBuffer();
+    targets.add(into.buffer);
+    const count = stream.copy(into, 0, at, Math.min(stream.length, at + 50_000));
+    at += count;
+    decoder.received(count, (f) => void frames.push(f));
+  }
+  assert.equal(frames.map((f) => f.requestId), [1, 2, 3, 9, 0]);
+  small.forEach((p, i) => assert.ok(Buffer.from(frames[i]!.payload).equals(p), `frame ${i + 1}`));
+  assert.ok(Buffer.from(frames[3]!.payload).equals(big));
+  assert.ok(targets.has(frames[3]!.payload.buffer), 'the large payload was read into its own buffer');
+  assert.is(decoder.pendingBytes, 0);
+});
+
 test('a frame trickled in tiny segments costs about its own size, not an object per segment', () => {
   const payload = randomBytes(1024 * 1024);
   const bytes = frameBytes(FrameKind.REQUEST, 5, 9, Buffer.from('trickle'), [payload]);
