@@ -3,9 +3,9 @@
  * schedules one flush that hands them all to the socket together (one writev, or one write).
  *
  * Frames are written into a send buffer: preamble, header and, for a payload up to
- * INLINE_PAYLOAD_BYTES, the payload too, so such a frame is one contiguous range (one CRC pass)
- * and costs the socket nothing per frame. Larger payloads are never copied: their buffers follow
- * their frame head in the queue as they are. The send buffer is reused from its start whenever
+ * INLINE_PAYLOAD_BYTES, the payload too, so a run of small frames is one contiguous range that
+ * costs the socket one entry, not two per frame. Larger payloads are never copied: their buffers
+ * follow their frame head in the queue as they are. The send buffer is reused from its start whenever
  * the socket has handed everything earlier to the kernel; while the kernel is behind, a full one
  * is left to the writes that still reference it and a new one is started.
  */
