@@ -60,6 +60,8 @@ class PgLogStorage implements RaftStorageWriter {
     private readonly log: DiskLog,
     private readonly kv: KvStore,
     private readonly markDirty: () => void,
+    /** Makes the kv durable now (coalesced with a kv flush not yet started). */
+    private readonly flushKv: () => Promise<void>,
     hard: HardState,
     snap: Snapshot,
     ents: Entry[],
@@ -151,6 +153,8 @@ class PgLogStorage implements RaftStorageWriter {
     setJson(this.kv, keys.restoring(this.pg), snapshot.meta.index);
     const index = snapshot.meta.index;
     this.issue(async () => {
+      // The snapshot's record must be durable before the log it replaces is dropped.
+      await this.flushKv();
       if (this.log.lastIndex >= this.log.firstIndex) await this.log.truncateSuffix(this.log.firstIndex);
       await this.log.trimPrefix(index + 1);
     });
@@ -165,7 +169,10 @@ class PgLogStorage implements RaftStorageWriter {
     this.ents = this.ents.slice(index - this.snap.meta.index);
     this.snap = snapshot;
     this.recordSnapshot(snapshot);
-    this.issue(() => this.log.trimPrefix(index + 1));
+    this.issue(async () => {
+      await this.flushKv();
+      await this.log.trimPrefix(index + 1);
+    });
   }
 
   private recordSnapshot(snapshot: Snapshot): void {
@@ -185,6 +192,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
   private kvDirty = false;
   /** kv flushes one at a time (a round and a checkpoint may flush at once). */
   private kvFlushing: Promise<void> = Promise.resolve();
+  /** A kv flush queued behind the running one: later requests join it. */
+  private kvQueued: Promise<void> | undefined;
 
   constructor(private readonly store: ShardStore) {}
 
@@ -217,7 +226,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
     const snap: Snapshot = snapRecord
       ? { meta: { index: snapRecord.index, term: snapRecord.term, membership: { voters: snapRecord.voters, learners: snapRecord.learners } }, data: new Uint8Array(0) }
       : { meta: { index: 0, term: 0, membership }, data: new Uint8Array(0) };
-    const hard = getJson<HardState>(kv, keys.hard(pg)) ?? EMPTY_HARD_STATE;
+    let hard = getJson<HardState>(kv, keys.hard(pg)) ?? EMPTY_HARD_STATE;
     let ents: Entry[] = [];
     const from = snap.meta.index + 1;
     if (!isNew && log.lastIndex >= from) {
@@ -226,7 +235,11 @@ export class DiskRaftStorage implements RaftStorageProvider {
     } else if (isNew && log.lastIndex >= log.firstIndex) {
       await log.truncateSuffix(log.firstIndex);
     }
-    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), hard, snap, ents);
+    // The kv may hold a commit index past the log that reached the disk (it is flushed on its own
+    // schedule); those entries are committed on a majority elsewhere, and this replica re-learns them.
+    const durableLast = snap.meta.index + ents.length;
+    if (hard.commit > durableLast) hard = { ...hard, commit: durableLast };
+    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), () => this.flushKv(), hard, snap, ents);
     if (isNew) {
       // The first configuration must be durable before the group acts on it.
       storage.setHardState(EMPTY_HARD_STATE);
@@ -280,11 +293,22 @@ export class DiskRaftStorage implements RaftStorageProvider {
       s.durable = done;
     }
     await Promise.all([done, ...covered]);
-    if (this.kvDirty) {
-      this.kvDirty = false;
-      this.kvFlushing = this.kvFlushing.then(() => this.store.kv.flush());
+    if (this.kvDirty) await this.flushKv();
+    else await this.kvFlushing;
+  }
+
+  /** Persists the kv as it is now: joins a queued kv flush (it has not started, so it takes this state too). */
+  private flushKv(): Promise<void> {
+    this.kvDirty = false;
+    if (!this.kvQueued) {
+      const queued = this.kvFlushing.then(() => {
+        if (this.kvQueued === queued) this.kvQueued = undefined;
+        return this.store.kv.flush();
+      });
+      this.kvQueued = queued;
+      this.kvFlushing = queued;
     }
-    await this.kvFlushing;
+    return this.kvQueued;
   }
 
 
