@@ -9,7 +9,8 @@ import * as assert from 'uvu/assert';
 import { connect } from '../../client/connect.js';
 import { startTestCluster, storePlugin } from './harness/test-cluster.js';
 
-const BLOCK = 16 * 1024;
+// Large enough blocks over few PGs that the logs pass their byte bound: checkpoints compact them mid-run.
+const BLOCK = 32 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function stamped(block: number): Uint8Array {
@@ -23,7 +24,7 @@ if (!storePlugin()) {
   console.log('SKIP crash-all: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
 } else {
   test('SIGKILL of all three OSDs mid-write: every acknowledged write reads back after restart', async () => {
-    const { cluster, cleanup } = await startTestCluster({ name: 'crash-all', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 16 }, image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 } });
+    const { cluster, cleanup } = await startTestCluster({ name: 'crash-all', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 } });
     const client = await connect({ monitors: [cluster.monitorAddress], retry: { opTimeoutMs: 90_000 } });
     try {
       const image = await client.openImage('rbd/disk');
@@ -43,7 +44,7 @@ if (!storePlugin()) {
         }
       };
       const writers = Array.from({ length: 16 }, writer);
-      await sleep(4000);
+      await sleep(5000);
       const before = acknowledged.length;
       for (let i = 0; i < 3; i++) cluster.kill(`osd${i}`);
       writing = false;
