@@ -17,6 +17,7 @@ interface VstartFlags {
   osds: number;
   imageSize: number;
   nvmfPort: number;
+  portBase?: number;
   json?: boolean;
 }
 
@@ -78,6 +79,11 @@ export function registerVstart(program: Command): void {
     .addOption(new Option('--osds <n>', 'number of OSDs').default(3).argParser(positive('--osds')))
     .addOption(new Option('--image-size <bytes>', 'size of rbd/disk when it is created').default(1024 ** 3).argParser(positive('--image-size')))
     .addOption(new Option('--nvmf-port <port>', 'TCP port of the NVMe/TCP target (kept on restart)').default(4420).argParser(positive('--nvmf-port')))
+    .addOption(
+      new Option('--port-base <port>', 'move every port to run beside another cluster: monitor P, NBD P+9, NVMe/TCP P+20, OSDs from P+100 (kept on restart)').argParser(
+        positive('--port-base'),
+      ),
+    )
     .addOption(jsonOption())
     .action(async (flags: VstartFlags) => {
       const cluster = await LocalCluster.start({
@@ -86,7 +92,9 @@ export function registerVstart(program: Command): void {
         detached: flags.detach,
         image: { name: 'disk', sizeBytes: flags.imageSize },
         frontends: { vhost: true, nvmf: true },
-        nvmfPort: flags.nvmfPort,
+        ...(flags.portBase
+          ? { monitorPort: flags.portBase, nbdPort: flags.portBase + 9, nvmfPort: flags.portBase + 20, osdBasePort: flags.portBase + 100 }
+          : { nvmfPort: flags.nvmfPort }),
       });
       output(flags.json, summary(cluster, flags.detach ?? false), human);
       if (flags.detach) {
