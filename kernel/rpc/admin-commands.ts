@@ -1,7 +1,7 @@
 /**
  * Named admin commands, served by the control service's Admin call. Plugins put theirs here
  * (the monitor: "pool create"; vhost: "vhost create"; ...) from register() or start(), and the
- * `fastblock` CLI reaches them with an AdminRequest { command, args_json }.
+ * `fastblock` CLI reaches them with an AdminRequest { command }, the arguments' JSON as its payload.
  *
  * Arguments arrive as parsed JSON from outside the process: a command validates them and throws
  * a FastblockError (INVALID_ARGUMENT, NOT_FOUND, ...) that travels back to the caller whole.

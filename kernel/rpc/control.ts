@@ -32,12 +32,12 @@ export interface StatusReply {
 
 interface AdminRequest {
   command: string;
-  argsJson: string;
 }
 
-interface AdminReply {
-  resultJson: string;
-}
+type AdminReply = Record<string, never>;
+
+const utf8 = new TextDecoder();
+const encodeJson = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value ?? null));
 
 const root = loadProto('control.proto');
 export const ControlMethods = {
@@ -47,11 +47,11 @@ export const ControlMethods = {
 
 export function serveControl(server: RpcServer, status: () => StatusReply, admin: AdminCommands): () => void {
   const removeStatus = server.handle(ControlMethods.Status, () => ({ response: status() }));
-  const removeAdmin = server.handle(ControlMethods.Admin, async (request) => {
+  const removeAdmin = server.handle(ControlMethods.Admin, async (request, { payload }) => {
     let args: unknown = {};
-    if (request.argsJson) {
+    if (payload.length > 0) {
       try {
-        args = JSON.parse(request.argsJson);
+        args = JSON.parse(utf8.decode(payload));
       } catch {
         throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `arguments of '${request.command}' are not valid JSON`, { command: request.command });
       }
@@ -60,7 +60,7 @@ export function serveControl(server: RpcServer, status: () => StatusReply, admin
       throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `arguments of '${request.command}' must be a JSON object`, { command: request.command });
     }
     const result = await admin.run(request.command, args as AdminArgs);
-    return { response: { resultJson: JSON.stringify(result ?? null) } };
+    return { response: {}, payload: [encodeJson(result)] };
   });
   return () => {
     removeStatus();
@@ -74,6 +74,6 @@ export async function fetchStatus(connection: TransportConnection, options?: Req
 
 /** Runs `command` on the daemon; its FastblockError, if any, is rethrown here whole. */
 export async function runAdmin(connection: TransportConnection, command: string, args: AdminArgs = {}, options?: RequestOptions): Promise<unknown> {
-  const { response } = await call(connection, ControlMethods.Admin, { command, argsJson: JSON.stringify(args) }, undefined, options);
-  return JSON.parse(response.resultJson) as unknown;
+  const { payload } = await call(connection, ControlMethods.Admin, { command }, [encodeJson(args)], options);
+  return JSON.parse(utf8.decode(payload)) as unknown;
 }

@@ -42,6 +42,9 @@ test('two daemons in one process, each with its own plugin instances, served ove
       assert.ok(status.methods.includes('0x0101 fastblock.control.Control/Status'));
       const reply = (await runAdmin(connection, 'sample greet', { who: 'x' })) as { greeting: string };
       assert.is(reply.greeting, i === 0 ? 'hello, x' : 'hej, x');
+      // Arguments and results larger than a frame header (64 KiB) travel as the payload.
+      const long = 'y'.repeat(200_000);
+      assert.is(((await runAdmin(connection, 'sample greet', { who: long })) as { greeting: string }).greeting.length, long.length + (i === 0 ? 7 : 5));
       try {
         await runAdmin(connection, 'sample greet', [] as never);
         assert.unreachable();
