@@ -23,6 +23,12 @@ function pluginList(text: string): string[] {
   return names;
 }
 
+function shardCount(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < 1 || value > 256) throw new InvalidArgumentError(`expected a whole number of shards from 1 to 256, got '${text}'`);
+  return value;
+}
+
 const builtins = BUILTIN_PLUGINS.map((b) => `  ${b.name.padEnd(10)} ${b.summary}`).join('\n');
 
 const program = new Command('fastblockd')
@@ -34,6 +40,7 @@ const program = new Command('fastblockd')
   .option('--listen <host:port>', 'control RPC address (daemon.listen)')
   .option('--name <name>', 'daemon name in logs and status (daemon.name)')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (log.level)')
+  .option('--shards <n>', 'OSD shards, one worker thread each (osd.shards; needs the osd plugin)', shardCount)
   .option('--print-config', 'print the effective configuration as JSON and exit')
   .addHelpText(
     'after',
@@ -53,6 +60,7 @@ interface Flags {
   listen?: string;
   name?: string;
   logLevel?: string;
+  shards?: number;
   printConfig?: boolean;
 }
 
@@ -69,6 +77,10 @@ async function main(): Promise<void> {
   if (flags.listen !== undefined) overrides['daemon.listen'] = flags.listen;
   if (flags.name !== undefined) overrides['daemon.name'] = flags.name;
   if (flags.logLevel !== undefined) overrides['log.level'] = flags.logLevel;
+  if (flags.shards !== undefined) {
+    if (!flags.plugins.includes('osd')) fail(new Error('--shards sets osd.shards: load the osd plugin (--plugins tcp,blobstore,osd)'));
+    overrides['osd.shards'] = String(flags.shards);
+  }
 
   const prepared = await prepareHost({ plugins: flags.plugins, configFile: flags.config, overrides });
   if (flags.printConfig) {

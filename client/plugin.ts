@@ -2,7 +2,7 @@
  * The `client` plugin: libfastblock inside a daemon, registered as the BlockVolumeProvider that
  * frontends serve images from. A gateway:
  *
- *   fastblockd --plugins tcp,/path/to/fastblock/client,nbd --set client.monitors=127.0.0.1:7700
+ *   fastblockd --plugins tcp,client,nbd --set client.monitors=127.0.0.1:7700
  *
  * register() binds a provider at once (frontends resolve it in their own register()); the
  * cluster connection is made in start(), and open() waits for it.

@@ -85,5 +85,6 @@ export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { name: 'vhost', folder: 'plugins/frontend-vhost', summary: 'Frontend: vhost-user-blk backend for QEMU virtual machines' },
   { name: 'nvmf', folder: 'plugins/frontend-nvmf', summary: 'Frontend: NVMe over TCP target' },
   { name: 'monitor', folder: 'services/monitor', summary: 'Monitor: the cluster map (OSDs, pools, PGs, images) in etcd or a local file' },
+  { name: 'client', folder: 'client', summary: 'Client library as the BlockVolumeProvider that frontends serve images from (a gateway)' },
   { name: 'osd', folder: 'services/osd', summary: 'OSD: stores PG replicas, raft per PG, one worker thread per shard (needs a StoreFactory)' },
 ];

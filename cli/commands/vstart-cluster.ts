@@ -234,7 +234,7 @@ export class LocalCluster {
   }
 
   async startGateway(): Promise<void> {
-    const plugins = ['tcp', join(TREE, 'client'), 'nbd'];
+    const plugins = ['tcp', 'client', 'nbd'];
     const settings = ['--set', `client.monitors=${this.monitorAddress}`, '--set', `nbd.port=${this.state.nbdPort}`];
     const socket = this.vhostSocket;
     if (socket) {
