@@ -7,11 +7,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
+import { startOneReplicaImage } from '../cluster/harness/test-cluster.js';
 import { connect } from '../../client/connect.js';
 import { bootGuest, userNet, vmSkipReason } from '../support/vm.js';
 import { startNvmfDaemon, type NvmfDaemon } from './support/daemon.js';
@@ -51,23 +49,12 @@ nvme disconnect -n ${NQN} > /dev/null && echo "DISCONNECT ok"
 
 test('a guest namespace on a cluster image, through fastblockd with the client and nvmf plugins', async () => {
   if (skip) return console.log(`SKIP ${skip}`);
-  const dir = mkdtempSync(join(tmpdir(), 'fastblock-nvmf-cluster-'));
-  // Ports away from vstart's defaults: other suites may run clusters on this machine meanwhile.
-  const base = 21000 + Math.floor(Math.random() * 20000);
-  let cluster: LocalCluster | undefined;
   let gateway: NvmfDaemon | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
   try {
-    cluster = await LocalCluster.start({
-      dir: join(dir, 'cluster'),
-      osds: 1,
-      monitorPort: base,
-      osdBasePort: base + 10,
-      pool: { name: 'rbd', size: 1, pgNum: 8 },
-      image: { name: 'vm', sizeBytes: 64 * MiB },
-      storeSizeMb: 512,
-      gateway: false,
-      logLevel: 'warn',
-    });
+    const started = await startOneReplicaImage('nvmf-cluster');
+    cleanup = started.cleanup;
+    const cluster = started.cluster;
     gateway = await startNvmfDaemon([`client.monitors=${cluster.monitorAddress}`, 'nvmf.exports=rbd/vm'], [], join(ROOT, 'client'));
 
     const result = await bootGuest({ devices: userNet(), modules: ['nvme-tcp', 'ext4'], env: { PORT: gateway.port }, script: GUEST_SCRIPT, timeoutMs: 180_000 });
@@ -93,8 +80,7 @@ test('a guest namespace on a cluster image, through fastblockd with the client a
     }
   } finally {
     await gateway?.stop();
-    await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await cleanup?.();
   }
 });
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
+import { startOneReplicaImage } from '../cluster/harness/test-cluster.js';
 import { connect } from '../../client/connect.js';
 import { bootGuest, vhostUserBlk, vmSkipReason } from '../support/vm.js';
 import { FASTBLOCKD, start } from '../cli/daemon-process.js';
@@ -47,22 +47,12 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
   if (skip) return console.log(`SKIP ${skip}`);
   const dir = mkdtempSync(join(tmpdir(), 'fastblock-vhost-cluster-'));
   const socket = join(dir, 'vm.sock');
-  // Ports away from vstart's defaults: other suites may run clusters on this machine meanwhile.
-  const base = 21000 + Math.floor(Math.random() * 20000);
-  let cluster: LocalCluster | undefined;
   let gateway: ReturnType<typeof start> | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
   try {
-    cluster = await LocalCluster.start({
-      dir: join(dir, 'cluster'),
-      osds: 1,
-      monitorPort: base,
-      osdBasePort: base + 10,
-      pool: { name: 'rbd', size: 1, pgNum: 8 },
-      image: { name: 'vm', sizeBytes: 64 * MiB },
-      storeSizeMb: 512,
-      gateway: false,
-      logLevel: 'warn',
-    });
+    const started = await startOneReplicaImage('vhost-cluster');
+    cleanup = started.cleanup;
+    const cluster = started.cluster;
     gateway = start(FASTBLOCKD, [
       '--plugins', `tcp,${join(ROOT, 'client')},vhost`,
       '--listen', '127.0.0.1:0',
@@ -104,7 +94,7 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
       gateway.child.kill('SIGTERM');
       await gateway.exit;
     }
-    await cluster?.stop();
+    await cleanup?.();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -65,3 +65,19 @@ export async function startTestCluster(options: Partial<LocalClusterOptions> & {
     },
   };
 }
+
+/**
+ * The smallest real cluster a frontend suite needs: one OSD, pool `rbd` of size 1 and a 64 MiB image
+ * `rbd/vm`, no gateway (the suite starts its own frontend daemon against `cluster.monitorAddress`).
+ */
+export function startOneReplicaImage(name: string): Promise<{ cluster: LocalCluster; cleanup: () => Promise<void> }> {
+  return startTestCluster({
+    name,
+    osds: 1,
+    pool: { name: 'rbd', size: 1, pgNum: 8 },
+    image: { name: 'vm', sizeBytes: 64 * 2 ** 20 },
+    storeSizeMb: 512,
+    gateway: false,
+    logLevel: 'warn',
+  });
+}
