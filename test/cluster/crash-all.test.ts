@@ -25,6 +25,7 @@ if (!storePlugin()) {
 } else {
   test('SIGKILL of all three OSDs mid-write: every acknowledged write reads back after restart', async () => {
     const { cluster, cleanup } = await startTestCluster({ name: 'crash-all', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 } });
+    let failure: unknown;
     const client = await connect({ monitors: [cluster.monitorAddress], retry: { opTimeoutMs: 90_000 } });
     try {
       const image = await client.openImage('rbd/disk');
@@ -58,9 +59,12 @@ if (!storePlugin()) {
         const bytes = await image.read(block * BLOCK, BLOCK);
         assert.ok(Buffer.compare(bytes, stamped(block)) === 0, `acknowledged block ${block} does not read back`);
       }
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
       await client.close();
-      await cleanup();
+      await cleanup(failure);
     }
   });
 }

@@ -19,6 +19,7 @@ if (!storePlugin()) {
 } else {
   test('SIGKILL of the busiest leader during fio verify: no I/O error, catch-up, full read-verify', async () => {
     const { cluster, cleanup } = await startTestCluster({ name: 'failover', pool: { name: 'rbd', size: 3, pgNum: 32 }, image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 } });
+    let failure: unknown;
     try {
       const job: FioJob = { uri: cluster.nbdUri, rw: 'randwrite', bs: '4k', iodepth: 16, size: '24M', extra: [...VERIFY, '--do_verify=1', '--verify_backlog=256'] };
       const running = runFio(job);
@@ -40,8 +41,11 @@ if (!storePlugin()) {
       const verify = await runFio({ ...job, extra: [...VERIFY, '--verify_only'] });
       assert.is(verify.error, 0, `read-verify failed: ${verify.stderr}`);
       assert.is(verify.exitCode, 0, verify.stderr);
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
-      await cleanup();
+      await cleanup(failure);
     }
   });
 }

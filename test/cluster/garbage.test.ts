@@ -55,6 +55,7 @@ if (!storePlugin()) {
 } else {
   test('garbage to the data and control ports closes only those connections; leader transfer on request', async () => {
     const { cluster, cleanup } = await startTestCluster({ name: 'garbage', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 64 * 1024 * 1024 } });
+    let failure: unknown;
     const client = await connect({ monitors: [cluster.monitorAddress] });
     try {
       const image = await client.openImage('rbd/disk');
@@ -100,9 +101,12 @@ if (!storePlugin()) {
       assert.is(leader, to, `PG ${pg.pg} leadership moved from osd.${pg.leader} to osd.${to}`);
       await image.write(0, [after]);
       assert.equal(await image.read(0, after.length), new Uint8Array(after));
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
       await client.close();
-      await cleanup();
+      await cleanup(failure);
     }
   });
 }

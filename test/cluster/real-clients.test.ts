@@ -25,6 +25,7 @@ if (!storePlugin()) {
 } else {
   test('qemu-img, qemu-io, nbdinfo, nbdcopy and fio against the cluster through NBD', async () => {
     const { cluster, cleanup } = await startTestCluster({ name: 'clients', pool: { name: 'rbd', size: 3, pgNum: 32 }, image: { name: 'disk', sizeBytes: 512 * MiB } });
+    let failure: unknown;
     const scratch = mkdtempSync(join(tmpdir(), 'fastblock-clients-'));
     try {
       const uri = cluster.nbdUri;
@@ -58,9 +59,12 @@ if (!storePlugin()) {
       const verified = await runFio({ ...job, extra: ['--offset=300M', '--verify=crc32c', '--verify_fatal=1', '--verify_only'] });
       assert.is(verified.error, 0, verified.stderr);
       console.log(`fio randwrite 4k QD16 with crc32c verify: ${written.write.iops} IOPS; verify pass ${verified.read.iops} IOPS`);
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
       rmSync(scratch, { recursive: true, force: true });
-      await cleanup();
+      await cleanup(failure);
     }
   });
 }

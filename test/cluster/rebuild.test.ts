@@ -32,6 +32,7 @@ if (!storePlugin()) {
   test('an OSD lost for good and marked out: its PGs re-replicate to the spare, 3 replicas everywhere', async () => {
     const pgNum = 32;
     const { cluster, cleanup } = await startTestCluster({ name: 'rebuild', osds: 4, gateway: false, pool: { name: 'rbd', size: 3, pgNum }, image: { name: 'disk', sizeBytes: 256 * MiB } });
+    let failure: unknown;
     const client = await connect({ monitors: [cluster.monitorAddress], retry: { opTimeoutMs: 90_000 } });
     try {
       const image = await client.openImage('rbd/disk');
@@ -75,9 +76,12 @@ if (!storePlugin()) {
       const deadline = Date.now() + 60_000;
       while (removed() < affected && Date.now() < deadline) await sleep(500);
       assert.is(removed(), affected, `the returning osd.${victim} deleted its ${affected} old replicas`);
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
       await client.close();
-      await cleanup();
+      await cleanup(failure);
     }
   });
 }

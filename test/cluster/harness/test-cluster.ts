@@ -2,7 +2,7 @@
  * A LocalCluster for the cluster suites: free ports, a fresh directory under the OS temp dir,
  * removed afterwards unless FASTBLOCK_KEEP_CLUSTER is set (the logs are then kept for a look).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,7 +46,31 @@ export function storePlugin(): string | undefined {
   return existsSync(join(ROOT, 'plugins', 'store-blobstore', 'plugin.ts')) ? 'blobstore' : undefined;
 }
 
-export async function startTestCluster(options: Partial<LocalClusterOptions> & { readonly name: string }): Promise<{ cluster: LocalCluster; cleanup: () => Promise<void> }> {
+/**
+ * Prints every warning and error the cluster's daemons logged (the last `limit` lines): a suite
+ * calls it when it fails, so a CI log says why without the cluster directory, which is removed.
+ */
+export function printClusterWarnings(dir: string, limit = 60): void {
+  const logs = join(dir, 'logs');
+  if (!existsSync(logs)) return;
+  const lines: string[] = [];
+  for (const file of readdirSync(logs).sort()) {
+    for (const line of readFileSync(join(logs, file), 'utf8').split('\n')) {
+      const level = /"level":(\d+)/.exec(line);
+      // pino levels: 40 warn, 50 error, 60 fatal; a line that is not JSON is a crash's stderr.
+      if (line && (!level || Number(level[1]) >= 40)) lines.push(`${file}: ${line.slice(0, 600)}`);
+    }
+  }
+  process.stdout.write(`--- ${lines.length} warnings and errors in ${logs}${lines.length > limit ? ` (the last ${limit})` : ''}\n${lines.slice(-limit).join('\n')}\n---\n`);
+}
+
+export interface TestCluster {
+  readonly cluster: LocalCluster;
+  /** Stops the cluster and removes its directory; given the failure that ended the suite, prints its logged warnings first. */
+  cleanup(failure?: unknown): Promise<void>;
+}
+
+export async function startTestCluster(options: Partial<LocalClusterOptions> & { readonly name: string }): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), `fastblock-${options.name}-`));
   const cluster = await LocalCluster.start({
     storeSizeMb: 1024,
@@ -58,7 +82,8 @@ export async function startTestCluster(options: Partial<LocalClusterOptions> & {
   });
   return {
     cluster,
-    cleanup: async () => {
+    cleanup: async (failure?: unknown) => {
+      if (failure !== undefined) printClusterWarnings(dir);
       await cluster.stop();
       if (!process.env.FASTBLOCK_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
       else process.stdout.write(`cluster kept in ${dir}\n`);
@@ -70,7 +95,7 @@ export async function startTestCluster(options: Partial<LocalClusterOptions> & {
  * The smallest real cluster a frontend suite needs: one OSD, pool `rbd` of size 1 and a 64 MiB image
  * `rbd/vm`, no gateway (the suite starts its own frontend daemon against `cluster.monitorAddress`).
  */
-export function startOneReplicaImage(name: string): Promise<{ cluster: LocalCluster; cleanup: () => Promise<void> }> {
+export function startOneReplicaImage(name: string): Promise<TestCluster> {
   return startTestCluster({
     name,
     osds: 1,
