@@ -73,6 +73,8 @@ export class MultiRaft {
   private again = false;
   /** Counters for benchmarks and metrics. */
   readonly stats = { nodeMessagesSent: 0, raftMessagesSent: 0, rounds: 0, flushes: 0 };
+  /** When the flush the loop awaits began (0: none in flight), so a watchdog can tell a stuck flush. */
+  flushStartedAt = 0;
 
   constructor(options: MultiRaftOptions) {
     this.node = options.node;
@@ -163,7 +165,12 @@ export class MultiRaft {
       this.again = false;
       const round = this.collect();
       if (round.readies.length === 0) continue;
-      await this.opts.flush();
+      this.flushStartedAt = Date.now();
+      try {
+        await this.opts.flush();
+      } finally {
+        this.flushStartedAt = 0;
+      }
       this.stats.flushes++;
       this.complete(round);
     } while (this.again || this.hasReady());

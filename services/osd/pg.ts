@@ -34,6 +34,7 @@ export interface CommittedEntry {
 
 interface Proposal {
   readonly term: number;
+  readonly since: number;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -77,10 +78,25 @@ export class Pg implements ServedPg {
       }, PROPOSAL_TIMEOUT_MS);
       this.proposals.set(index, {
         term,
+        since: Date.now(),
         resolve: () => (clearTimeout(timer), resolve()),
         reject: (err) => (clearTimeout(timer), reject(err)),
       });
     });
+  }
+
+  /** The oldest proposal still waiting for its commit and apply: index and age (for the stall watchdog). */
+  oldestProposal(now = Date.now()): { index: number; ageMs: number } | undefined {
+    let oldest: { index: number; ageMs: number } | undefined;
+    for (const [index, proposal] of this.proposals) {
+      if (!oldest || now - proposal.since > oldest.ageMs) oldest = { index, ageMs: now - proposal.since };
+    }
+    return oldest;
+  }
+
+  /** Proposals waiting for their commit and apply. */
+  get waitingProposals(): number {
+    return this.proposals.size;
   }
 
   async readBarrier(): Promise<void> {

@@ -72,6 +72,9 @@ export interface PgReport {
 }
 
 const READ_INDEX_TIMEOUT_MS = 5000;
+/** A proposal or flush older than this is reported as a stall (clients retry after 5 s). */
+const STALL_WARN_MS = 3000;
+const STALL_CHECK_MS = 2000;
 
 export class Shard implements PgDirectory {
   readonly osd: number;
@@ -133,6 +136,7 @@ export class Shard implements PgDirectory {
       }, tickMs),
       setInterval(() => void this.reconcile(), 1000),
       setInterval(() => this.requestCheckpoint(), 5000),
+      setInterval(() => this.watchStalls(), STALL_CHECK_MS),
     );
     this.logger.info({ address: this.listener.address, osd: this.osd }, 'shard listening');
     return this.listener.address;
@@ -445,6 +449,43 @@ export class Shard implements PgDirectory {
   }
 
   // ---- status -------------------------------------------------------------------------------
+
+  /**
+   * Warns about PGs whose proposals wait too long, with what raft knows of them, and about a
+   * storage flush that does not return: the operator's (and a failing test's) view of a stall.
+   */
+  private watchStalls(): void {
+    const now = Date.now();
+    if (this.raft.flushStartedAt && now - this.raft.flushStartedAt > STALL_WARN_MS) {
+      this.logger.warn({ flushMs: now - this.raft.flushStartedAt }, 'raft storage flush has not returned');
+    }
+    for (const [id, pg] of this.pgs) {
+      const oldest = pg.oldestProposal(now);
+      if (!oldest || oldest.ageMs < STALL_WARN_MS) continue;
+      const status = this.raft.group(id)?.status();
+      this.logger.warn(
+        {
+          pg: id,
+          waiting: pg.waitingProposals,
+          oldestIndex: oldest.index,
+          oldestMs: oldest.ageMs,
+          pgApplied: pg.appliedIndex,
+          restoring: pg.restoring,
+          raft: status && {
+            role: status.role,
+            term: status.term,
+            leader: status.leader,
+            commit: status.commit,
+            applied: status.applied,
+            first: status.firstIndex,
+            last: status.lastIndex,
+            progress: Object.fromEntries([...status.progress].map(([node, p]) => [node, `${p.state}:${p.match}/${p.next}`])),
+          },
+        },
+        'PG proposals stalled',
+      );
+    }
+  }
 
   reports(): PgReport[] {
     const out: PgReport[] = [];

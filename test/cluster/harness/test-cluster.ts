@@ -56,9 +56,11 @@ export function printClusterWarnings(dir: string, limit = 60): void {
   const lines: string[] = [];
   for (const file of readdirSync(logs).sort()) {
     for (const line of readFileSync(join(logs, file), 'utf8').split('\n')) {
-      const level = /"level":(\d+)/.exec(line);
-      // pino levels: 40 warn, 50 error, 60 fatal; a line that is not JSON is a crash's stderr.
-      if (line && (!level || Number(level[1]) >= 40)) lines.push(`${file}: ${line.slice(0, 600)}`);
+      // Levels are labels (warn, error, fatal) or pino's numbers (40 and up); a line that is not
+      // JSON is a crash's stderr.
+      const level = /"level":"?(\w+)"?/.exec(line)?.[1];
+      const serious = level === undefined || ['warn', 'error', 'fatal'].includes(level) || Number(level) >= 40;
+      if (line && serious) lines.push(`${file}: ${line.slice(0, 2000)}`);
     }
   }
   process.stdout.write(`--- ${lines.length} warnings and errors in ${logs}${lines.length > limit ? ` (the last ${limit})` : ''}\n${lines.slice(-limit).join('\n')}\n---\n`);
