@@ -1,4 +1,4 @@
-// Build: TypeScript (tsc -> dist/), native addons (node-gyp, only when sources changed),
+// Build: TypeScript (tsc -> dist/), native addons (kernel/native and plugins/*/native: node-gyp, only when sources changed),
 // and any build step a part of the tree declares in a build.mjs of its own (policies/ -> .wasm).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -29,7 +29,8 @@ function newestMtime(dir) {
 }
 
 function nativeDirs() {
-  const dirs = [];
+  // The kernel's own addon (kernel/native: the frame checksum), then every plugin's.
+  const dirs = existsSync(join(root, 'kernel', 'native', 'binding.gyp')) ? [join(root, 'kernel', 'native')] : [];
   const pluginsDir = join(root, 'plugins');
   if (!existsSync(pluginsDir)) return dirs;
   for (const plugin of readdirSync(pluginsDir)) {

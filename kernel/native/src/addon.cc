@@ -1,0 +1,25 @@
+// The kernel's native helpers: the frame checksum (crc32.cc).
+#include <napi.h>
+
+#include "crc32.h"
+
+namespace {
+
+// crc32(data: Uint8Array, seed = 0) -> uint32
+Napi::Value Crc32Js(const Napi::CallbackInfo& info) {
+  auto data = info[0].As<Napi::Uint8Array>();
+  uint32_t seed = info.Length() > 1 ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(info.Env(), Crc32(seed, data.Data(), data.ByteLength()));
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Crc32Init();
+  exports.Set("crc32", Napi::Function::New(env, Crc32Js));
+  exports.Set("crc32Accelerated", Napi::Boolean::New(env, Crc32Accelerated()));
+  exports.Set("crc32Path", Napi::String::New(env, Crc32Path()));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(kernel_native, Init)
