@@ -3,7 +3,7 @@
  * It is also a BlockVolumeProvider, so frontends (NBD, vhost, NVMe/TCP) serve its images directly.
  */
 import type { BlockVolumeProvider } from '../kernel/contracts/block.js';
-import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
+import type { ClusterMap, ImageInfo } from '../kernel/contracts/cluster-map.js';
 import type { Transport } from '../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { Image } from './image.js';
@@ -23,6 +23,9 @@ export class ClusterClient implements BlockVolumeProvider {
   readonly io: ObjectIo;
   private readonly images = new Set<Image>();
   private closed = false;
+  /** Images by id in the map they were indexed from (rebuilt when a newer map arrives). */
+  private indexedMap: ClusterMap | undefined;
+  private imagesById = new Map<string, ImageInfo>();
 
   constructor(
     private readonly transport: Transport,
@@ -57,9 +60,26 @@ export class ClusterClient implements BlockVolumeProvider {
   async openImage(spec: string): Promise<Image> {
     if (this.closed) throw new FastblockError(ErrorCode.CLOSED, 'client is closed', {});
     const info = await this.imageInfo(spec);
-    const image: Image = new Image(spec, info, this.io, new InFlightLimit(this.options.maxInFlight ?? 128), () => this.images.delete(image));
+    const image: Image = new Image(
+      spec,
+      info,
+      this.io,
+      new InFlightLimit(this.options.maxInFlight ?? 128),
+      () => this.images.delete(image),
+      () => this.latestInfo(info.id),
+    );
     this.images.add(image);
     return image;
+  }
+
+  /** The image as the newest map describes it: how a resize reaches images already open. */
+  private latestInfo(id: string): ImageInfo | undefined {
+    const map = this.maps.current();
+    if (map !== this.indexedMap) {
+      this.indexedMap = map;
+      this.imagesById = new Map(map.images.map((i) => [i.id, i]));
+    }
+    return this.imagesById.get(id);
   }
 
   /** BlockVolumeProvider. */

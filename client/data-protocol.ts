@@ -1,11 +1,10 @@
 /**
  * The data service's wire format (kernel/rpc/data.proto), shared by the client and the OSD.
- * Headers are protobuf (reflection: the .proto stays the single source of truth and needs no
- * generated code in the tree); payload bytes are the frame's raw tail.
+ * Headers are protobuf, defined by data.proto; payload bytes are the frame's raw tail.
  */
-import type protobuf from 'protobufjs';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { loadProto } from '../kernel/rpc/proto.js';
+import { WireReader, WireType, tag, varintSize, writeVarint } from './proto-wire.js';
 
 /** The data service's method ids on the transport (one for client I/O: the op is in the header). */
 export const DATA_METHOD_IO = 0x0200;
@@ -51,12 +50,56 @@ export const MAX_DATA_LENGTH = 4 * 1024 * 1024;
 
 /** The parsed data.proto, for the OSD's other messages (recovery, peering). */
 export const dataProto = loadProto('data.proto');
-const root = dataProto;
-const RequestType = root.lookupType('fastblock.data.DataRequest');
-const ReplyType = root.lookupType('fastblock.data.DataReply');
+
+// DataRequest and DataReply travel with every I/O: they are written and read by hand
+// (client/proto-wire.ts says why), field numbers as in data.proto. Fields holding their default
+// value are left out, as proto3 does.
+const REQUEST_OP = tag(1, WireType.VARINT);
+const REQUEST_POOL = tag(2, WireType.VARINT);
+const REQUEST_PG = tag(3, WireType.VARINT);
+const REQUEST_OBJECT = tag(4, WireType.BYTES);
+const REQUEST_OFFSET = tag(5, WireType.VARINT);
+const REQUEST_LENGTH = tag(6, WireType.VARINT);
+const REQUEST_EPOCH = tag(7, WireType.VARINT);
+const REPLY_STATUS = tag(1, WireType.VARINT);
+const REPLY_LEADER_HINT = tag(2, WireType.VARINT);
+const REPLY_EPOCH = tag(3, WireType.VARINT);
+const REPLY_MESSAGE = tag(4, WireType.BYTES);
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/**
+ * An object name as DataRequest field 4 (tag, length, UTF-8 bytes): computed once per object by
+ * the client (client/object-ref.ts) and copied into each request header.
+ */
+export function encodeObjectField(name: string): Uint8Array {
+  const bytes = utf8.encode(name);
+  const field = new Uint8Array(1 + varintSize(bytes.length) + bytes.length);
+  field.set(bytes, writeVarint(field, writeVarint(field, 0, REQUEST_OBJECT), bytes.length));
+  return field;
+}
+
+const varintField = (value: number): number => (value === 0 ? 0 : 1 + varintSize(value));
+
+/** A DataRequest header whose object is given as its encoded field (encodeObjectField). */
+export function encodeRequestHeader(op: DataOp, pool: number, pg: number, objectField: Uint8Array, offset: number, length: number, epoch: number): Uint8Array {
+  const size = 1 + varintSize(op) + varintField(pool) + varintField(pg) + objectField.length + varintField(offset) + varintField(length) + varintField(epoch);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  at = writeVarint(out, writeVarint(out, at, REQUEST_OP), op);
+  if (pool !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_POOL), pool);
+  if (pg !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_PG), pg);
+  out.set(objectField, at);
+  at += objectField.length;
+  if (offset !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_OFFSET), offset);
+  if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
+  if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
+  return out;
+}
 
 export function encodeDataRequest(request: DataRequest): Uint8Array {
-  return RequestType.encode(request).finish();
+  return encodeRequestHeader(request.op, request.pool, request.pg, encodeObjectField(request.object), request.offset, request.length, request.epoch);
 }
 
 export function toNumber(value: unknown): number {
@@ -67,22 +110,43 @@ export function toNumber(value: unknown): number {
 
 /** Decodes and validates a request header from outside; a bad one is a PROTOCOL error. */
 export function decodeDataRequest(bytes: Uint8Array): DataRequest {
-  let message: protobuf.Message;
-  try {
-    message = RequestType.decode(bytes);
-  } catch (err) {
-    throw new FastblockError(ErrorCode.PROTOCOL, 'undecodable data request header', { bytes: bytes.length }, { cause: err });
+  const reader = new WireReader(bytes, 'data request header');
+  let op = 0;
+  let pool = 0;
+  let pg = 0;
+  let object = '';
+  let offset = 0;
+  let length = 0;
+  let epoch = 0;
+  while (!reader.done) {
+    const key = reader.varint();
+    switch (key) {
+      case REQUEST_OP:
+        op = reader.varint();
+        break;
+      case REQUEST_POOL:
+        pool = reader.varint() >>> 0;
+        break;
+      case REQUEST_PG:
+        pg = reader.varint() >>> 0;
+        break;
+      case REQUEST_OBJECT:
+        object = utf8Decoder.decode(reader.bytesField());
+        break;
+      case REQUEST_OFFSET:
+        offset = reader.varint();
+        break;
+      case REQUEST_LENGTH:
+        length = reader.varint();
+        break;
+      case REQUEST_EPOCH:
+        epoch = reader.varint();
+        break;
+      default:
+        reader.skip(key & 7);
+    }
   }
-  const raw = RequestType.toObject(message, { defaults: true }) as Record<string, unknown>;
-  const request: DataRequest = {
-    op: raw.op as DataOp,
-    pool: toNumber(raw.pool),
-    pg: toNumber(raw.pg),
-    object: String(raw.object),
-    offset: toNumber(raw.offset),
-    length: toNumber(raw.length),
-    epoch: toNumber(raw.epoch),
-  };
+  const request: DataRequest = { op: op as DataOp, pool, pg, object, offset, length, epoch };
   if (request.op < DataOp.READ || request.op > DataOp.WRITE_ZEROES) {
     throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `unknown data op ${request.op}`, { op: request.op });
   }
@@ -93,27 +157,47 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
 }
 
 export function encodeDataReply(reply: DataReply): Uint8Array {
-  return ReplyType.encode({
-    status: reply.status,
-    leaderHint: reply.leaderHint === undefined ? 0 : reply.leaderHint + 1,
-    epoch: reply.epoch,
-    message: reply.message,
-  }).finish();
+  const hint = reply.leaderHint === undefined ? 0 : reply.leaderHint + 1;
+  const message = reply.message.length === 0 ? undefined : utf8.encode(reply.message);
+  const messageBytes = message === undefined ? 0 : 1 + varintSize(message.length) + message.length;
+  const out = Buffer.allocUnsafe(varintField(reply.status) + varintField(hint) + varintField(reply.epoch) + messageBytes);
+  let at = 0;
+  if (reply.status !== 0) at = writeVarint(out, writeVarint(out, at, REPLY_STATUS), reply.status);
+  if (hint !== 0) at = writeVarint(out, writeVarint(out, at, REPLY_LEADER_HINT), hint);
+  if (reply.epoch !== 0) at = writeVarint(out, writeVarint(out, at, REPLY_EPOCH), reply.epoch);
+  if (message !== undefined) out.set(message, writeVarint(out, writeVarint(out, at, REPLY_MESSAGE), message.length));
+  return out;
 }
 
+/** An OK reply with no leader hint and no message: what nearly every I/O gets back. */
+const OK_REPLY: DataReply = Object.freeze({ status: DataStatus.OK, leaderHint: undefined, epoch: 0, message: '' });
+
 export function decodeDataReply(bytes: Uint8Array): DataReply {
-  let message: protobuf.Message;
-  try {
-    message = ReplyType.decode(bytes);
-  } catch (err) {
-    throw new FastblockError(ErrorCode.PROTOCOL, 'undecodable data reply header', { bytes: bytes.length }, { cause: err });
+  // OK at epoch 0 encodes to nothing at all.
+  if (bytes.length === 0) return OK_REPLY;
+  const reader = new WireReader(bytes, 'data reply header');
+  let status = 0;
+  let hint = 0;
+  let epoch = 0;
+  let message = '';
+  while (!reader.done) {
+    const key = reader.varint();
+    switch (key) {
+      case REPLY_STATUS:
+        status = reader.varint();
+        break;
+      case REPLY_LEADER_HINT:
+        hint = reader.varint() >>> 0;
+        break;
+      case REPLY_EPOCH:
+        epoch = reader.varint();
+        break;
+      case REPLY_MESSAGE:
+        message = utf8Decoder.decode(reader.bytesField());
+        break;
+      default:
+        reader.skip(key & 7);
+    }
   }
-  const raw = ReplyType.toObject(message, { defaults: true }) as Record<string, unknown>;
-  const hint = toNumber(raw.leaderHint);
-  return {
-    status: raw.status as DataStatus,
-    leaderHint: hint === 0 ? undefined : hint - 1,
-    epoch: toNumber(raw.epoch),
-    message: String(raw.message),
-  };
+  return { status: status as DataStatus, leaderHint: hint === 0 ? undefined : hint - 1, epoch, message };
 }

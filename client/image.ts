@@ -2,6 +2,9 @@
  * An open image: a BlockVolume whose bytes live in objects replicated by the cluster.
  * A range is split at object boundaries; the pieces go out in parallel (bounded by the image's
  * in-flight limit) and the call resolves when every piece has succeeded.
+ *
+ * Most I/O is one piece (a 4 KiB block inside one 4 MiB object): that case goes straight to one
+ * object request, without building extent lists, closures or a Promise.all.
  */
 import type { BlockVolume, BlockWriteOptions } from '../kernel/contracts/block.js';
 import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
@@ -9,83 +12,76 @@ import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { DataOp, MAX_DATA_LENGTH } from './data-protocol.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 import type { ObjectIo } from './object-io.js';
-import { mapRange, objectName, sliceScatter } from './striping.js';
+import { ObjectRefs } from './object-ref.js';
+import { mapRange, sliceScatter, type ObjectExtent } from './striping.js';
+import { WriteBarrier } from './write-barrier.js';
 
 const BLOCK_SIZE = 4096;
 
+type WriteOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES;
+
 export class Image implements BlockVolume {
   readonly blockSize = BLOCK_SIZE;
-  readonly size: number;
   private closed = false;
-  /** Writes not yet settled; flush() has nothing else to wait for (each ack is already durable). */
-  private readonly pendingWrites = new Set<Promise<unknown>>();
+  private readonly objects: ObjectRefs;
+  /** The largest piece one object request carries. */
+  private readonly pieceSize: number;
+  private readonly writes = new WriteBarrier();
 
   constructor(
     readonly name: string,
-    readonly info: ImageInfo,
+    private current: ImageInfo,
     private readonly io: ObjectIo,
     private readonly limit: InFlightLimit,
     private readonly onClose: () => void = () => undefined,
+    /** The image as the newest cluster map describes it (a resize shows here); undefined if it left the map. */
+    private readonly latest: () => ImageInfo | undefined = () => undefined,
   ) {
-    this.size = info.sizeBytes;
+    this.objects = new ObjectRefs(current.id);
+    this.pieceSize = Math.min(current.objectSizeBytes, MAX_DATA_LENGTH);
   }
 
-  private extents(offset: number, length: number) {
-    if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `image ${this.name} is closed`, { image: this.name });
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `range [${offset}, +${length}) is outside image ${this.name} of ${this.size} bytes`, {
-        image: this.name,
-        offset,
-        length,
-        size: this.size,
-      });
+  get info(): ImageInfo {
+    return this.current;
+  }
+
+  /** The size in the newest map this client holds, so a resize reaches images already open. */
+  get size(): number {
+    const latest = this.latest();
+    if (latest !== undefined && latest !== this.current && latest.id === this.current.id) this.current = latest;
+    return this.current.sizeBytes;
+  }
+
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    try {
+      this.check(offset, length);
+      const out = into ?? new Uint8Array(length);
+      if (out.length < length) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'read buffer too small', { need: length, have: out.length });
+      if (this.onePiece(offset, length)) return this.readPiece(offset, length, out, 0);
+      return this.readPieces(offset, length, out);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const pieceSize = Math.min(this.info.objectSizeBytes, MAX_DATA_LENGTH);
-    return mapRange(offset, length, this.info.objectSizeBytes).flatMap((extent) =>
-      // An object larger than one request's limit is written in several requests.
-      extent.length <= pieceSize
-        ? [extent]
-        : mapRange(extent.offset, extent.length, pieceSize).map((p) => ({ ...p, objectIndex: extent.objectIndex, rangeOffset: extent.rangeOffset + p.rangeOffset })),
-    );
-  }
-
-  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
-    const extents = this.extents(offset, length);
-    const out = into ?? new Uint8Array(length);
-    if (out.length < length) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'read buffer too small', { need: length, have: out.length });
-    await Promise.all(
-      extents.map((e) =>
-        this.limit.run(async () => {
-          const bytes = await this.io.run({ op: DataOp.READ, pool: this.info.pool, object: objectName(this.info.id, e.objectIndex), offset: e.offset, length: e.length });
-          if (bytes.length !== e.length) {
-            throw new FastblockError(ErrorCode.PROTOCOL, `read of ${e.length} bytes returned ${bytes.length}`, { image: this.name, offset: offset + e.rangeOffset });
-          }
-          out.set(bytes, e.rangeOffset);
-        }),
-      ),
-    );
-    return out;
   }
 
   write(offset: number, data: readonly Uint8Array[], _options?: BlockWriteOptions): Promise<void> {
-    const length = data.reduce((sum, d) => sum + d.length, 0);
-    return this.track(
-      this.each(offset, length, DataOp.WRITE, (rangeOffset, n) => sliceScatter(data, rangeOffset, n)),
-    );
+    let length = 0;
+    for (const piece of data) length += piece.length;
+    return this.change(DataOp.WRITE, offset, length, data);
   }
 
   /** Every acknowledged write is already durable on a majority; flush waits for those still in flight. */
-  async flush(): Promise<void> {
-    if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `image ${this.name} is closed`, { image: this.name });
-    await Promise.allSettled([...this.pendingWrites]);
+  flush(): Promise<void> {
+    if (this.closed) return Promise.reject(new FastblockError(ErrorCode.CLOSED, `image ${this.name} is closed`, { image: this.name }));
+    return this.writes.wait();
   }
 
   discard(offset: number, length: number): Promise<void> {
-    return this.track(this.each(offset, length, DataOp.DISCARD));
+    return this.change(DataOp.DISCARD, offset, length);
   }
 
   writeZeroes(offset: number, length: number, _options?: BlockWriteOptions): Promise<void> {
-    return this.track(this.each(offset, length, DataOp.WRITE_ZEROES));
+    return this.change(DataOp.WRITE_ZEROES, offset, length);
   }
 
   async close(): Promise<void> {
@@ -95,21 +91,95 @@ export class Image implements BlockVolume {
     this.onClose();
   }
 
-  private async each(offset: number, length: number, op: DataOp, payload?: (rangeOffset: number, n: number) => Uint8Array[]): Promise<void> {
-    const extents = this.extents(offset, length);
-    await Promise.all(
-      extents.map((e) =>
-        this.limit.run(() =>
-          this.io.run({ op, pool: this.info.pool, object: objectName(this.info.id, e.objectIndex), offset: e.offset, length: e.length, payload: payload?.(e.rangeOffset, e.length) }),
-        ),
-      ),
+  private check(offset: number, length: number): void {
+    if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `image ${this.name} is closed`, { image: this.name });
+    const size = this.size;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `range [${offset}, +${length}) is outside image ${this.name} of ${size} bytes`, {
+        image: this.name,
+        offset,
+        length,
+        size,
+      });
+    }
+  }
+
+  /** Whether the range fits one object request: inside one object, and not longer than a request may be. */
+  private onePiece(offset: number, length: number): boolean {
+    const objectSize = this.current.objectSizeBytes;
+    return length <= this.pieceSize && offset + length <= (Math.floor(offset / objectSize) + 1) * objectSize;
+  }
+
+  /** The range as pieces, each inside one object and at most one request long. */
+  private pieces(offset: number, length: number): ObjectExtent[] {
+    const objectSize = this.current.objectSizeBytes;
+    return mapRange(offset, length, objectSize).flatMap((extent) =>
+      // An object larger than one request's limit is written in several requests.
+      extent.length <= this.pieceSize
+        ? [extent]
+        : mapRange(extent.offset, extent.length, this.pieceSize).map((p) => ({ ...p, objectIndex: extent.objectIndex, rangeOffset: extent.rangeOffset + p.rangeOffset })),
     );
   }
 
-  private track(promise: Promise<void>): Promise<void> {
-    this.pendingWrites.add(promise);
-    const done = () => this.pendingWrites.delete(promise);
-    promise.then(done, done);
-    return promise;
+  private async readPieces(offset: number, length: number, out: Uint8Array): Promise<Uint8Array> {
+    await Promise.all(this.pieces(offset, length).map((e) => this.readPiece(offset + e.rangeOffset, e.length, out, e.rangeOffset)));
+    return out;
+  }
+
+  /** Reads image bytes [offset, +length), inside one piece, into out at `at`; resolves with out. */
+  private async readPiece(offset: number, length: number, out: Uint8Array, at: number): Promise<Uint8Array> {
+    const objectSize = this.current.objectSizeBytes;
+    const index = Math.floor(offset / objectSize);
+    if (!this.limit.tryAcquire()) await this.limit.acquire();
+    try {
+      const bytes = await this.io.run({ op: DataOp.READ, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length });
+      if (bytes.length !== length) {
+        throw new FastblockError(ErrorCode.PROTOCOL, `read of ${length} bytes returned ${bytes.length}`, { image: this.name, offset });
+      }
+      out.set(bytes, at);
+    } finally {
+      this.limit.release();
+    }
+    return out;
+  }
+
+  /** A write, discard or write-zeroes: counted for flush() until it settles, either way. */
+  private change(op: WriteOp, offset: number, length: number, data?: readonly Uint8Array[]): Promise<void> {
+    try {
+      this.check(offset, length);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.onePiece(offset, length)) return this.changePiece(op, offset, length, data, this.writes.enter());
+    return this.changePieces(op, offset, length, data);
+  }
+
+  private async changePieces(op: WriteOp, offset: number, length: number, data: readonly Uint8Array[] | undefined): Promise<void> {
+    const generation = this.writes.enter();
+    try {
+      await Promise.all(
+        this.pieces(offset, length).map((e) =>
+          this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined),
+        ),
+      );
+    } finally {
+      generation.leave();
+    }
+  }
+
+  /** One object request of a change; `generation` (when given) is left when it settles. */
+  private async changePiece(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: ReturnType<WriteBarrier['enter']> | undefined): Promise<void> {
+    try {
+      const objectSize = this.current.objectSizeBytes;
+      const index = Math.floor(offset / objectSize);
+      if (!this.limit.tryAcquire()) await this.limit.acquire();
+      try {
+        await this.io.run({ op, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length, payload });
+      } finally {
+        this.limit.release();
+      }
+    } finally {
+      generation?.leave();
+    }
   }
 }

@@ -16,10 +16,11 @@
  *
  * Success is reported only on an OK reply; when the time bound runs out the caller gets TIMEOUT.
  */
-import type { Payload, Transport } from '../kernel/contracts/transport.js';
+import type { Payload, RemoteEndpoint, RequestOptions, Transport, TransportConnection } from '../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../kernel/errors.js';
-import { DATA_METHOD_IO, DataStatus, decodeDataReply, encodeDataRequest, type DataOp } from './data-protocol.js';
+import { DATA_METHOD_IO, DataStatus, decodeDataReply, encodeRequestHeader, type DataOp } from './data-protocol.js';
 import type { ClusterMapSource } from './map-source.js';
+import type { ObjectRef } from './object-ref.js';
 import type { PgRouter } from './pg-router.js';
 
 export interface RetryPolicy {
@@ -37,7 +38,7 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = { opTimeoutMs: 60_000, attemptT
 export interface ObjectRequest {
   readonly op: DataOp;
   readonly pool: number;
-  readonly object: string;
+  readonly object: ObjectRef;
   readonly offset: number;
   readonly length: number;
   readonly payload?: Payload;
@@ -48,16 +49,24 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export class ObjectIo {
   /** Counters for tools and tests: how often each retry path was taken. */
   readonly stats = { attempts: 0, notLeader: 0, staleEpoch: 0, timeouts: 0, closed: 0 };
+  /** The request options of a full attempt, made once rather than per request. */
+  private readonly fullAttempt: RequestOptions;
+  /** Connections by endpoint: the transport's own lookup builds a key string per call. */
+  private connections = new WeakMap<RemoteEndpoint, TransportConnection>();
 
   constructor(
     private readonly transport: Transport,
     private readonly router: PgRouter,
     private readonly maps: ClusterMapSource,
     private readonly policy: RetryPolicy = DEFAULT_RETRY_POLICY,
-  ) {}
+  ) {
+    this.fullAttempt = { timeoutMs: policy.attemptTimeoutMs };
+  }
 
   /** Runs the request; resolves with the reply payload (the bytes of a READ). */
   async run(request: ObjectRequest): Promise<Uint8Array> {
+    // The map subscription may have moved on since the last I/O: route with the newest map.
+    this.router.setMap(this.maps.current());
     const deadline = Date.now() + this.policy.opTimeoutMs;
     let backoff = this.policy.minBackoffMs;
     let lastError = 'none';
@@ -65,9 +74,10 @@ export class ObjectIo {
       await sleep(Math.min(backoff, Math.max(0, deadline - Date.now())));
       backoff = Math.min(backoff * 2, this.policy.maxBackoffMs);
     };
+    const object = request.object;
     for (let attempt = 1; Date.now() < deadline; attempt++) {
       this.stats.attempts++;
-      const pg = this.router.pgOf(request.pool, request.object);
+      const pg = this.router.pgOfHash(request.pool, object.hash);
       let route;
       try {
         route = this.router.route(request.pool, pg);
@@ -78,7 +88,7 @@ export class ObjectIo {
         await pause();
         continue;
       }
-      const connection = this.transport.connect(route.endpoint);
+      const connection = this.connectionTo(route.endpoint);
       if (connection.state === 'backoff') {
         // That OSD just failed to connect: rather than wait out its reconnect, try the next replica.
         lastError = `osd.${route.osd} unreachable`;
@@ -86,14 +96,10 @@ export class ObjectIo {
         if (attempt % this.router.replicaCount(request.pool, pg) === 0) await pause();
         continue;
       }
-      const header = encodeDataRequest({ op: request.op, pool: request.pool, pg, object: request.object, offset: request.offset, length: request.length, epoch: route.epoch });
+      const header = encodeRequestHeader(request.op, request.pool, pg, object.field, request.offset, request.length, route.epoch);
       let replyFrame;
       try {
-        // A connection that is not up yet may be to a dead OSD (the request would wait out the whole
-        // attempt for a reconnect): give it a short time before trying another replica.
-        const attemptMs = connection.state === 'connected' ? this.policy.attemptTimeoutMs : Math.min(this.policy.attemptTimeoutMs, 1000);
-        const timeoutMs = Math.max(1, Math.min(attemptMs, deadline - Date.now()));
-        replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, { timeoutMs });
+        replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, this.attemptOptions(connection, deadline));
       } catch (err) {
         if (isFastblockError(err, ErrorCode.BUSY)) {
           // The connection's send buffer is full: nothing was sent; wait and send again.
@@ -139,19 +145,38 @@ export class ObjectIo {
           await pause();
           continue;
         case DataStatus.NO_SPACE:
-          throw new FastblockError(ErrorCode.NO_SPACE, `osd.${route.osd}: ${reply.message}`, { object: request.object, osd: route.osd });
+          throw new FastblockError(ErrorCode.NO_SPACE, `osd.${route.osd}: ${reply.message}`, { object: object.name, osd: route.osd });
         case DataStatus.INVALID_ARGUMENT:
-          throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `osd.${route.osd}: ${reply.message}`, { object: request.object, osd: route.osd });
+          throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `osd.${route.osd}: ${reply.message}`, { object: object.name, osd: route.osd });
         default:
-          throw new FastblockError(ErrorCode.IO_ERROR, `osd.${route.osd}: ${reply.message || `status ${reply.status}`}`, { object: request.object, osd: route.osd, attempt });
+          throw new FastblockError(ErrorCode.IO_ERROR, `osd.${route.osd}: ${reply.message || `status ${reply.status}`}`, { object: object.name, osd: route.osd, attempt });
       }
     }
-    throw new FastblockError(ErrorCode.TIMEOUT, `I/O on ${request.object} did not complete in ${this.policy.opTimeoutMs} ms`, {
-      object: request.object,
+    throw new FastblockError(ErrorCode.TIMEOUT, `I/O on ${object.name} did not complete in ${this.policy.opTimeoutMs} ms`, {
+      object: object.name,
       offset: request.offset,
       length: request.length,
       lastError,
     });
+  }
+
+  private connectionTo(endpoint: RemoteEndpoint): TransportConnection {
+    let connection = this.connections.get(endpoint);
+    if (connection === undefined || connection.state === 'closed') {
+      connection = this.transport.connect(endpoint);
+      this.connections.set(endpoint, connection);
+    }
+    return connection;
+  }
+
+  /** How long this attempt may take: the full attempt time, unless the connection or the deadline say less. */
+  private attemptOptions(connection: TransportConnection, deadline: number): RequestOptions {
+    // A connection that is not up yet may be to a dead OSD (the request would wait out the whole
+    // attempt for a reconnect): give it a short time before trying another replica.
+    const attemptMs = connection.state === 'connected' ? this.policy.attemptTimeoutMs : Math.min(this.policy.attemptTimeoutMs, 1000);
+    const left = deadline - Date.now();
+    if (attemptMs === this.policy.attemptTimeoutMs && left >= attemptMs) return this.fullAttempt;
+    return { timeoutMs: Math.max(1, Math.min(attemptMs, left)) };
   }
 
   private async refreshMap(minEpoch: number | undefined, deadline: number): Promise<void> {

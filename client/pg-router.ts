@@ -2,6 +2,9 @@
  * Object -> PG -> the replica to ask. The first replica of the PG map is the initial guess for the
  * leader; replies correct it (a NOT_LEADER hint, or a failed connection that moves on to the next
  * replica). Hints are kept per PG and dropped when the map no longer lists that OSD for the PG.
+ *
+ * The route of each PG is kept until something changes it (a new map, a hint, a skip): routing an
+ * I/O is then two lookups by number, with no key strings or route objects built per I/O.
  */
 import type { ClusterMap, OsdInfo, PgMapping, PoolInfo } from '../kernel/contracts/cluster-map.js';
 import type { RemoteEndpoint } from '../kernel/contracts/transport.js';
@@ -28,6 +31,8 @@ export class PgRouter {
   private pools = new Map<number, PoolInfo>();
   /** PG key -> OSD believed to lead it. */
   private readonly leaders = new Map<string, number>();
+  /** pool -> PG index -> its current route (undefined: work it out again). */
+  private readonly routes = new Map<number, (PgRoute | undefined)[]>();
 
   constructor(map: ClusterMap) {
     this.setMap(map);
@@ -43,6 +48,7 @@ export class PgRouter {
     this.pgs = new Map(map.pgs.map((pg) => [`${pg.pool}.${pg.index}`, pg]));
     this.osds = new Map(map.osds.map((osd) => [osd.id, osd]));
     this.pools = new Map(map.pools.map((pool) => [pool.id, pool]));
+    this.routes.clear();
     for (const [key, osd] of this.leaders) {
       if (!this.pgs.get(key)?.replicas.some((r) => r.osd === osd)) this.leaders.delete(key);
     }
@@ -54,8 +60,25 @@ export class PgRouter {
     return pgOfObject(object, info.pgNum);
   }
 
+  /** pgOf for a name whose hash is known (client/object-ref.ts). */
+  pgOfHash(pool: number, hash: number): number {
+    const info = this.pools.get(pool);
+    if (!info) throw new FastblockError(ErrorCode.NOT_FOUND, `pool ${pool} is not in map epoch ${this.map.epoch}`, { pool, epoch: this.map.epoch });
+    return hash % info.pgNum;
+  }
+
   /** The replica to send a request for this PG to now. */
   route(pool: number, pg: number): PgRoute {
+    let routes = this.routes.get(pool);
+    const cached = routes?.[pg];
+    if (cached !== undefined) return cached;
+    const route = this.work(pool, pg);
+    if (routes === undefined) this.routes.set(pool, (routes = []));
+    routes[pg] = route;
+    return route;
+  }
+
+  private work(pool: number, pg: number): PgRoute {
     const key = `${pool}.${pg}`;
     const mapping = this.pgs.get(key);
     if (!mapping || mapping.replicas.length === 0) {
@@ -78,6 +101,7 @@ export class PgRouter {
   /** A replica answered that `leader` leads the PG. */
   leaderIs(pool: number, pg: number, leader: number): void {
     this.leaders.set(`${pool}.${pg}`, leader);
+    this.forget(pool, pg);
   }
 
   /** `osd` did not answer or does not lead: try the next replica in map order next time. */
@@ -87,5 +111,11 @@ export class PgRouter {
     const at = replicas.findIndex((r) => r.osd === osd);
     if (replicas.length === 0) return;
     this.leaders.set(key, replicas[(at + 1) % replicas.length].osd);
+    this.forget(pool, pg);
+  }
+
+  private forget(pool: number, pg: number): void {
+    const routes = this.routes.get(pool);
+    if (routes !== undefined) routes[pg] = undefined;
   }
 }

@@ -59,13 +59,17 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-async function measure(uri: string, job: Job, pids: readonly number[]) {
+async function measure(uri: string, job: Job, pids: readonly number[], daemons: ReadonlyMap<string, number> = new Map()) {
   const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const daemonBefore = new Map([...daemons].map(([name, pid]) => [name, cpuSeconds(pid)]));
   const result = await runFio({ uri, rw: job.rw, bs: job.bs, iodepth: job.iodepth, size: `${sizeMiB}M`, runtime });
   const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
+  // Per daemon too: the gateway's share is the client library's and the frontend's cost per I/O.
+  const daemonCpu = new Map([...daemons].map(([name, pid]) => [name, cpuSeconds(pid) - daemonBefore.get(name)!]));
   if (result.error !== 0) throw new Error(`fio ${job.name} on ${uri} failed: error ${result.error}: ${result.stderr}`);
   const side = job.rw.includes('read') ? result.read : result.write;
-  return { iops: side.iops, bwMiBps: side.bwMiBps, p99Us: side.p99Us, ios: side.ios, cpuPer1kIo: side.ios ? (cpu / side.ios) * 1000 : 0 };
+  const perDaemon = new Map([...daemonCpu].map(([name, s]) => [name, side.ios ? (s / side.ios) * 1000 : 0]));
+  return { iops: side.iops, bwMiBps: side.bwMiBps, p99Us: side.p99Us, ios: side.ios, cpuPer1kIo: side.ios ? (cpu / side.ios) * 1000 : 0, perDaemon };
 }
 
 async function main(): Promise<void> {
@@ -83,6 +87,7 @@ async function main(): Promise<void> {
   const qsd = await startQsdExport(raw, cluster.state.nbdPort + 1);
   try {
     const pids = [...cluster.daemons.values()].map((d) => d.pid);
+    const daemonPids = new Map([...cluster.daemons.values()].map((d) => [d.name, d.pid]));
     const servers = [
       { name: 'fastblock', uri: cluster.nbdUri },
       { name: 'qsd', uri: qsd.uri },
@@ -95,7 +100,7 @@ async function main(): Promise<void> {
     const ratios: Record<string, number> = {};
     const rows: string[] = [];
     for (const job of JOBS) {
-      const fb = await measure(cluster.nbdUri, job, pids);
+      const fb = await measure(cluster.nbdUri, job, pids, daemonPids);
       const base = await measure(qsd.uri, job, []);
       const unit = job.bandwidth ? 'mibps' : 'iops';
       const ours = job.bandwidth ? fb.bwMiBps : fb.iops;
@@ -110,6 +115,8 @@ async function main(): Promise<void> {
         `${job.name.padEnd(18)} ${String(ours).padStart(9)} ${String(theirs).padStart(9)} ${unit.padEnd(5)} ${ratios[job.name].toFixed(3).padStart(7)}x  p99 ${String(fb.p99Us).padStart(7)} / ${String(base.p99Us).padStart(7)} us  cpu ${fb.cpuPer1kIo.toFixed(3)} s/1k io`,
       );
       console.log(rows[rows.length - 1]);
+      for (const [name, perKIo] of fb.perDaemon) figures[`cpu_s_per_1k_io_${job.name}_${name}`] = Math.round(perKIo * 1000) / 1000;
+      console.log(`${''.padEnd(18)} cpu s/1k io by daemon: ${[...fb.perDaemon].map(([name, v]) => `${name} ${v.toFixed(3)}`).join(', ')}`);
     }
     console.log(`\n${'job'.padEnd(18)} ${'fastblock'.padStart(9)} ${'qsd'.padStart(9)}       ratio   (3 OSDs, size 3, ${runtime} s per job, ${sizeMiB} MiB area)`);
     for (const row of rows) console.log(row);

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterClient } from '../../client/cluster-client.js';
 import { StaticMapSource } from '../../client/map-source.js';
+import { DataOp } from '../../client/data-protocol.js';
 import { mapRange } from '../../client/striping.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { FakeCluster } from './fake-osd-cluster.js';
@@ -131,6 +132,45 @@ test('discard and write-zeroes read back as zeroes; bad ranges are refused', asy
   } catch (err) {
     assert.ok(isFastblockError(err, ErrorCode.INVALID_ARGUMENT));
   }
+  await client.close();
+});
+
+test('flush waits for the writes in flight when it is called, not for later ones', async () => {
+  const { image, cluster, client } = await setup();
+  let releaseEarly!: () => void;
+  let releaseLate!: () => void;
+  const early = new Promise<void>((resolve) => (releaseEarly = resolve));
+  const late = new Promise<void>((resolve) => (releaseLate = resolve));
+  cluster.gate = (request) => (request.op !== DataOp.WRITE ? undefined : request.offset === 0 ? early : late);
+  const settled: string[] = [];
+  const first = image.write(0, [pattern(4 * KiB, 1)]).then(() => settled.push('first write'));
+  const flushed = image.flush().then(() => settled.push('flush'));
+  const second = image.write(8 * KiB, [pattern(4 * KiB, 2)]).then(() => settled.push('second write'));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(settled, [], 'the flush waits for the write before it');
+  releaseEarly();
+  await flushed;
+  assert.equal(settled, ['first write', 'flush'], 'and not for the write after it');
+  releaseLate();
+  await Promise.all([first, second]);
+  await image.flush(); // nothing in flight: resolves at once
+  await client.close();
+});
+
+test('a resize in a newer map reaches an image already open', async () => {
+  const { image, cluster, maps, client } = await setup({ imageSize: 256 * KiB });
+  assert.is(image.size, 256 * KiB);
+  try {
+    await image.write(256 * KiB, [pattern(4 * KiB, 3)]);
+    assert.unreachable('past the end before the resize');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.INVALID_ARGUMENT), String(err));
+  }
+  const images = cluster.map.images.map((i) => ({ ...i, sizeBytes: 512 * KiB }));
+  maps.update({ ...cluster.map, epoch: cluster.map.epoch + 1, images });
+  assert.is(image.size, 512 * KiB);
+  await image.write(256 * KiB, [pattern(4 * KiB, 3)]);
+  assert.equal(await image.read(256 * KiB, 4 * KiB), pattern(4 * KiB, 3));
   await client.close();
 });
 

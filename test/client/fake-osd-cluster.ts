@@ -5,7 +5,7 @@
  */
 import type { ClusterMap, PgMapping } from '../../kernel/contracts/cluster-map.js';
 import type { InboundMessage, OutboundReply } from '../../kernel/contracts/transport.js';
-import { DataOp, DataStatus, decodeDataRequest, encodeDataReply, type DataReply } from '../../client/data-protocol.js';
+import { DataOp, DataStatus, decodeDataRequest, encodeDataReply, type DataReply, type DataRequest } from '../../client/data-protocol.js';
 import { InMemoryNetwork } from './in-memory-transport.js';
 
 export interface FakeClusterOptions {
@@ -26,6 +26,8 @@ export class FakeCluster {
   maxInFlight = 0;
   /** Milliseconds each request takes (to observe concurrency). */
   delayMs = 0;
+  /** When set, a request waits for what it returns before it is served (to order completions). */
+  gate: ((request: DataRequest) => Promise<void> | undefined) | undefined;
 
   constructor(readonly options: FakeClusterOptions) {
     const pgs: PgMapping[] = [];
@@ -76,6 +78,7 @@ export class FakeCluster {
     try {
       if (this.delayMs) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
       const request = decodeDataRequest(message.header);
+      await this.gate?.(request);
       const epoch = this.map.epoch;
       const mapping = this.map.pgs.find((m) => m.pool === request.pool && m.index === request.pg);
       if (!mapping || !mapping.replicas.some((r) => r.osd === osd)) return this.reply({ status: DataStatus.STALE_EPOCH, epoch, message: 'PG not here' });

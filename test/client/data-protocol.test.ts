@@ -1,0 +1,91 @@
+/**
+ * The data headers are written and read by hand (client/proto-wire.ts): they must stay the wire
+ * format data.proto defines, so each direction is checked against protobufjs reading the .proto.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DataOp, DataStatus, dataProto, decodeDataReply, decodeDataRequest, encodeDataReply, encodeDataRequest, toNumber } from '../../client/data-protocol.js';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+
+const RequestType = dataProto.lookupType('fastblock.data.DataRequest');
+const ReplyType = dataProto.lookupType('fastblock.data.DataReply');
+
+/** A deterministic stream of awkward numbers: zero, varint size edges, 32-bit edges, up to 2^53 - 1. */
+function* edgeNumbers(): Generator<number> {
+  yield* [0, 1, 127, 128, 16_383, 16_384, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35 + 12_345, Number.MAX_SAFE_INTEGER];
+}
+
+const asPlain = (message: ReturnType<typeof RequestType.decode>) =>
+  Object.fromEntries(Object.entries(RequestType.toObject(message, { defaults: true })).map(([k, v]) => [k, typeof v === 'string' ? v : toNumber(v)]));
+
+test('requests we encode decode with protobufjs, field for field', () => {
+  for (const offset of edgeNumbers()) {
+    for (const epoch of [0, 1, 300, 2 ** 40]) {
+      const request = { op: DataOp.WRITE, pool: 3, pg: 4095, object: `img-é.${offset.toString(16).padStart(16, '0')}`, offset, length: 4096, epoch };
+      assert.equal(asPlain(RequestType.decode(encodeDataRequest(request))), request);
+    }
+  }
+  const zeroes = { op: DataOp.READ, pool: 0, pg: 0, object: 'o', offset: 0, length: 0, epoch: 0 };
+  assert.equal(asPlain(RequestType.decode(encodeDataRequest(zeroes))), zeroes);
+});
+
+test('requests protobufjs encodes decode here, unknown fields skipped', () => {
+  for (const offset of edgeNumbers()) {
+    const request = { op: DataOp.DISCARD, pool: 2 ** 32 - 1, pg: 17, object: 'abc.0000000000000001', offset, length: 4 * 1024 * 1024, epoch: offset };
+    assert.equal(decodeDataRequest(RequestType.encode(request).finish()), request);
+  }
+  // Field 99 as varint, fixed64, bytes and fixed32 (what a newer client might add), between known ones.
+  const known = RequestType.encode({ op: 1, object: 'x', length: 512 }).finish();
+  const unknown = Uint8Array.from([0x98, 0x06, 0x96, 0x01, 0x99, 0x06, 1, 2, 3, 4, 5, 6, 7, 8, 0x9a, 0x06, 2, 9, 9, 0x9d, 0x06, 1, 2, 3, 4]);
+  const decoded = decodeDataRequest(Uint8Array.from([...unknown, ...known]));
+  assert.equal(decoded, { op: DataOp.READ, pool: 0, pg: 0, object: 'x', offset: 0, length: 512, epoch: 0 });
+});
+
+test('replies round-trip against protobufjs both ways', () => {
+  const replies = [
+    { status: DataStatus.OK, leaderHint: undefined, epoch: 7, message: '' },
+    { status: DataStatus.OK, leaderHint: undefined, epoch: 0, message: '' },
+    { status: DataStatus.NOT_LEADER, leaderHint: 0, epoch: 2 ** 33, message: '' },
+    { status: DataStatus.NOT_LEADER, leaderHint: 41, epoch: 1, message: 'ask osd.41' },
+    { status: DataStatus.IO_ERROR, leaderHint: undefined, epoch: 9, message: 'disk on fire: ünïcode' },
+  ];
+  for (const reply of replies) {
+    assert.equal(decodeDataReply(encodeDataReply(reply)), reply);
+    const ours = ReplyType.toObject(ReplyType.decode(encodeDataReply(reply)), { defaults: true });
+    assert.is(ours.status, reply.status);
+    assert.is(ours.leaderHint, reply.leaderHint === undefined ? 0 : reply.leaderHint + 1);
+    assert.is(toNumber(ours.epoch), reply.epoch);
+    assert.is(ours.message, reply.message);
+    const theirs = ReplyType.encode({ status: reply.status, leaderHint: reply.leaderHint === undefined ? 0 : reply.leaderHint + 1, epoch: reply.epoch, message: reply.message }).finish();
+    assert.equal(decodeDataReply(theirs), reply);
+  }
+});
+
+test('malformed headers are PROTOCOL errors, bad values INVALID_ARGUMENT', () => {
+  const good = encodeDataRequest({ op: DataOp.WRITE, pool: 1, pg: 2, object: 'obj', offset: 4096, length: 4096, epoch: 3 });
+  const cases: [Uint8Array, ErrorCode][] = [
+    [good.subarray(0, good.length - 1), ErrorCode.PROTOCOL], // truncated varint
+    [Uint8Array.from([0x22, 0x05, 0x61]), ErrorCode.PROTOCOL], // string longer than the header
+    [Uint8Array.from([0x0b]), ErrorCode.PROTOCOL], // wire type 3 (group)
+    [Uint8Array.from([0x08, ...new Array(10).fill(0xff), 0x01]), ErrorCode.PROTOCOL], // varint of 11 bytes
+    [encodeDataRequest({ op: 9 as DataOp, pool: 1, pg: 1, object: 'o', offset: 0, length: 1, epoch: 1 }), ErrorCode.INVALID_ARGUMENT],
+    [encodeDataRequest({ op: DataOp.READ, pool: 1, pg: 1, object: '', offset: 0, length: 1, epoch: 1 }), ErrorCode.INVALID_ARGUMENT],
+    [Uint8Array.from([0x08, 0x01, 0x22, 0x01, 0x6f, 0x28, ...new Array(9).fill(0xff), 0x01]), ErrorCode.INVALID_ARGUMENT], // offset 2^64 - 1
+  ];
+  for (const [bytes, code] of cases) {
+    try {
+      decodeDataRequest(bytes);
+      assert.unreachable(`decoded ${Buffer.from(bytes).toString('hex')}`);
+    } catch (err) {
+      assert.ok(isFastblockError(err, code), `${Buffer.from(bytes).toString('hex')}: ${String(err)}`);
+    }
+  }
+  try {
+    decodeDataReply(Uint8Array.from([0x08]));
+    assert.unreachable('decoded a truncated reply');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.PROTOCOL));
+  }
+});
+
+test.run();
