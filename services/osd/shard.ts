@@ -18,6 +18,7 @@ import { Pg, type PgRaftPort } from './pg.js';
 import { decodePgQuery, encodePgQueryReply, peerPg, stillMember } from './pg-peering.js';
 import { RecoveryServer, pullPg } from './recovery.js';
 import { MembershipDriver } from './membership-driver.js';
+import { compactionPoint } from './log-compaction.js';
 
 /** One-way method id of raft node messages between shards (the raft service's range, 0x03xx). */
 export const RAFT_METHOD_NODE_MESSAGE = 0x0301;
@@ -428,18 +429,12 @@ export class Shard implements PgDirectory {
       this.options.raftStorage.checkpoint(pg.id, index);
       const group = this.raft.group(pg.id);
       const storage = group && this.raftStorageOf(pg.id);
-      const maxBytes = this.options.compactAfterBytes ?? 4 * 1024 * 1024;
-      const held = this.options.raftStorage.heldBytes(pg.id);
-      let keep = this.options.compactAfterEntries ?? 2048;
-      if (group && storage && held > maxBytes) {
-        // A log of large entries keeps a tail of about half the byte bound (followers further behind get a snapshot).
-        const average = held / Math.max(1, storage.lastIndex() - storage.firstIndex() + 1);
-        keep = Math.max(16, Math.min(keep, Math.floor(maxBytes / 2 / average)));
-      }
-      if (group && storage && (index - storage.firstIndex() > keep * 2 || held > maxBytes)) {
-        const at = Math.max(storage.firstIndex(), index - keep);
-        storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });
-      }
+      if (!group || !storage) continue;
+      const at = compactionPoint(
+        { applied: index, firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex(), heldBytes: this.options.raftStorage.heldBytes(pg.id) },
+        { keepEntries: this.options.compactAfterEntries ?? 2048, maxBytes: this.options.compactAfterBytes ?? 4 * 1024 * 1024 },
+      );
+      if (at !== undefined) storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });
     }
     await this.options.raftStorage.flush();
   }

@@ -1,0 +1,42 @@
+/**
+ * Where a checkpoint may compact a PG's raft log: behind the applied index that the store flush
+ * just made durable, keeping a tail for followers that are a little behind (further behind, they
+ * get a snapshot). Never past `applied`: raft hands committed entries to the state machine from
+ * the log, so an entry compacted before it was applied would never be applied at all (the PG's
+ * writes would then wait forever, and the replica would miss them).
+ */
+import { assert } from '../../kernel/errors.js';
+
+export interface LogShape {
+  /** Index the PG's objects are durable up to (applied before the checkpoint's store flush). */
+  readonly applied: number;
+  /** First index still in the log (snapshot index + 1). */
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  /** Entry bytes the log holds in memory. */
+  readonly heldBytes: number;
+}
+
+export interface CompactionBounds {
+  /** Entries kept behind `applied` when the log is small. */
+  readonly keepEntries: number;
+  /** A log holding more entry bytes than this is compacted even if it has few entries. */
+  readonly maxBytes: number;
+}
+
+/** The index to snapshot at (entries up to it are dropped), or undefined to leave the log alone. */
+export function compactionPoint(log: LogShape, bounds: CompactionBounds): number | undefined {
+  let keep = bounds.keepEntries;
+  const oversized = log.heldBytes > bounds.maxBytes;
+  if (oversized) {
+    // A log of large entries keeps a tail of about half the byte bound.
+    const average = log.heldBytes / Math.max(1, log.lastIndex - log.firstIndex + 1);
+    keep = Math.max(16, Math.min(keep, Math.floor(bounds.maxBytes / 2 / average)));
+  }
+  if (!oversized && log.applied - log.firstIndex <= keep * 2) return undefined;
+  const at = Math.max(log.firstIndex - 1, log.applied - keep);
+  // Nothing applied past the current snapshot: there is nothing to drop.
+  if (at < log.firstIndex) return undefined;
+  assert(at <= log.applied, `compaction at ${at} past the applied index ${log.applied}`);
+  return at;
+}

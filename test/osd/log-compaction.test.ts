@@ -1,0 +1,54 @@
+/**
+ * Where a checkpoint compacts a PG's raft log: behind the durable applied index, keeping a tail,
+ * by entry count or by held bytes, and never past what was applied (the regression: a log of
+ * large entries whose apply lagged was compacted one entry further at every checkpoint, past
+ * the applied index, and the PG stopped applying for good).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compactionPoint, type LogShape } from '../../services/osd/log-compaction.js';
+
+const MiB = 1024 * 1024;
+const bounds = { keepEntries: 100, maxBytes: 4 * MiB };
+
+test('a small log is left alone until twice the kept tail is applied', () => {
+  assert.is(compactionPoint({ applied: 200, firstIndex: 1, lastIndex: 250, heldBytes: 250 * 4096 }, bounds), undefined);
+  assert.is(compactionPoint({ applied: 202, firstIndex: 1, lastIndex: 250, heldBytes: 250 * 4096 }, bounds), 102);
+});
+
+test('an oversized log keeps about half the byte bound behind applied', () => {
+  // 64 entries of 256 KiB = 16 MiB held; half of 4 MiB is 8 entries, but at least 16 are kept.
+  const at = compactionPoint({ applied: 60, firstIndex: 1, lastIndex: 64, heldBytes: 64 * 256 * 1024 }, bounds);
+  assert.is(at, 44);
+});
+
+test('never past the applied index, however oversized the log and however often asked', () => {
+  // The apply lags far behind the commit: nothing beyond applied may go.
+  let log: LogShape = { applied: 1, firstIndex: 1, lastIndex: 40, heldBytes: 40 * 256 * 1024 };
+  for (let checkpoint = 0; checkpoint < 10; checkpoint++) {
+    const at = compactionPoint(log, bounds);
+    if (at !== undefined) {
+      assert.ok(at <= log.applied, `checkpoint ${checkpoint}: compaction at ${at} past applied ${log.applied}`);
+      log = { ...log, firstIndex: at + 1 };
+    }
+  }
+  assert.ok(log.firstIndex <= log.applied + 1, `the log starts at ${log.firstIndex}, past applied ${log.applied} + 1`);
+});
+
+test('randomised: the point is within [firstIndex, applied] or absent', () => {
+  let seed = 7;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let i = 0; i < 10_000; i++) {
+    const firstIndex = 1 + next(1000);
+    const lastIndex = firstIndex - 1 + next(5000);
+    const applied = Math.max(firstIndex - 1, Math.min(lastIndex, firstIndex - 1 + next(5000)));
+    const heldBytes = (lastIndex - firstIndex + 1) * (1 + next(1 * MiB));
+    const at = compactionPoint({ applied, firstIndex, lastIndex, heldBytes }, { keepEntries: 1 + next(3000), maxBytes: 1 + next(16 * MiB) });
+    if (at !== undefined) assert.ok(at >= firstIndex && at <= applied, `at ${at} outside [${firstIndex}, ${applied}]`);
+  }
+});
+
+test.run();
