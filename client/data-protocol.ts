@@ -172,6 +172,25 @@ export function encodeDataReply(reply: DataReply): Uint8Array {
 /** An OK reply with no leader hint and no message: what nearly every I/O gets back. */
 const OK_REPLY: DataReply = Object.freeze({ status: DataStatus.OK, leaderHint: undefined, epoch: 0, message: '' });
 
+/**
+ * True when the reply header says OK and nothing else worth decoding: status absent or 0, plus
+ * only single-byte-keyed varint fields (the epoch, a hint). Anything else answers false and the
+ * caller decodes it in full (decodeDataReply), which also judges whether it is well formed. This
+ * lets the common reply be read without allocating.
+ */
+export function dataReplyIsOk(bytes: Uint8Array): boolean {
+  let at = 0;
+  while (at < bytes.length) {
+    const key = bytes[at++]!;
+    if (key !== REPLY_STATUS && key !== REPLY_EPOCH && key !== REPLY_LEADER_HINT) return false;
+    if (key === REPLY_STATUS && bytes[at] !== 0) return false;
+    while (at < bytes.length && bytes[at]! >= 0x80) at++;
+    if (at >= bytes.length) return false;
+    at++;
+  }
+  return true;
+}
+
 export function decodeDataReply(bytes: Uint8Array): DataReply {
   // OK at epoch 0 encodes to nothing at all.
   if (bytes.length === 0) return OK_REPLY;

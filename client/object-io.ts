@@ -16,12 +16,12 @@
  *
  * Success is reported only on an OK reply; when the time bound runs out the caller gets TIMEOUT.
  */
-import type { Payload, RemoteEndpoint, RequestOptions, Transport, TransportConnection } from '../kernel/contracts/transport.js';
+import type { InboundMessage, Payload, RemoteEndpoint, RequestOptions, Transport, TransportConnection } from '../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../kernel/errors.js';
-import { DATA_METHOD_IO, DataStatus, decodeDataReply, encodeRequestHeader, type DataOp } from './data-protocol.js';
+import { DATA_METHOD_IO, DataStatus, dataReplyIsOk, decodeDataReply, encodeRequestHeader, type DataOp } from './data-protocol.js';
 import type { ClusterMapSource } from './map-source.js';
 import type { ObjectRef } from './object-ref.js';
-import type { PgRouter } from './pg-router.js';
+import type { PgRoute, PgRouter } from './pg-router.js';
 
 export interface RetryPolicy {
   /** Total time an I/O may take, retries included. */
@@ -44,6 +44,13 @@ export interface ObjectRequest {
   readonly payload?: Payload;
 }
 
+/** An attempt on the wire: where it went and its reply to come. */
+interface Attempt {
+  readonly pg: number;
+  readonly route: PgRoute;
+  readonly reply: Promise<InboundMessage>;
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class ObjectIo {
@@ -63,11 +70,56 @@ export class ObjectIo {
     this.fullAttempt = { timeoutMs: policy.attemptTimeoutMs };
   }
 
-  /** Runs the request; resolves with the reply payload (the bytes of a READ). */
-  async run(request: ObjectRequest): Promise<Uint8Array> {
-    // The map subscription may have moved on since the last I/O: route with the newest map.
-    this.router.setMap(this.maps.current());
-    const deadline = Date.now() + this.policy.opTimeoutMs;
+  /**
+   * Runs the request; resolves with the reply payload (the bytes of a READ).
+   *
+   * The first attempt to a connected leader is sent here and its OK reply taken without entering
+   * the retry loop: that loop is an async function whose suspended frame (every local it has) is
+   * allocated per I/O, and was the gateway's largest source of garbage. Anything else (no route,
+   * a connection not up, an error or a non-OK reply) goes to the loop, which treats the first
+   * attempt's outcome as its own.
+   */
+  run(request: ObjectRequest): Promise<Uint8Array> {
+    let deadline: number;
+    let first: Attempt | undefined;
+    try {
+      // The map subscription may have moved on since the last I/O: route with the newest map.
+      this.router.setMap(this.maps.current());
+      deadline = Date.now() + this.policy.opTimeoutMs;
+      first = this.sendIfReady(request, deadline);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (first === undefined) return this.retrying(request, deadline, undefined);
+    const attempt = first;
+    return attempt.reply.then(
+      (frame) => (dataReplyIsOk(frame.header) ? frame.payload : this.retrying(request, deadline, { ...attempt, reply: Promise.resolve(frame) })),
+      () => this.retrying(request, deadline, attempt),
+    );
+  }
+
+  /** Sends the request when its PG's route is known and the connection is up; otherwise undefined. */
+  private sendIfReady(request: ObjectRequest, deadline: number): Attempt | undefined {
+    const pg = this.router.pgOfHash(request.pool, request.object.hash);
+    let route: PgRoute;
+    try {
+      route = this.router.route(request.pool, pg);
+    } catch {
+      return undefined;
+    }
+    const connection = this.connectionTo(route.endpoint);
+    if (connection.state !== 'connected') return undefined;
+    this.stats.attempts++;
+    return { pg, route, reply: this.send(connection, request, pg, route, deadline) };
+  }
+
+  private send(connection: TransportConnection, request: ObjectRequest, pg: number, route: PgRoute, deadline: number): Promise<InboundMessage> {
+    const header = encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch);
+    return connection.request(DATA_METHOD_IO, header, request.payload, this.attemptOptions(connection, deadline));
+  }
+
+  /** The retry loop; `first` is an attempt already sent, whose outcome counts as the loop's first. */
+  private async retrying(request: ObjectRequest, deadline: number, first: Attempt | undefined): Promise<Uint8Array> {
     let backoff = this.policy.minBackoffMs;
     let lastError = 'none';
     const pause = async () => {
@@ -75,31 +127,38 @@ export class ObjectIo {
       backoff = Math.min(backoff * 2, this.policy.maxBackoffMs);
     };
     const object = request.object;
-    for (let attempt = 1; Date.now() < deadline; attempt++) {
-      this.stats.attempts++;
-      const pg = this.router.pgOfHash(request.pool, object.hash);
-      let route;
-      try {
-        route = this.router.route(request.pool, pg);
-      } catch (err) {
-        if (!isFastblockError(err, ErrorCode.STALE_EPOCH)) throw err;
-        lastError = err.message;
-        await this.refreshMap(this.router.epoch + 1, deadline);
-        await pause();
-        continue;
+    for (let attempt = 1; Date.now() < deadline || first !== undefined; attempt++) {
+      let pg: number;
+      let route: PgRoute;
+      let sent: Promise<InboundMessage>;
+      if (first !== undefined) {
+        ({ pg, route, reply: sent } = first);
+        first = undefined;
+      } else {
+        this.stats.attempts++;
+        pg = this.router.pgOfHash(request.pool, object.hash);
+        try {
+          route = this.router.route(request.pool, pg);
+        } catch (err) {
+          if (!isFastblockError(err, ErrorCode.STALE_EPOCH)) throw err;
+          lastError = err.message;
+          await this.refreshMap(this.router.epoch + 1, deadline);
+          await pause();
+          continue;
+        }
+        const connection = this.connectionTo(route.endpoint);
+        if (connection.state === 'backoff') {
+          // That OSD just failed to connect: rather than wait out its reconnect, try the next replica.
+          lastError = `osd.${route.osd} unreachable`;
+          this.router.skip(request.pool, pg, route.osd);
+          if (attempt % this.router.replicaCount(request.pool, pg) === 0) await pause();
+          continue;
+        }
+        sent = this.send(connection, request, pg, route, deadline);
       }
-      const connection = this.connectionTo(route.endpoint);
-      if (connection.state === 'backoff') {
-        // That OSD just failed to connect: rather than wait out its reconnect, try the next replica.
-        lastError = `osd.${route.osd} unreachable`;
-        this.router.skip(request.pool, pg, route.osd);
-        if (attempt % this.router.replicaCount(request.pool, pg) === 0) await pause();
-        continue;
-      }
-      const header = encodeRequestHeader(request.op, request.pool, pg, object.field, request.offset, request.length, route.epoch);
       let replyFrame;
       try {
-        replyFrame = await connection.request(DATA_METHOD_IO, header, request.payload, this.attemptOptions(connection, deadline));
+        replyFrame = await sent;
       } catch (err) {
         if (isFastblockError(err, ErrorCode.BUSY)) {
           // The connection's send buffer is full: nothing was sent; wait and send again.

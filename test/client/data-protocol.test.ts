@@ -4,7 +4,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataOp, DataStatus, dataProto, decodeDataReply, decodeDataRequest, encodeDataReply, encodeDataRequest, toNumber } from '../../client/data-protocol.js';
+import { DataOp, DataStatus, dataProto, dataReplyIsOk, decodeDataReply, decodeDataRequest, encodeDataReply, encodeDataRequest, toNumber } from '../../client/data-protocol.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 
 const RequestType = dataProto.lookupType('fastblock.data.DataRequest');
@@ -59,6 +59,31 @@ test('replies round-trip against protobufjs both ways', () => {
     const theirs = ReplyType.encode({ status: reply.status, leaderHint: reply.leaderHint === undefined ? 0 : reply.leaderHint + 1, epoch: reply.epoch, message: reply.message }).finish();
     assert.equal(decodeDataReply(theirs), reply);
   }
+});
+
+test('the OK fast check agrees with the full decoder', () => {
+  const headers = [
+    encodeDataReply({ status: DataStatus.OK, epoch: 7, message: '' }),
+    encodeDataReply({ status: DataStatus.OK, epoch: 2 ** 40, message: '' }),
+    encodeDataReply({ status: DataStatus.OK, epoch: 0, message: '' }),
+    ReplyType.encode({ status: 0, leaderHint: 0, epoch: 3, message: '' }).finish(), // defaults written out
+    encodeDataReply({ status: DataStatus.NOT_LEADER, leaderHint: 2, epoch: 7, message: '' }),
+    encodeDataReply({ status: DataStatus.STALE_EPOCH, epoch: 9, message: 'moved' }),
+    encodeDataReply({ status: DataStatus.OK, epoch: 1, message: 'ok, but says something' }),
+    Uint8Array.from([0x18]), // truncated epoch: not OK, and the full decoder says why
+    Uint8Array.from([0x18, 0x80]),
+  ];
+  for (const header of headers) {
+    let full: boolean;
+    try {
+      const reply = decodeDataReply(header);
+      full = reply.status === DataStatus.OK && reply.message === '';
+    } catch {
+      full = false;
+    }
+    if (dataReplyIsOk(header)) assert.ok(full, `fast OK on ${Buffer.from(header).toString('hex')}`);
+  }
+  assert.ok(dataReplyIsOk(headers[0]!) && dataReplyIsOk(headers[1]!) && dataReplyIsOk(headers[2]!) && dataReplyIsOk(headers[3]!), 'plain OK replies take the fast path');
 });
 
 test('malformed headers are PROTOCOL errors, bad values INVALID_ARGUMENT', () => {
