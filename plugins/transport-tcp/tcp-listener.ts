@@ -21,6 +21,7 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { FRAME_VERSION, FrameKind, type Frame } from '../../kernel/rpc/frame.js';
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 import { HelloCodec, HelloReplyCodec, encodeError } from '../../kernel/rpc/wire.js';
+import { adoptWithOnread } from './accepted-socket.js';
 import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
 
@@ -30,6 +31,7 @@ class InboundTcpConnection implements InboundConnection {
   readonly id = nextConnectionId++;
   readonly remote: string;
   shard = -1;
+  private readonly socket: Socket;
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
   private serving = 0;
@@ -38,7 +40,7 @@ class InboundTcpConnection implements InboundConnection {
   private readonly helloTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly listenerShard: number,
     private readonly daemon: string,
     private readonly handler: InboundHandler,
@@ -46,13 +48,22 @@ class InboundTcpConnection implements InboundConnection {
     private readonly logger: Logger,
     private readonly onGone: (connection: InboundTcpConnection) => void,
   ) {
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    this.decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes });
-    this.writer = new FrameWriter(socket, options.checksumPayload);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.maybeResume());
-    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
-    socket.on('close', () => this.gone(this.closedReason ?? 'closed by peer'));
+    this.remote = `${accepted.remoteAddress}:${accepted.remotePort}`;
+    const decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes });
+    this.decoder = decoder;
+    // Requests are read into buffers the decoder picks: a large payload straight into its frame's
+    // buffer, the rest into a receive slab parsed in place (no chunk per read, no assembly copy).
+    const socket = adoptWithOnread(accepted, { buffer: () => decoder.readBuffer(), callback: (bytes) => this.onRead(bytes) });
+    if (socket === undefined) {
+      accepted.on('data', (chunk: Buffer) => this.onData(chunk));
+      accepted.resume();
+    }
+    this.socket = socket ?? accepted;
+    this.socket.setNoDelay(true);
+    this.writer = new FrameWriter(this.socket, options.checksumPayload);
+    this.socket.on('drain', () => this.maybeResume());
+    this.socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    this.socket.on('close', () => this.gone(this.closedReason ?? 'closed by peer'));
     // A peer that connects and never says hello holds a socket for nothing.
     this.helloTimer = setTimeout(() => {
       this.logger.warn({ remote: this.remote, timeoutMs: options.connectTimeoutMs }, 'closing connection: no hello in time');
@@ -88,6 +99,13 @@ class InboundTcpConnection implements InboundConnection {
   private onData(chunk: Buffer): void {
     if (this.closedReason !== undefined) return;
     this.guard(() => this.decoder.push(chunk, this.deliver));
+  }
+
+  /** `bytes` arrived in the buffer the decoder picked; false stops reading (the connection is closing). */
+  private onRead(bytes: number): boolean {
+    if (this.closedReason !== undefined) return false;
+    this.guard(() => this.decoder.received(bytes, this.deliver));
+    return this.closedReason === undefined;
   }
 
   private guard(work: () => void): void {
@@ -227,7 +245,8 @@ export class TcpListener implements TransportListener {
     logger: Logger,
     onClosed: (listener: TcpListener) => void,
   ): Promise<TcpListener> {
-    const server = createServer({ noDelay: true });
+    // Paused on connect: each connection's handle moves to a socket that reads with onread (accepted-socket.ts).
+    const server = createServer({ noDelay: true, pauseOnConnect: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const hint = err.code === 'EADDRINUSE' ? ' (another daemon there? choose another port)' : err.code === 'EADDRNOTAVAIL' ? ' (no such local address)' : '';
@@ -237,7 +256,6 @@ export class TcpListener implements TransportListener {
     });
     const listener = new TcpListener(server, onClosed);
     server.on('connection', (socket) => {
-      socket.setNoDelay(true);
       const connection = new InboundTcpConnection(socket, shard, daemon, handler, options, logger, (c) => listener.connections.delete(c));
       listener.connections.add(connection);
     });
