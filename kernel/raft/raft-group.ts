@@ -607,6 +607,14 @@ export class RaftGroup {
 
   private handleVoteRequest(m: Message): void {
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+    // A replica that knows no configuration is waiting to be added (or was removed and came back
+    // empty): its empty log would make any candidate look up to date, so a stale node whose old
+    // configuration still lists it could win with its vote and overwrite what the current
+    // configuration committed. It votes once the leader has sent it a log.
+    if (this.membership.voters.length === 0 && this.membership.learners.length === 0) {
+      this.respond(m.from, respType, { reject: true });
+      return;
+    }
     const canVote =
       this.vote === m.from ||
       (this.vote === NONE && this.leader === NONE) ||
