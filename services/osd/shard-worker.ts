@@ -60,7 +60,12 @@ async function main(): Promise<void> {
         shard.setMap(message.map);
         break;
       case 'transfer':
-        shard.transferLeader(message.pool, message.index, message.toOsd);
+        try {
+          shard.transferLeader(message.pool, message.index, message.toOsd);
+        } catch (err) {
+          // A request the group cannot honour fails that request, never the shard.
+          logger.warn({ err, pg: `${message.pool}.${message.index.toString(16)}`, to: message.toOsd }, 'leader transfer failed');
+        }
         break;
       case 'report':
         post({ type: 'reports', id: message.id, reports: shard.reports() });

@@ -500,11 +500,21 @@ export class Shard implements PgDirectory {
     return out;
   }
 
-  /** Hands the PG's leadership to `osd` (the monitor's leader balancing). */
-  transferLeader(pool: number, index: number, osd: number): void {
-    const group = this.raft.group(pgId(pool, index));
-    if (!group || group.role !== 'leader') return;
+  /**
+   * Hands the PG's leadership to `osd` (the monitor's leader balancing). The monitor decides from
+   * the map, which may run ahead of the group: a target that is not a voter yet (a learner still
+   * catching up) is declined, and the next balancing round asks again.
+   */
+  transferLeader(pool: number, index: number, osd: number): boolean {
+    const id = pgId(pool, index);
+    const group = this.raft.group(id);
+    if (!group || group.role !== 'leader') return false;
+    if (!group.membership.voters.includes(nodeOf(osd))) {
+      this.logger.info({ pg: id, to: osd, voters: group.membership.voters.map(osdOf) }, 'leader transfer declined: the target is not a voter yet');
+      return false;
+    }
     group.transferLeader(nodeOf(osd));
     this.kick();
+    return true;
   }
 }

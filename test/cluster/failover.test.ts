@@ -3,7 +3,8 @@
  * Leader failure under a real client: fio (nbd engine) runs a random-write job with crc32c
  * verification through the NBD gateway while the OSD that leads the most PGs is SIGKILLed. The
  * job must finish without an I/O error; the longest single I/O is the pause clients saw. The OSD
- * then restarts, catches up, and a full read-verify of everything fio wrote passes.
+ * then restarts, catches up, and a full read-verify of everything fio wrote passes. The monitor's
+ * leader balancer (a short round here) then hands the restarted OSD its share of leaders back.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,8 +18,13 @@ const VERIFY = ['--verify=crc32c', '--verify_fatal=1', '--randrepeat=1', '--nora
 if (!storePlugin()) {
   console.log('SKIP failover: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
 } else {
-  test('SIGKILL of the busiest leader during fio verify: no I/O error, catch-up, full read-verify', async () => {
-    const { cluster, cleanup } = await startTestCluster({ name: 'failover', pool: { name: 'rbd', size: 3, pgNum: 32 }, image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 } });
+  test('SIGKILL of the busiest leader during fio verify: no I/O error, catch-up, full read-verify, leaders rebalanced', async () => {
+    const { cluster, cleanup } = await startTestCluster({
+      name: 'failover',
+      pool: { name: 'rbd', size: 3, pgNum: 32 },
+      image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 },
+      monitorSettings: { 'monitor.leaderBalanceIntervalMs': 2000 },
+    });
     let failure: unknown;
     try {
       const job: FioJob = { uri: cluster.nbdUri, rw: 'randwrite', bs: '4k', iodepth: 16, size: '24M', extra: [...VERIFY, '--do_verify=1', '--verify_backlog=256'] };
@@ -41,6 +47,19 @@ if (!storePlugin()) {
       const verify = await runFio({ ...job, extra: [...VERIFY, '--verify_only'] });
       assert.is(verify.error, 0, `read-verify failed: ${verify.stderr}`);
       assert.is(verify.exitCode, 0, verify.stderr);
+
+      // The restarted OSD came back leading nothing; balancing rounds give it leaders again.
+      const balancedBy = Date.now() + 60_000;
+      let counts: number[] = [];
+      for (;;) {
+        const leaders = new Map<number, number>();
+        for (const pg of await cluster.pgs()) if (pg.leader >= 0) leaders.set(pg.leader, (leaders.get(pg.leader) ?? 0) + 1);
+        counts = [0, 1, 2].map((osd) => leaders.get(osd) ?? 0);
+        if (Math.min(...counts) >= 8) break;
+        assert.ok(Date.now() < balancedBy, `leaders per OSD still ${JSON.stringify(counts)} 60 s after the restart`);
+        await sleep(1000);
+      }
+      console.log(`leaders per OSD after balancing: ${JSON.stringify(counts)}`);
     } catch (err) {
       failure = err;
       throw err;
