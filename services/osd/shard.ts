@@ -135,7 +135,7 @@ export class Shard implements PgDirectory {
         this.raft.tick();
         this.kick();
       }, tickMs),
-      setInterval(() => void this.reconcile(), 1000),
+      setInterval(() => this.reconcileLogged(), 1000),
       setInterval(() => this.requestCheckpoint(), 5000),
       setInterval(() => this.watchStalls(), STALL_CHECK_MS),
     );
@@ -168,7 +168,7 @@ export class Shard implements PgDirectory {
     for (const m of map.pgs) {
       if (m.replicas.some((r) => r.osd === this.osd && r.shard === this.shard)) this.mine.set(pgId(m.pool, m.index), m);
     }
-    void this.reconcile();
+    this.reconcileLogged();
   }
 
   pg(pool: number, index: number): Pg | undefined {
@@ -177,6 +177,11 @@ export class Shard implements PgDirectory {
 
   notMine(pool: number, index: number): boolean {
     return !this.mine.has(pgId(pool, index));
+  }
+
+  /** A failed pass is logged and retried by the next tick: a rejection must never end the shard worker. */
+  private reconcileLogged(): void {
+    this.reconcile().catch((err: unknown) => this.logger.error({ err }, 'reconciling PGs with the map failed; retrying'));
   }
 
   /** Opens the PGs the map gives this shard, drives membership toward the map, drops PGs that left. */
