@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
+// The node flags are cli/daemon-node-flags.ts's (a shebang cannot import them; test/kernel checks they agree).
 // Thin wrapper: the daemon is the compiled dist/cli/fastblockd.js (`npm run build`).
 import { existsSync } from 'node:fs';
 

@@ -9,17 +9,28 @@
  *   npm run bench -- transport [--seconds S] [--rounds N] [--no-payload-crc]
  *
  * Last line: {"bench":"transport","figures":{...},"ratios":{...}}, ratios >= 1 beat the baseline
- * (throughput project/baseline, latency baseline/project).
+ * (throughput project/baseline, latency baseline/project). Every process runs with the daemon's
+ * node flags (cli/daemon-node-flags.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../kernel/logger.js';
 import { call } from '../../kernel/rpc/rpc-client.js';
 import type { TransportConnection } from '../../kernel/contracts/transport.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
+import { DAEMON_NODE_FLAGS } from '../../cli/daemon-node-flags.js';
 import { Echo } from './bench-method.js';
+
+// Every process here stands in for a daemon (the RPC client is an OSD or a gateway in real use),
+// so all of them, baseline included, run with the daemon's node flags: servers are spawned with
+// them, and this process runs again with them if it was started without.
+if (!DAEMON_NODE_FLAGS.every((flag) => process.execArgv.includes(flag))) {
+  const again = spawnSync(process.execPath, [...DAEMON_NODE_FLAGS, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(again.status ?? 1);
+}
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number): number => {
@@ -74,7 +85,7 @@ async function measured(serverPid: number, run: () => Promise<Throughput>): Prom
 }
 
 async function spawnPeer(script: string, extra: string[] = []): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL(script, import.meta.url).pathname, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '--import', 'tsx', new URL(script, import.meta.url).pathname, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString().split('\n')[0]!) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`${script} exited (${code})`)));

@@ -17,6 +17,7 @@ import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors
 import { silentLogger } from '../../kernel/logger.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { MonitorClient } from '../../services/monitor/client.js';
+import { DAEMON_NODE_FLAGS } from '../daemon-node-flags.js';
 
 /** The tree we run from: the source root under tsx, dist/ when built. */
 const TREE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -182,7 +183,7 @@ export class LocalCluster {
   private daemonCommand(): string[] {
     // FASTBLOCK_DAEMON_NODE_ARGS: extra node flags for every daemon (e.g. --cpu-prof when profiling).
     const extra = (process.env.FASTBLOCK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    return [...extra, ...this.entry()];
+    return [...DAEMON_NODE_FLAGS, ...extra, ...this.entry()];
   }
 
   private entry(): string[] {
