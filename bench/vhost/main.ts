@@ -49,15 +49,25 @@ const referenceImage = join(ramDir, 'qsd.img');
 writeFileSync(referenceImage, '');
 truncateSync(referenceImage, SIZE_MIB * 1024 * 1024);
 
+/** utime + stime of a process, in seconds (Linux /proc); 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** fastblock's side: the vhost frontend over the chosen backend, serving fastblockSocket. */
-async function startFastblock(): Promise<{ stop(): Promise<void> }> {
+async function startFastblock(): Promise<{ stop(): Promise<void>; pids: Record<string, number> }> {
   if (opts.backend === 'memory') {
     const daemon = await VhostDaemon.start({
       target: 'memory',
       volumes: { 'rbd/bench': SIZE_MIB * 1024 * 1024 },
       controllers: [{ volume: 'rbd/bench', socket: fastblockSocket, queues: 2 }],
     });
-    return { stop: () => daemon.stop() };
+    return { stop: () => daemon.stop(), pids: { gateway: daemon.pid } };
   }
   // Loaded only here: the memory backend needs none of the cluster's code.
   const { LocalCluster } = await import('../../cli/commands/vstart-cluster.js');
@@ -90,7 +100,7 @@ async function startFastblock(): Promise<{ stop(): Promise<void> }> {
     await stop();
     throw new Error(`the gateway did not create its vhost controller: ${gateway.stderr()}`);
   }
-  return { stop };
+  return { stop, pids: { gateway: gateway.child.pid!, ...Object.fromEntries([...cluster.daemons.values()].map((d) => [d.name, d.pid])) } };
 }
 
 const daemon = await startFastblock();
@@ -116,6 +126,7 @@ for round in $(seq ${rounds}); do
     if [ $((round % 2)) = 1 ]; then order="fastblock reference"; else order="reference fastblock"; fi
     for who in $order; do
       if [ $who = fastblock ]; then dev=/dev/vda; else dev=/dev/vdb; fi
+      echo "START $who $rw"
       echo "RESULT $who $rw $(${job('$dev', '$rw')})"
     done
   done
@@ -123,12 +134,34 @@ done
 `;
 
 let figures: Record<string, number> = {};
+// CPU per I/O of each side's processes (fastblock: gateway, plus the OSD and monitor with the
+// cluster backend; the reference: qemu-storage-daemon), sampled from START to RESULT of each job,
+// so it includes fio's 1 s ramp and start-up: compare sides and versions, not absolute values.
+const qsdProcess = Number(readFileSync(qsdPid, 'utf8'));
+const sidePids = (who: string): Record<string, number> => (who === 'fastblock' ? daemon.pids : { qsd: qsdProcess });
+let jobStart: Record<string, number> = {};
+const cpuPerKIo: Record<string, number[]> = {};
+// terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
+const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
+const onLine = (line: string): void => {
+  const start = /^START (\w+) (\w+)/.exec(line);
+  if (start) jobStart = Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  const result = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
+  if (result) recordCpu(result[1]!, result[2]!, iopsOf(result[2]!, result[3]!) * runtime);
+};
+const recordCpu = (who: string, rw: string, ios: number): void => {
+  const used = Object.entries(sidePids(who)).map(([name, pid]) => [name, cpuSeconds(pid) - (jobStart[name] ?? 0)] as const);
+  const per = (seconds: number) => (ios > 0 ? (seconds / ios) * 1e6 : 0);
+  (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}`] ??= []).push(per(used.reduce((sum, [, s]) => sum + s, 0)));
+  if (who === 'fastblock') for (const [name, s] of used) (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}_${name}`] ??= []).push(per(s));
+};
 try {
   const result = await bootGuest({
     devices: [...vhostUserBlk(fastblockSocket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
     hostfs: true,
     memoryMiB: 512,
     script,
+    onLine,
     timeoutMs: (4 * rounds * (runtime + 20) + 180) * 1000,
   });
   if (result.exitCode !== 0) throw new Error(`guest failed:\n${result.console.slice(-3000)}`);
@@ -137,8 +170,7 @@ try {
     if (!m) continue;
     const fields = m[3]!.split(';');
     if (fields[4] !== '0') throw new Error(`fio reported error ${fields[4]}: ${line}`);
-    // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
-    const iops = Number(m[2] === 'randread' ? fields[7] : fields[48]);
+    const iops = iopsOf(m[2]!, m[3]!);
     const key = `${m[1]}_${m[2]}_iops_4k_qd16`;
     figures[key] = Math.max(figures[key] ?? 0, iops);
     console.log(`${m[1]!.padEnd(10)} ${m[2]!.padEnd(10)} ${iops} IOPS`);
@@ -156,6 +188,8 @@ try {
 
 const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
 figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
+// The median round of each CPU figure: a round that lost the CPU to a neighbour inflates it.
+for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 console.log(
   JSON.stringify({

@@ -58,7 +58,7 @@ export class GuestMemory {
     let at = address;
     let left = length;
     while (left > 0) {
-      const region = this.regions.find((r) => at >= r.guestAddress && at < r.guestAddress + r.size);
+      const region = this.regionAt(at);
       if (!region) return undefined;
       const start = at - region.guestAddress;
       const n = Math.min(left, region.size - start);
@@ -67,6 +67,11 @@ export class GuestMemory {
       left -= n;
     }
     return out;
+  }
+
+  private regionAt(address: number): MappedRegion | undefined {
+    for (const region of this.regions) if (address >= region.guestAddress && address < region.guestAddress + region.size) return region;
+    return undefined;
   }
 
   /** One contiguous view on a front-end virtual address range (a ring), or undefined. */

@@ -16,7 +16,11 @@ export function inflightQueueBytes(queueSize: number): number {
 
 export class InflightQueue {
   private readonly view: DataView;
-  private counter = 0n;
+  /**
+   * The newest take's counter. A number, not a BigInt (one allocation per request): it cannot
+   * reach 2^53 (285 years at a million requests a second).
+   */
+  private counter = 0;
 
   constructor(bytes: Uint8Array, readonly queueSize: number) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, inflightQueueBytes(queueSize));
@@ -26,7 +30,7 @@ export class InflightQueue {
     }
     for (let head = 0; head < queueSize; head++) {
       const c = this.view.getBigUint64(HEADER + ENTRY * head + 8, true);
-      if (c > this.counter) this.counter = c;
+      if (Number(c) > this.counter) this.counter = Number(c);
     }
   }
 
@@ -34,7 +38,8 @@ export class InflightQueue {
   take(head: number): void {
     const at = HEADER + ENTRY * head;
     this.counter++;
-    this.view.setBigUint64(at + 8, this.counter, true);
+    this.view.setUint32(at + 8, this.counter % 2 ** 32, true);
+    this.view.setUint32(at + 12, Math.floor(this.counter / 2 ** 32), true);
     this.view.setUint8(at, 1);
   }
 

@@ -13,6 +13,7 @@ const DESC_F_NEXT = 1;
 const DESC_F_WRITE = 2;
 const DESC_F_INDIRECT = 4;
 const AVAIL_F_NO_INTERRUPT = 1;
+const USED_F_NO_NOTIFY = 1;
 const DESC_SIZE = 16;
 
 export class RingError extends FastblockError {
@@ -120,7 +121,10 @@ export class SplitRing {
     for (let walked = 0; ; walked++) {
       if (walked >= entries) throw new RingError('descriptor chain longer than its table (a loop)', { head, entries });
       const at = index * DESC_SIZE;
-      const address = table.getBigUint64(at, true);
+      // The 64-bit address as a number, without a BigInt per descriptor: past 2^53 it would not
+      // be exact, and such an address is refused below.
+      const high = table.getUint32(at + 4, true);
+      const address = high < 2 ** 21 ? high * 2 ** 32 + table.getUint32(at, true) : Infinity;
       const length = table.getUint32(at + 8, true);
       const flags = table.getUint16(at + 12, true);
       const next = table.getUint16(at + 14, true);
@@ -129,8 +133,8 @@ export class SplitRing {
         if (flags & DESC_F_NEXT) throw new RingError('indirect descriptor with NEXT set', { head });
         if (segments.length > 0) throw new RingError('indirect descriptor after direct ones', { head });
         if (length === 0 || length % DESC_SIZE !== 0) throw new RingError('indirect table length not a multiple of 16', { head, length });
-        const bytes = address <= BigInt(Number.MAX_SAFE_INTEGER) ? this.resolveTable(Number(address), length) : undefined;
-        if (!bytes) throw new RingError('indirect table outside guest memory', { head, address: address.toString(), length });
+        const bytes = address !== Infinity ? this.resolveTable(address, length) : undefined;
+        if (!bytes) throw new RingError('indirect table outside guest memory', { head, address: table.getBigUint64(at, true).toString(), length });
         table = new DataView(bytes.buffer, bytes.byteOffset, length);
         entries = length / DESC_SIZE;
         index = 0;
@@ -138,11 +142,11 @@ export class SplitRing {
         indirect = true;
         continue;
       }
-      if (address > BigInt(Number.MAX_SAFE_INTEGER)) throw new RingError('descriptor address out of range', { head, address: address.toString() });
+      if (address === Infinity) throw new RingError('descriptor address out of range', { head, address: table.getBigUint64(at, true).toString() });
       const writable = (flags & DESC_F_WRITE) !== 0;
       if (!writable && seenWritable) throw new RingError('device-readable descriptor after a device-writable one', { head });
       seenWritable ||= writable;
-      segments.push({ address: Number(address), length, writable });
+      segments.push({ address, length, writable });
       if (!(flags & DESC_F_NEXT)) return { head, segments };
       if (next >= entries) throw new RingError('descriptor next index outside its table', { head, next, entries });
       index = next;
@@ -174,14 +178,24 @@ export class SplitRing {
   }
 
   /**
-   * Before sleeping on the kick fd: tell the driver (avail_event) which entry should kick us, then
-   * look again, since the driver may have added one without kicking. True if there is more to take.
+   * While requests are in flight the device looks for new entries whenever one completes, so the
+   * driver need not kick: ask it not to (avail_event one behind what we took, which no new avail
+   * idx can pass; without event-idx, the NO_NOTIFY flag). A kick is an exit out of the guest.
+   */
+  suppressKicks(): void {
+    if (this.eventIdx) this.used.setUint16(4 + 8 * this.size, (this.lastAvail - 1) & 0xffff, true);
+    else this.used.setUint16(0, USED_F_NO_NOTIFY, true);
+  }
+
+  /**
+   * Before sleeping on the kick fd: tell the driver (avail_event, or clearing NO_NOTIFY) that the
+   * next entry should kick us, then look again, since the driver may have added one without
+   * kicking. True if there is more to take.
    */
   armKick(): boolean {
-    if (this.eventIdx) {
-      this.used.setUint16(4 + 8 * this.size, this.lastAvail, true);
-      this.fence();
-    }
+    if (this.eventIdx) this.used.setUint16(4 + 8 * this.size, this.lastAvail, true);
+    else this.used.setUint16(0, 0, true);
+    this.fence();
     return this.pending() > 0;
   }
 }

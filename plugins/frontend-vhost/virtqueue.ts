@@ -3,6 +3,8 @@
  * spinning), it takes every available chain, starts each request without waiting for the previous
  * one, and completes them in whatever order the volume finishes them. Completions in one turn of
  * the event loop are signalled to the guest with one call eventfd write, when event-idx says so.
+ * While requests are in flight the guest is asked not to kick: each batch of completions looks
+ * for new requests instead.
  *
  * Every taken head is recorded in the inflight region before anything else happens to it, so a
  * restarted back-end resubmits what this one never completed.
@@ -148,6 +150,12 @@ export class Virtqueue {
       for (;;) {
         let head: number | undefined;
         while ((head = ring.pop()) !== undefined) this.submit(head, true);
+        // Requests in flight: their completions look for new entries (signal()), so the guest
+        // need not kick meanwhile. The last completion finds the queue idle and re-arms the kick.
+        if (this.inFlight > 0) {
+          ring.suppressKicks();
+          break;
+        }
         if (!ring.armKick()) break;
       }
     } catch (err) {
@@ -188,11 +196,14 @@ export class Virtqueue {
     }
   }
 
+  /** Once per batch of completions: interrupt the guest if it asked, then take what it added meanwhile. */
   private signal(): void {
     this.signalScheduled = false;
     const ring = this.ring;
-    if (!ring || this.dead || this.callFd === undefined) return;
-    if (ring.shouldSignal()) this.ctx.native.eventfdWrite(this.callFd);
+    if (!ring || this.dead) return;
+    if (this.callFd !== undefined && ring.shouldSignal()) this.ctx.native.eventfdWrite(this.callFd);
+    // Only while the queue is watched: a stopped or disabled queue takes nothing new.
+    if (this.watcher) this.process();
   }
 
   private idle(): Promise<void> {
