@@ -751,7 +751,7 @@ export class RaftGroup {
         break;
     }
     if (wasPaused || pr.next <= this.log.lastIndex()) this.appendsDue = true;
-    if (this.maybeCommit()) this.appendsDue = true;
+    this.maybeCommit();
     if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
   }
 
@@ -972,7 +972,9 @@ export class RaftGroup {
   private sendAppend(to: NodeId, pr: Progress): boolean {
     if (pr.isPaused()) return false;
     const last = this.log.lastIndex();
-    if (pr.next > last && pr.sentCommit >= this.log.committed) return false;
+    // A follower in step with us learns a new commit index from the next append or heartbeat:
+    // an append of its own (and the acknowledgement it draws) would double the messages per write.
+    if (pr.next > last && (pr.state === ProgressState.Replicate || pr.sentCommit >= this.log.committed)) return false;
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
     const entries = prevTerm === undefined ? undefined : this.log.slice(pr.next, last + 1, this.maxMsgBytes);

@@ -60,6 +60,9 @@ test('a round of 50 groups is one flush and one node message per destination', a
   assert.equal(appends.map((m) => m.to).sort(), [2, 3], 'one node message per destination');
   assert.is(appends[0]!.messages.length, 50, 'carrying every group\'s append');
   await settle(n);
+  // Followers learn the commit index from the next append or heartbeat round.
+  for (const mr of n.nodes.values()) mr.tick();
+  await settle(n);
   for (const id of [1, 2, 3]) for (let g = 0; g < 50; g++) assert.is(n.applied.get(`${id}/1.${g}`), 1);
 });
 
