@@ -45,6 +45,9 @@ const STATUS_OF: Partial<Record<ErrorCode, Status>> = {
 };
 
 export class DataService {
+  /** The OK reply of the current epoch: what nearly every request gets, encoded once. */
+  private ok: { epoch: number; reply: OutboundReply } = { epoch: -1, reply: { header: new Uint8Array(0) } };
+
   constructor(
     private readonly directory: PgDirectory,
     private readonly objects: ObjectStore,
@@ -88,13 +91,19 @@ export class DataService {
         default:
           await pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
       }
-      return this.reply(DataStatus.OK, '');
+      return this.okReply();
     } catch (err) {
       const status = isFastblockError(err) ? STATUS_OF[err.code] : undefined;
       if (status !== undefined) return this.reply(status, (err as FastblockError).message, status === DataStatus.NOT_LEADER ? pg.leader : undefined);
       this.logger.error({ err, pg: pg.id, object: request.object }, 'data request failed');
       return this.reply(DataStatus.IO_ERROR, err instanceof Error ? err.message : String(err));
     }
+  }
+
+  private okReply(): OutboundReply {
+    const epoch = this.directory.epoch;
+    if (this.ok.epoch !== epoch) this.ok = { epoch, reply: this.reply(DataStatus.OK, '') };
+    return this.ok.reply;
   }
 
   private reply(status: Status, message: string, leaderHint?: number): OutboundReply {

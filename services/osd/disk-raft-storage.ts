@@ -47,10 +47,6 @@ class PgLogStorage implements RaftStorageWriter {
   private ents: Entry[];
   /** Data bytes of `ents` (what compaction must bound: the tail lives in memory). */
   private bytes = 0;
-  /** Log writes were issued since the last flush that covered this PG. */
-  logDirty = false;
-  /** The last flush that covered this PG's writes (a concurrent flush of the same PG waits for it). */
-  durable: Promise<void> = Promise.resolve();
   /** Disk writes of this PG, in issue order. */
   private chain: Promise<void> = Promise.resolve();
   private failure: unknown;
@@ -60,6 +56,8 @@ class PgLogStorage implements RaftStorageWriter {
     private readonly log: DiskLog,
     private readonly kv: KvStore,
     private readonly markDirty: () => void,
+    /** This PG issued log writes that no flush has taken on yet. */
+    private readonly markLogDirty: (storage: PgLogStorage) => void,
     /** Makes the kv durable now (coalesced with a kv flush not yet started). */
     private readonly flushKv: () => Promise<void>,
     hard: HardState,
@@ -109,7 +107,7 @@ class PgLogStorage implements RaftStorageWriter {
   }
 
   private issue(work: () => Promise<void>): void {
-    this.logDirty = true;
+    this.markLogDirty(this);
     this.chain = this.chain.then(work).catch((err) => {
       // The first failure poisons this PG's storage: flush() reports it and raft stops here.
       this.failure ??= err;
@@ -190,6 +188,10 @@ class PgLogStorage implements RaftStorageWriter {
 export class DiskRaftStorage implements RaftStorageProvider {
   private readonly open_ = new Map<PgId, PgLogStorage>();
   private kvDirty = false;
+  /** PGs with log writes issued since the flush that last took them on. */
+  private readonly dirtyLogs = new Set<PgLogStorage>();
+  /** Flushes that took on log writes and have not finished: a flush that starts later waits for them too. */
+  private readonly flushing = new Set<Promise<void>>();
   /** kv flushes one at a time (a round and a checkpoint may flush at once). */
   private kvFlushing: Promise<void> = Promise.resolve();
   /** A kv flush queued behind the running one: later requests join it. */
@@ -239,7 +241,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
     // schedule); those entries are committed on a majority elsewhere, and this replica re-learns them.
     const durableLast = snap.meta.index + ents.length;
     if (hard.commit > durableLast) hard = { ...hard, commit: durableLast };
-    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), () => this.flushKv(), hard, snap, ents);
+    const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), (s) => this.dirtyLogs.add(s), () => this.flushKv(), hard, snap, ents);
     if (isNew) {
       // The first configuration must be durable before the group acts on it.
       storage.setHardState(EMPTY_HARD_STATE);
@@ -255,6 +257,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
   async remove(pg: PgId): Promise<void> {
     const storage = this.open_.get(pg);
     this.open_.delete(pg);
+    if (storage) this.dirtyLogs.delete(storage);
     await storage?.settle().catch(() => undefined);
     for (const key of this.store.kv.keys(keys.prefix(pg))) this.store.kv.delete(key);
     this.kvDirty = true;
@@ -274,25 +277,25 @@ export class DiskRaftStorage implements RaftStorageProvider {
   /**
    * Makes every log write issued so far durable with one device flush (none when nothing was
    * written: a round that only commits or applies), then the kv if it changed. The round's flush
-   * and the checkpoint's may run at once: a PG whose writes the other one took on waits for it.
+   * and the checkpoint's may run at once: writes an earlier flush took on are durable only when
+   * it is, so a flush also waits for the ones still running. Costs what the dirty PGs cost, not
+   * what the shard hosts.
    */
   async flush(): Promise<void> {
-    const selected = [...this.open_.values()];
-    const dirty = selected.filter((s) => s.logDirty);
-    // Writes another flush (the checkpoint's, or a round's) already took on are durable only when it is.
-    const covered = selected.filter((s) => !s.logDirty).map((s) => s.durable);
-    const done =
-      dirty.length === 0
-        ? Promise.resolve()
-        : (async () => {
-            await Promise.all(dirty.map((s) => s.settle()));
-            await this.store.flush();
-          })();
-    for (const s of dirty) {
-      s.logDirty = false;
-      s.durable = done;
+    const earlier = this.flushing.size === 0 ? undefined : [...this.flushing];
+    if (this.dirtyLogs.size > 0) {
+      const dirty = [...this.dirtyLogs];
+      this.dirtyLogs.clear();
+      const done = (async () => {
+        await Promise.all(dirty.map((s) => s.settle()));
+        await this.store.flush();
+      })();
+      const finished = (): void => void this.flushing.delete(done);
+      this.flushing.add(done);
+      done.then(finished, finished);
+      await done;
     }
-    await Promise.all([done, ...covered]);
+    if (earlier) await Promise.all(earlier);
     if (this.kvDirty) await this.flushKv();
     else await this.kvFlushing;
   }

@@ -71,18 +71,23 @@ export class Pg implements ServedPg {
 
   propose(op: Uint8Array): Promise<void> {
     const { index, term } = this.raft.propose(op);
+    // No timer per proposal: the shard sweeps expired ones (expireProposals) once a second.
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.proposals.delete(index);
-        reject(new FastblockError(ErrorCode.TIMEOUT, `PG ${this.id}: entry ${index} not committed in ${PROPOSAL_TIMEOUT_MS} ms`, { pg: this.id, index }));
-      }, PROPOSAL_TIMEOUT_MS);
-      this.proposals.set(index, {
-        term,
-        since: Date.now(),
-        resolve: () => (clearTimeout(timer), resolve()),
-        reject: (err) => (clearTimeout(timer), reject(err)),
-      });
+      this.proposals.set(index, { term, since: Date.now(), resolve, reject });
     });
+  }
+
+  /**
+   * Fails proposals waiting longer than PROPOSAL_TIMEOUT_MS with TIMEOUT (their outcome is
+   * unknown: the client retries the same op). Proposals are kept in the order they were made, so
+   * the sweep stops at the first young one.
+   */
+  expireProposals(now = Date.now()): void {
+    for (const [index, proposal] of this.proposals) {
+      if (now - proposal.since < PROPOSAL_TIMEOUT_MS) return;
+      this.proposals.delete(index);
+      proposal.reject(new FastblockError(ErrorCode.TIMEOUT, `PG ${this.id}: entry ${index} not committed in ${PROPOSAL_TIMEOUT_MS} ms`, { pg: this.id, index }));
+    }
   }
 
   /** The oldest proposal still waiting for its commit and apply: index and age (for the stall watchdog). */

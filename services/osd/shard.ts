@@ -138,6 +138,9 @@ export class Shard implements PgDirectory {
       setInterval(() => this.reconcileLogged(), 1000),
       setInterval(() => this.requestCheckpoint(), 5000),
       setInterval(() => this.watchStalls(), STALL_CHECK_MS),
+      setInterval(() => {
+        for (const pg of this.pgs.values()) pg.expireProposals();
+      }, 1000),
     );
     this.logger.info({ address: this.listener.address, osd: this.osd }, 'shard listening');
     return this.listener.address;

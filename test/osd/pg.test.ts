@@ -54,6 +54,27 @@ test('a proposal resolves when its entry applies, in log order; a replaced entry
   assert.equal([...(await store.objects.read('1.0', 'o', 0, 3))], [7, 7, 5]);
 });
 
+test('a proposal that never commits fails as TIMEOUT once 10 s old, and only then', async () => {
+  const store = new MemoryShardStore();
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0);
+  pg.setLeader(0, 1);
+  const started = Date.now();
+  const stuck = pg.propose(encodePgOp(DataOp.WRITE, 'o', 0, 1, new Uint8Array([1])));
+  let outcome: unknown = 'pending';
+  stuck.then(
+    () => (outcome = 'ok'),
+    (err: unknown) => (outcome = err),
+  );
+  pg.expireProposals(started + 9_000);
+  await Promise.resolve();
+  assert.is(outcome, 'pending');
+  assert.is(pg.waitingProposals, 1);
+  pg.expireProposals(started + 10_000 + 50);
+  await Promise.resolve();
+  assert.ok(isFastblockError(outcome, ErrorCode.TIMEOUT), String(outcome));
+  assert.is(pg.waitingProposals, 0);
+});
+
 test('reads wait for the apply of their read index; losing leadership fails pending proposals', async () => {
   const store = new MemoryShardStore();
   const port = fakePort();
