@@ -1,11 +1,22 @@
 /**
- * Frames out of a byte stream (layout in frame.ts). A frame that lies whole inside one received
- * chunk is parsed where it lies: its header and payload are views into the chunk. Only a frame
- * that straddles chunks is assembled, into one buffer allocated at the frame's size (known from
- * its preamble, already checked against the limits) and filled as chunks arrive, so a large
- * payload is copied once and a peer trickling bytes costs the frame's size, not an object per
- * segment. A peer can thus make us reserve up to maxHeaderBytes + maxPayloadBytes per connection
- * with a bare preamble; the pages of an allocation that large are only touched as bytes arrive.
+ * Frames out of a byte stream (layout in frame.ts), two ways:
+ *
+ * - push(chunk), for a stream that hands us chunks ('data' events): a frame that lies whole
+ *   inside one chunk is parsed where it lies (header and payload are views into the chunk); a
+ *   frame that straddles chunks is assembled into one buffer allocated at the frame's size (known
+ *   from its preamble, already checked against the limits) and filled as chunks arrive, so a
+ *   large payload is copied once and a peer trickling bytes costs the frame's size, not an object
+ *   per segment.
+ * - readBuffer() / received(n), for a socket that reads into buffers we pick (Node's `onread`):
+ *   bytes land in a receive slab and frames are parsed where they lie; a frame that has begun
+ *   keeps arriving behind its start while the slab has room for all of it, so it is never
+ *   copied. A large frame that does not fit is read into a buffer of its own (only what already
+ *   arrived is copied); the few bytes of a small one move to the next slab.
+ *
+ * Frames handed out are views: a payload kept past its use pins the chunk, slab or frame buffer
+ * it views (copy to keep). Slab space is never reused. A peer can make us reserve up to
+ * maxHeaderBytes + maxPayloadBytes per connection with a bare preamble; the pages of an
+ * allocation that large are only touched as bytes arrive.
  */
 import { crc32, crc32Range } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
@@ -22,10 +33,11 @@ import {
 
 const KIND_MAX = FrameKind.MESSAGE;
 const EMPTY = Buffer.alloc(0);
-/** A frame with at least this much left to arrive is read straight into its own buffer. */
+/** A frame with at least this much left to arrive, that does not fit in the slab, is read straight into its own buffer. */
 const DIRECT_READ_BYTES = 32 * 1024;
-const SLAB_BYTES = 256 * 1024;
-/** A slab with less room than this is left to the frames that view it; reads go to a new one. */
+/** Large enough that 128 KiB frames mostly fit behind where they start; what a kept view pins at most. */
+const SLAB_BYTES = 512 * 1024;
+/** A read is offered at least this much room; a slab with less is left to the frames that view it. */
 const SLAB_ROOM_BYTES = 64 * 1024;
 
 function protocolError(reason: string, context: Record<string, unknown>): FastblockError {
@@ -48,21 +60,26 @@ export class FrameDecoder {
   private partialSize = 0;
   private readonly preamble = Buffer.allocUnsafe(PREAMBLE_BYTES);
   private failed = false;
-  /** Receive slab for readBuffer(); bytes below slabUsed were handed out and are never reused. */
+  /** Receive slab for readBuffer(): [0, slabParsed) handed out, [slabParsed, slabUsed) not yet. */
   private slab: Buffer | undefined;
   private slabUsed = 0;
-  private readingIntoPartial = false;
+  private slabParsed = 0;
+  /** Full size of the incomplete frame at slabParsed, once its preamble arrived (checked); else 0. */
+  private slabFrameSize = 0;
+  /** A large frame being read straight into its own buffer. */
+  private direct: Buffer | undefined;
+  private directFilled = 0;
 
   constructor(private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS) {}
 
   /** Bytes received but not yet handed out as frames (bounded by one frame plus what a pause holds). */
   get pendingBytes(): number {
-    return this.heldBytes + this.partialFilled;
+    return this.heldBytes + this.partialFilled + (this.slabUsed - this.slabParsed) + this.directFilled;
   }
 
   /** Buffers held while waiting for the rest of a frame or for the consumer. */
   get pendingChunks(): number {
-    return this.held.length + (this.partial === undefined ? 0 : 1);
+    return this.held.length + (this.partial === undefined ? 0 : 1) + (this.direct === undefined ? 0 : 1);
   }
 
   /**
@@ -79,42 +96,94 @@ export class FrameDecoder {
 
   /**
    * For a socket that reads into buffers we choose (Node's `onread`): where the next read should
-   * land. The rest of a large frame being assembled, so that its payload is read in place with
-   * no copy; else free space in a receive slab, whose bytes are then parsed like any chunk (in
-   * place: frames are views into the slab, which is why slab space is never reused).
+   * land. Never throws: the preamble of a frame that has begun was checked when it arrived.
    */
   readBuffer(): Buffer {
-    const partial = this.partial;
-    this.readingIntoPartial = partial !== undefined && this.partialSize - this.partialFilled >= DIRECT_READ_BYTES && this.held.length === 0;
-    if (this.readingIntoPartial) return partial!.subarray(this.partialFilled);
-    if (this.slab === undefined || this.slab.byteLength - this.slabUsed < SLAB_ROOM_BYTES) {
-      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-      this.slabUsed = 0;
+    if (this.direct !== undefined) return this.direct.subarray(this.directFilled);
+    const slab = this.slab;
+    const pending = this.slabUsed - this.slabParsed;
+    const size = this.slabFrameSize;
+    if (slab !== undefined) {
+      if (size > 0 && this.slabParsed + size > slab.byteLength && size - pending >= DIRECT_READ_BYTES) {
+        // A large frame that does not fit behind its start: into a buffer of its own, copying only what arrived.
+        this.direct = Buffer.allocUnsafeSlow(size);
+        this.directFilled = slab.copy(this.direct, 0, this.slabParsed, this.slabUsed);
+        this.slabParsed = this.slabUsed;
+        this.slabFrameSize = 0;
+        return this.direct.subarray(this.directFilled);
+      }
+      // Room for the rest of the frame that has begun (then it is never copied), or for a good read.
+      const room = slab.byteLength - this.slabUsed;
+      if (size > 0 ? room >= size - pending : room >= SLAB_ROOM_BYTES) return slab.subarray(this.slabUsed);
     }
-    return this.slab.subarray(this.slabUsed);
+    // A new slab; the start of a frame that did not fit (less than DIRECT_READ_BYTES short of whole, or its preamble) moves along.
+    const next = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size + SLAB_ROOM_BYTES));
+    if (slab !== undefined && pending > 0) slab.copy(next, 0, this.slabParsed, this.slabUsed);
+    this.slab = next;
+    this.slabParsed = 0;
+    this.slabUsed = pending;
+    return next.subarray(pending);
   }
 
   /** `bytes` bytes arrived in the buffer readBuffer() returned last. */
   received(bytes: number, onFrame: (frame: Frame) => boolean | void): void {
     assert(!this.failed, 'received after a decode error');
-    if (this.readingIntoPartial) {
-      this.partialFilled += bytes;
-      if (this.partialFilled < this.partialSize) return;
-      const whole = this.partial!;
-      this.partial = undefined;
-      this.partialFilled = 0;
-      this.push(whole, onFrame);
+    const direct = this.direct;
+    if (direct !== undefined) {
+      this.directFilled += bytes;
+      if (this.directFilled < direct.byteLength) return;
+      this.direct = undefined;
+      this.directFilled = 0;
+      this.guarded(() => onFrame(this.frameAt(direct, 0, direct.byteLength)));
       return;
     }
-    const chunk = this.slab!.subarray(this.slabUsed, this.slabUsed + bytes);
     this.slabUsed += bytes;
-    this.push(chunk, onFrame);
+    this.guarded(() => this.parseSlab(onFrame));
+  }
+
+  /** Frames out of the slab's unparsed bytes, in place, until one is incomplete or onFrame returns false. */
+  private parseSlab(onFrame: (frame: Frame) => boolean | void): void {
+    const slab = this.slab!;
+    for (;;) {
+      const pending = this.slabUsed - this.slabParsed;
+      if (pending < PREAMBLE_BYTES) {
+        this.slabFrameSize = 0;
+        return;
+      }
+      const size = this.check(slab, this.slabParsed);
+      if (pending < size) {
+        this.slabFrameSize = size;
+        return;
+      }
+      const frame = this.frameAt(slab, this.slabParsed, size);
+      this.slabParsed += size;
+      this.slabFrameSize = 0;
+      if (onFrame(frame) === false) return;
+    }
+  }
+
+  /** Runs decoding work; a decode error leaves the decoder failed and empty, and is rethrown. */
+  private guarded(work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.failed = true;
+      this.held = [];
+      this.heldBytes = 0;
+      this.partial = undefined;
+      this.partialFilled = 0;
+      this.slab = undefined;
+      this.slabUsed = this.slabParsed = this.slabFrameSize = 0;
+      this.direct = undefined;
+      this.directFilled = 0;
+      throw err;
+    }
   }
 
   /** Hands out frames from held bytes, until none is complete or onFrame returns false. */
   pump(onFrame: (frame: Frame) => boolean | void): void {
     assert(!this.failed, 'pump after a decode error');
-    try {
+    this.guarded(() => {
       while (this.held.length > 0) {
         const chunk = this.held[0]!;
         const used = this.consume(chunk, onFrame);
@@ -125,14 +194,8 @@ export class FrameDecoder {
           return;
         }
       }
-    } catch (err) {
-      this.failed = true;
-      this.held = [];
-      this.heldBytes = 0;
-      this.partial = undefined;
-      this.partialFilled = 0;
-      throw err;
-    }
+      if (this.slab !== undefined) this.parseSlab(onFrame);
+    });
   }
 
   /** Frames out of one chunk; returns how many of its bytes were used (fewer when onFrame stopped). */

@@ -93,6 +93,28 @@ test('reading into the buffers the decoder picks: frames come out whole, a large
   assert.is(decoder.pendingBytes, 0);
 });
 
+test('reading into the decoder\'s buffers: a frame keeps arriving behind its start, so frames that fit the slab are never copied', () => {
+  const payloads = [randomBytes(100_000), randomBytes(100_000), randomBytes(100_000)];
+  const stream = Buffer.concat(payloads.map((p, i) => frameBytes(FrameKind.REQUEST, 1, i + 1, Buffer.from('h'), [p])));
+  const decoder = new FrameDecoder();
+  const frames: Frame[] = [];
+  for (let at = 0; at < stream.length; ) {
+    const count = stream.copy(decoder.readBuffer(), 0, at, Math.min(stream.length, at + 30_000));
+    at += count;
+    decoder.received(count, (f) => void frames.push(f));
+  }
+  payloads.forEach((p, i) => assert.ok(Buffer.from(frames[i]!.payload).equals(p), `frame ${i + 1}`));
+  assert.ok(frames.every((f) => f.payload.buffer === frames[0]!.payload.buffer), 'all three read in place into one slab');
+});
+
+test('reading into the decoder\'s buffers: a bad preamble is refused as it arrives, and the decoder refuses more', () => {
+  const decoder = new FrameDecoder();
+  const bad = Buffer.alloc(24, 0xee);
+  const count = bad.copy(decoder.readBuffer());
+  assert.throws(() => decoder.received(count, () => {}), /bad frame magic/);
+  assert.throws(() => decoder.received(1, () => {}), /received after a decode error/);
+});
+
 test('a frame trickled in tiny segments costs about its own size, not an object per segment', () => {
   const payload = randomBytes(1024 * 1024);
   const bytes = frameBytes(FrameKind.REQUEST, 5, 9, Buffer.from('trickle'), [payload]);
