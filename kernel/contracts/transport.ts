@@ -24,7 +24,13 @@ export interface RemoteEndpoint {
  */
 export type Payload = readonly Uint8Array[];
 
-/** A frame as it arrives. `payload` is a view into the receive buffer, valid for the handler's lifetime unless copied. */
+/**
+ * A frame as it arrives. `header` and `payload` are views into the receive buffer, never copies.
+ * The transport never reuses or overwrites received bytes, so a view stays valid for as long as
+ * it is referenced (past the handler, into a reply's payload, ...); but it keeps the whole buffer
+ * it views alive (for TCP a receive slab shared with neighbouring frames, up to 512 KiB, or the
+ * frame's own buffer), so code that stores payloads for long copies them.
+ */
 export interface InboundMessage {
   readonly method: number;
   readonly header: Uint8Array;

@@ -50,7 +50,7 @@ export interface Frame {
   readonly method: number;
   readonly requestId: number;
   readonly header: Uint8Array;
-  /** A view into received bytes (no copy when the frame arrived in one chunk). */
+  /** A view into received bytes, never a copy when read through onread (frame-decoder.ts). */
   readonly payload: Uint8Array;
 }
 
