@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { MessageType, decodeNodeMessage, encodeNodeMessage, message } from '../../kernel/raft/index.js';
 import type { NodeMessage } from '../../kernel/raft/index.js';
+import { loadProto } from '../../kernel/rpc/proto.js';
 
 function sample(): NodeMessage {
   const a = new Uint8Array(4096).fill(7);
@@ -89,6 +90,59 @@ test('entry terms out of order and chunks past the end are PROTOCOL errors', () 
   for (const bad of [future, backwards, past]) {
     const { header, payload } = encodeNodeMessage(bad);
     assert.throws(() => decodeNodeMessage(header, Buffer.concat(payload)), (e: unknown) => isFastblockError(e, ErrorCode.PROTOCOL));
+  }
+});
+
+const protobufjs = loadProto('raft.proto').lookupType('fastblock.raft.NodeMessage');
+const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value, (_k, v) => (v instanceof Uint8Array ? [...v] : v)));
+
+/** What raft.proto says a node message is, in protobufjs' terms (all fields, as the old encoder wrote them). */
+function protoShape(nm: NodeMessage) {
+  return {
+    from: nm.from,
+    to: nm.to,
+    messages: nm.messages.map((m) => ({
+      type: m.type, group: m.group, from: m.from, to: m.to, term: m.term, logTerm: m.logTerm, index: m.index, commit: m.commit,
+      entryTerms: m.entries.map((e) => e.term), entryTypes: m.entries.map((e) => e.type), entryLengths: m.entries.map((e) => e.data.byteLength),
+      reject: m.reject, hint: m.hint, hintTerm: m.hintTerm, seq: m.seq, force: m.force,
+      snapshot: m.snapshot && { index: m.snapshot.meta.index, term: m.snapshot.meta.term, voters: [...m.snapshot.meta.membership.voters], learners: [...m.snapshot.meta.membership.learners], offset: m.snapshot.offset, total: m.snapshot.total, length: m.snapshot.data.byteLength },
+    })),
+    beats: nm.beats,
+    beatResponses: nm.beatResponses,
+  };
+}
+
+test('the hand-written header is raft.proto: protobufjs reads what we write, and we read what protobufjs writes', () => {
+  const nm = sample();
+  const { header, payload } = encodeNodeMessage(nm);
+  const read = protobufjs.toObject(protobufjs.decode(header), { defaults: true });
+  const expected = protoShape(nm);
+  for (const m of expected.messages) if (!m.snapshot) (m as { snapshot?: unknown }).snapshot = null;
+  assert.equal(plain(read), plain(expected));
+  const theirs = protobufjs.encode(protoShape(nm)).finish();
+  assert.equal(plain(decodeNodeMessage(theirs, Buffer.concat(payload))), plain(nm));
+});
+
+test('repeated scalars are read packed or one per field, and unknown fields are skipped', () => {
+  // messages { type: App(5), group "g", term 3, index 0, entry_terms 3 (unpacked, fixed64), entry_types 0, entry_lengths 2 (unpacked varints) }, then field 99 (varint).
+  const term = Buffer.alloc(8);
+  term.writeDoubleLE(3);
+  const inner = Buffer.concat([Buffer.from([0x08, 5, 0x12, 1, 0x67, 0x29]), term, Buffer.from([0x49]), term, Buffer.from([0x80, 0x01, 0, 0x88, 0x01, 2, 0x98, 0x06, 7])]);
+  const header = Buffer.concat([Buffer.from([0x1a, inner.length]), inner]);
+  const nm = decodeNodeMessage(header, new Uint8Array([9, 9]));
+  assert.is(nm.messages.length, 1);
+  assert.equal(nm.messages[0]!.entries.map((e) => ({ index: e.index, term: e.term, type: e.type, data: [...e.data] })), [{ index: 1, term: 3, type: 0, data: [9, 9] }]);
+});
+
+test('a header cut short anywhere is a PROTOCOL error, never an exception of another kind', () => {
+  const { header, payload } = encodeNodeMessage(sample());
+  const tail = Buffer.concat(payload);
+  for (let cut = 1; cut < header.length; cut++) {
+    try {
+      decodeNodeMessage(header.subarray(0, cut), tail);
+    } catch (e) {
+      assert.ok(isFastblockError(e, ErrorCode.PROTOCOL), `cut at ${cut}: ${String(e)}`);
+    }
   }
 });
 
