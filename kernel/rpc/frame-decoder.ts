@@ -8,13 +8,14 @@
  *   large payload is copied once and a peer trickling bytes costs the frame's size, not an object
  *   per segment.
  * - readBuffer() / received(n), for a socket that reads into buffers we pick (Node's `onread`):
- *   bytes land in a receive slab and frames are parsed where they lie; a frame that has begun
- *   keeps arriving behind its start while the slab has room for all of it, so it is never
- *   copied. A large frame that does not fit is read into a buffer of its own (only what already
- *   arrived is copied); the few bytes of a small one move to the next slab.
+ *   bytes land in a receive slab (sized for 16 of the largest recent frames, 256 KiB to 4 MiB)
+ *   and frames are parsed where they lie; a frame that has begun keeps arriving behind its start
+ *   while the slab has room for all of it, so it is never copied. A large frame that does not
+ *   fit is read into a buffer of its own (only what already arrived is copied); the start of a
+ *   small one moves to the next slab.
  *
  * Frames handed out are views: a payload kept past its use pins the chunk, slab or frame buffer
- * it views (copy to keep). Slab space is never reused. A peer can make us reserve up to
+ * it views (copy to keep; a slab is at most 256 KiB while frames are small). Slab space is never reused. A peer can make us reserve up to
  * maxHeaderBytes + maxPayloadBytes per connection with a bare preamble; the pages of an
  * allocation that large are only touched as bytes arrive.
  */
@@ -35,8 +36,14 @@ const KIND_MAX = FrameKind.MESSAGE;
 const EMPTY = Buffer.alloc(0);
 /** A frame with at least this much left to arrive, that does not fit in the slab, is read straight into its own buffer. */
 const DIRECT_READ_BYTES = 32 * 1024;
-/** Large enough that 128 KiB frames mostly fit behind where they start; what a kept view pins at most. */
-const SLAB_BYTES = 512 * 1024;
+/**
+ * A new slab holds this many of the largest frames of the last one, so that a frame rarely meets
+ * the slab's end (reads take whatever the socket has, often several frames): within bounds, the
+ * smallest of which keeps what a kept view of a small frame pins small.
+ */
+const SLAB_FRAMES = 16;
+const SLAB_MIN_BYTES = 256 * 1024;
+const SLAB_MAX_BYTES = 4 * 1024 * 1024;
 /** A read is offered at least this much room; a slab with less is left to the frames that view it. */
 const SLAB_ROOM_BYTES = 64 * 1024;
 
@@ -66,6 +73,8 @@ export class FrameDecoder {
   private slabParsed = 0;
   /** Full size of the incomplete frame at slabParsed, once its preamble arrived (checked); else 0. */
   private slabFrameSize = 0;
+  /** The largest frame parsed from the current slab, which sizes the next. */
+  private slabLargestFrame = 0;
   /** A large frame being read straight into its own buffer. */
   private direct: Buffer | undefined;
   private directFilled = 0;
@@ -117,7 +126,9 @@ export class FrameDecoder {
       if (size > 0 ? room >= size - pending : room >= SLAB_ROOM_BYTES) return slab.subarray(this.slabUsed);
     }
     // A new slab; the start of a frame that did not fit (less than DIRECT_READ_BYTES short of whole, or its preamble) moves along.
-    const next = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size + SLAB_ROOM_BYTES));
+    const slabBytes = Math.min(SLAB_MAX_BYTES, Math.max(SLAB_MIN_BYTES, SLAB_FRAMES * this.slabLargestFrame));
+    const next = Buffer.allocUnsafeSlow(Math.max(slabBytes, size + SLAB_ROOM_BYTES));
+    this.slabLargestFrame = 0;
     if (slab !== undefined && pending > 0) slab.copy(next, 0, this.slabParsed, this.slabUsed);
     this.slab = next;
     this.slabParsed = 0;
@@ -134,6 +145,7 @@ export class FrameDecoder {
       if (this.directFilled < direct.byteLength) return;
       this.direct = undefined;
       this.directFilled = 0;
+      if (direct.byteLength > this.slabLargestFrame) this.slabLargestFrame = direct.byteLength;
       this.guarded(() => onFrame(this.frameAt(direct, 0, direct.byteLength)));
       return;
     }
@@ -157,6 +169,7 @@ export class FrameDecoder {
       }
       const frame = this.frameAt(slab, this.slabParsed, size);
       this.slabParsed += size;
+      if (size > this.slabLargestFrame) this.slabLargestFrame = size;
       this.slabFrameSize = 0;
       if (onFrame(frame) === false) return;
     }
@@ -173,7 +186,7 @@ export class FrameDecoder {
       this.partial = undefined;
       this.partialFilled = 0;
       this.slab = undefined;
-      this.slabUsed = this.slabParsed = this.slabFrameSize = 0;
+      this.slabUsed = this.slabParsed = this.slabFrameSize = this.slabLargestFrame = 0;
       this.direct = undefined;
       this.directFilled = 0;
       throw err;
