@@ -47,14 +47,23 @@ test('encoding puts the entries\' own buffers in the payload, uncopied and in or
   assert.ok(payload[2] === nm.messages[3]!.snapshot!.data);
 });
 
-test('decoded entries are views of one copy of the tail', () => {
+test('decoded entries view one copy of a tail that shares its buffer, and a tail that is its buffer as it is', () => {
   const { header, payload } = encodeNodeMessage(sample());
-  const tail = Buffer.concat(payload);
-  const back = decodeNodeMessage(header, tail);
+  const joined = Buffer.concat(payload);
+  // A tail in a receive slab shared with other frames: copied once, so kept entries do not pin the slab.
+  const slab = new Uint8Array(16 * joined.length);
+  slab.set(joined, 100);
+  const shared = slab.subarray(100, 100 + joined.length);
+  const back = decodeNodeMessage(header, shared);
   const e = back.messages[0]!.entries[0]!.data;
   assert.is(e.byteLength, 4096);
-  assert.ok(e.buffer !== tail.buffer, 'the receive buffer may be reused: entries do not alias it');
+  assert.ok(e.buffer !== slab.buffer, 'entries do not alias a shared receive slab');
   assert.ok(e.buffer === back.messages[0]!.entries[2]!.data.buffer, 'one copy for all entries');
+  // A large frame read into a buffer of its own: nothing else lives there, the entries view it.
+  const own = new Uint8Array(joined);
+  const kept = decodeNodeMessage(header, own);
+  assert.ok(kept.messages[0]!.entries[0]!.data.buffer === own.buffer, 'no copy of a tail that is its own buffer');
+  assert.equal([...kept.messages[0]!.entries[2]!.data], [1, 2, 3]);
 });
 
 test('a tail that does not match the header is a PROTOCOL error', () => {

@@ -1,8 +1,8 @@
 /**
  * NodeMessage on the wire (kernel/rpc/raft.proto): a protobuf header plus a payload tail that is
  * the entries' and snapshot chunks' own buffers, listed in order as a scatter list. Encoding
- * never copies a payload; decoding copies the received tail once (the transport's receive
- * buffer is reused after the handler returns) and every entry's data is a view into that copy.
+ * never copies a payload; decoding copies the received tail at most once (see ownTail) and every
+ * entry's data is a view into it.
  *
  * The header is written and read field by field (protobuf-wire.ts), not through protobufjs:
  * sizes first, then one buffer of exactly that size. raft.proto stays the definition;
@@ -342,6 +342,20 @@ function readBeat(r: WireReader, end: number): { group: string; term: number; th
   return b;
 }
 
+/**
+ * The bytes entries will view. Received bytes are never reused (transport contract), but a view
+ * keeps its whole buffer alive, and entries stay in a log's memory until compaction: a tail that
+ * shares a receive slab with other frames is copied once (new Uint8Array(view) copies), while a
+ * tail that is most of its buffer (a large frame read into a buffer of its own) is kept as it is,
+ * which spares a copy of every large write on every follower and the garbage collections that
+ * external-memory churn starts.
+ */
+function ownTail(tail: Uint8Array): Uint8Array {
+  // A plain Uint8Array either way (a Buffer's subarrays would be Buffers).
+  if (tail.byteLength * 2 >= tail.buffer.byteLength) return new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength);
+  return new Uint8Array(tail);
+}
+
 /** Decodes a node message; throws PROTOCOL on a malformed header or a tail that does not match it. */
 export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): NodeMessage {
   let from = 0;
@@ -372,8 +386,7 @@ export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): No
       default: r.skip(wt);
     }
   }
-  // new Uint8Array(view) copies (Buffer#slice would not).
-  const owned = tail.byteLength > 0 ? new Uint8Array(tail) : EMPTY;
+  const owned = tail.byteLength === 0 ? EMPTY : ownTail(tail);
   let at = 0;
   const take = (n: number): Uint8Array => {
     if (n === 0) return EMPTY;
