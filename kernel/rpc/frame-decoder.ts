@@ -19,7 +19,7 @@
  * maxHeaderBytes + maxPayloadBytes per connection with a bare preamble; the pages of an
  * allocation that large are only touched as bytes arrive.
  */
-import { crc32, crc32Range } from './checksum.js';
+import { crc32Range } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
 import {
   DEFAULT_FRAME_LIMITS,
@@ -282,8 +282,8 @@ export class FrameDecoder {
     const headerEnd = at + PREAMBLE_BYTES + buf.readUInt32LE(at + 16);
     const end = at + size;
     const payload = end > headerEnd ? buf.subarray(headerEnd, end) : EMPTY;
-    let crc = crc32Range(buf, at + 4, headerEnd);
-    if (buf[at + 7]! & FLAG_PAYLOAD_CRC && payload.byteLength > 0) crc = crc32(payload, crc);
+    // Header and payload are contiguous here: one pass over both when the payload is covered.
+    const crc = crc32Range(buf, at + 4, buf[at + 7]! & FLAG_PAYLOAD_CRC ? end : headerEnd);
     const expected = buf.readUInt32LE(at);
     if (crc !== expected) {
       throw new FastblockError(ErrorCode.CORRUPT, `frame checksum mismatch (got ${crc.toString(16)}, frame says ${expected.toString(16)})`, {

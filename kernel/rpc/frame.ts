@@ -94,9 +94,10 @@ export function writeFrame(
       end += part.byteLength;
     }
   }
-  let crc = crc32Range(target, at + 4, headEnd);
-  // The caller's buffers, whether copied above or not: no view of our own to make.
-  if (checksumPayload && payload) for (const part of payload) if (part.byteLength > 0) crc = crc32(part, crc);
+  // An inline payload lies behind the header: one pass over all of it. Otherwise the caller's
+  // buffers are continued over as they are (no view of our own to make).
+  let crc = crc32Range(target, at + 4, checksumPayload && inline ? end : headEnd);
+  if (checksumPayload && !inline && payload) for (const part of payload) if (part.byteLength > 0) crc = crc32(part, crc);
   target.writeUInt32LE(crc, at);
   return end;
 }
