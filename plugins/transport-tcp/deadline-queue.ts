@@ -29,6 +29,8 @@ export class DeadlineQueue {
   private readonly lanes = new Map<number, Lane>();
   private timer: NodeJS.Timeout | undefined;
   private armedAt = Infinity;
+  private lastTimeoutMs = NaN;
+  private lastLane: Lane | undefined;
 
   constructor(
     private readonly isLive: (id: number) => boolean,
@@ -42,11 +44,17 @@ export class DeadlineQueue {
 
   add(id: number, timeoutMs: number): void {
     const deadline = performance.now() + timeoutMs;
-    const key = laneOf(timeoutMs);
-    let lane = this.lanes.get(key);
+    // Most requests pass the same timeout: its lane is kept at hand (until the lane is dropped).
+    let lane = timeoutMs === this.lastTimeoutMs ? this.lastLane : undefined;
     if (!lane) {
-      lane = { ids: [], deadlines: [], timeouts: [], head: 0 };
-      this.lanes.set(key, lane);
+      const key = laneOf(timeoutMs);
+      lane = this.lanes.get(key);
+      if (!lane) {
+        lane = { ids: [], deadlines: [], timeouts: [], head: 0 };
+        this.lanes.set(key, lane);
+      }
+      this.lastTimeoutMs = timeoutMs;
+      this.lastLane = lane;
     }
     while (lane.head < lane.ids.length && !this.isLive(lane.ids[lane.head]!)) lane.head++;
     if (lane.head > 1024 && lane.head * 2 > lane.ids.length) compact(lane);
@@ -61,6 +69,7 @@ export class DeadlineQueue {
     this.timer = undefined;
     this.armedAt = Infinity;
     this.lanes.clear();
+    this.lastLane = undefined;
   }
 
   private arm(deadline: number): void {
@@ -83,6 +92,7 @@ export class DeadlineQueue {
       }
       if (lane.head === lane.ids.length) {
         this.lanes.delete(key);
+        if (lane === this.lastLane) this.lastLane = undefined;
         continue;
       }
       if (lane.head > 1024) compact(lane);
