@@ -60,7 +60,11 @@ export interface ObjectChunk {
 /** Objects of a shard, grouped by PG. Object names are opaque strings ("<imageId>.<index>"). */
 export interface ObjectStore {
   read(pg: PgId, object: string, offset: number, length: number): Promise<Uint8Array>;
-  /** Writes a scatter list at offset. Unaligned edges are read-modify-written. */
+  /**
+   * Writes a scatter list at offset. Unaligned edges are read-modify-written. Writes, discards
+   * and write-zeroes of overlapping ranges of one object that are issued without waiting for
+   * each other land in the order they were issued.
+   */
   write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void>;
   /** Releases the range's space where whole blocks allow; the range reads as zeroes afterwards. */
   discard(pg: PgId, object: string, offset: number, length: number): Promise<void>;

@@ -128,29 +128,39 @@ export class Pg implements ServedPg {
   }
 
   private async applyNow(entries: readonly CommittedEntry[]): Promise<void> {
+    // Every op of the batch is issued at once (the store lands overlapping ones in issue order):
+    // one ring submission and one wake-up for the batch rather than one per entry. They are then
+    // accounted for in log order.
+    const issued: { readonly entry: CommittedEntry; readonly outcome: Promise<unknown> | undefined }[] = [];
+    let next = this.appliedIndex;
     for (const entry of entries) {
-      if (entry.index <= this.appliedIndex) continue;
-      assert(entry.index === this.appliedIndex + 1, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entry.index}`);
-      let failure: unknown;
-      if (entry.isOp && entry.data.length > 0) {
-        try {
-          await this.applyOp(entry.data);
-        } catch (err) {
-          // A store failure (NO_SPACE) fails this op for its client; replicas agree because the
-          // same op meets the same condition. The index still advances: the log moves on.
-          failure = err;
-        }
-      }
+      if (entry.index <= next) continue;
+      assert(entry.index === next + 1, `PG ${this.id}: apply gap ${next} -> ${entry.index}`);
+      next = entry.index;
+      issued.push({ entry, outcome: entry.isOp && entry.data.length > 0 ? this.issueOp(entry.data) : undefined });
+    }
+    for (const { entry, outcome } of issued) {
+      // A store failure (NO_SPACE) fails this op for its client; replicas agree because the
+      // same op meets the same condition. The index still advances: the log moves on.
+      const failure = outcome === undefined ? undefined : await outcome;
       this.appliedIndex = entry.index;
       const proposal = this.proposals.get(entry.index);
       if (proposal) {
         this.proposals.delete(entry.index);
         if (proposal.term !== entry.term) proposal.reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: entry ${entry.index} was replaced`, { pg: this.id }));
-        else if (failure) proposal.reject(failure);
+        else if (failure !== undefined) proposal.reject(failure);
         else proposal.resolve();
       }
     }
     while (this.applyWaiters.length && this.applyWaiters[0].index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
+  }
+
+  /** Starts applying one op; settles with undefined once it landed, or with the error that failed it. */
+  private issueOp(bytes: Uint8Array): Promise<unknown> {
+    return this.applyOp(bytes).then(
+      () => undefined,
+      (err: unknown) => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id }),
+    );
   }
 
   private async applyOp(bytes: Uint8Array): Promise<void> {

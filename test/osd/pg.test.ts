@@ -8,6 +8,8 @@ import type { MultiRaft } from '../../kernel/raft/index.js';
 import { MembershipDriver } from '../../services/osd/membership-driver.js';
 import { Pg, type PgRaftPort } from '../../services/osd/pg.js';
 import { decodePgOp, encodePgOp } from '../../services/osd/pg-op.js';
+import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
+import { makeDevice } from '../store/devices.js';
 import { MemoryShardStore } from './memory-store.js';
 
 test('PG ops round-trip; a truncated op is CORRUPT, never applied', () => {
@@ -73,6 +75,28 @@ test('a proposal that never commits fails as TIMEOUT once 10 s old, and only the
   await Promise.resolve();
   assert.ok(isFastblockError(outcome, ErrorCode.TIMEOUT), String(outcome));
   assert.is(pg.waitingProposals, 0);
+});
+
+test('a batch of committed ops is issued at once on the blobstore and lands in log order; a bad op fails only its proposal', async () => {
+  const dev = makeDevice('memory', 16 << 20);
+  const store = await BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: 64 * 1024 });
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0);
+  pg.setLeader(0, 1);
+  const page = (value: number, pages: number) => new Uint8Array(pages * 4096).fill(value);
+  // Pages [0,2) then [1,3) then [2,4): each overlaps the next, so order matters on pages 1 and 2.
+  const ops = [encodePgOp(DataOp.WRITE, 'o', 0, 8192, page(1, 2)), encodePgOp(DataOp.WRITE, 'o', 4096, 8192, page(2, 2)), new Uint8Array(20), encodePgOp(DataOp.WRITE, 'o', 8192, 8192, page(3, 2)), encodePgOp(DataOp.WRITE_ZEROES, 'o', 12288, 100)];
+  const proposals = ops.map((op) => pg.propose(op).then(() => 'ok', (err: unknown) => err));
+  await pg.apply(ops.map((data, i) => ({ index: i + 1, term: 1, isOp: true, data })));
+  const outcomes = await Promise.all(proposals);
+  assert.equal([outcomes[0], outcomes[1], outcomes[3], outcomes[4]], ['ok', 'ok', 'ok', 'ok']);
+  assert.ok(isFastblockError(outcomes[2], ErrorCode.CORRUPT), String(outcomes[2]));
+  assert.is(pg.appliedIndex, 5);
+  const bytes = await store.objects.read('1.0', 'o', 0, 4 * 4096);
+  const firstOf = (p: number) => bytes[p * 4096];
+  assert.equal([firstOf(0), firstOf(1), firstOf(2), firstOf(3)], [1, 2, 3, 0]);
+  assert.is(bytes[3 * 4096 + 100], 3);
+  await store.close();
+  dev.destroy();
 });
 
 test('reads wait for the apply of their read index; losing leadership fails pending proposals', async () => {
