@@ -34,13 +34,21 @@ export interface NativeAddon {
   extendTo(fd: number, bytes: number): number;
 }
 
+const here = dirname(fileURLToPath(import.meta.url));
+/** Beside this file when it runs from the sources; from dist/plugins/store-blobstore, the same folder in the tree. */
+const CANDIDATES = [join(here, 'native'), join(here, '..', '..', '..', 'plugins', 'store-blobstore', 'native')].map((dir) => join(dir, 'build', 'Release', 'blobstore_native.node'));
+
 function load(): { addon?: NativeAddon; error?: Error } {
-  const path = join(dirname(fileURLToPath(import.meta.url)), 'native', 'build', 'Release', 'blobstore_native.node');
-  try {
-    return { addon: createRequire(import.meta.url)(path) as NativeAddon };
-  } catch (err) {
-    return { error: err as Error };
+  const require = createRequire(import.meta.url);
+  let error: Error | undefined;
+  for (const path of CANDIDATES) {
+    try {
+      return { addon: require(path) as NativeAddon };
+    } catch (err) {
+      error ??= err as Error;
+    }
   }
+  return { error };
 }
 
 const loaded = load();

@@ -1,9 +1,10 @@
-// @slow — `fastblock vstart` as a user runs it: detached, stopped, restarted on the same directory
-// (the data stays), in the foreground until SIGINT, and the three exports it prints really answer.
+// @slow — `fastblock vstart` as a user runs it (bin/fastblock.js, the compiled tree `npm run build`
+// makes, as the README says): detached, stopped, restarted on the same directory (the data stays),
+// in the foreground until SIGINT, and the three exports it prints really answer.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
-const CLI = ['--import', 'tsx', join(ROOT, 'cli', 'fastblock.ts')];
+const CLI = [join(ROOT, 'bin', 'fastblock.js')];
 const dir = mkdtempSync(join(tmpdir(), 'fastblock-vstart-'));
 
 function portFree(port: number): Promise<boolean> {
@@ -81,6 +82,11 @@ test('vstart --detach brings up a cluster and prints NBD, vhost-user-blk and NVM
   const info = await run('qemu-img', ['info', '--output=json', summary.nbd]);
   assert.is((JSON.parse(info.stdout) as { 'virtual-size': number })['virtual-size'], 256 * 2 ** 20);
   assert.match(await qemuIo(summary.nbd, 'write -P 0xab 1M 64k'), 'wrote 65536/65536 bytes');
+  // The compiled daemons find the native addons in the tree: the OSDs' stores run on io_uring.
+  for (const osd of ['osd0', 'osd1', 'osd2']) {
+    const log = readFileSync(join(dir, 'logs', `${osd}.log`), 'utf8');
+    assert.match(log, '"io":"uring"', `${osd} opened its store without io_uring: ${log.split('\n').find((l) => l.includes('device opened') || l.includes('addon')) ?? ''}`);
+  }
 });
 
 test('a second vstart on a running directory is refused; stop ends every daemon', async () => {
