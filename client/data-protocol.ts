@@ -4,7 +4,7 @@
  */
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { loadProto } from '../kernel/rpc/proto.js';
-import { WireReader, WireType, tag, varintSize, writeVarint } from './proto-wire.js';
+import { WireReader, WireType, tag, varintSize, writeVarint } from '../kernel/rpc/protobuf-wire.js';
 
 /** The data service's method ids on the transport (one for client I/O: the op is in the header). */
 export const DATA_METHOD_IO = 0x0200;
@@ -52,7 +52,7 @@ export const MAX_DATA_LENGTH = 4 * 1024 * 1024;
 export const dataProto = loadProto('data.proto');
 
 // DataRequest and DataReply travel with every I/O: they are written and read by hand
-// (client/proto-wire.ts says why), field numbers as in data.proto. Fields holding their default
+// (kernel/rpc/protobuf-wire.ts says why), field numbers as in data.proto. Fields holding their default
 // value are left out, as proto3 does.
 const REQUEST_OP = tag(1, WireType.VARINT);
 const REQUEST_POOL = tag(2, WireType.VARINT);

@@ -1,5 +1,5 @@
 /**
- * The data headers are written and read by hand (client/proto-wire.ts): they must stay the wire
+ * The data headers are written and read by hand (kernel/rpc/protobuf-wire.ts): they must stay the wire
  * format data.proto defines, so each direction is checked against protobufjs reading the .proto.
  */
 import { test } from 'uvu';

@@ -4,7 +4,7 @@
  * never copies a payload; decoding copies the received tail at most once (see ownTail) and every
  * entry's data is a view into it.
  *
- * The header is written and read field by field (protobuf-wire.ts), not through protobufjs:
+ * The header is written and read field by field (kernel/rpc/protobuf-wire.ts), not through protobufjs:
  * sizes first, then one buffer of exactly that size. raft.proto stays the definition;
  * test/raft/codec.test.ts checks both directions against protobufjs. Fields at their proto3
  * default are left out; the reader takes repeated scalars packed or not and skips unknown fields.
@@ -13,7 +13,7 @@ import { ErrorCode, FastblockError } from '../../errors.js';
 import { MessageType, message } from '../types.js';
 import type { Entry, Message, MessageType as MessageTypeValue, SnapshotChunk } from '../types.js';
 import type { Beat, BeatResponse, NodeMessage } from '../node-message.js';
-import { WireReader, WireType, WireWriter, delimitedSize, key, varintSize } from './protobuf-wire.js';
+import { WireReader, WireType, WireWriter, delimitedSize, tag, varintSize } from '../../rpc/protobuf-wire.js';
 
 export interface EncodedNodeMessage {
   readonly header: Uint8Array;
@@ -28,6 +28,8 @@ const CHUNK = { index: 1, term: 2, voters: 3, learners: 4, offset: 5, total: 6, 
 const BEAT = { group: 1, term: 2, commit: 3, seq: 4 } as const;
 const BEAT_RESPONSE = { group: 1, term: 2, seq: 3, index: 4 } as const;
 
+/** What a malformed header's error names. */
+const NODE_MESSAGE = 'raft node message';
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder();
 
@@ -43,8 +45,8 @@ function groupField(group: string): Buffer {
   return bytes;
 }
 
-const varintFieldSize = (field: number, value: number): number => (value === 0 ? 0 : varintSize(key(field, WireType.VARINT)) + varintSize(value));
-const doubleFieldSize = (field: number, value: number): number => (value === 0 ? 0 : varintSize(key(field, WireType.FIXED64)) + 8);
+const varintFieldSize = (field: number, value: number): number => (value === 0 ? 0 : varintSize(tag(field, WireType.VARINT)) + varintSize(value));
+const doubleFieldSize = (field: number, value: number): number => (value === 0 ? 0 : varintSize(tag(field, WireType.FIXED64)) + 8);
 const stringFieldSize = (field: number, bytes: Uint8Array): number => (bytes.byteLength === 0 ? 0 : delimitedSize(field, bytes.byteLength));
 
 function packedVarintsSize(values: readonly number[]): number {
@@ -212,7 +214,7 @@ function readRepeated(r: WireReader, wireType: number, into: number[], element: 
   }
   if (wireType !== WireType.BYTES) throw protocol(`malformed raft node message: repeated field of wire type ${wireType}`);
   const end = r.delimitedEnd();
-  const inner = new WireReader(r.bytes, r.at, end);
+  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
   while (!inner.done) into.push(element === 'double' ? inner.double() : inner.varint());
   r.at = end;
 }
@@ -248,7 +250,7 @@ interface ChunkHeader {
 
 function readChunk(r: WireReader, end: number): ChunkHeader {
   const c: ChunkHeader = { index: 0, term: 0, voters: [], learners: [], offset: 0, total: 0, length: 0 };
-  const inner = new WireReader(r.bytes, r.at, end);
+  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
   while (!inner.done) {
     const k = inner.varint();
     const wt = k & 7;
@@ -290,7 +292,7 @@ interface RaftMessageHeader {
 
 function readRaftMessage(r: WireReader, end: number): RaftMessageHeader {
   const m: RaftMessageHeader = { type: 0, group: '', from: 0, to: 0, term: 0, logTerm: 0, index: 0, commit: 0, entryTerms: [], entryTypes: [], entryLengths: [], reject: false, hint: 0, hintTerm: 0, seq: 0, force: false, snapshot: undefined };
-  const inner = new WireReader(r.bytes, r.at, end);
+  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
   while (!inner.done) {
     const k = inner.varint();
     const wt = k & 7;
@@ -326,7 +328,7 @@ function readRaftMessage(r: WireReader, end: number): RaftMessageHeader {
 
 function readBeat(r: WireReader, end: number): { group: string; term: number; third: number; fourth: number } {
   const b = { group: '', term: 0, third: 0, fourth: 0 };
-  const inner = new WireReader(r.bytes, r.at, end);
+  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
   while (!inner.done) {
     const k = inner.varint();
     const wt = k & 7;
@@ -363,7 +365,7 @@ export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): No
   const headers: RaftMessageHeader[] = [];
   const beats: Beat[] = [];
   const beatResponses: BeatResponse[] = [];
-  const r = new WireReader(headerBytes);
+  const r = new WireReader(headerBytes, NODE_MESSAGE);
   while (!r.done) {
     const k = r.varint();
     const wt = k & 7;

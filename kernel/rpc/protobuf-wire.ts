@@ -1,17 +1,20 @@
 /**
- * The protobuf wire format, as much of it as raft.proto uses: varints, little-endian doubles,
- * length-delimited fields (strings, nested messages, packed repeated scalars). The node-message
- * codec writes and reads its header field by field with these: protobufjs builds a Writer and an
- * op list per message on encode and a message object per nested message on decode, which at one
- * node message per destination per round was a visible share of a shard's CPU and garbage.
+ * The protobuf wire format, as much of it as the per-I/O headers use: varints, little-endian
+ * doubles, length-delimited fields (strings, nested messages, packed repeated scalars). The data
+ * request/reply headers (client/data-protocol.ts) and the raft node-message header
+ * (kernel/raft/wire/codec.ts) are written and read field by field with these: protobufjs builds a
+ * Writer and an op list per message on encode and a message object per nested message on decode,
+ * which at tens of thousands of messages a second was a visible share of CPU and garbage. The
+ * .proto files stay the definitions; the codecs' tests check both ways against protobufjs.
  *
- * Integers are JavaScript numbers: varints up to 2^53 are exact.
+ * Integers are JavaScript numbers: varints up to 2^53 are exact; a larger one decodes to a number
+ * that is not a safe integer, which the callers' range checks refuse.
  */
-import { ErrorCode, FastblockError } from '../../errors.js';
+import { ErrorCode, FastblockError } from '../errors.js';
 
 export const WireType = { VARINT: 0, FIXED64: 1, BYTES: 2, FIXED32: 5 } as const;
 
-export const key = (field: number, wireType: number): number => field * 8 + wireType;
+export const tag = (field: number, wireType: number): number => field * 8 + wireType;
 
 export function varintSize(value: number): number {
   let size = 1;
@@ -22,9 +25,24 @@ export function varintSize(value: number): number {
   return size;
 }
 
+/** Writes `value` (a non-negative integer) at `at`; returns the position after it. */
+export function writeVarint(out: Uint8Array, at: number, value: number): number {
+  while (value > 0x7fffffff) {
+    // Above 31 bits the bit operators would truncate: divide instead.
+    out[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  while (value >= 0x80) {
+    out[at++] = (value & 0x7f) | 0x80;
+    value >>>= 7;
+  }
+  out[at++] = value;
+  return at;
+}
+
 /** Bytes of a length-delimited field of `length` bytes under `field`, key included. */
 export function delimitedSize(field: number, length: number): number {
-  return varintSize(key(field, WireType.BYTES)) + varintSize(length) + length;
+  return varintSize(tag(field, WireType.BYTES)) + varintSize(length) + length;
 }
 
 /** Writes fields into a buffer sized beforehand (the encoder computes sizes first). */
@@ -37,30 +55,20 @@ export class WireWriter {
   }
 
   varint(value: number): void {
-    const out = this.out;
-    while (value > 0x7fffffff) {
-      // Above 31 bits the bit operators would truncate: divide instead.
-      out[this.at++] = (value % 0x80) | 0x80;
-      value = Math.floor(value / 0x80);
-    }
-    while (value >= 0x80) {
-      out[this.at++] = (value & 0x7f) | 0x80;
-      value >>>= 7;
-    }
-    out[this.at++] = value;
+    this.at = writeVarint(this.out, this.at, value);
   }
 
   /** A varint field; zero (the proto3 default) is left out. */
   varintField(field: number, value: number): void {
     if (value === 0) return;
-    this.varint(key(field, WireType.VARINT));
+    this.varint(tag(field, WireType.VARINT));
     this.varint(value);
   }
 
   /** A double field; zero is left out. */
   doubleField(field: number, value: number): void {
     if (value === 0) return;
-    this.varint(key(field, WireType.FIXED64));
+    this.varint(tag(field, WireType.FIXED64));
     this.double(value);
   }
 
@@ -71,7 +79,7 @@ export class WireWriter {
 
   /** The key and length of a length-delimited field whose `length` bytes the caller writes next. */
   delimited(field: number, length: number): void {
-    this.varint(key(field, WireType.BYTES));
+    this.varint(tag(field, WireType.BYTES));
     this.varint(length);
   }
 
@@ -81,13 +89,14 @@ export class WireWriter {
   }
 }
 
-/** A forward-only reader of one message's bytes; malformed input throws PROTOCOL. */
+/** A forward-only reader of one message's bytes (or of [start, end) of them); malformed input throws PROTOCOL naming `what`. */
 export class WireReader {
   at: number;
   private readonly view: DataView;
 
   constructor(
     readonly bytes: Uint8Array,
+    readonly what: string,
     start = 0,
     readonly end = bytes.byteLength,
   ) {
@@ -104,27 +113,35 @@ export class WireReader {
     let value = 0;
     let scale = 1;
     for (let i = 0; i < 10; i++) {
-      if (this.at >= this.end) throw malformed('truncated varint');
+      if (this.at >= this.end) throw this.malformed('truncated varint');
       const byte = bytes[this.at++]!;
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) return value;
       scale *= 0x80;
     }
-    throw malformed('varint longer than 10 bytes');
+    throw this.malformed('varint longer than 10 bytes');
   }
 
   double(): number {
-    if (this.at + 8 > this.end) throw malformed('truncated double');
+    if (this.at + 8 > this.end) throw this.malformed('truncated double');
     const value = this.view.getFloat64(this.at, true);
     this.at += 8;
     return value;
+  }
+
+  /** A length-delimited field's bytes, as a view. */
+  bytesField(): Uint8Array {
+    const end = this.delimitedEnd();
+    const view = this.bytes.subarray(this.at, end);
+    this.at = end;
+    return view;
   }
 
   /** The end of a length-delimited field whose bytes start at `at` once this returns. */
   delimitedEnd(): number {
     const length = this.varint();
     const end = this.at + length;
-    if (end > this.end) throw malformed('length-delimited field past the end');
+    if (end > this.end) throw this.malformed('length-delimited field past the end');
     return end;
   }
 
@@ -144,16 +161,16 @@ export class WireReader {
         this.advance(4);
         return;
       default:
-        throw malformed(`unsupported wire type ${wireType}`);
+        throw this.malformed(`unsupported wire type ${wireType}`);
     }
   }
 
   private advance(n: number): void {
-    if (this.at + n > this.end) throw malformed('truncated field');
+    if (this.at + n > this.end) throw this.malformed('truncated field');
     this.at += n;
   }
-}
 
-function malformed(reason: string): FastblockError {
-  return new FastblockError(ErrorCode.PROTOCOL, `malformed raft node message: ${reason}`, { reason });
+  private malformed(reason: string): FastblockError {
+    return new FastblockError(ErrorCode.PROTOCOL, `undecodable ${this.what}: ${reason}`, { reason, bytes: this.end, at: this.at });
+  }
 }
