@@ -38,4 +38,15 @@ test('shard threads on regions of one file: each has its ring; threads exit with
   }
 });
 
+test('a thread terminated in the middle of a native call ends alone; the process goes on', async () => {
+  if (reason !== undefined) return;
+  const path = join(scratchDir(), 'hammer.img');
+  for (let round = 0; round < 20; round++) {
+    const thread = shardThread({ path, shard: 0, close: false, spin: false, hammer: true });
+    await ready(thread);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+    assert.is(await thread.terminate(), 1);
+  }
+});
+
 test.run();
