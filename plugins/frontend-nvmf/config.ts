@@ -22,6 +22,7 @@ export interface NvmfConfig {
   readonly inCapsuleDataSize: number;
   readonly maxH2CData: number;
   readonly keepAliveGraceMs: number;
+  readonly sizeCheckMs: number;
 }
 
 export const nvmfConfigSchema: Schema<NvmfConfig> = {
@@ -42,6 +43,13 @@ export const nvmfConfigSchema: Schema<NvmfConfig> = {
   inCapsuleDataSize: { doc: 'write data carried inside the command capsule, bytes (IOCCSZ)', format: 'nat', default: DEFAULT_NVMF_OPTIONS.inCapsuleDataSize },
   maxH2CData: { doc: 'largest H2CData PDU payload, bytes (MAXH2CDATA)', format: 'nat', default: DEFAULT_NVMF_OPTIONS.maxH2CData },
   keepAliveGraceMs: { doc: 'time past a host keep-alive timeout before its controller is torn down (ms)', format: 'nat', default: DEFAULT_NVMF_OPTIONS.keepAliveGraceMs },
+  sizeCheckMs: {
+    doc: 'how often exported volumes are checked for a size change, reported to hosts as a namespace attribute notice (ms)',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 10) throw new Error('must be an integer of at least 10 (ms)');
+    },
+    default: DEFAULT_NVMF_OPTIONS.sizeCheckMs,
+  },
 };
 
 export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
@@ -56,6 +64,7 @@ export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
     inCapsuleDataSize: config.inCapsuleDataSize,
     maxH2CData: config.maxH2CData,
     keepAliveGraceMs: config.keepAliveGraceMs,
+    sizeCheckMs: config.sizeCheckMs,
   };
 }
 

@@ -27,12 +27,15 @@ export interface NvmfTargetOptions extends ControllerLimits {
   readonly advertiseAddress?: string;
   /** Default NQNs are `<prefix>:<pool>:<image>`. */
   readonly nqnPrefix: string;
+  /** How often exported volumes' sizes are checked; a change is reported to hosts (ms). */
+  readonly sizeCheckMs: number;
 }
 
 export const DEFAULT_NVMF_OPTIONS: NvmfTargetOptions = {
   listenAddress: '127.0.0.1',
   port: 4420,
   nqnPrefix: 'nqn.2024-01.io.fastblock',
+  sizeCheckMs: 1000,
   maxIoQueues: 8,
   maxQueueEntries: 128,
   maxTransferBytes: 1024 * 1024,
@@ -60,6 +63,7 @@ export class NvmfTarget implements Frontend, QueueDirectory {
   private readonly connections = new Map<Socket, NvmeTcpConnection>();
   private server: Server | undefined;
   private boundPort = 0;
+  private sizeCheckTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly provider: BlockVolumeProvider,
@@ -94,12 +98,18 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
     this.server = server;
+    // A volume's size follows the cluster map (an image resize); hosts learn of it from the
+    // Namespace Attribute Changed event and rescan the namespace.
+    this.sizeCheckTimer = setInterval(() => this.checkSizes(), this.options.sizeCheckMs);
+    this.sizeCheckTimer.unref();
     this.logger.info({ address: this.options.listenAddress, port: this.boundPort }, 'NVMe/TCP target listening');
   }
 
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    clearInterval(this.sizeCheckTimer);
+    this.sizeCheckTimer = undefined;
     for (const socket of this.connections.keys()) socket.destroy();
     for (const id of [...this.exports.keys()]) await this.removeExport(id);
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -139,6 +149,17 @@ export class NvmfTarget implements Frontend, QueueDirectory {
       { nqn: DISCOVERY_NQN, subtype: 3, address, port },
       ...[...this.exports.keys()].map((nqn) => ({ nqn, subtype: 2 as const, address, port })),
     ];
+  }
+
+  private checkSizes(): void {
+    for (const [nqn, entry] of this.exports) {
+      for (const ns of entry.subsystem.namespaces.values()) {
+        const before = ns.blocks;
+        if (!ns.refreshSize()) continue;
+        this.logger.info({ nqn, volume: entry.volume, nsid: ns.nsid, blocks: ns.blocks, before }, 'namespace size changed: notifying hosts');
+        for (const controller of entry.subsystem.controllers.values()) controller.namespaceChanged(ns.nsid);
+      }
+    }
   }
 
   private discoveryChanged(): void {
@@ -222,5 +243,6 @@ function validateLimits(o: NvmfTargetOptions): string | undefined {
   if (o.inCapsuleDataSize < 1024 || o.inCapsuleDataSize % 16 !== 0) return 'inCapsuleDataSize must be >= 1024 (Connect data) and a multiple of 16';
   if (o.maxQueueEntries < 2 || o.maxQueueEntries > 65536) return 'maxQueueEntries must be in [2, 65536]';
   if (o.maxIoQueues < 1 || o.maxIoQueues > 65535) return 'maxIoQueues must be in [1, 65535]';
+  if (!Number.isInteger(o.sizeCheckMs) || o.sizeCheckMs < 10) return 'sizeCheckMs must be an integer of at least 10';
   return undefined;
 }

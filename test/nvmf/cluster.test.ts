@@ -3,7 +3,8 @@
 // real fastblockd gateway (`--plugins tcp,client,nvmf`) whose namespace is a 1-replica image of a
 // local cluster (monitor + OSD on the blobstore). What the guest writes with dd is what the host
 // reads through the client library; a deallocated range reads back as zeroes on both sides; ext4 is
-// made, used and checked on the image.
+// made, used and checked on the image; an image resized in the cluster grows in the guest while it
+// stays connected (Namespace Attribute Changed notice, the kernel's rescan).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
@@ -43,6 +44,11 @@ e2fsck -fn $D > /tmp/fsck.out 2>&1 && echo "FSCK clean" || { cat /tmp/fsck.out; 
 mount -t ext4 -o ro $D /mnt
 [ "$(md5sum < /mnt/big | cut -d' ' -f1)" = "$big" ] && echo "EXT4 file intact"
 umount /mnt
+echo RESIZE_READY
+i=0; while [ "$(cat /sys/block/nvme0n1/size)" = "$OLD_SECTORS" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+echo "RESIZED $(cat /sys/block/nvme0n1/size)"
+dd if=/tmp/pat of=$D bs=1M seek=64 count=4 oflag=direct 2>/dev/null
+line PAST_OLD_END 64 4
 nvme flush $D -n 1 > /dev/null && echo "FLUSH ok"
 nvme disconnect -n ${NQN} > /dev/null && echo "DISCONNECT ok"
 `;
@@ -57,7 +63,22 @@ test('a guest namespace on a cluster image, through fastblockd with the client a
     const cluster = started.cluster;
     gateway = await startNvmfDaemon([`client.monitors=${cluster.monitorAddress}`, 'nvmf.exports=rbd/vm'], [], join(ROOT, 'client'));
 
-    const result = await bootGuest({ devices: userNet(), modules: ['nvme-tcp', 'ext4'], env: { PORT: gateway.port }, script: GUEST_SCRIPT, timeoutMs: 180_000 });
+    // The host grows the image once the guest has done the rest; the gateway's client learns the
+    // size from the map and the target tells the guest.
+    let resized: Promise<unknown> | undefined;
+    const onLine = (line: string): void => {
+      if (line.trim() === 'RESIZE_READY') resized ??= cluster.admin('image resize', { pool: 'rbd', name: 'vm', sizeBytes: 96 * MiB });
+    };
+    const result = await bootGuest({
+      devices: userNet(),
+      modules: ['nvme-tcp', 'ext4'],
+      env: { PORT: gateway.port, OLD_SECTORS: (64 * MiB) / 512 },
+      script: GUEST_SCRIPT,
+      timeoutMs: 180_000,
+      onLine,
+    });
+    assert.ok(resized, 'the guest reached the resize step');
+    await resized;
     assert.is(result.exitCode, 0, result.console.slice(-4000));
     const value = (key: string): string => new RegExp(`^${key} (.*)$`, 'm').exec(result.output)?.[1] ?? `<no ${key} in output>`;
     assert.is(value('GEOMETRY'), `${(64 * MiB) / 512} 4096`);
@@ -65,6 +86,8 @@ test('a guest namespace on a cluster image, through fastblockd with the client a
     assert.is(value('DISCARDED'), md5(new Uint8Array(MiB)));
     assert.match(result.output, 'FSCK clean');
     assert.match(result.output, 'EXT4 file intact');
+    assert.is(value('RESIZED'), String((96 * MiB) / 512), 'the guest sees the new size without reconnecting');
+    assert.is(value('PAST_OLD_END'), value('DD_WRITE'), 'and writes past the old end');
     assert.is(value('FLUSH'), 'ok');
     assert.is(value('DISCONNECT'), 'ok');
 
@@ -74,6 +97,7 @@ test('a guest namespace on a cluster image, through fastblockd with the client a
       const image = await client.open('rbd/vm');
       assert.is(md5(await image.read(40 * MiB, 4 * MiB)), value('DD_WRITE'));
       assert.is(md5(await image.read(48 * MiB, MiB)), md5(new Uint8Array(MiB)));
+      assert.is(md5(await image.read(64 * MiB, 4 * MiB)), value('DD_WRITE'));
       await image.close();
     } finally {
       await client.close();

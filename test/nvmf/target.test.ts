@@ -367,6 +367,43 @@ test('keep alive: an association without Keep Alive is torn down after KATO; the
   kept.host.close();
 });
 
+test('resize: the namespace follows its volume; a Namespace Attribute Changed notice and log page 0x04, once until read', async () => {
+  const { host, cntlid } = await adminHost();
+  const io = await ioHost(cntlid, 1);
+  const ctrl = (await host.identify(1)).data;
+  assert.is(new DataView(ctrl.buffer, ctrl.byteOffset).getUint32(92, true) & (1 << 8), 1 << 8, 'OAES namespace attribute notices');
+  assert.is((await host.command({ opcode: 0x09, cdw10: 0x0b, cdw11: 1 << 8 })).cqe.status, 0);
+  const log = async (retain = false) => {
+    const page = (await host.command({ opcode: 0x02, cdw10: 0x04 | (retain ? 1 << 15 : 0) | ((4096 / 4 - 1) << 16) }, undefined, 4096)).data;
+    const v = new DataView(page.buffer, page.byteOffset);
+    return [v.getUint32(0, true), v.getUint32(4, true)];
+  };
+  const nsze = async () => Number(new DataView((await host.identify(0, 1)).data.buffer).getBigUint64(0, true));
+  const oldBlocks = (64 * 1024 * 1024) / 4096;
+  assert.is(sc((await io.read(1, oldBlocks, 1)).cqe.status), 0x80, 'past the end before the resize');
+
+  const aer = host.command({ opcode: 0x0c });
+  const volume = await t.provider.open('rbd/disk0');
+  volume.resize(96 * 1024 * 1024);
+  assert.is((await aer).cqe.dw0, 0x00040002, 'notice, namespace attribute changed, log page 0x04');
+  assert.is(await nsze(), (96 * 1024 * 1024) / 4096);
+  assert.equal(await log(true), [1, 0], 'namespace 1 changed (retained)');
+  assert.equal(await log(), [1, 0], 'still listed after a read with RAE');
+  assert.equal(await log(), [0, 0], 'cleared by the read without RAE');
+  const data = randomBytes(4096);
+  assert.is((await io.write(1, oldBlocks, data)).cqe.status, 0, 'the new blocks take writes');
+  assert.equal(Buffer.from((await io.read(1, oldBlocks, 1)).data), data);
+
+  // A second change after the log was read is noticed again; a shrink takes the end away.
+  const again = host.command({ opcode: 0x0c });
+  volume.resize(32 * 1024 * 1024);
+  assert.is((await again).cqe.dw0, 0x00040002);
+  assert.is(await nsze(), (32 * 1024 * 1024) / 4096);
+  assert.is(sc((await io.read(1, (32 * 1024 * 1024) / 4096, 1)).cqe.status), 0x80, 'past the new end');
+  io.close();
+  host.close();
+});
+
 test('discovery controller: log lists the discovery subsystem and every export; change notice on create', async () => {
   const host = await TestHost.open(t.port);
   assert.is((await host.connectAdmin(DISCOVERY_NQN)).cqe.status, 0);

@@ -14,15 +14,34 @@ export class MemoryVolume implements BlockVolume {
   /** Counters tests can assert on. */
   readonly stats = { reads: 0, writes: 0, flushes: 0, discards: 0, writeZeroes: 0, fuaWrites: 0 };
 
-  /** `pages` is shared between the handles of one volume, so each opener can close its own. */
+  /**
+   * `pages` and `extent` are shared between the handles of one volume, so each opener can close its
+   * own and a resize reaches every handle (as an image resize reaches every open image).
+   */
   constructor(
     readonly name: string,
-    readonly size: number,
+    size: number,
     private readonly pages = new Map<number, Uint8Array>(),
+    private readonly extent = { size },
   ) {
+    MemoryVolume.checkSize(name, size);
+  }
+
+  private static checkSize(name: string, size: number): void {
     if (!Number.isSafeInteger(size) || size <= 0 || size % PAGE !== 0) {
       throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `volume size must be a positive multiple of ${PAGE}`, { name, size });
     }
+  }
+
+  get size(): number {
+    return this.extent.size;
+  }
+
+  /** Grows or shrinks the volume for every handle; a shrink drops the data past the new end. */
+  resize(size: number): void {
+    MemoryVolume.checkSize(this.name, size);
+    for (const pageNo of this.pages.keys()) if (pageNo * PAGE >= size) this.pages.delete(pageNo);
+    this.extent.size = size;
   }
 
   private check(offset: number, length: number): void {
@@ -112,7 +131,7 @@ export class MemoryVolume implements BlockVolume {
   }
 
   newHandle(): MemoryVolume {
-    return new MemoryVolume(this.name, this.size, this.pages);
+    return new MemoryVolume(this.name, this.size, this.pages, this.extent);
   }
 
   /** Bytes of allocated pages: lets tests see that a discard released space. */

@@ -160,6 +160,10 @@ function getLogPage(controller: Controller, ctx: CommandContext, port: Advertise
       case LogPage.FirmwareSlot:
         page = firmwareSlotLog(controller.limits.firmware);
         break;
+      case LogPage.ChangedNamespaceList:
+        // CDW10 bit 15, Retain Asynchronous Event.
+        page = controller.changedNamespaceLog((cdw10 & (1 << 15)) !== 0);
+        break;
       case LogPage.CommandsSupported:
         page = commandsSupportedLog();
         break;

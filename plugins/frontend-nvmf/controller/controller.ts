@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { assert } from '../../../kernel/errors.js';
 import type { Completion } from '../nvme/command.js';
-import type { ErrorEntry } from '../nvme/log-pages.js';
+import { CHANGED_NAMESPACE_LIST_ENTRIES, changedNamespaceList, type ErrorEntry } from '../nvme/log-pages.js';
 import { CC, CSTS, CommandSetSelect, Property, ShutdownStatus, NVME_VERSION, capability } from '../nvme/registers.js';
 import { CommandSpecificStatus, GenericStatus, NvmeStatusError, SUCCESS, commandSpecific, generic } from '../nvme/status.js';
 import type { DiscoverySubsystem } from '../subsystem/discovery-subsystem.js';
@@ -24,6 +24,10 @@ export interface QueueLink {
 export const AEC_DISCOVERY_LOG_CHANGE = 1 << 31;
 /** AEN dword 0: Notice (type 2), Discovery Log Page Change (0xF0), log page 0x70. */
 export const AEN_DISCOVERY_LOG_CHANGE = 0x02 | (0xf0 << 8) | (0x70 << 16);
+/** Async Event Configuration bit for namespace attribute notices. */
+export const AEC_NAMESPACE_ATTRIBUTE = 1 << 8;
+/** AEN dword 0: Notice (type 2), Namespace Attribute Changed (0x00), log page 0x04. */
+export const AEN_NAMESPACE_ATTRIBUTE_CHANGED = 0x02 | (0x00 << 8) | (0x04 << 16);
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -40,6 +44,11 @@ export class Controller {
   readonly ioQueues = new Map<number, QueueLink>();
   private readonly pendingEventRequests: PendingEvent[] = [];
   private readonly queuedEvents: number[] = [];
+  /** Namespaces changed since the host last read the Changed Namespace List. */
+  private readonly changedNamespaces = new Set<number>();
+  private changedNamespacesOverflow = false;
+  /** A namespace notice was reported and the log not read yet: later changes only join the list. */
+  private namespaceNoticeMasked = false;
   private readonly errors: ErrorEntry[] = [];
   private errorCount = 0;
   private keepAliveTimer: NodeJS.Timeout | undefined;
@@ -179,6 +188,30 @@ export class Controller {
     const waiter = this.pendingEventRequests.shift();
     if (waiter) waiter.resolve({ status: SUCCESS, dw0, dw1: 0 });
     else if (!this.queuedEvents.includes(dw0)) this.queuedEvents.push(dw0);
+  }
+
+  /** A namespace's attributes changed (its size): listed in log page 0x04 and noticed once. */
+  namespaceChanged(nsid: number): void {
+    if (this.destroyed) return;
+    if (this.changedNamespaces.size >= CHANGED_NAMESPACE_LIST_ENTRIES) this.changedNamespacesOverflow = true;
+    else this.changedNamespaces.add(nsid);
+    if (this.namespaceNoticeMasked || (this.asyncEventConfig & AEC_NAMESPACE_ATTRIBUTE) === 0) return;
+    this.namespaceNoticeMasked = true;
+    this.notify(AEN_NAMESPACE_ATTRIBUTE_CHANGED, AEC_NAMESPACE_ATTRIBUTE);
+  }
+
+  /**
+   * The Changed Namespace List; reading it clears the list and re-arms the notice unless the host
+   * asked to retain the event (RAE).
+   */
+  changedNamespaceLog(retain: boolean): Uint8Array {
+    const page = changedNamespaceList(this.changedNamespaces, this.changedNamespacesOverflow);
+    if (!retain) {
+      this.changedNamespaces.clear();
+      this.changedNamespacesOverflow = false;
+      this.namespaceNoticeMasked = false;
+    }
+    return page;
   }
 
   private abortEventRequests(): void {

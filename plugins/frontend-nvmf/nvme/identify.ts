@@ -40,8 +40,9 @@ export function identifyController(id: ControllerIdentity): Uint8Array {
   s.u8(77, id.mdts);
   s.u16(78, id.cntlid);
   s.u32(80, NVME_VERSION);
-  // OAES: discovery log change notices on the discovery controller.
-  s.u32(92, id.type === ControllerType.Discovery ? 1 << 31 : 0);
+  // OAES: discovery log change notices on the discovery controller, namespace attribute notices
+  // (a resized volume) on an I/O controller.
+  s.u32(92, id.type === ControllerType.Discovery ? 1 << 31 : 1 << 8);
   s.u8(111, id.type);
   s.u8(258, 3); // ACL: 4 concurrent Aborts (0's based)
   s.u8(259, id.asyncEventLimit - 1); // AERL, 0's based

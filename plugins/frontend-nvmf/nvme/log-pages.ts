@@ -1,6 +1,6 @@
 /**
- * Log pages: error information, SMART / health, firmware slot, commands supported and effects,
- * and the discovery log.
+ * Log pages: error information, SMART / health, firmware slot, changed namespace list, commands
+ * supported and effects, and the discovery log.
  */
 import { Structure } from './structure.js';
 import { AdminOpcode, IoOpcode } from './opcodes.js';
@@ -99,5 +99,16 @@ export function discoveryLog(generation: number, records: readonly DiscoveryReco
     s.string(at + 512, 256, r.address);
     s.u8(at + 768, 0); // TSAS: no security
   });
+  return s.bytes;
+}
+
+/** Entries of the Changed Namespace List; more changes than this are reported as 0xFFFFFFFF. */
+export const CHANGED_NAMESPACE_LIST_ENTRIES = 1024;
+
+/** Namespace ids in ascending order, zero-terminated; `overflow` when more changed than fit. */
+export function changedNamespaceList(nsids: Iterable<number>, overflow: boolean): Uint8Array {
+  const s = new Structure(CHANGED_NAMESPACE_LIST_ENTRIES * 4);
+  if (overflow) return s.u32(0, 0xffffffff).bytes;
+  [...nsids].sort((a, b) => a - b).slice(0, CHANGED_NAMESPACE_LIST_ENTRIES).forEach((nsid, i) => s.u32(i * 4, nsid));
   return s.bytes;
 }

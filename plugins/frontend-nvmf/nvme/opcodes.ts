@@ -45,6 +45,7 @@ export const LogPage = {
   Error: 0x01,
   Smart: 0x02,
   FirmwareSlot: 0x03,
+  ChangedNamespaceList: 0x04,
   CommandsSupported: 0x05,
   Discovery: 0x70,
 } as const;

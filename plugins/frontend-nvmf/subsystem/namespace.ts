@@ -10,7 +10,8 @@ import { ErrorCode, FastblockError } from '../../../kernel/errors.js';
 
 export class Namespace {
   readonly lbaShift: number;
-  readonly blocks: number;
+  /** Logical blocks as of the last size check (Identify Namespace NSZE/NCAP/NUSE). */
+  private blockCount: number;
   readonly uuid: Uint8Array;
   readonly nguid: Uint8Array;
 
@@ -24,13 +25,28 @@ export class Namespace {
       throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `volume ${volume.name} has a block size NVMe cannot express`, { blockSize: volume.blockSize });
     }
     this.lbaShift = shift;
-    this.blocks = Math.floor(volume.size / volume.blockSize);
+    this.blockCount = Math.floor(volume.size / volume.blockSize);
     const digest = createHash('sha256').update(`fastblock\0${subsystemNqn}\0${nsid}\0${volume.name}`).digest();
     // RFC 9562 layout: version 8 (vendor-specific, derived by hash), variant 10.
     this.uuid = Uint8Array.from(digest.subarray(0, 16));
     this.uuid[6] = (this.uuid[6]! & 0x0f) | 0x80;
     this.uuid[8] = (this.uuid[8]! & 0x3f) | 0x80;
     this.nguid = Uint8Array.from(digest.subarray(16, 32));
+  }
+
+  get blocks(): number {
+    return this.blockCount;
+  }
+
+  /**
+   * Takes the volume's current size (an image resized in the cluster map); true when it changed,
+   * which the target reports to hosts as a Namespace Attribute Changed event.
+   */
+  refreshSize(): boolean {
+    const blocks = Math.floor(this.volume.size / this.blockSize);
+    if (blocks === this.blockCount) return false;
+    this.blockCount = blocks;
+    return true;
   }
 
   get blockSize(): number {

@@ -17,7 +17,8 @@ export async function startTarget(
 ): Promise<StartedTarget> {
   provider.create('rbd/disk0');
   const logger = pino({ level: process.env.NVMF_TEST_LOG ?? 'silent' });
-  const target = new NvmfTarget(provider, logger, { port: 0, ...options });
+  // Size checks often: a resize test waits for its notice.
+  const target = new NvmfTarget(provider, logger, { port: 0, sizeCheckMs: 20, ...options });
   await target.start();
   const info = await target.createExport({ volume: 'rbd/disk0' });
   return { target, provider, port: target.port, nqn: info.id, stop: () => target.stop() };
