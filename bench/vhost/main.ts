@@ -1,15 +1,19 @@
 /**
- * Is the vhost-user-blk frontend a bottleneck? One QEMU TCG guest gets two virtio-blk disks:
- *   - vda: fastblock's vhost controller, over the in-memory test target (test/vhost/daemon.ts, the
- *     default) or over a 1-replica image of a local cluster (--backend cluster: fastblockd with the
- *     client and vhost plugins beside a monitor and one OSD), and
- *   - vdb: qemu-storage-daemon's vhost-user-blk export of a raw file on tmpfs, the reference.
+ * Issue 7's benchmark. One QEMU TCG guest gets two virtio-blk disks:
+ *   - vda: fastblock's vhost controller over a 1-replica image of a local cluster (the default,
+ *     --backend cluster: fastblockd with the client and vhost plugins beside a monitor and one
+ *     OSD), or over the in-memory test target (--backend memory: test/vhost/daemon.ts, the
+ *     frontend alone, no cluster in the path), and
+ *   - vdb: qemu-storage-daemon's vhost-user-blk export of a raw file, the reference, with qsd's
+ *     default options. The raw file lives where the backend keeps its data: with the cluster, on
+ *     the filesystem of the OSD's store (the issue's "raw file", on the same disk, as
+ *     bench/cluster does); with the memory target, on tmpfs (RAM against RAM).
  * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating which goes
  * first from round to round; each figure is the best of its rounds (the machine is shared, and a
  * round that loses the CPU to a neighbour says nothing about either server). The guest is CPU-bound
  * under TCG, so read the ratio as overhead only.
  *
- *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend memory|cluster]
+ *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend cluster|memory]
  *
  * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
  */
@@ -20,12 +24,11 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { bootGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
 import { VhostDaemon } from '../../test/vhost/daemon-process.js';
-import { FASTBLOCKD, start } from '../../test/cli/daemon-process.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '5')
   .option('--rounds <n>', 'rounds of the four jobs', '3')
-  .option('--backend <kind>', 'memory (the in-memory test target), or cluster (a 1-replica image of a local cluster)', 'memory')
+  .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
   .parse()
   .opts<{ runtime: string; rounds: string; backend: string }>();
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
@@ -41,11 +44,11 @@ if (skip) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'fastblock-bench-vhost-'));
-const fastblockSocket = join(dir, 'fastblock.sock');
 const referenceSocket = join(dir, 'qsd.sock');
-// The reference's raw file lives in RAM (tmpfs) when it can, as fastblock's test target does.
-const ramDir = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'fastblock-bench-vhost-')) : dir;
-const referenceImage = join(ramDir, 'qsd.img');
+// The cluster's OSD stores under `dir`, so the reference's file goes there too; the memory
+// target's data is in RAM, so its reference's is on tmpfs when there is one.
+const referenceDir = opts.backend === 'memory' && existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'fastblock-bench-vhost-')) : dir;
+const referenceImage = join(referenceDir, 'qsd.img');
 writeFileSync(referenceImage, '');
 truncateSync(referenceImage, SIZE_MIB * 1024 * 1024);
 
@@ -59,48 +62,41 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-/** fastblock's side: the vhost frontend over the chosen backend, serving fastblockSocket. */
-async function startFastblock(): Promise<{ stop(): Promise<void>; pids: Record<string, number> }> {
+/** fastblock's side: the vhost frontend over the chosen backend, serving `socket`. */
+async function startFastblock(): Promise<{ socket: string; stop(): Promise<void>; pids: Record<string, number> }> {
   if (opts.backend === 'memory') {
+    const socket = join(dir, 'fastblock.sock');
     const daemon = await VhostDaemon.start({
       target: 'memory',
       volumes: { 'rbd/bench': SIZE_MIB * 1024 * 1024 },
-      controllers: [{ volume: 'rbd/bench', socket: fastblockSocket, queues: 2 }],
+      controllers: [{ volume: 'rbd/bench', socket, queues: 2 }],
     });
-    return { stop: () => daemon.stop(), pids: { gateway: daemon.pid } };
+    return { socket, stop: () => daemon.stop(), pids: { gateway: daemon.pid } };
   }
   // Loaded only here: the memory backend needs none of the cluster's code.
   const { LocalCluster } = await import('../../cli/commands/vstart-cluster.js');
   // Ports away from vstart's defaults: other suites may run a cluster on this machine meanwhile.
   const base = 21000 + Math.floor(Math.random() * 20000);
+  // The cluster's own gateway (vstart's: tcp,client,nbd,vhost) serves the controller, so it runs
+  // with the node flags of every daemon, and FASTBLOCK_DAEMON_NODE_ARGS (e.g. --cpu-prof) reaches
+  // it as it reaches the OSD.
   const cluster = await LocalCluster.start({
     dir: join(dir, 'cluster'),
     osds: 1,
     monitorPort: base,
     osdBasePort: base + 10,
+    nbdPort: base + 5,
     pool: { name: 'rbd', size: 1, pgNum: 16 },
     image: { name: 'bench', sizeBytes: SIZE_MIB * 1024 * 1024 },
     storeSizeMb: 1024,
-    gateway: false,
+    frontends: { vhost: true },
     logLevel: 'warn',
   });
-  const gateway = start(FASTBLOCKD, [
-    '--plugins', `tcp,${join(process.cwd(), 'client')},vhost`,
-    '--listen', '127.0.0.1:0',
-    '--set', `client.monitors=${cluster.monitorAddress}`,
-    '--set', `vhost.controllers=rbd/bench=${fastblockSocket}:2`,
-  ]);
-  const stop = async () => {
-    gateway.child.kill('SIGTERM');
-    await gateway.exit;
-    await cluster.stop();
+  return {
+    socket: cluster.vhostSocket!,
+    stop: () => cluster.stop(),
+    pids: Object.fromEntries([...cluster.daemons.values()].map((d) => [d.name, d.pid])),
   };
-  for (let i = 0; i < 600 && !existsSync(fastblockSocket); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-  if (!existsSync(fastblockSocket)) {
-    await stop();
-    throw new Error(`the gateway did not create its vhost controller: ${gateway.stderr()}`);
-  }
-  return { stop, pids: { gateway: gateway.child.pid!, ...Object.fromEntries([...cluster.daemons.values()].map((d) => [d.name, d.pid])) } };
 }
 
 const daemon = await startFastblock();
@@ -157,7 +153,7 @@ const recordCpu = (who: string, rw: string, ios: number): void => {
 };
 try {
   const result = await bootGuest({
-    devices: [...vhostUserBlk(fastblockSocket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
+    devices: [...vhostUserBlk(daemon.socket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
     hostfs: true,
     memoryMiB: 512,
     script,
@@ -183,7 +179,7 @@ try {
     // already gone
   }
   rmSync(dir, { recursive: true, force: true });
-  rmSync(ramDir, { recursive: true, force: true });
+  rmSync(referenceDir, { recursive: true, force: true });
 }
 
 const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
@@ -201,6 +197,6 @@ console.log(
       (opts.backend === 'cluster'
         ? 'fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway; '
         : 'fastblock serves the in-memory test target (no cluster in the path); ') +
-      'the reference is qemu-storage-daemon on a raw file on tmpfs. Best of rounds, alternating order. Shared 2-core machine: noisy.',
+      `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
   }),
 );
