@@ -7,11 +7,16 @@
  * included) compares two versions of the code fairly. Run both versions at once to compare them
  * under the same load.
  *
- *   node --import tsx bench/cluster/in-process.ts [--seconds 8] [--jobs 4k:32,4k:1,128k:8]
+ *   node --import tsx bench/cluster/in-process.ts [--seconds 8] [--jobs 4k:32,4k:1,128k:8] [--profile DIR]
  *
- * Prints one line per job; not a target benchmark (no baseline, no JSON line).
+ * Prints one line per job, with what each write cost the three shards together: raft rounds,
+ * storage flushes (those that reached the device: blobstore flush rounds) and node messages.
+ * --profile writes a V8 CPU profile and an allocation profile (sampled, garbage included) of each
+ * job (not of the setup or the precondition) to DIR.
+ * Not a target benchmark (no baseline, no JSON line).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -28,25 +33,61 @@ import { Shard } from '../../services/osd/shard.js';
 const opts = new Command()
   .option('--seconds <s>', 'seconds per job', '8')
   .option('--jobs <list>', 'block size:queue depth, comma-separated (128k and larger run sequentially)', '4k:32,4k:1,128k:8')
+  .option('--profile <dir>', 'write a CPU profile of each job to this directory')
   .parse()
-  .opts<{ seconds: string; jobs: string }>();
+  .opts<{ seconds: string; jobs: string; profile?: string }>();
 
 const MiB = 1 << 20;
 const PGS = 64;
 const SPAN = 128 * MiB;
 const logger = pino({ level: 'warn' });
 
-async function run(image: Image, label: string, bs: number, qd: number, seconds: number, sequential: boolean): Promise<void> {
+interface Node {
+  readonly transport: TcpTransport;
+  readonly store: BlobShardStore;
+  readonly shard: Shard;
+  readonly port: number;
+}
+
+/** Rounds, device flushes and node messages of the three shards together. */
+function counters(nodes: readonly Node[]): { rounds: number; flushes: number; messages: number } {
+  let rounds = 0;
+  let flushes = 0;
+  let messages = 0;
+  for (const n of nodes) {
+    rounds += n.shard.raftStats.rounds;
+    flushes += n.store.blobstore.flushRounds;
+    messages += n.shard.raftStats.nodeMessagesSent;
+  }
+  return { rounds, flushes, messages };
+}
+
+/** A job: random writes for `seconds`, or sequential ones, for `seconds` or once over the span (`seconds` undefined). */
+async function run(nodes: readonly Node[], image: Image, label: string, bs: number, qd: number, seconds: number | undefined, sequential: boolean): Promise<void> {
   const block = new Uint8Array(bs).fill(7);
   let ops = 0;
   let next = 0;
-  const deadline = Date.now() + seconds * 1000;
+  let issued = 0;
+  const more = seconds === undefined ? () => issued * bs < SPAN : () => Date.now() < deadline;
+  const session = opts.profile && label !== 'precondition' ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    // Every allocation site, garbage included: what the young generation churns through.
+    await session.post('HeapProfiler.enable');
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+  }
+  const deadline = Date.now() + (seconds ?? 0) * 1000;
+  const before = counters(nodes);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: qd }, async () => {
-      while (Date.now() < deadline) {
-        const offset = sequential ? (next = (next + bs) % SPAN) : Math.floor(Math.random() * (SPAN / bs)) * bs;
+      while (more()) {
+        issued++;
+        const offset = sequential ? next : Math.floor(Math.random() * (SPAN / bs)) * bs;
+        next = (next + bs) % SPAN;
         await image.write(offset, [block]);
         ops++;
       }
@@ -54,15 +95,27 @@ async function run(image: Image, label: string, bs: number, qd: number, seconds:
   );
   const cpu = process.cpuUsage(cpu0);
   const wall = (performance.now() - t0) / 1000;
+  const after = counters(nodes);
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    const { profile: heap } = await session.post('HeapProfiler.stopSampling');
+    session.disconnect();
+    mkdirSync(opts.profile!, { recursive: true });
+    const name = label.replace(/\s+/g, '-');
+    writeFileSync(join(opts.profile!, `${name}.cpuprofile`), JSON.stringify(profile));
+    writeFileSync(join(opts.profile!, `${name}.heapprofile`), JSON.stringify(heap));
+  }
   const perOp = (us: number) => (us / 1000 / ops).toFixed(3);
+  const per = (a: number, b: number) => ((a - b) / ops).toFixed(2);
   console.log(
-    `${label.padEnd(12)} ${String(ops).padStart(7)} writes ${(ops / wall).toFixed(0).padStart(6)} IOPS  cpu ms/write ${perOp(cpu.user + cpu.system)} (user ${perOp(cpu.user)}, sys ${perOp(cpu.system)})  ${((cpu.user + cpu.system) / 1e6 / wall).toFixed(2)} cores`,
+    `${label.padEnd(12)} ${String(ops).padStart(7)} writes ${(ops / wall).toFixed(0).padStart(6)} IOPS  cpu ms/write ${perOp(cpu.user + cpu.system)} (user ${perOp(cpu.user)}, sys ${perOp(cpu.system)})  ${((cpu.user + cpu.system) / 1e6 / wall).toFixed(2)} cores` +
+      `  per write: ${per(after.rounds, before.rounds)} rounds, ${per(after.flushes, before.flushes)} flushes, ${per(after.messages, before.messages)} node messages`,
   );
 }
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fastblock-in-process-'));
-  const nodes: { transport: TcpTransport; store: BlobShardStore; shard: Shard; port: number }[] = [];
+  const nodes: Node[] = [];
   try {
     for (let osd = 0; osd < 3; osd++) {
       const transport = new TcpTransport({ source: `osd.${osd}` }, logger);
@@ -83,12 +136,13 @@ async function main(): Promise<void> {
     const client = new ClusterClient(transport, new StaticMapSource(map), { retry: { opTimeoutMs: 60_000, attemptTimeoutMs: 5000 } });
     try {
       const image = await client.openImage('rbd/disk');
-      // As fio's precondition: the objects exist before random writes land in them.
-      await run(image, 'precondition', MiB, 8, 6, true);
+      // As fio's precondition: the whole span is written once, so random writes land in objects
+      // (and clusters) that exist, as in bench/cluster.
+      await run(nodes, image, 'precondition', MiB, 8, undefined, true);
       for (const job of opts.jobs.split(',')) {
         const [size, depth] = job.split(':');
         const bs = parseInt(size!, 10) * 1024;
-        await run(image, `${size} qd${depth}`, bs, Number(depth), Number(opts.seconds), bs >= 128 * 1024);
+        await run(nodes, image, `${size} qd${depth}`, bs, Number(depth), Number(opts.seconds), bs >= 128 * 1024);
       }
     } finally {
       await client.close();

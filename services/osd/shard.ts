@@ -163,6 +163,11 @@ export class Shard implements PgDirectory {
     return this.map?.epoch ?? 0;
   }
 
+  /** Raft rounds, flushes and node messages so far (benchmarks read them per write). */
+  get raftStats(): Readonly<MultiRaft['stats']> {
+    return this.raft.stats;
+  }
+
   setMap(map: ClusterMap): void {
     if (this.map && map.epoch <= this.map.epoch) return;
     this.map = map;
