@@ -1,5 +1,6 @@
 /** `fastblock image create|ls|info|resize|rm`. Images are named POOL/NAME. */
 import type { Command } from 'commander';
+import { releaseObjects } from './image-release.js';
 import { action, commandGroup, formatSize, imageSpec, parseSize, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
 
 interface ImageRow {
@@ -56,22 +57,30 @@ export function registerImage(program: Command): void {
       action(async (spec: string, o: CommonOptions & { size: string; yes?: boolean }) => {
         const target = imageSpec(spec);
         const sizeBytes = parseSize(o.size, '--size');
+        let before = 0;
         const resized = (await withMonitors(o, async (m) => {
           const current = (await m.admin('image info', target)) as ImageRow;
+          before = current.sizeBytes;
           if (sizeBytes < current.sizeBytes) requireYes(o.yes, `shrinking '${spec}' from ${formatSize(current.sizeBytes)} to ${formatSize(sizeBytes)} discards its end`);
           return await m.admin('image resize', { ...target, sizeBytes });
         })) as ImageRow;
-        print(o, resized, (i) => `image '${spec}' is now ${formatSize(i.sizeBytes)}`);
+        // The end goes after the size: clients stop writing past the new end as the map reaches
+        // them, and a later grow shows zeroes there, not the old bytes.
+        const objectsReleased = await releaseObjects(o, spec, sizeBytes, before, 'releasing the end');
+        print(o, { ...resized, objectsReleased }, (i) => `image '${spec}' is now ${formatSize(i.sizeBytes)}`);
       }),
     );
-  withCommonOptions(image.command('rm <pool/name>').description('remove an image'))
+  withCommonOptions(image.command('rm <pool/name>').description('remove an image and release its objects'))
     .option('--yes', 'really remove it')
     .action(
       action(async (spec: string, o: CommonOptions & { yes?: boolean }) => {
         const target = imageSpec(spec);
         requireYes(o.yes, `removing image '${spec}' cannot be undone`);
-        const result = await withMonitors(o, (m) => m.admin('image rm', target));
-        print(o, result, () => `image '${spec}' removed`);
+        const info = (await withMonitors(o, (m) => m.admin('image info', target))) as ImageRow;
+        // Data first, then the name: an rm cut short leaves the image listed, and rm again ends it.
+        const objectsReleased = await releaseObjects(o, spec, 0, info.sizeBytes, 'releasing');
+        const result = (await withMonitors(o, (m) => m.admin('image rm', target))) as Record<string, unknown>;
+        print(o, { ...result, objectsReleased }, () => `image '${spec}' removed (${objectsReleased} objects released)`);
       }),
     );
 }

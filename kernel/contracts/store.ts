@@ -66,7 +66,10 @@ export interface ObjectStore {
    * each other land in the order they were issued.
    */
   write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void>;
-  /** Releases the range's space where whole blocks allow; the range reads as zeroes afterwards. */
+  /**
+   * Releases the range's space where whole blocks allow; the range reads as zeroes afterwards. A
+   * discard of an absent object leaves it absent, and one covering all of an object may remove it.
+   */
   discard(pg: PgId, object: string, offset: number, length: number): Promise<void>;
   writeZeroes(pg: PgId, object: string, offset: number, length: number): Promise<void>;
   stat(pg: PgId, object: string): Promise<ObjectStat | undefined>;

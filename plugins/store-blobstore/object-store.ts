@@ -107,7 +107,20 @@ export class BlobObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * An absent object already reads as zeroes: a discard leaves it absent rather than creating it.
+   * A discard that covers everything an object holds releases the object itself (its blob and its
+   * metadata), as `image rm` and a shrink do object by object; anything less unmaps the range.
+   */
   discard(pg: PgId, object: string, offset: number, length: number): Promise<void> {
+    try {
+      checkRange(pg, object, offset, length);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const entry = this.pgs.get(pg)?.get(object);
+    if (entry === undefined || length === 0) return Promise.resolve();
+    if (offset === 0 && length >= entry.size) return this.remove(pg, object);
     return this.zero(pg, object, offset, length);
   }
 
