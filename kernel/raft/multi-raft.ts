@@ -14,7 +14,7 @@ import { FastblockError, ErrorCode, assert } from '../errors.js';
 import { RaftGroup } from './raft-group.js';
 import type { RaftConfig, Ready } from './raft-group.js';
 import type { RaftStorageWriter } from './storage.js';
-import { MessageType, message } from './types.js';
+import { MessageType, Role, message } from './types.js';
 import type { Entry, GroupId, Message, NodeId, ReadState, Snapshot, SoftState } from './types.js';
 import type { Beat, BeatResponse, NodeMessage } from './node-message.js';
 
@@ -53,7 +53,7 @@ interface Hosted {
 
 /** A processing round between collect() and complete(). */
 export interface Round {
-  readonly readies: readonly { readonly id: GroupId; readonly hosted: Hosted; readonly rd: Ready }[];
+  readonly readies: readonly { readonly id: GroupId; readonly hosted: Hosted; readonly rd: Ready; readonly appliedEarly: boolean }[];
 }
 
 interface Outbox {
@@ -183,12 +183,16 @@ export class MultiRaft {
 
   /** Gathers every group's Ready, sends what may go before persisting, issues all writes. */
   collect(): Round {
-    const readies: { id: GroupId; hosted: Hosted; rd: Ready }[] = [];
+    const readies: { id: GroupId; hosted: Hosted; rd: Ready; appliedEarly: boolean }[] = [];
     const outboxes = new Map<NodeId, Outbox>();
     for (const [id, hosted] of this.groups) {
       if (!hosted.raft.hasReady()) continue;
       const rd = hosted.raft.ready();
-      readies.push({ id, hosted, rd });
+      // A single voter commits only what its own flushed append holds: its committed entries are
+      // durable already, so they are applied now rather than after this round's flush of newer ones.
+      const appliedEarly = rd.committed.length > 0 && rd.snapshot === undefined && rd.softState === undefined && hosted.raft.role === Role.Leader && hosted.raft.membership.voters.length === 1;
+      if (appliedEarly) this.opts.handler.apply(id, rd.committed);
+      readies.push({ id, hosted, rd, appliedEarly });
       this.route(outboxes, rd.messages);
       const storage = hosted.storage;
       if (rd.snapshot) storage.applySnapshot(rd.snapshot);
@@ -204,13 +208,13 @@ export class MultiRaft {
   complete(round: Round): void {
     const outboxes = new Map<NodeId, Outbox>();
     const handler = this.opts.handler;
-    for (const { id, hosted, rd } of round.readies) {
+    for (const { id, hosted, rd, appliedEarly } of round.readies) {
       // The group may have been destroyed meanwhile; its round is then moot.
       if (this.groups.get(id) !== hosted) continue;
       this.route(outboxes, rd.messagesAfterPersist);
       if (rd.softState) handler.softState?.(id, rd.softState);
       if (rd.snapshot) handler.restore(id, rd.snapshot);
-      if (rd.committed.length > 0) handler.apply(id, rd.committed);
+      if (rd.committed.length > 0 && !appliedEarly) handler.apply(id, rd.committed);
       if (rd.readStates.length > 0) handler.readStates?.(id, rd.readStates);
       hosted.raft.advance(rd);
     }

@@ -96,4 +96,39 @@ test('messages addressed to another node are dropped', async () => {
   assert.is(n.nodes.get(2)!.group('1.0')!.term, 0);
 });
 
+test('a single voter applies what its flushed append committed without waiting for the next round\'s flush', async () => {
+  const flushes: (() => void)[] = [];
+  const applied: number[] = [];
+  const mr = new MultiRaft({
+    node: 1,
+    random: () => 0.5,
+    send: () => undefined,
+    flush: () => new Promise<void>((resolve) => flushes.push(resolve)),
+    handler: { apply: (_group, entries) => applied.push(...entries.filter((e) => e.data.byteLength > 0).map((e) => e.data[0]!)), restore: () => undefined },
+  });
+  mr.createGroup('1.0', new MemoryStorage({ voters: [1], learners: [] }));
+  const group = mr.group('1.0')!;
+  group.campaign();
+  const elected = mr.process();
+  while (group.role !== Role.Leader || mr.hasReady() || flushes.length > 0) {
+    flushes.shift()?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await elected;
+  group.propose(new Uint8Array([1]));
+  const loop = mr.process();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(flushes.length, 1, 'entry 1 is being flushed');
+  group.propose(new Uint8Array([2]));
+  flushes.shift()!();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(flushes.length, 1, 'entry 2 is being flushed');
+  assert.equal(applied, [1], 'entry 1, committed by the first flush, is applied while the second runs');
+  flushes.shift()!();
+  await new Promise((resolve) => setImmediate(resolve));
+  flushes.shift()?.();
+  await loop;
+  assert.equal(applied, [1, 2]);
+});
+
 test.run();
