@@ -10,6 +10,7 @@ import { silentLogger } from '../../kernel/logger.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { MonitorClient } from '../../services/monitor/client.js';
 import type { ClusterStatus } from '../../services/monitor/status.js';
+import { formatUsage } from './usage-format.js';
 import { fail } from '../daemon-client.js';
 
 export const USAGE_EXIT_CODE = 2;
@@ -122,6 +123,7 @@ export function formatClusterStatus(s: ClusterStatus): string {
     `  health    ${s.health}${s.problems.length ? ` (${s.problems.join('; ')})` : ''}`,
     `  epoch     ${s.epoch}   monitor ${s.monitor}${s.leader ? ' (leader)' : ''}${s.flags.noout ? '   flags noout' : ''}`,
     `  osds      ${s.osds.total} total, ${s.osds.up} up, ${s.osds.in} in`,
+    `  usage     ${s.usage.osdsReporting ? `${formatUsage(s.usage)} over ${s.usage.osdsReporting} OSD(s)` : 'not reported yet'}`,
     `  pools     ${s.pools}, images ${s.images}`,
     `  pgs       ${s.pgs.total}: ${states}${s.pgs.degraded ? `; ${s.pgs.degraded} degraded` : ''}${s.pgs.unavailable ? `; ${s.pgs.unavailable} below min_size` : ''}`,
     `  policies  ${s.policies.map((p) => `${p.kind} ${p.name} v${p.version}`).join(', ') || 'built-in'}`,

@@ -2,8 +2,10 @@
 import type { Command } from 'commander';
 import type { OsdInfo } from '../../kernel/contracts/index.js';
 import { action, commandGroup, parseInteger, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
+import { formatBytes, percentFull } from './usage-format.js';
 
-type OsdRow = OsdInfo & { pgs: number; leaders: number };
+/** usage: the store as its last heartbeat reported it (null: never reported to this leader). */
+type OsdRow = OsdInfo & { pgs: number; leaders: number; usage: { capacityBytes: number; usedBytes: number; usedRatio: number; reportedMs: number } | null };
 
 const FLAGS = ['noout'];
 
@@ -13,19 +15,32 @@ export function registerOsd(program: Command): void {
     action(async (o: CommonOptions) => {
       // From the map and the PG states (both RPC payloads): a big cluster's listing outgrows an admin reply.
       const rows = await withMonitors(o, async (m): Promise<OsdRow[]> => {
-        const [map, states] = await Promise.all([m.fetchMap(), m.pgStatus()]);
+        const [map, states, usages] = await Promise.all([m.fetchMap(), m.pgStatus(), m.osdUsage()]);
+        const usage = new Map(usages.map((u) => [u.osd, { capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, usedRatio: u.usedBytes / u.capacityBytes, reportedMs: u.reportedMs }]));
         const pgs = new Map<number, number>();
         const leaders = new Map<number, number>();
         for (const pg of map.pgs) for (const r of pg.replicas) pgs.set(r.osd, (pgs.get(r.osd) ?? 0) + 1);
         for (const s of states) if (s.leaderOsd >= 0) leaders.set(s.leaderOsd, (leaders.get(s.leaderOsd) ?? 0) + 1);
-        return map.osds.map((osd) => ({ ...osd, pgs: pgs.get(osd.id) ?? 0, leaders: leaders.get(osd.id) ?? 0 }));
+        return map.osds.map((osd) => ({ ...osd, pgs: pgs.get(osd.id) ?? 0, leaders: leaders.get(osd.id) ?? 0, usage: usage.get(osd.id) ?? null }));
       });
       print(o, rows, (list) =>
         list.length === 0
           ? 'no OSDs'
           : table([
-              ['ID', 'HOST', 'ADDRESS', 'SHARDS', 'WEIGHT', 'STATE', 'PGS', 'LEADERS'],
-              ...list.map((r) => [r.id, r.host, `${r.address.host}:${r.address.port}`, r.shards, r.weight, `${r.up ? 'up' : 'down'},${r.in ? 'in' : 'out'}`, r.pgs, r.leaders]),
+              ['ID', 'HOST', 'ADDRESS', 'SHARDS', 'WEIGHT', 'STATE', 'PGS', 'LEADERS', 'USED', 'SIZE', '%USE'],
+              ...list.map((r) => [
+                r.id,
+                r.host,
+                `${r.address.host}:${r.address.port}`,
+                r.shards,
+                r.weight,
+                `${r.up ? 'up' : 'down'},${r.in ? 'in' : 'out'}`,
+                r.pgs,
+                r.leaders,
+                r.usage ? formatBytes(r.usage.usedBytes) : '-',
+                r.usage ? formatBytes(r.usage.capacityBytes) : '-',
+                r.usage ? percentFull(r.usage.usedBytes, r.usage.capacityBytes) : '-',
+              ]),
             ]),
       );
     }),

@@ -156,6 +156,7 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
           autoOut: o.autoOut,
           pgs: pgs.filter((pg) => pg.replicas.some((r) => r.osd === o.id)).length,
           leaders: [...view.values()].filter((v) => v.leaderOsd === o.id).length,
+          usage: monitor.capacity.get(o.id) ?? null,
         }));
       },
     },

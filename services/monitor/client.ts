@@ -15,6 +15,7 @@ import type { ClusterMap, NetAddress, PolicyInfo, Transport, TransportConnection
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { runAdmin } from '../../kernel/rpc/control.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
+import type { OsdUsage } from './capacity.js';
 import { applyDelta } from './map-delta.js';
 import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate, type PgViewMessage } from './protocol.js';
 
@@ -127,6 +128,11 @@ export class MonitorClient {
   /** PG states and leaders as the leader monitor knows them from heartbeats. */
   async pgStatus(): Promise<PgViewMessage[]> {
     return await this.onLeader(async (c) => MonitorPayloads.PgViews.decode((await call(c, MonitorMethods.PgStatus, {}, undefined, this.timeout)).payload).pgs);
+  }
+
+  /** How full each OSD's store is, from its latest heartbeat to the leader monitor. */
+  async osdUsage(): Promise<OsdUsage[]> {
+    return await this.onLeader(async (c) => MonitorPayloads.OsdUsages.decode((await call(c, MonitorMethods.OsdUsage, {}, undefined, this.timeout)).payload).osds);
   }
 
   /** A policy as payload (no size limit but the monitor's): a dry run, or with apply a new version in force. */

@@ -1,5 +1,6 @@
 /** The `monitor` config section. */
 import type { Schema } from 'convict';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
 export interface MonitorConfig {
   /** Comma-separated etcd client URLs; empty: the embedded store (one monitor, a local file). */
@@ -18,6 +19,7 @@ export interface MonitorConfig {
   readonly leaderTransfersPerRound: number;
   readonly policyTimeoutMs: number;
   readonly policyMemoryMb: number;
+  readonly nearFullRatio: number;
 }
 
 export const monitorConfigSchema: Schema<MonitorConfig> = {
@@ -33,4 +35,12 @@ export const monitorConfigSchema: Schema<MonitorConfig> = {
   leaderTransfersPerRound: { doc: 'Most leader transfers asked per round', format: 'nat', default: 16 },
   policyTimeoutMs: { doc: 'Time limit of one policy call (ms)', format: 'nat', default: 10_000 },
   policyMemoryMb: { doc: 'Memory cap of a policy (MiB)', format: 'nat', default: 256 },
+  nearFullRatio: { doc: 'An OSD store fuller than this fraction (0..1) makes the cluster HEALTH_WARN', format: Number, default: 0.85 },
 };
+
+/** What convict's formats cannot say. */
+export function checkMonitorConfig(config: MonitorConfig): void {
+  if (!(config.nearFullRatio > 0 && config.nearFullRatio <= 1)) {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `invalid config: monitor.nearFullRatio = ${config.nearFullRatio}: must be in (0, 1], e.g. 0.85`, { nearFullRatio: config.nearFullRatio });
+  }
+}

@@ -16,6 +16,7 @@ import type { SandboxLimits } from '../../plugins/placement/sandbox.js';
 import { MapRepository } from './map-repository.js';
 import { EMPTY_STATE, isNoop, toClusterMap, publicOsd, type MapChange, type MonitorState, type OsdRecord } from './map-state.js';
 import { expire, revive, type LifecycleTimes } from './osd-lifecycle.js';
+import { CapacityTable, type StoreUsage } from './capacity.js';
 import { PgStatusTable, type PgReport } from './pg-status.js';
 import { remap } from './remap.js';
 
@@ -33,6 +34,8 @@ export interface MonitorOptions {
   readonly logger: Logger;
   /** Asks the PG's current leader (on `leader`) to hand leadership to transfer.toOsd. */
   readonly transferLeader?: (leader: OsdInfo, transfer: LeaderTransfer) => Promise<void>;
+  /** An OSD whose store is fuller than this (0..1) puts the cluster in HEALTH_WARN (default 0.85). */
+  readonly nearFullRatio?: number;
   readonly now?: () => number;
 }
 
@@ -64,6 +67,7 @@ export class Monitor {
   readonly repo: MapRepository;
   readonly policies: PolicyHost;
   readonly pgStatus = new PgStatusTable();
+  readonly capacity = new CapacityTable();
   private snapshot: MonitorState;
   private leadership: MetaLeadership | undefined;
   private readonly lastSeen = new Map<number, number>();
@@ -347,13 +351,14 @@ export class Monitor {
     return { osdId, epoch: this.snapshot.epoch };
   }
 
-  async heartbeat(osdId: number, reports: readonly PgReport[]): Promise<{ epoch: number }> {
+  async heartbeat(osdId: number, reports: readonly PgReport[], usage?: StoreUsage): Promise<{ epoch: number }> {
     if (!this.isLeader) throw await this.notLeader();
     const osd = this.snapshot.osds.get(osdId);
     if (!osd) throw new FastblockError(ErrorCode.NOT_FOUND, `osd.${osdId} is not registered; boot first`, { osdId });
     const now = this.now();
     this.lastSeen.set(osdId, now);
     this.pgStatus.report(osdId, reports, now);
+    if (usage) this.capacity.report(osdId, usage, now);
     if (revive(osd, now)) {
       await this.mutate((state) => {
         const current = state.osds.get(osdId);

@@ -13,7 +13,7 @@ import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { call } from '../../kernel/rpc/rpc-client.js';
 import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
 import { registerMonitorCommands } from './admin.js';
-import { monitorConfigSchema, type MonitorConfig } from './config.js';
+import { checkMonitorConfig, monitorConfigSchema, type MonitorConfig } from './config.js';
 import { Monitor } from './monitor.js';
 import { MonitorMethods } from './protocol.js';
 import { serveMonitor } from './rpc-service.js';
@@ -29,6 +29,7 @@ export default definePlugin<MonitorConfig>({
   requires: ['Transport', 'RpcServer', 'AdminCommands'],
   configSchema: monitorConfigSchema,
   register(container, config, { logger, config: all }) {
+    checkMonitorConfig(config);
     const daemon = all.daemon as { listen: string };
     const advertise = config.advertise || daemon.listen;
     parseAddress(advertise, 'monitor.advertise (or daemon.listen)');
@@ -52,6 +53,7 @@ export default definePlugin<MonitorConfig>({
           tickMs: config.tickMs,
           leaderBalance: { intervalMs: config.leaderBalanceIntervalMs, transfersPerRound: config.leaderTransfersPerRound },
           policyLimits: { timeoutMs: config.policyTimeoutMs, memoryPages: config.policyMemoryMb * 16 },
+          nearFullRatio: config.nearFullRatio,
           logger,
           transferLeader: async (leader: OsdInfo, transfer) => {
             await call(transport.connect({ address: leader.address, shard: 0 }), MonitorMethods.TransferLeader, {

@@ -6,6 +6,7 @@ import type { ClusterMap, NetAddress, PolicyInfo } from '../../kernel/contracts/
 import { loadProto, messageCodec } from '../../kernel/rpc/proto.js';
 import { ServiceRange, rpcMessage, rpcMethod } from '../../kernel/rpc/rpc-method.js';
 import type { MapDelta } from './map-delta.js';
+import type { OsdUsage } from './capacity.js';
 import type { PgReport } from './pg-status.js';
 
 export interface MapUpdate {
@@ -33,6 +34,9 @@ export interface HeartbeatRequestMessage {
   osdId: number;
   epoch: number;
   pgs: PgReport[];
+  /** The OSD's store summed over its shards; both 0 (or absent): not reported. */
+  capacityBytes?: number;
+  usedBytes?: number;
 }
 
 export interface PgViewMessage {
@@ -54,13 +58,14 @@ const M = 'fastblock.monitor.Monitor';
 
 export const MonitorMethods = {
   Boot: rpcMethod<BootRequestMessage, BootReplyMessage>(root, M, 'Boot', ServiceRange.monitor + 0x01),
-  Heartbeat: rpcMethod<{ osdId: number; epoch: number }, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
+  Heartbeat: rpcMethod<{ osdId: number; epoch: number; capacityBytes?: number; usedBytes?: number }, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
   Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
   GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),
   PgStatus: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'PgStatus', ServiceRange.monitor + 0x08),
   PolicyUpload: rpcMethod<{ kind: string; name: string; apply: boolean }, { reportJson: string }>(root, M, 'PolicyUpload', ServiceRange.monitor + 0x09),
   PolicyDownload: rpcMethod<{ kind: string; version: number }, { policy: PolicyInfo }>(root, M, 'PolicyDownload', ServiceRange.monitor + 0x0a),
+  OsdUsage: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'OsdUsage', ServiceRange.monitor + 0x0b),
   /** The OSD side: services/osd serves it, the leader monitor calls it. */
   TransferLeader: rpcMethod<TransferLeaderRequestMessage, { started: boolean }>(root, 'fastblock.monitor.OsdControl', 'TransferLeader', ServiceRange.monitor + 0x10),
 } as const;
@@ -75,4 +80,5 @@ export const MonitorPayloads = {
   MapUpdate: messageCodec<MapUpdate>(root, 'fastblock.monitor.MapUpdate'),
   PgStates: messageCodec<{ pgs: PgReport[] }>(root, 'fastblock.monitor.PgStates'),
   PgViews: messageCodec<{ pgs: PgViewMessage[] }>(root, 'fastblock.monitor.PgViews'),
+  OsdUsages: messageCodec<{ osds: OsdUsage[] }>(root, 'fastblock.monitor.OsdUsages'),
 } as const;

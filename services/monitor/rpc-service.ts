@@ -3,6 +3,7 @@ import type { InboundConnection } from '../../kernel/contracts/index.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
 import { name, oneOf } from './admin-args.js';
+import { checkUsage } from './capacity.js';
 import { MapDistribution } from './distribution.js';
 import { KINDS, getPolicy, setPolicy } from './policy-switch.js';
 import type { Monitor } from './monitor.js';
@@ -39,7 +40,8 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
     server.handle(MonitorMethods.Heartbeat, async (request, { payload }) => {
       const { pgs } = payload.length > 0 ? MonitorPayloads.PgStates.decode(payload) : { pgs: [] };
       if (pgs.length > MAX_PG_REPORTS) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat carries ${pgs.length} PG reports`, {});
-      return { response: await monitor.heartbeat(request.osdId, pgs) };
+      const usage = checkUsage({ capacityBytes: request.capacityBytes ?? 0, usedBytes: request.usedBytes ?? 0 });
+      return { response: await monitor.heartbeat(request.osdId, pgs, usage) };
     }),
     server.handle(MonitorMethods.Subscribe, (request, { connection }) => {
       const sink = {
@@ -64,6 +66,11 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
         return { pool, index, state: v.state, leaderOsd: v.leaderOsd };
       });
       return { response: { epoch: monitor.state.epoch }, payload: [MonitorPayloads.PgViews.encode({ pgs })] };
+    }),
+    server.handle(MonitorMethods.OsdUsage, async () => {
+      if (!monitor.isLeader) throw await monitor.notLeaderError();
+      const osds = monitor.capacity.list(monitor.state.osds);
+      return { response: { epoch: monitor.state.epoch }, payload: [MonitorPayloads.OsdUsages.encode({ osds })] };
     }),
     server.handle(MonitorMethods.PolicyUpload, async (request, { payload }) => {
       const kind = oneOf(request, 'kind', KINDS);

@@ -1,4 +1,5 @@
 /** `fastblock status`, the cluster part: what a person needs at a glance. */
+import { totalUsage, usedRatio } from './capacity.js';
 import type { Monitor } from './monitor.js';
 
 export type Health = 'HEALTH_OK' | 'HEALTH_WARN' | 'HEALTH_ERR';
@@ -15,7 +16,18 @@ export interface ClusterStatus {
   readonly images: number;
   readonly pgs: { readonly total: number; readonly states: Readonly<Record<string, number>>; readonly degraded: number; readonly unavailable: number };
   readonly policies: readonly { kind: string; name: string; version: number }[];
+  /** Raw store space over the OSDs that reported it (leader only; a follower reports none). */
+  readonly usage: {
+    readonly capacityBytes: number;
+    readonly usedBytes: number;
+    readonly osdsReporting: number;
+    readonly nearFullRatio: number;
+    /** OSDs above nearFullRatio, fullest first. */
+    readonly nearFull: readonly { readonly osd: number; readonly ratio: number }[];
+  };
 }
+
+export const DEFAULT_NEAR_FULL_RATIO = 0.85;
 
 export function clusterStatus(monitor: Monitor): ClusterStatus {
   const s = monitor.state;
@@ -45,6 +57,13 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
   if (s.flags.noout) problems.push('noout flag set');
   if (degraded > 0) problems.push(`${degraded} PG(s) degraded`);
   if (unavailable > 0) problems.push(`${unavailable} PG(s) below min_size`);
+  const usages = monitor.capacity.list(s.osds);
+  const nearFullRatio = monitor.options.nearFullRatio ?? DEFAULT_NEAR_FULL_RATIO;
+  const nearFull = usages
+    .map((u) => ({ osd: u.osd, ratio: usedRatio(u) }))
+    .filter((u) => u.ratio > nearFullRatio)
+    .sort((a, b) => b.ratio - a.ratio);
+  for (const u of nearFull) problems.push(`osd.${u.osd} is ${Math.floor(u.ratio * 100)}% full`);
   if (osds.length === 0) problems.push('no OSDs registered');
   const health: Health = unavailable > 0 ? 'HEALTH_ERR' : problems.length > 0 ? 'HEALTH_WARN' : 'HEALTH_OK';
   return {
@@ -59,5 +78,6 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
     images: s.images.size,
     pgs: { total, states, degraded, unavailable },
     policies: [...s.policies.values()].map((p) => ({ kind: p.kind, name: p.name, version: p.version })),
+    usage: { ...totalUsage(usages), osdsReporting: usages.length, nearFullRatio, nearFull },
   };
 }

@@ -17,6 +17,7 @@ import { MonitorClient } from '../monitor/client.js';
 import type { OsdConfig } from './config.js';
 import { readIdentity, writeIdentity } from './osd-identity.js';
 import type { PgReport } from './shard.js';
+import { osdStoreUsage, type ShardFigures } from './shard-figures.js';
 import type { ShardWorkerData, ToMain, ToWorker } from './worker-protocol.js';
 
 export interface OsdServiceOptions {
@@ -33,6 +34,12 @@ export interface OsdServiceOptions {
 interface ShardWorker {
   readonly shard: number;
   readonly worker: Worker;
+}
+
+/** One shard's answer to a report round trip. */
+export interface ShardSurvey {
+  readonly reports: PgReport[];
+  readonly figures: ShardFigures;
 }
 
 const WORKER_START_TIMEOUT_MS = 60_000;
@@ -68,7 +75,7 @@ export class OsdService {
   private workers: ShardWorker[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private nextReport = 1;
-  private readonly reportWaiters = new Map<number, (reports: PgReport[]) => void>();
+  private readonly reportWaiters = new Map<number, (survey: ShardSurvey) => void>();
   private stopping = false;
 
   constructor(private readonly options: OsdServiceOptions) {}
@@ -163,7 +170,7 @@ export class OsdService {
   private onWorkerMessage(shard: number, message: ToMain): void {
     switch (message.type) {
       case 'reports':
-        this.reportWaiters.get(message.id)?.(message.reports);
+        this.reportWaiters.get(message.id)?.(message);
         break;
       case 'transfer': {
         // Route to the shard that hosts the PG (its replica on this OSD says which).
@@ -184,34 +191,36 @@ export class OsdService {
     for (const w of this.workers) w.worker.postMessage(message);
   }
 
-  /** Every shard's PG reports (a shard that does not answer in time is left out). */
-  async reports(timeoutMs = 2000): Promise<PgReport[]> {
+  /** Every shard's PG reports and figures (a shard that does not answer in time is left out). */
+  async survey(timeoutMs = 2000): Promise<ShardSurvey[]> {
     const all = await Promise.all(
       this.workers.map(
         (w) =>
-          new Promise<PgReport[]>((resolveReports) => {
+          new Promise<ShardSurvey | undefined>((resolveSurvey) => {
             const id = this.nextReport++;
             const timer = setTimeout(() => {
               this.reportWaiters.delete(id);
-              resolveReports([]);
+              resolveSurvey(undefined);
             }, timeoutMs);
-            this.reportWaiters.set(id, (reports) => {
+            this.reportWaiters.set(id, (survey) => {
               clearTimeout(timer);
               this.reportWaiters.delete(id);
-              resolveReports(reports);
+              resolveSurvey(survey);
             });
             w.worker.postMessage({ type: 'report', id } satisfies ToWorker);
           }),
       ),
     );
-    return all.flat();
+    return all.filter((s): s is ShardSurvey => s !== undefined);
   }
 
   private async sendHeartbeat(): Promise<void> {
     if (!this.monitors || this.stopping) return;
     try {
-      const pgs = await this.reports();
-      await this.monitors.heartbeat({ osdId: this.osdId, epoch: this.monitors.map?.epoch ?? 0, pgs });
+      const shards = await this.survey();
+      // A shard that did not answer would make the OSD look emptier than it is: usage waits for all.
+      const usage = shards.length === this.workers.length ? osdStoreUsage(shards.map((s) => s.figures)) : { capacityBytes: 0, usedBytes: 0 };
+      await this.monitors.heartbeat({ osdId: this.osdId, epoch: this.monitors.map?.epoch ?? 0, pgs: shards.flatMap((s) => s.reports), ...usage });
     } catch (err) {
       this.options.logger.warn({ err }, 'heartbeat to the monitor failed');
     }

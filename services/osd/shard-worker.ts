@@ -13,6 +13,7 @@ import { KERNEL_VERSION } from '../../kernel/version.js';
 import { MonitorMethods } from '../monitor/protocol.js';
 import { DiskRaftStorage } from './disk-raft-storage.js';
 import { Shard } from './shard.js';
+import { shardFigures } from './shard-figures.js';
 import type { ShardWorkerData, ToMain, ToWorker } from './worker-protocol.js';
 
 const data = workerData as ShardWorkerData;
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
         }
         break;
       case 'report':
-        post({ type: 'reports', id: message.id, reports: shard.reports() });
+        post({ type: 'reports', id: message.id, reports: shard.reports(), figures: shardFigures(shard, store) });
         break;
       case 'stop':
         await shard.stop();

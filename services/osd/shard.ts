@@ -19,6 +19,7 @@ import { decodePgQuery, encodePgQueryReply, peerPg, stillMember } from './pg-pee
 import { RecoveryServer, pullPg } from './recovery.js';
 import { MembershipDriver } from './membership-driver.js';
 import { compactionPoint } from './log-compaction.js';
+import { OpMeter, requestOp } from './op-meter.js';
 
 /** One-way method id of raft node messages between shards (the raft service's range, 0x03xx). */
 export const RAFT_METHOD_NODE_MESSAGE = 0x0301;
@@ -80,6 +81,8 @@ const STALL_CHECK_MS = 2000;
 export class Shard implements PgDirectory {
   readonly osd: number;
   readonly shard: number;
+  /** What the data service served, for heartbeats and /metrics. */
+  readonly meter = new OpMeter();
   private readonly logger: Logger;
   private readonly raft: MultiRaft;
   private readonly pgs = new Map<PgId, Pg>();
@@ -348,8 +351,14 @@ export class Shard implements PgDirectory {
 
   private async onRequest(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> {
     switch (message.method) {
-      case DATA_METHOD_IO:
-        return this.data.handle(connection, message);
+      case DATA_METHOD_IO: {
+        // The op is read before the await: the receive buffer may be reused once handled.
+        const op = requestOp(message.header);
+        const started = performance.now();
+        const reply = await this.data.handle(connection, message);
+        this.meter.record(op, message.payload.length, reply, started);
+        return reply;
+      }
       case DATA_METHOD_RECOVERY:
         return this.recovery.handle(message);
       case DATA_METHOD_PG_QUERY: {
@@ -371,6 +380,7 @@ export class Shard implements PgDirectory {
     const pg = this.pgs.get(group);
     if (!pg) return;
     for (const e of entries) this.appliedBytes += e.data.byteLength;
+    this.meter.applied(entries.length);
     // Large writes fill the logs fast: checkpoint (and compact) by volume, not only by time.
     if (this.appliedBytes > 64 * 1024 * 1024) this.requestCheckpoint();
     void pg

@@ -2,6 +2,7 @@
 import type { ClusterMap } from '../../kernel/contracts/cluster-map.js';
 import type { NetAddress, TransportRecipe } from '../../kernel/contracts/transport.js';
 import type { PgReport } from './shard.js';
+import type { ShardFigures } from './shard-figures.js';
 
 export interface ShardWorkerData {
   readonly osd: number;
@@ -28,6 +29,6 @@ export type ToWorker =
 export type ToMain =
   | { readonly type: 'ready'; readonly address: NetAddress }
   | { readonly type: 'failed'; readonly message: string }
-  | { readonly type: 'reports'; readonly id: number; readonly reports: PgReport[] }
+  | { readonly type: 'reports'; readonly id: number; readonly reports: PgReport[]; readonly figures: ShardFigures }
   | { readonly type: 'transfer'; readonly pool: number; readonly index: number; readonly toOsd: number }
   | { readonly type: 'stopped' };

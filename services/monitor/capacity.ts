@@ -1,0 +1,60 @@
+/**
+ * How full each OSD's store is, as its heartbeats say. Like PG states this is live state in the
+ * leader monitor's memory, never in the map: it changes every heartbeat, and a new leader knows it
+ * again within one heartbeat interval. A down OSD keeps its last report (its disk is as full as it
+ * was); an OSD removed from the map is left out of every answer.
+ */
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+
+export interface StoreUsage {
+  readonly capacityBytes: number;
+  readonly usedBytes: number;
+}
+
+export interface OsdUsage extends StoreUsage {
+  readonly osd: number;
+  /** When the leader monitor received it (its clock). */
+  readonly reportedMs: number;
+}
+
+/** A heartbeat's figures, validated: bytes from outside must not poison the cluster totals. */
+export function checkUsage(usage: StoreUsage): StoreUsage | undefined {
+  const { capacityBytes, usedBytes } = usage;
+  if (capacityBytes === 0 && usedBytes === 0) return undefined; // an OSD that does not report
+  if (!Number.isSafeInteger(capacityBytes) || !Number.isSafeInteger(usedBytes) || capacityBytes <= 0 || usedBytes < 0 || usedBytes > capacityBytes) {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat store usage out of range: ${usedBytes} used of ${capacityBytes}`, { capacityBytes, usedBytes });
+  }
+  return usage;
+}
+
+export function usedRatio(usage: StoreUsage): number {
+  return usage.capacityBytes > 0 ? usage.usedBytes / usage.capacityBytes : 0;
+}
+
+export class CapacityTable {
+  private readonly byOsd = new Map<number, OsdUsage>();
+
+  report(osd: number, usage: StoreUsage, now: number): void {
+    this.byOsd.set(osd, { osd, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes, reportedMs: now });
+  }
+
+  get(osd: number): OsdUsage | undefined {
+    return this.byOsd.get(osd);
+  }
+
+  /** The reports of the OSDs `known` still lists, by OSD id. */
+  list(known: { has(osd: number): boolean }): OsdUsage[] {
+    return [...this.byOsd.values()].filter((u) => known.has(u.osd)).sort((a, b) => a.osd - b.osd);
+  }
+}
+
+/** The cluster's raw figures: the sum over the OSDs that reported. */
+export function totalUsage(usages: readonly StoreUsage[]): StoreUsage {
+  let capacityBytes = 0;
+  let usedBytes = 0;
+  for (const u of usages) {
+    capacityBytes += u.capacityBytes;
+    usedBytes += u.usedBytes;
+  }
+  return { capacityBytes, usedBytes };
+}

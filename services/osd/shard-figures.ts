@@ -1,0 +1,31 @@
+/**
+ * What a shard tells the OSD's main thread besides its PG states, on the same periodic round trip
+ * (a heartbeat, or a scrape of /metrics): how full its store is, what its data service served
+ * (an OpMeter snapshot) and how much raft work it did. Plain data: it is structured-cloned.
+ */
+import type { ShardStore, ShardStoreStats } from '../../kernel/contracts/store.js';
+import type { Shard } from './shard.js';
+
+export interface ShardFigures {
+  readonly shard: number;
+  readonly store: ShardStoreStats;
+  /** OpMeter.snapshot(). */
+  readonly meter: Float64Array;
+  readonly raft: { readonly rounds: number; readonly flushes: number; readonly nodeMessagesSent: number };
+}
+
+export function shardFigures(shard: Shard, store: ShardStore): ShardFigures {
+  const { rounds, flushes, nodeMessagesSent } = shard.raftStats;
+  return { shard: shard.shard, store: store.stats(), meter: shard.meter.snapshot(), raft: { rounds, flushes, nodeMessagesSent } };
+}
+
+/** The OSD's store: every shard's added up. */
+export function osdStoreUsage(shards: readonly ShardFigures[]): ShardStoreStats {
+  let capacityBytes = 0;
+  let usedBytes = 0;
+  for (const s of shards) {
+    capacityBytes += s.store.capacityBytes;
+    usedBytes += s.store.usedBytes;
+  }
+  return { capacityBytes, usedBytes };
+}
