@@ -6,7 +6,11 @@
  *   latency      1 request outstanding, 4 KiB payload each way: mean, p50, p99 round trip
  *   throughput   64 requests outstanding, 4 KiB and 128 KiB payloads each way: MiB/s one way
  *
- *   npm run bench -- transport [--seconds S] [--rounds N] [--no-payload-crc]
+ *   npm run bench -- transport [--seconds S] [--rounds N] [--no-payload-crc] [--keep]
+ *
+ * The RPC client consumes each reply as it arrives (callBorrowed: it checks the echoed length, as
+ * the baseline counts bytes) and the server's handler borrows the request it echoes, so both
+ * reuse their receive slabs; --keep uses call() and a keeping handler (no reuse) instead.
  *
  * Last line: {"bench":"transport","figures":{...},"ratios":{...}}, ratios >= 1 beat the baseline
  * (throughput project/baseline, latency baseline/project). Every process runs with the daemon's
@@ -18,7 +22,7 @@ import { loadavg } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '../../kernel/logger.js';
-import { call } from '../../kernel/rpc/rpc-client.js';
+import { call, callBorrowed } from '../../kernel/rpc/rpc-client.js';
 import type { TransportConnection } from '../../kernel/contracts/transport.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { DAEMON_NODE_FLAGS } from '../../cli/daemon-node-flags.js';
@@ -40,6 +44,7 @@ const flag = (name: string, fallback: number): number => {
 const SECONDS = flag('--seconds', 1);
 const ROUNDS = flag('--rounds', 5);
 const PAYLOAD_CRC = !args.includes('--no-payload-crc');
+const BORROW = !args.includes('--keep');
 const KiB = 1024;
 const DEPTH = 64;
 
@@ -95,13 +100,21 @@ async function spawnPeer(script: string, extra: string[] = []): Promise<{ child:
 
 // ---- the project: typed RPC calls over the TCP transport
 
+/** One echo call; resolves with the echoed payload's length. */
+function echo(connection: TransportConnection, seq: number, size: number, payload: Buffer[]): Promise<number> {
+  if (BORROW) return callBorrowed(connection, Echo, { seq, length: size }, payload, echoedLength);
+  return call(connection, Echo, { seq, length: size }, payload).then((reply) => reply.payload.length);
+}
+
+const echoedLength = (_response: unknown, echoed: Uint8Array): number => echoed.length;
+
 async function rpcLatency(connection: TransportConnection, size: number, seconds: number): Promise<Latency> {
   const payload = [Buffer.alloc(size, 0xab)];
   const samples: number[] = [];
   const end = now() + seconds * 1e6;
   for (let seq = 0; now() < end; seq++) {
     const t0 = now();
-    await call(connection, Echo, { seq, length: size }, payload);
+    await echo(connection, seq, size, payload);
     samples.push(now() - t0);
   }
   return latencyOf(samples);
@@ -124,8 +137,8 @@ async function rpcThroughput(connection: TransportConnection, size: number, dept
   const running = stopAfter(seconds);
   const worker = async (): Promise<void> => {
     while (running.open) {
-      const { payload: echoed } = await call(connection, Echo, { seq: ops, length: size }, payload);
-      if (echoed.length !== size) throw new Error(`echo of ${echoed.length} bytes, sent ${size}`);
+      const echoed = await echo(connection, ops, size, payload);
+      if (echoed !== size) throw new Error(`echo of ${echoed} bytes, sent ${size}`);
       ops++;
     }
   };
@@ -217,7 +230,7 @@ async function netThroughput(port: number, size: number, depth: number, seconds:
 
 // ---- the run
 
-const project = await spawnPeer('./rpc-peer.ts', PAYLOAD_CRC ? [] : ['no-payload-crc']);
+const project = await spawnPeer('./rpc-peer.ts', [...(PAYLOAD_CRC ? [] : ['no-payload-crc']), ...(BORROW ? [] : ['keep'])]);
 const baseline = await spawnPeer('./net-peer.ts');
 const transport = new TcpTransport({ checksumPayload: PAYLOAD_CRC }, silentLogger());
 const connection = transport.connect({ address: { host: '127.0.0.1', port: project.port }, shard: 0 });
@@ -276,7 +289,7 @@ try {
     cpu_per_op_4k_qd64: r(of((x) => x.net4k.cpuUsPerOp / x.rpc4k.cpuUsPerOp)),
     cpu_per_op_128k_qd64: r(of((x) => x.net128k.cpuUsPerOp / x.rpc128k.cpuUsPerOp)),
   };
-  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; ${ROUNDS} rounds of ${SECONDS} s per figure; medians; load average ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; receive slabs ${BORROW ? 'reused (borrowed)' : 'not reused (--keep)'}; ${ROUNDS} rounds of ${SECONDS} s per figure; medians; load average ${loadavg()[0]!.toFixed(1)}`);
   console.log(JSON.stringify({ bench: 'transport', figures, ratios }));
 } finally {
   await transport.close();

@@ -26,10 +26,14 @@ export type Payload = readonly Uint8Array[];
 
 /**
  * A frame as it arrives. `header` and `payload` are views into the receive buffer, never copies.
- * The transport never reuses or overwrites received bytes, so a view stays valid for as long as
- * it is referenced (past the handler, into a reply's payload, ...); but it keeps the whole buffer
- * it views alive (for TCP a receive slab shared with neighbouring frames, up to 512 KiB, or the
- * frame's own buffer), so code that stores payloads for long copies them.
+ * By default the transport never reuses or overwrites received bytes, so a view stays valid for
+ * as long as it is referenced (past the handler, into a reply's payload, ...); but it keeps the
+ * whole buffer it views alive (for TCP a receive slab shared with neighbouring frames, 256 KiB to
+ * 4 MiB), so code that stores payloads for long copies them.
+ *
+ * The exceptions are opt-in, where the consumer says when it is done with the bytes, which the
+ * transport may then reuse: a reply to requestBorrowed() (valid while its `use` runs) and a
+ * request whose handler borrows it (InboundHandler.borrowsPayload: valid until the reply is sent).
  */
 export interface InboundMessage {
   readonly method: number;
@@ -66,6 +70,14 @@ export interface InboundHandler {
   /** A one-way message; nothing is sent back. */
   onMessage?(connection: InboundConnection, message: InboundMessage): void;
   onConnectionClosed?(connection: InboundConnection, reason: string): void;
+  /**
+   * Optional, asked once per request: true when the handler of `method` only borrows a request's
+   * header and payload, using no view of them once its reply (or error) has been sent, or once
+   * its result settles if the connection closed first. The reply's payload may be views of the
+   * request: the transport reuses those bytes only after the reply was written. Absent or false:
+   * the request's bytes are never reused.
+   */
+  borrowsPayload?(method: number): boolean;
 }
 
 export interface TransportListener {
@@ -85,6 +97,14 @@ export interface TransportConnection {
   readonly remote: RemoteEndpoint;
   readonly state: ConnectionState;
   request(method: number, header: Uint8Array, payload?: Payload, options?: RequestOptions): Promise<InboundMessage>;
+  /**
+   * As request(), but the reply is borrowed: `use` runs as soon as it arrives, its header and
+   * payload are valid only until `use` returns (copy what must outlive it; the transport may then
+   * reuse the bytes), and the promise resolves with what `use` returns, or rejects with what it
+   * throws. Cheaper for large replies that are consumed at once (copied into a caller's buffer,
+   * checked, decoded). Optional to implement; without it, use request().
+   */
+  requestBorrowed?<T>(method: number, header: Uint8Array, payload: Payload | undefined, use: (reply: InboundMessage) => T, options?: RequestOptions): Promise<T>;
   /** One-way message; dropped if the connection is down. */
   send(method: number, header: Uint8Array, payload?: Payload): void;
   /** Resolves when the send buffer has drained below its high-water mark (backpressure). */

@@ -8,19 +8,21 @@
  *   large payload is copied once and a peer trickling bytes costs the frame's size, not an object
  *   per segment.
  * - readBuffer() / received(n), for a socket that reads into buffers we pick (Node's `onread`):
- *   bytes land in a receive slab (sized for 16 of the largest recent frames, 256 KiB to 4 MiB)
- *   and frames are parsed where they lie; a frame that has begun keeps arriving behind its start
- *   while the slab has room for all of it, so it is never copied. A large frame that does not
- *   fit is read into a buffer of its own (only what already arrived is copied); the start of a
- *   small one moves to the next slab.
+ *   bytes land in a receive slab (sized for 16 of the largest recent frames, a power of two from
+ *   256 KiB to 4 MiB, or one frame's size beyond that) and frames are parsed where they lie; a
+ *   frame that has begun keeps arriving behind its start while the slab has room for all of it,
+ *   so it is never copied. One that does not fit moves, with what already arrived of it, to the
+ *   next slab, sized to take it.
  *
- * Frames handed out are views: a payload kept past its use pins the chunk, slab or frame buffer
- * it views (copy to keep; a slab is at most 256 KiB while frames are small). Slab space is never reused. A peer can make us reserve up to
- * maxHeaderBytes + maxPayloadBytes per connection with a bare preamble; the pages of an
- * allocation that large are only touched as bytes arrive.
+ * Frames handed out are views: a payload kept past its use pins the chunk or slab it views (copy
+ * to keep; a slab is at most 256 KiB while frames are small). A slab is reused only once every
+ * frame parsed from it was released (Frame.release(), receive-slabs.ts). A peer can make us
+ * reserve up to maxHeaderBytes + maxPayloadBytes per connection with a bare preamble; the pages
+ * of an allocation that large are only touched as bytes arrive.
  */
 import { crc32Range } from './checksum.js';
 import { ErrorCode, FastblockError, assert } from '../errors.js';
+import { LARGEST_SLAB_BYTES, ReceiveSlabPool, type ReceiveSlab } from './receive-slabs.js';
 import {
   DEFAULT_FRAME_LIMITS,
   FLAG_PAYLOAD_CRC,
@@ -34,16 +36,12 @@ import {
 
 const KIND_MAX = FrameKind.MESSAGE;
 const EMPTY = Buffer.alloc(0);
-/** A frame with at least this much left to arrive, that does not fit in the slab, is read straight into its own buffer. */
-const DIRECT_READ_BYTES = 32 * 1024;
 /**
  * A new slab holds this many of the largest frames of the last one, so that a frame rarely meets
- * the slab's end (reads take whatever the socket has, often several frames): within bounds, the
- * smallest of which keeps what a kept view of a small frame pins small.
+ * the slab's end (reads take whatever the socket has, often several frames): within the pool's
+ * sizes, the smallest of which keeps what a kept view of a small frame pins small.
  */
 const SLAB_FRAMES = 16;
-const SLAB_MIN_BYTES = 256 * 1024;
-const SLAB_MAX_BYTES = 4 * 1024 * 1024;
 /** A read is offered at least this much room; a slab with less is left to the frames that view it. */
 const SLAB_ROOM_BYTES = 64 * 1024;
 
@@ -68,27 +66,27 @@ export class FrameDecoder {
   private readonly preamble = Buffer.allocUnsafe(PREAMBLE_BYTES);
   private failed = false;
   /** Receive slab for readBuffer(): [0, slabParsed) handed out, [slabParsed, slabUsed) not yet. */
-  private slab: Buffer | undefined;
+  private slab: ReceiveSlab | undefined;
   private slabUsed = 0;
   private slabParsed = 0;
   /** Full size of the incomplete frame at slabParsed, once its preamble arrived (checked); else 0. */
   private slabFrameSize = 0;
   /** The largest frame parsed from the current slab, which sizes the next. */
   private slabLargestFrame = 0;
-  /** A large frame being read straight into its own buffer. */
-  private direct: Buffer | undefined;
-  private directFilled = 0;
 
-  constructor(private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS) {}
+  constructor(
+    private readonly limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+    private readonly slabs: ReceiveSlabPool = new ReceiveSlabPool(),
+  ) {}
 
   /** Bytes received but not yet handed out as frames (bounded by one frame plus what a pause holds). */
   get pendingBytes(): number {
-    return this.heldBytes + this.partialFilled + (this.slabUsed - this.slabParsed) + this.directFilled;
+    return this.heldBytes + this.partialFilled + (this.slabUsed - this.slabParsed);
   }
 
   /** Buffers held while waiting for the rest of a frame or for the consumer. */
   get pendingChunks(): number {
-    return this.held.length + (this.partial === undefined ? 0 : 1) + (this.direct === undefined ? 0 : 1);
+    return this.held.length + (this.partial === undefined ? 0 : 1);
   }
 
   /**
@@ -108,47 +106,33 @@ export class FrameDecoder {
    * land. Never throws: the preamble of a frame that has begun was checked when it arrived.
    */
   readBuffer(): Buffer {
-    if (this.direct !== undefined) return this.direct.subarray(this.directFilled);
     const slab = this.slab;
     const pending = this.slabUsed - this.slabParsed;
     const size = this.slabFrameSize;
     if (slab !== undefined) {
-      if (size > 0 && this.slabParsed + size > slab.byteLength && size - pending >= DIRECT_READ_BYTES) {
-        // A large frame that does not fit behind its start: into a buffer of its own, copying only what arrived.
-        this.direct = Buffer.allocUnsafeSlow(size);
-        this.directFilled = slab.copy(this.direct, 0, this.slabParsed, this.slabUsed);
-        this.slabParsed = this.slabUsed;
-        this.slabFrameSize = 0;
-        return this.direct.subarray(this.directFilled);
-      }
       // Room for the rest of the frame that has begun (then it is never copied), or for a good read.
-      const room = slab.byteLength - this.slabUsed;
-      if (size > 0 ? room >= size - pending : room >= SLAB_ROOM_BYTES) return slab.subarray(this.slabUsed);
+      const room = slab.bytes.byteLength - this.slabUsed;
+      if (size > 0 ? room >= size - pending : room >= SLAB_ROOM_BYTES) return slab.bytes.subarray(this.slabUsed);
     }
-    // A new slab; the start of a frame that did not fit (less than DIRECT_READ_BYTES short of whole, or its preamble) moves along.
-    const slabBytes = Math.min(SLAB_MAX_BYTES, Math.max(SLAB_MIN_BYTES, SLAB_FRAMES * this.slabLargestFrame));
-    const next = Buffer.allocUnsafeSlow(Math.max(slabBytes, size + SLAB_ROOM_BYTES));
+    // A new slab, sized for the frames of the last and for the one that has begun, which moves
+    // along with what arrived of it (its preamble at least, when the slab's end cut it off).
+    const largest = Math.max(this.slabLargestFrame, size);
+    const next = this.slabs.take(Math.max(Math.min(LARGEST_SLAB_BYTES, SLAB_FRAMES * largest), size + SLAB_ROOM_BYTES));
     this.slabLargestFrame = 0;
-    if (slab !== undefined && pending > 0) slab.copy(next, 0, this.slabParsed, this.slabUsed);
+    if (slab !== undefined) {
+      if (pending > 0) slab.bytes.copy(next.bytes, 0, this.slabParsed, this.slabUsed);
+      // The decoder reads no more into it: it is reused once the frames that view it are released.
+      slab.release();
+    }
     this.slab = next;
     this.slabParsed = 0;
     this.slabUsed = pending;
-    return next.subarray(pending);
+    return next.bytes.subarray(pending);
   }
 
   /** `bytes` bytes arrived in the buffer readBuffer() returned last. */
   received(bytes: number, onFrame: (frame: Frame) => boolean | void): void {
     assert(!this.failed, 'received after a decode error');
-    const direct = this.direct;
-    if (direct !== undefined) {
-      this.directFilled += bytes;
-      if (this.directFilled < direct.byteLength) return;
-      this.direct = undefined;
-      this.directFilled = 0;
-      if (direct.byteLength > this.slabLargestFrame) this.slabLargestFrame = direct.byteLength;
-      this.guarded(() => onFrame(this.frameAt(direct, 0, direct.byteLength)));
-      return;
-    }
     this.slabUsed += bytes;
     this.guarded(() => this.parseSlab(onFrame));
   }
@@ -156,18 +140,19 @@ export class FrameDecoder {
   /** Frames out of the slab's unparsed bytes, in place, until one is incomplete or onFrame returns false. */
   private parseSlab(onFrame: (frame: Frame) => boolean | void): void {
     const slab = this.slab!;
+    const bytes = slab.bytes;
     for (;;) {
       const pending = this.slabUsed - this.slabParsed;
       if (pending < PREAMBLE_BYTES) {
         this.slabFrameSize = 0;
         return;
       }
-      const size = this.check(slab, this.slabParsed);
+      const size = this.check(bytes, this.slabParsed);
       if (pending < size) {
         this.slabFrameSize = size;
         return;
       }
-      const frame = this.frameAt(slab, this.slabParsed, size);
+      const frame = this.frameAt(bytes, this.slabParsed, size, slab);
       this.slabParsed += size;
       if (size > this.slabLargestFrame) this.slabLargestFrame = size;
       this.slabFrameSize = 0;
@@ -185,10 +170,9 @@ export class FrameDecoder {
       this.heldBytes = 0;
       this.partial = undefined;
       this.partialFilled = 0;
+      // The slab is dropped, not released: the socket may still read into it until it closes.
       this.slab = undefined;
       this.slabUsed = this.slabParsed = this.slabFrameSize = this.slabLargestFrame = 0;
-      this.direct = undefined;
-      this.directFilled = 0;
       throw err;
     }
   }
@@ -220,14 +204,14 @@ export class FrameDecoder {
       const whole = this.partial;
       this.partial = undefined;
       this.partialFilled = 0;
-      if (onFrame(this.frameAt(whole, 0, whole.byteLength)) === false) return at;
+      if (onFrame(this.frameAt(whole, 0, whole.byteLength, undefined)) === false) return at;
     }
     const end = chunk.byteLength;
     while (at < end) {
       if (end - at < PREAMBLE_BYTES) return this.startPartial(chunk, at, 0);
       const size = this.check(chunk, at);
       if (end - at < size) return this.startPartial(chunk, at, size);
-      const more = onFrame(this.frameAt(chunk, at, size));
+      const more = onFrame(this.frameAt(chunk, at, size, undefined));
       at += size;
       if (more === false) return at;
     }
@@ -277,8 +261,8 @@ export class FrameDecoder {
     return PREAMBLE_BYTES + headerLength + payloadLength;
   }
 
-  /** The checked frame of `size` bytes at buf[at..], its checksum verified. */
-  private frameAt(buf: Buffer, at: number, size: number): Frame {
+  /** The checked frame of `size` bytes at buf[at..], its checksum verified; it holds `slab` until released. */
+  private frameAt(buf: Buffer, at: number, size: number, slab: ReceiveSlab | undefined): Frame {
     const headerEnd = at + PREAMBLE_BYTES + buf.readUInt32LE(at + 16);
     const end = at + size;
     const payload = end > headerEnd ? buf.subarray(headerEnd, end) : EMPTY;
@@ -293,12 +277,33 @@ export class FrameDecoder {
         payloadLength: end - headerEnd,
       });
     }
-    return {
-      kind: buf[at + 6] as FrameKind,
-      method: buf.readUInt32LE(at + 8),
-      requestId: buf.readUInt32LE(at + 12),
-      header: headerEnd > at + PREAMBLE_BYTES ? buf.subarray(at + PREAMBLE_BYTES, headerEnd) : EMPTY,
+    slab?.hold();
+    return new ReceivedFrame(
+      buf[at + 6] as FrameKind,
+      buf.readUInt32LE(at + 8),
+      buf.readUInt32LE(at + 12),
+      headerEnd > at + PREAMBLE_BYTES ? buf.subarray(at + PREAMBLE_BYTES, headerEnd) : EMPTY,
       payload,
-    };
+      slab,
+    );
+  }
+}
+
+class ReceivedFrame implements Frame {
+  constructor(
+    readonly kind: FrameKind,
+    readonly method: number,
+    readonly requestId: number,
+    readonly header: Uint8Array,
+    readonly payload: Uint8Array,
+    /** The slab the views lie in, until released; undefined for a chunk or an assembled frame (nothing to reuse). */
+    private slab: ReceiveSlab | undefined,
+  ) {}
+
+  release(): void {
+    const slab = this.slab;
+    if (slab === undefined) return;
+    this.slab = undefined;
+    slab.release();
   }
 }

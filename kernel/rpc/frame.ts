@@ -52,6 +52,12 @@ export interface Frame {
   readonly header: Uint8Array;
   /** A view into received bytes, never a copy when read through onread (frame-decoder.ts). */
   readonly payload: Uint8Array;
+  /**
+   * The consumer promises not to use `header` or `payload` (or any view of them) again, so their
+   * bytes may be reused (receive-slabs.ts). Optional: a frame never released stays valid for as
+   * long as it is referenced. Idempotent.
+   */
+  release(): void;
 }
 
 export function payloadLength(payload: Payload | undefined): number {

@@ -2,7 +2,7 @@
  * Typed calls over a TransportConnection: encode the request header, send it with its payload,
  * decode the response header. Errors the server threw arrive as the same FastblockError.
  */
-import type { Payload, RequestOptions, TransportConnection } from '../contracts/transport.js';
+import type { InboundMessage, Payload, RequestOptions, TransportConnection } from '../contracts/transport.js';
 import type { RpcMessage, RpcMethod } from './rpc-method.js';
 
 export interface RpcResult<Res> {
@@ -27,6 +27,32 @@ export function call<Req, Res>(
   return connection
     .request(method.id, header, payload, options)
     .then((reply) => ({ response: method.response.decode(reply.header), payload: reply.payload }));
+}
+
+/**
+ * A call whose reply is consumed at once: `use` runs as the reply arrives, with its payload valid
+ * only until `use` returns (copy what must outlive it), and the promise resolves with its result.
+ * On a transport with requestBorrowed() the reply's bytes are then reused, which saves fresh
+ * memory per large reply; on any other it is call() with `use` applied.
+ */
+export function callBorrowed<Req, Res, T>(
+  connection: TransportConnection,
+  method: RpcMethod<Req, Res>,
+  request: Req,
+  payload: Payload | undefined,
+  use: (response: Res, payload: Uint8Array) => T,
+  options?: RequestOptions,
+): Promise<T> {
+  let header: Uint8Array;
+  try {
+    header = method.request.encode(request);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const decoded = (reply: InboundMessage): T => use(method.response.decode(reply.header), reply.payload);
+  return connection.requestBorrowed
+    ? connection.requestBorrowed(method.id, header, payload, decoded, options)
+    : connection.request(method.id, header, payload, options).then(decoded);
 }
 
 /** One-way: nothing comes back, and nothing is sent if the connection is down. */

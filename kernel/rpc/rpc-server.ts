@@ -5,6 +5,11 @@
  *
  * A request for an unknown method, or with a header that does not decode, is answered with an
  * error (NOT_FOUND, PROTOCOL); the connection stays up: the frame itself was well formed.
+ *
+ * A method registered with `{ borrowsPayload: true }` promises that its handler uses the request's
+ * payload (and any `bytes` field decoded from its header, a view as well) only until its reply is
+ * sent; the transport then reuses those received bytes (InboundHandler.borrowsPayload). The reply
+ * may send the payload back as it is.
  */
 import type {
   InboundConnection,
@@ -31,8 +36,14 @@ export type RpcHandler<Req, Res> = (request: Req, call: RpcCall) => Promise<RpcR
 export type RawHandler = (connection: InboundConnection, message: InboundMessage) => Promise<OutboundReply> | OutboundReply;
 export type MessageHandler<Msg> = (message: Msg, call: RpcCall) => void;
 
+export interface MethodOptions {
+  /** The handler uses the request's received bytes only until its reply is sent (see above). Default false. */
+  readonly borrowsPayload?: boolean;
+}
+
 interface Entry {
   readonly name: string;
+  readonly borrowsPayload?: boolean;
   readonly request?: RawHandler;
   readonly message?: (connection: InboundConnection, message: InboundMessage) => void;
 }
@@ -42,19 +53,19 @@ export class RpcServer implements InboundHandler {
   private readonly closeListeners = new Set<(connection: InboundConnection, reason: string) => void>();
 
   /** Adds a typed method; returns the function that removes it. */
-  handle<Req, Res>(method: RpcMethod<Req, Res>, handler: RpcHandler<Req, Res>): () => void {
+  handle<Req, Res>(method: RpcMethod<Req, Res>, handler: RpcHandler<Req, Res>, options: MethodOptions = {}): () => void {
     const encode = (reply: RpcReply<Res>): OutboundReply => ({ header: method.response.encode(reply.response), payload: reply.payload });
     return this.handleRaw(method.id, method.name, (connection, message) => {
       const request = method.request.decode(message.header);
       const reply = handler(request, { connection, payload: message.payload });
       // A synchronous handler is answered in the same turn (no promise hop on the hot path).
       return reply instanceof Promise ? reply.then(encode) : encode(reply);
-    });
+    }, options);
   }
 
   /** Adds a method whose header the handler decodes itself (e.g. the data service's fast path). */
-  handleRaw(id: number, name: string, handler: RawHandler): () => void {
-    return this.add(id, { name, request: handler });
+  handleRaw(id: number, name: string, handler: RawHandler, options: MethodOptions = {}): () => void {
+    return this.add(id, { name, request: handler, borrowsPayload: options.borrowsPayload === true });
   }
 
   /** Adds a one-way message type. */
@@ -81,6 +92,10 @@ export class RpcServer implements InboundHandler {
       throw new FastblockError(ErrorCode.NOT_FOUND, `no RPC method 0x${message.method.toString(16)} on this daemon`, { method: message.method });
     }
     return handler(connection, message);
+  }
+
+  borrowsPayload(method: number): boolean {
+    return this.entries.get(method)?.borrowsPayload === true;
   }
 
   onMessage(connection: InboundConnection, message: InboundMessage): void {

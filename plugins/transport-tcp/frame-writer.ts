@@ -8,10 +8,19 @@
  * follow their frame head in the queue as they are. The send buffer is reused from its start whenever
  * the socket has handed everything earlier to the kernel; while the kernel is behind, a full one
  * is left to the writes that still reference it and a new one is started.
+ *
+ * A frame may name received bytes to give back once it is written (`release`: the request a reply
+ * answers, whose payload the reply may be sending): they are released when the socket reports the
+ * flush that carried the frame written, or failed, after which the kernel no longer reads them.
  */
 import type { Socket } from 'node:net';
 import { PREAMBLE_BYTES, payloadLength, writeFrame, type FrameKind } from '../../kernel/rpc/frame.js';
 import type { Payload } from '../../kernel/contracts/transport.js';
+
+/** What a written frame gives back (a received Frame whose bytes it may be sending). */
+export interface Releasable {
+  release(): void;
+}
 
 /** Payloads up to this size are copied into the send buffer: cheaper than a socket write of their own. */
 const INLINE_PAYLOAD_BYTES = 8 * 1024;
@@ -26,6 +35,8 @@ export class FrameWriter {
   /** What the next flush writes, in order: send-buffer ranges and large payload buffers. */
   private parts: Uint8Array[] = [];
   private queuedBytes = 0;
+  /** Released once the next flush is written. */
+  private releases: Releasable[] = [];
   private scheduled = false;
   private readonly flush = (): void => this.flushNow();
 
@@ -39,9 +50,13 @@ export class FrameWriter {
     return this.socket.writableLength + this.queuedBytes;
   }
 
-  /** False when the socket can no longer take writes (the frame was dropped). */
-  write(kind: FrameKind, method: number, requestId: number, header: Uint8Array, payload?: Payload): boolean {
-    if (!this.socket.writable) return false;
+  /** False when the socket can no longer take writes (the frame was dropped, `release` released). */
+  write(kind: FrameKind, method: number, requestId: number, header: Uint8Array, payload?: Payload, release?: Releasable): boolean {
+    if (!this.socket.writable) {
+      release?.release();
+      return false;
+    }
+    if (release !== undefined) this.releases.push(release);
     const payloadBytes = payloadLength(payload);
     const inline = payloadBytes <= INLINE_PAYLOAD_BYTES;
     const headBytes = PREAMBLE_BYTES + header.byteLength;
@@ -89,13 +104,26 @@ export class FrameWriter {
     const parts = this.parts;
     this.parts = [];
     this.queuedBytes = 0;
-    if (!this.socket.writable || parts.length === 0) return;
-    if (parts.length === 1) {
-      this.socket.write(parts[0]!);
+    const releases = this.releases;
+    const written = releases.length === 0 ? undefined : () => releaseAll(releases);
+    if (releases.length > 0) this.releases = [];
+    if (!this.socket.writable || parts.length === 0) {
+      written?.();
       return;
     }
+    if (parts.length === 1) {
+      this.socket.write(parts[0]!, written);
+      return;
+    }
+    // Corked writes complete together: the last one's callback comes when all are written.
     this.socket.cork();
-    for (const part of parts) this.socket.write(part);
+    const last = parts.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(parts[i]!);
+    this.socket.write(parts[last]!, written);
     this.socket.uncork();
   }
+}
+
+function releaseAll(releases: Releasable[]): void {
+  for (const frame of releases) frame.release();
 }

@@ -8,6 +8,10 @@
  *
  * Memory is bounded: queued bytes (socket buffer plus unsent requests) never exceed
  * maxBufferedBytes; a request past that fails at once with BUSY, a one-way message is dropped.
+ *
+ * Received bytes are given back for reuse (Frame.release()) only where nobody can still view
+ * them: hello replies and error replies once decoded, replies nobody waits for any more, and the
+ * reply to a requestBorrowed() once its `use` has returned.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -22,6 +26,7 @@ import type {
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { FRAME_VERSION, FrameKind, PREAMBLE_BYTES, payloadLength, type Frame } from '../../kernel/rpc/frame.js';
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
+import type { ReceiveSlabPool } from '../../kernel/rpc/receive-slabs.js';
 import { HelloCodec, HelloReplyCodec, decodeError } from '../../kernel/rpc/wire.js';
 import { Backoff } from './backoff.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -29,12 +34,16 @@ import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
 
 class Pending {
-  resolve!: (message: InboundMessage) => void;
-  reject!: (err: FastblockError) => void;
+  resolve!: (value: unknown) => void;
+  reject!: (err: unknown) => void;
   /** Set while the request waits for a connection; cleared once written. */
   unsent: { readonly header: Uint8Array; readonly payload: Payload | undefined; readonly bytes: number } | undefined = undefined;
 
-  constructor(readonly method: number) {}
+  constructor(
+    readonly method: number,
+    /** For requestBorrowed(): runs on the reply, whose bytes are released when it returns. */
+    readonly use: ((reply: InboundMessage) => unknown) | undefined,
+  ) {}
 }
 
 /**
@@ -43,7 +52,7 @@ class Pending {
  * 100,000 requests a second).
  */
 let binding: Pending | undefined;
-function bindSettlers(resolve: (message: InboundMessage) => void, reject: (err: FastblockError) => void): void {
+function bindSettlers(resolve: (value: unknown) => void, reject: (err: unknown) => void): void {
   binding!.resolve = resolve;
   binding!.reject = reject;
 }
@@ -77,6 +86,7 @@ export class TcpConnection implements TransportConnection {
     private readonly localShard: number,
     private readonly options: TcpOptions,
     private readonly logger: Logger,
+    private readonly slabs: ReceiveSlabPool,
     private readonly onClosed: (connection: TcpConnection) => void,
   ) {
     this.where = `${remote.address.host}:${remote.address.port}/shard ${remote.shard}`;
@@ -98,6 +108,20 @@ export class TcpConnection implements TransportConnection {
   }
 
   request(method: number, header: Uint8Array, payload?: Payload, options?: RequestOptions): Promise<InboundMessage> {
+    return this.issue(method, header, payload, undefined, options) as Promise<InboundMessage>;
+  }
+
+  requestBorrowed<T>(method: number, header: Uint8Array, payload: Payload | undefined, use: (reply: InboundMessage) => T, options?: RequestOptions): Promise<T> {
+    return this.issue(method, header, payload, use, options) as Promise<T>;
+  }
+
+  private issue(
+    method: number,
+    header: Uint8Array,
+    payload: Payload | undefined,
+    use: ((reply: InboundMessage) => unknown) | undefined,
+    options: RequestOptions | undefined,
+  ): Promise<unknown> {
     if (this.currentState === 'closed') return Promise.reject(this.closedError('request on a closed connection'));
     const bytes = PREAMBLE_BYTES + header.byteLength + payloadLength(payload);
     if (this.bufferedBytes > 0 && this.bufferedBytes + bytes > this.options.maxBufferedBytes) {
@@ -111,9 +135,9 @@ export class TcpConnection implements TransportConnection {
     }
     const id = this.takeId();
     const timeoutMs = options?.timeoutMs ?? this.options.requestTimeoutMs;
-    const entry = new Pending(method);
+    const entry = new Pending(method, use);
     binding = entry;
-    const promise = new Promise<InboundMessage>(bindSettlers);
+    const promise = new Promise<unknown>(bindSettlers);
     binding = undefined;
     this.pending.set(id, entry);
     this.deadlines.add(id, timeoutMs);
@@ -182,7 +206,7 @@ export class TcpConnection implements TransportConnection {
   private open(): void {
     assert(this.currentState !== 'closed', 'open after close');
     this.setState('connecting');
-    const decoder = new FrameDecoder({ maxHeaderBytes: this.options.maxHeaderBytes, maxPayloadBytes: this.options.maxPayloadBytes });
+    const decoder = new FrameDecoder({ maxHeaderBytes: this.options.maxHeaderBytes, maxPayloadBytes: this.options.maxPayloadBytes }, this.slabs);
     // Replies are read into buffers the decoder picks (a large payload straight into its frame's
     // buffer), not into a fresh chunk per read that is then pushed through a Readable stream.
     const socket: Socket = netConnect({
@@ -226,12 +250,14 @@ export class TcpConnection implements TransportConnection {
       case FrameKind.HELLO_OK:
         return this.onHelloOk(frame);
       case FrameKind.REPLY:
-        this.claim(frame.requestId)?.resolve(frame);
-        return;
-      case FrameKind.ERROR:
+        return this.onReply(frame);
+      case FrameKind.ERROR: {
         if (frame.requestId === 0) return this.onHelloRefused(frame);
-        this.claim(frame.requestId)?.reject(decodeError(frame.header, this.where));
+        const entry = this.claim(frame.requestId);
+        if (entry) entry.reject(decodeError(frame.header, this.where));
+        frame.release();
         return;
+      }
       case FrameKind.MESSAGE:
         for (const listener of this.messageListeners) {
           try {
@@ -247,9 +273,34 @@ export class TcpConnection implements TransportConnection {
     }
   }
 
+  private onReply(frame: Frame): void {
+    const entry = this.claim(frame.requestId);
+    if (entry === undefined) {
+      // It timed out: nobody will see this reply.
+      frame.release();
+      return;
+    }
+    const use = entry.use;
+    if (use === undefined) {
+      entry.resolve(frame);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = use(frame);
+    } catch (err) {
+      frame.release();
+      entry.reject(err);
+      return;
+    }
+    frame.release();
+    entry.resolve(value);
+  }
+
   private onHelloOk(frame: Frame): void {
     if (this.currentState !== 'connecting') throw new FastblockError(ErrorCode.PROTOCOL, 'second HELLO_OK from server', {});
     const reply = HelloReplyCodec.decode(frame.header);
+    frame.release();
     if (reply.shard !== this.remote.shard) {
       throw new FastblockError(ErrorCode.PROTOCOL, `server answered for shard ${reply.shard}, not ${this.remote.shard}`, { shard: reply.shard });
     }

@@ -6,6 +6,11 @@
  * Backpressure: when replies queue beyond highWaterBytes, or maxInflightPerConnection requests
  * are being served, the socket is paused, so a peer that stops reading its replies stops being
  * served instead of growing our memory. A bad frame closes only its connection, with a log line.
+ *
+ * Received bytes are given back for reuse (Frame.release()) only where nobody can still view
+ * them: the hello once decoded, and a request whose handler borrows its payload
+ * (InboundHandler.borrowsPayload) once its reply is written, or once the handler's result settles
+ * if the connection is gone by then.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -20,6 +25,7 @@ import type {
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { FRAME_VERSION, FrameKind, type Frame } from '../../kernel/rpc/frame.js';
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
+import type { ReceiveSlabPool } from '../../kernel/rpc/receive-slabs.js';
 import { HelloCodec, HelloReplyCodec, encodeError } from '../../kernel/rpc/wire.js';
 import { adoptWithOnread } from './accepted-socket.js';
 import { FrameWriter } from './frame-writer.js';
@@ -46,10 +52,11 @@ class InboundTcpConnection implements InboundConnection {
     private readonly handler: InboundHandler,
     private readonly options: TcpOptions,
     private readonly logger: Logger,
+    slabs: ReceiveSlabPool,
     private readonly onGone: (connection: InboundTcpConnection) => void,
   ) {
     this.remote = `${accepted.remoteAddress}:${accepted.remotePort}`;
-    const decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes });
+    const decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes }, slabs);
     this.decoder = decoder;
     // Requests are read into buffers the decoder picks: a large payload straight into its frame's
     // buffer, the rest into a receive slab parsed in place (no chunk per read, no assembly copy).
@@ -144,6 +151,7 @@ class InboundTcpConnection implements InboundConnection {
   private onHello(frame: Frame): void {
     if (frame.kind !== FrameKind.HELLO) throw new FastblockError(ErrorCode.PROTOCOL, `first frame is of kind ${frame.kind}, not HELLO`, { kind: frame.kind });
     const hello = HelloCodec.decode(frame.header);
+    frame.release();
     let refusal: FastblockError | undefined;
     if (hello.protocol !== FRAME_VERSION) {
       refusal = new FastblockError(ErrorCode.PROTOCOL, `client speaks frame protocol ${hello.protocol}, this server ${FRAME_VERSION}`, { protocol: hello.protocol });
@@ -168,31 +176,37 @@ class InboundTcpConnection implements InboundConnection {
 
   private serve(frame: Frame): void {
     const { requestId, method } = frame;
+    // Borrowed: the request's bytes go back with its reply. Otherwise the handler may keep them.
+    const borrowed = this.handler.borrowsPayload?.(method) === true ? frame : undefined;
     this.serving++;
     let outcome: Promise<OutboundReply> | OutboundReply;
     try {
       // A Frame is an InboundMessage (method, header, payload): no copy of the envelope.
       outcome = this.handler.onRequest(this, frame);
     } catch (err) {
-      this.finish(requestId, method, undefined, err);
+      this.finish(requestId, method, undefined, err, borrowed);
       return;
     }
     if (outcome instanceof Promise) {
       outcome.then(
-        (reply) => this.finish(requestId, method, reply, undefined),
-        (err: unknown) => this.finish(requestId, method, undefined, err),
+        (reply) => this.finish(requestId, method, reply, undefined, borrowed),
+        (err: unknown) => this.finish(requestId, method, undefined, err, borrowed),
       );
       this.maybePause();
     } else {
-      this.finish(requestId, method, outcome, undefined);
+      this.finish(requestId, method, outcome, undefined, borrowed);
     }
   }
 
-  private finish(requestId: number, method: number, reply: OutboundReply | undefined, err: unknown): void {
+  private finish(requestId: number, method: number, reply: OutboundReply | undefined, err: unknown, borrowed: Frame | undefined): void {
     this.serving--;
-    if (this.closedReason !== undefined) return;
-    if (reply) this.writer.write(FrameKind.REPLY, method, requestId, reply.header, reply.payload);
-    else this.writer.write(FrameKind.ERROR, method, requestId, encodeError(err));
+    if (this.closedReason !== undefined) {
+      // No reply will be sent, and the handler is done with the request.
+      borrowed?.release();
+      return;
+    }
+    if (reply) this.writer.write(FrameKind.REPLY, method, requestId, reply.header, reply.payload, borrowed);
+    else this.writer.write(FrameKind.ERROR, method, requestId, encodeError(err), undefined, borrowed);
     if (this.writer.bufferedBytes > this.options.highWaterBytes) this.maybePause();
     // Resuming from inside a synchronous handler's return would recurse into the decoder.
     else if (this.paused) queueMicrotask(() => this.maybeResume());
@@ -243,6 +257,7 @@ export class TcpListener implements TransportListener {
     handler: InboundHandler,
     options: TcpOptions,
     logger: Logger,
+    slabs: ReceiveSlabPool,
     onClosed: (listener: TcpListener) => void,
   ): Promise<TcpListener> {
     // Paused on connect: each connection's handle moves to a socket that reads with onread (accepted-socket.ts).
@@ -256,7 +271,7 @@ export class TcpListener implements TransportListener {
     });
     const listener = new TcpListener(server, onClosed);
     server.on('connection', (socket) => {
-      const connection = new InboundTcpConnection(socket, shard, daemon, handler, options, logger, (c) => listener.connections.delete(c));
+      const connection = new InboundTcpConnection(socket, shard, daemon, handler, options, logger, slabs, (c) => listener.connections.delete(c));
       listener.connections.add(connection);
     });
     server.on('error', (err) => logger.error({ err, address }, 'listener error'));

@@ -14,6 +14,7 @@ import type {
   TransportRecipe,
 } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
+import { ReceiveSlabPool } from '../../kernel/rpc/receive-slabs.js';
 import { TcpConnection } from './tcp-connection.js';
 import { TcpListener } from './tcp-listener.js';
 import { DEFAULT_TCP_OPTIONS, type TcpOptions } from './tcp-options.js';
@@ -24,6 +25,8 @@ export class TcpTransport implements Transport {
   private readonly options: TcpOptions;
   private readonly connections = new Map<string, TcpConnection>();
   private readonly listeners = new Set<TcpListener>();
+  /** Receive slabs of every connection, in and out: a thread's connections share what is idle. */
+  private readonly slabs = new ReceiveSlabPool();
   private closed = false;
 
   constructor(options: Partial<TcpOptions> = {}, private readonly logger: Logger = pino({ level: 'info' })) {
@@ -34,7 +37,7 @@ export class TcpTransport implements Transport {
 
   async listen(address: NetAddress, handler: InboundHandler, options: ListenOptions = {}): Promise<TransportListener> {
     this.assertOpen();
-    const listener = await TcpListener.open(address, options.shard ?? 0, this.options.source, handler, this.options, this.logger, (l) => this.listeners.delete(l));
+    const listener = await TcpListener.open(address, options.shard ?? 0, this.options.source, handler, this.options, this.logger, this.slabs, (l) => this.listeners.delete(l));
     this.listeners.add(listener);
     this.logger.info({ address: listener.address, shard: options.shard ?? 0 }, 'listening');
     return listener;
@@ -45,7 +48,7 @@ export class TcpTransport implements Transport {
     const key = `${localShard}>${remote.address.host}:${remote.address.port}/${remote.shard}`;
     let connection = this.connections.get(key);
     if (!connection) {
-      connection = new TcpConnection(remote, localShard, this.options, this.logger, (c) => {
+      connection = new TcpConnection(remote, localShard, this.options, this.logger, this.slabs, (c) => {
         if (this.connections.get(key) === c) this.connections.delete(key);
       });
       this.connections.set(key, connection);
@@ -53,8 +56,16 @@ export class TcpTransport implements Transport {
     return connection;
   }
 
-  /** Queue sizes over every listener and connection, for tests and status. */
-  stats(): { listeners: number; connections: number; sendQueuedBytes: number; inboundSendQueuedBytes: number; inboundReceiveBufferedBytes: number } {
+  /** Queue sizes over every listener and connection, and receive slab reuse, for tests and status. */
+  stats(): {
+    listeners: number;
+    connections: number;
+    sendQueuedBytes: number;
+    inboundSendQueuedBytes: number;
+    inboundReceiveBufferedBytes: number;
+    slabsAllocated: number;
+    slabsReused: number;
+  } {
     let sendQueuedBytes = 0;
     for (const c of this.connections.values()) sendQueuedBytes += c.bufferedBytes;
     let inboundSendQueuedBytes = 0;
@@ -64,7 +75,15 @@ export class TcpTransport implements Transport {
       inboundSendQueuedBytes += s.sendQueuedBytes;
       inboundReceiveBufferedBytes += s.receiveBufferedBytes;
     }
-    return { listeners: this.listeners.size, connections: this.connections.size, sendQueuedBytes, inboundSendQueuedBytes, inboundReceiveBufferedBytes };
+    return {
+      listeners: this.listeners.size,
+      connections: this.connections.size,
+      sendQueuedBytes,
+      inboundSendQueuedBytes,
+      inboundReceiveBufferedBytes,
+      slabsAllocated: this.slabs.allocated,
+      slabsReused: this.slabs.reused,
+    };
   }
 
   async close(): Promise<void> {

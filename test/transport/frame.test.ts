@@ -6,6 +6,7 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { crc32, crc32Range } from '../../kernel/rpc/checksum.js';
 import { FrameKind, PREAMBLE_BYTES, encodeFrameHead, type Frame } from '../../kernel/rpc/frame.js';
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
+import { ReceiveSlabPool } from '../../kernel/rpc/receive-slabs.js';
 
 function frameBytes(kind: FrameKind, method: number, id: number, header: Uint8Array, payload: Uint8Array[], crcPayload = true): Buffer {
   return Buffer.concat([encodeFrameHead(kind, method, id, header, payload, crcPayload), ...payload]);
@@ -105,13 +106,75 @@ test('reading into the decoder\'s buffers: a frame keeps arriving behind its sta
   }
   payloads.forEach((p, i) => assert.ok(Buffer.from(frames[i]!.payload).equals(p), `frame ${i + 1}`));
   const buffers = frames.map((f) => f.payload.buffer);
-  // The first slab (256 KiB) takes two; the third goes to a buffer of its own; the next slab is
-  // sized for these frames and takes the rest in place.
+  // The first slab (256 KiB) takes two; the third moves, with what arrived of it, to the next
+  // slab, sized for these frames, which takes it and the rest in place.
   assert.is(buffers[0], buffers[1]);
   assert.is.not(buffers[2], buffers[1]);
-  assert.is(buffers[3], buffers[4]);
-  assert.is(buffers[4], buffers[5]);
-  assert.ok(buffers[3]!.byteLength >= 16 * 100_000, 'the second slab holds 16 frames of this size');
+  assert.is(buffers[2], buffers[3]);
+  assert.is(buffers[3], buffers[5]);
+  assert.ok(buffers[2]!.byteLength >= 16 * 100_000, 'the second slab holds 16 frames of this size');
+});
+
+/** Feeds `stream` to the decoder in socket-sized reads; returns the frames and every buffer read into. */
+function readThrough(decoder: FrameDecoder, stream: Buffer, onFrame: (frame: Frame) => void): Set<ArrayBufferLike> {
+  const targets = new Set<ArrayBufferLike>();
+  for (let at = 0; at < stream.length; ) {
+    const into = decoder.readBuffer();
+    targets.add(into.buffer);
+    const count = stream.copy(into, 0, at, Math.min(stream.length, at + 40_000));
+    at += count;
+    decoder.received(count, onFrame);
+  }
+  return targets;
+}
+
+test('a receive slab is reused only once every frame parsed from it was released; a held frame keeps its bytes', () => {
+  const pool = new ReceiveSlabPool();
+  const decoder = new FrameDecoder(undefined, pool);
+  const batch = () => Array.from({ length: 12 }, () => randomBytes(60_000));
+  const stream = (payloads: Buffer[]) => Buffer.concat(payloads.map((p, i) => frameBytes(FrameKind.REQUEST, 1, i + 1, Buffer.from('h'), [p])));
+  // Slabs grow to suit these frames (the first is the smallest size); then one frame is kept (a
+  // handler still using it) and the others are released as they arrive.
+  readThrough(decoder, stream(batch()), (f) => f.release());
+  const first = batch();
+  let kept: Frame | undefined;
+  readThrough(decoder, stream(first), (f) => {
+    if (kept === undefined) kept = f;
+    else f.release();
+  });
+  const keptSlab = kept!.payload.buffer;
+  for (let round = 0; round < 6; round++) {
+    const payloads = batch();
+    const got: Buffer[] = [];
+    const targets = readThrough(decoder, stream(payloads), (f) => {
+      got.push(Buffer.from(f.payload));
+      f.release();
+    });
+    assert.not.ok(targets.has(keptSlab), `round ${round}: the slab of a held frame was read into again`);
+    payloads.forEach((p, i) => assert.ok(got[i]!.equals(p), `round ${round} frame ${i + 1}`));
+  }
+  assert.ok(Buffer.from(kept!.payload).equals(first[0]!), 'the held frame is intact');
+  assert.ok(pool.reused > 0, 'released slabs were reused');
+  const allocated = pool.allocated;
+  // Released, the held frame's slab goes back to the pool and is read into again.
+  kept!.release();
+  kept!.release(); // idempotent: a second release must not free the slab under another frame
+  let reusedKept = false;
+  for (let round = 0; round < 4 && !reusedKept; round++) {
+    reusedKept = readThrough(decoder, stream(batch()), (f) => f.release()).has(keptSlab);
+  }
+  assert.ok(reusedKept, 'the slab came back once its last frame was released');
+  assert.is(pool.allocated, allocated, 'steady traffic allocates no new slab');
+});
+
+test('frames that are never released keep their slabs out of the pool (the default contract)', () => {
+  const pool = new ReceiveSlabPool();
+  const decoder = new FrameDecoder(undefined, pool);
+  const payloads = Array.from({ length: 40 }, () => randomBytes(50_000));
+  const frames: Frame[] = [];
+  readThrough(decoder, Buffer.concat(payloads.map((p, i) => frameBytes(FrameKind.REPLY, 1, i + 1, new Uint8Array(0), [p]))), (f) => void frames.push(f));
+  assert.is(pool.reused, 0);
+  payloads.forEach((p, i) => assert.ok(Buffer.from(frames[i]!.payload).equals(p), `frame ${i + 1}`));
 });
 
 test('reading into the decoder\'s buffers: a bad preamble is refused as it arrives, and the decoder refuses more', () => {
