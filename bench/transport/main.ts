@@ -1,12 +1,13 @@
 /**
  * bench/transport: the RPC layer (TCP transport + frame codec + protobuf headers) against a
  * minimal Node `net` echo, in the same run, over loopback. Each server runs in its own process;
- * the clients run here, one side at a time, alternating; figures and ratios are medians over rounds.
+ * the clients run here, one side at a time, alternating in slices (--slices per figure and round,
+ * SECONDS / slices long each); figures and ratios are medians over rounds.
  *
  *   latency      1 request outstanding, 4 KiB payload each way: mean, p50, p99 round trip
  *   throughput   64 requests outstanding, 4 KiB and 128 KiB payloads each way: MiB/s one way
  *
- *   npm run bench -- transport [--seconds S] [--rounds N] [--no-payload-crc] [--keep]
+ *   npm run bench -- transport [--seconds S] [--rounds N] [--slices K] [--no-payload-crc] [--keep]
  *
  * The RPC client consumes each reply as it arrives (callBorrowed: it checks the echoed length, as
  * the baseline counts bytes) and the server's handler borrows the request it echoes, so both
@@ -43,15 +44,16 @@ const flag = (name: string, fallback: number): number => {
 };
 const SECONDS = flag('--seconds', 1);
 const ROUNDS = flag('--rounds', 5);
+const SLICES = flag('--slices', 4);
 const PAYLOAD_CRC = !args.includes('--no-payload-crc');
 const BORROW = !args.includes('--keep');
 const KiB = 1024;
+const MiB = 1024 * KiB;
 const DEPTH = 64;
 
 interface Throughput {
   readonly ops: number;
   readonly seconds: number;
-  readonly mibPerSecond: number;
 }
 
 interface Latency {
@@ -74,10 +76,9 @@ function processCpuUs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100);
 }
 
-interface Measured {
-  readonly mibPerSecond: number;
-  /** Client and server CPU per round trip: what the load of other processes does not change much. */
-  readonly cpuUsPerOp: number;
+interface Measured extends Throughput {
+  /** Client and server CPU: per round trip, what the load of other processes does not change much. */
+  readonly cpuUs: number;
 }
 
 async function measured(serverPid: number, run: () => Promise<Throughput>): Promise<Measured> {
@@ -86,7 +87,33 @@ async function measured(serverPid: number, run: () => Promise<Throughput>): Prom
   const result = await run();
   const client = process.cpuUsage(client0);
   const server = processCpuUs(serverPid) - server0;
-  return { mibPerSecond: result.mibPerSecond, cpuUsPerOp: (client.user + client.system + server) / result.ops };
+  return { ops: result.ops, seconds: result.seconds, cpuUs: client.user + client.system + server };
+}
+
+function summed(slices: Measured[]): Measured {
+  return slices.reduce((a, b) => ({ ops: a.ops + b.ops, seconds: a.seconds + b.seconds, cpuUs: a.cpuUs + b.cpuUs }));
+}
+
+const mibPerSecond = (m: Measured, size: number): number => (m.ops * size) / m.seconds / MiB;
+const cpuUsPerOp = (m: Measured): number => m.cpuUs / m.ops;
+
+/**
+ * One figure for both sides, in SLICES slices each, alternating (P B B P P B ...): a slow spell of
+ * the shared machine shorter than a round then falls on both sides, not on one side's second.
+ */
+async function alternated<T>(project: (seconds: number) => Promise<T>, baseline: (seconds: number) => Promise<T>): Promise<{ project: T[]; baseline: T[] }> {
+  const slices = { project: [] as T[], baseline: [] as T[] };
+  const seconds = SECONDS / SLICES;
+  for (let slice = 0; slice < SLICES; slice++) {
+    if (slice % 2 === 0) {
+      slices.project.push(await project(seconds));
+      slices.baseline.push(await baseline(seconds));
+    } else {
+      slices.baseline.push(await baseline(seconds));
+      slices.project.push(await project(seconds));
+    }
+  }
+  return slices;
 }
 
 async function spawnPeer(script: string, extra: string[] = []): Promise<{ child: ChildProcess; port: number }> {
@@ -108,7 +135,7 @@ function echo(connection: TransportConnection, seq: number, size: number, payloa
 
 const echoedLength = (_response: unknown, echoed: Uint8Array): number => echoed.length;
 
-async function rpcLatency(connection: TransportConnection, size: number, seconds: number): Promise<Latency> {
+async function rpcLatency(connection: TransportConnection, size: number, seconds: number): Promise<number[]> {
   const payload = [Buffer.alloc(size, 0xab)];
   const samples: number[] = [];
   const end = now() + seconds * 1e6;
@@ -117,7 +144,7 @@ async function rpcLatency(connection: TransportConnection, size: number, seconds
     await echo(connection, seq, size, payload);
     samples.push(now() - t0);
   }
-  return latencyOf(samples);
+  return samples;
 }
 
 /**
@@ -143,8 +170,7 @@ async function rpcThroughput(connection: TransportConnection, size: number, dept
     }
   };
   await Promise.all(Array.from({ length: depth }, worker));
-  const elapsed = (now() - t0) / 1e6;
-  return { ops, seconds: elapsed, mibPerSecond: (ops * size) / elapsed / (1024 * 1024) };
+  return { ops, seconds: (now() - t0) / 1e6 };
 }
 
 // ---- the baseline: raw bytes through a net echo, counted back in request-sized units
@@ -186,8 +212,7 @@ class NetEcho {
   }
 }
 
-async function netLatency(port: number, size: number, seconds: number): Promise<Latency> {
-  const echo = await NetEcho.open(port);
+async function netLatency(echo: NetEcho, size: number, seconds: number): Promise<number[]> {
   const buffer = Buffer.alloc(size, 0xab);
   const samples: number[] = [];
   const end = now() + seconds * 1e6;
@@ -198,20 +223,20 @@ async function netLatency(port: number, size: number, seconds: number): Promise<
     await echo.until(target);
     samples.push(now() - t0);
   }
-  echo.close();
-  return latencyOf(samples);
+  return samples;
 }
 
-async function netThroughput(port: number, size: number, depth: number, seconds: number): Promise<Throughput> {
-  const echo = await NetEcho.open(port);
+async function netThroughput(echo: NetEcho, size: number, depth: number, seconds: number): Promise<Throughput> {
   const buffer = Buffer.alloc(size, 0xcd);
+  // Every run ends with nothing outstanding, so the connection's byte count restarts cleanly.
+  const before = echo.total;
   const t0 = now();
   const running = stopAfter(seconds);
   let sent = 0;
   let done = 0;
   const finished = new Promise<void>((resolve) => {
     echo.onBytes = (total) => {
-      done = Math.floor(total / size);
+      done = Math.floor((total - before) / size);
       const open = running.open;
       // Keep `depth` requests' worth of bytes outstanding, as the RPC side keeps `depth` calls.
       while (open && sent - done < depth) {
@@ -224,8 +249,8 @@ async function netThroughput(port: number, size: number, depth: number, seconds:
   for (; sent < depth; sent++) echo.write(buffer);
   await finished;
   const elapsed = (now() - t0) / 1e6;
-  echo.close();
-  return { ops: done, seconds: elapsed, mibPerSecond: (done * size) / elapsed / (1024 * 1024) };
+  echo.onBytes = undefined;
+  return { ops: done, seconds: elapsed };
 }
 
 // ---- the run
@@ -234,27 +259,46 @@ const project = await spawnPeer('./rpc-peer.ts', [...(PAYLOAD_CRC ? [] : ['no-pa
 const baseline = await spawnPeer('./net-peer.ts');
 const transport = new TcpTransport({ checksumPayload: PAYLOAD_CRC }, silentLogger());
 const connection = transport.connect({ address: { host: '127.0.0.1', port: project.port }, shard: 0 });
+// One connection per side for the whole run, so that neither pays for a cold socket in a slice.
+const netEcho = await NetEcho.open(baseline.port);
 
 try {
-  // Warm up both sides (JIT, socket buffers) before measuring.
-  await rpcThroughput(connection, 4 * KiB, DEPTH, 0.5);
-  await netThroughput(baseline.port, 4 * KiB, DEPTH, 0.5);
+  // Warm up both sides (JIT, socket buffers, receive slabs) before measuring.
+  for (const size of [4 * KiB, 128 * KiB]) {
+    await rpcThroughput(connection, size, DEPTH, 0.3);
+    await netThroughput(netEcho, size, DEPTH, 0.3);
+  }
 
-  // Load on a shared machine drifts; each round measures both sides back to back and yields its
-  // own ratio, and the figures are medians over rounds, so a slow spell hits both sides alike.
+  // Load on a shared machine drifts; each round measures both sides in alternating slices and
+  // yields its own ratio, and the figures are medians over rounds, so a slow spell hits both sides alike.
   const rounds: { rpcLat: Latency; netLat: Latency; rpc4k: Measured; net4k: Measured; rpc128k: Measured; net128k: Measured }[] = [];
   for (let round = 0; round < ROUNDS; round++) {
-    const rpcLat = await rpcLatency(connection, 4 * KiB, SECONDS);
-    const netLat = await netLatency(baseline.port, 4 * KiB, SECONDS);
-    const rpc4k = await measured(project.child.pid!, () => rpcThroughput(connection, 4 * KiB, DEPTH, SECONDS));
-    const net4k = await measured(baseline.child.pid!, () => netThroughput(baseline.port, 4 * KiB, DEPTH, SECONDS));
-    const rpc128k = await measured(project.child.pid!, () => rpcThroughput(connection, 128 * KiB, DEPTH, SECONDS));
-    const net128k = await measured(baseline.child.pid!, () => netThroughput(baseline.port, 128 * KiB, DEPTH, SECONDS));
-    rounds.push({ rpcLat, netLat, rpc4k, net4k, rpc128k, net128k });
+    const latency = await alternated(
+      (seconds) => rpcLatency(connection, 4 * KiB, seconds),
+      (seconds) => netLatency(netEcho, 4 * KiB, seconds),
+    );
+    const at4k = await alternated(
+      (seconds) => measured(project.child.pid!, () => rpcThroughput(connection, 4 * KiB, DEPTH, seconds)),
+      (seconds) => measured(baseline.child.pid!, () => netThroughput(netEcho, 4 * KiB, DEPTH, seconds)),
+    );
+    const at128k = await alternated(
+      (seconds) => measured(project.child.pid!, () => rpcThroughput(connection, 128 * KiB, DEPTH, seconds)),
+      (seconds) => measured(baseline.child.pid!, () => netThroughput(netEcho, 128 * KiB, DEPTH, seconds)),
+    );
+    const measures = {
+      rpcLat: latencyOf(latency.project.flat()),
+      netLat: latencyOf(latency.baseline.flat()),
+      rpc4k: summed(at4k.project),
+      net4k: summed(at4k.baseline),
+      rpc128k: summed(at128k.project),
+      net128k: summed(at128k.baseline),
+    };
+    rounds.push(measures);
+    const { rpcLat, netLat, rpc4k, net4k, rpc128k, net128k } = measures;
     console.log(
       `round ${round + 1}/${ROUNDS}: latency ${rpcLat.meanUs.toFixed(1)} vs ${netLat.meanUs.toFixed(1)} us, ` +
-        `4 KiB ${rpc4k.mibPerSecond.toFixed(0)} vs ${net4k.mibPerSecond.toFixed(0)} MiB/s (${rpc4k.cpuUsPerOp.toFixed(1)} vs ${net4k.cpuUsPerOp.toFixed(1)} us CPU/op), ` +
-        `128 KiB ${rpc128k.mibPerSecond.toFixed(0)} vs ${net128k.mibPerSecond.toFixed(0)} MiB/s (${rpc128k.cpuUsPerOp.toFixed(0)} vs ${net128k.cpuUsPerOp.toFixed(0)} us CPU/op)`,
+        `4 KiB ${mibPerSecond(rpc4k, 4 * KiB).toFixed(0)} vs ${mibPerSecond(net4k, 4 * KiB).toFixed(0)} MiB/s (${cpuUsPerOp(rpc4k).toFixed(1)} vs ${cpuUsPerOp(net4k).toFixed(1)} us CPU/op), ` +
+        `128 KiB ${mibPerSecond(rpc128k, 128 * KiB).toFixed(0)} vs ${mibPerSecond(net128k, 128 * KiB).toFixed(0)} MiB/s (${cpuUsPerOp(rpc128k).toFixed(0)} vs ${cpuUsPerOp(net128k).toFixed(0)} us CPU/op)`,
     );
   }
 
@@ -272,26 +316,27 @@ try {
     net_latency_4k_qd1_mean_us: r(of((x) => x.netLat.meanUs)),
     net_latency_4k_qd1_p50_us: r(of((x) => x.netLat.p50Us)),
     net_latency_4k_qd1_p99_us: r(of((x) => x.netLat.p99Us)),
-    rpc_throughput_4k_qd64_mib_s: r(of((x) => x.rpc4k.mibPerSecond)),
-    net_throughput_4k_qd64_mib_s: r(of((x) => x.net4k.mibPerSecond)),
-    rpc_throughput_128k_qd64_mib_s: r(of((x) => x.rpc128k.mibPerSecond)),
-    net_throughput_128k_qd64_mib_s: r(of((x) => x.net128k.mibPerSecond)),
-    rpc_cpu_4k_qd64_us_per_op: r(of((x) => x.rpc4k.cpuUsPerOp)),
-    net_cpu_4k_qd64_us_per_op: r(of((x) => x.net4k.cpuUsPerOp)),
-    rpc_cpu_128k_qd64_us_per_op: r(of((x) => x.rpc128k.cpuUsPerOp)),
-    net_cpu_128k_qd64_us_per_op: r(of((x) => x.net128k.cpuUsPerOp)),
+    rpc_throughput_4k_qd64_mib_s: r(of((x) => mibPerSecond(x.rpc4k, 4 * KiB))),
+    net_throughput_4k_qd64_mib_s: r(of((x) => mibPerSecond(x.net4k, 4 * KiB))),
+    rpc_throughput_128k_qd64_mib_s: r(of((x) => mibPerSecond(x.rpc128k, 128 * KiB))),
+    net_throughput_128k_qd64_mib_s: r(of((x) => mibPerSecond(x.net128k, 128 * KiB))),
+    rpc_cpu_4k_qd64_us_per_op: r(of((x) => cpuUsPerOp(x.rpc4k))),
+    net_cpu_4k_qd64_us_per_op: r(of((x) => cpuUsPerOp(x.net4k))),
+    rpc_cpu_128k_qd64_us_per_op: r(of((x) => cpuUsPerOp(x.rpc128k))),
+    net_cpu_128k_qd64_us_per_op: r(of((x) => cpuUsPerOp(x.net128k))),
   };
   const ratios = {
     latency_4k_qd1_mean: r(of((x) => x.netLat.meanUs / x.rpcLat.meanUs)),
     latency_4k_qd1_p50: r(of((x) => x.netLat.p50Us / x.rpcLat.p50Us)),
-    throughput_4k_qd64: r(of((x) => x.rpc4k.mibPerSecond / x.net4k.mibPerSecond)),
-    throughput_128k_qd64: r(of((x) => x.rpc128k.mibPerSecond / x.net128k.mibPerSecond)),
-    cpu_per_op_4k_qd64: r(of((x) => x.net4k.cpuUsPerOp / x.rpc4k.cpuUsPerOp)),
-    cpu_per_op_128k_qd64: r(of((x) => x.net128k.cpuUsPerOp / x.rpc128k.cpuUsPerOp)),
+    throughput_4k_qd64: r(of((x) => mibPerSecond(x.rpc4k, 4 * KiB) / mibPerSecond(x.net4k, 4 * KiB))),
+    throughput_128k_qd64: r(of((x) => mibPerSecond(x.rpc128k, 128 * KiB) / mibPerSecond(x.net128k, 128 * KiB))),
+    cpu_per_op_4k_qd64: r(of((x) => cpuUsPerOp(x.net4k) / cpuUsPerOp(x.rpc4k))),
+    cpu_per_op_128k_qd64: r(of((x) => cpuUsPerOp(x.net128k) / cpuUsPerOp(x.rpc128k))),
   };
-  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; receive slabs ${BORROW ? 'reused (borrowed)' : 'not reused (--keep)'}; ${ROUNDS} rounds of ${SECONDS} s per figure; medians; load average ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`payload checksums ${PAYLOAD_CRC ? 'on' : 'off'}; receive slabs ${BORROW ? 'reused (borrowed)' : 'not reused (--keep)'}; ${ROUNDS} rounds of ${SECONDS} s per figure and side in ${SLICES} alternating slices; medians; load average ${loadavg()[0]!.toFixed(1)}`);
   console.log(JSON.stringify({ bench: 'transport', figures, ratios }));
 } finally {
+  netEcho.close();
   await transport.close();
   project.child.kill('SIGTERM');
   baseline.child.kill('SIGTERM');
