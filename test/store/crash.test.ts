@@ -151,7 +151,10 @@ async function runSeed(seed: number): Promise<void> {
     const before = model.objects.get(key);
     let next: ObjectModel | undefined;
     let run: () => Promise<void>;
-    if (kind < 9) {
+    if (kind === 8 && (before === undefined || (offset === 0 && length >= before.bytes.length))) {
+      // A discard leaves an absent object absent and releases one it covers entirely.
+      run = () => store.objects.discard(pg, name, offset, length);
+    } else if (kind < 9) {
       const bytes = Buffer.alloc(Math.max(before?.bytes.length ?? 0, offset + length));
       before?.bytes.copy(bytes);
       const data = kind < 6 ? pattern(seed * 1000 + int(1e6), length) : undefined;
