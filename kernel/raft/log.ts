@@ -67,7 +67,8 @@ export class RaftLog {
   append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const first = entries[0]!.index;
-    assert(first > this.committed, `append at ${first} would overwrite committed ${this.committed}`);
+    // Hot-path invariants build their message only when they fail (a template literal is eager).
+    if (first <= this.committed) assert(false, `append at ${first} would overwrite committed ${this.committed}`);
     if (first === this.offset + this.unstable.length) {
       for (let i = 0; i < entries.length; i++) this.unstable.push(entries[i]!);
     } else if (first <= this.offset) {
@@ -116,7 +117,7 @@ export class RaftLog {
   }
 
   appliedTo(index: number): void {
-    assert(index <= this.committed && index >= this.applied, `applied ${index} outside [${this.applied}, ${this.committed}]`);
+    if (index > this.committed || index < this.applied) assert(false, `applied ${index} outside [${this.applied}, ${this.committed}]`);
     this.applied = index;
   }
 
@@ -138,7 +139,7 @@ export class RaftLog {
   slice(lo: number, hi: number, maxBytes: number): readonly Entry[] | undefined {
     if (lo >= hi) return [];
     if (lo < this.firstIndex()) return undefined;
-    assert(hi <= this.lastIndex() + 1, `slice to ${hi} past last index ${this.lastIndex()}`);
+    if (hi > this.lastIndex() + 1) assert(false, `slice to ${hi} past last index ${this.lastIndex()}`);
     if (lo >= this.offset) return this.takeUnstable(lo, hi, maxBytes);
     const stableHi = Math.min(hi, this.offset);
     const stable = this.storage.entries(lo, stableHi, maxBytes);

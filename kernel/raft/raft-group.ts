@@ -96,6 +96,22 @@ interface StagedSnapshot {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * In place, largest first. Array.prototype.sort with a comparator copies the array into a work
+ * area on every call; these arrays hold one value per voter and are sorted on every commit check.
+ */
+function sortDescending(values: number[]): void {
+  for (let i = 1; i < values.length; i++) {
+    const v = values[i]!;
+    let j = i - 1;
+    while (j >= 0 && values[j]! < v) {
+      values[j + 1] = values[j]!;
+      j--;
+    }
+    values[j + 1] = v;
+  }
+}
+
 export class RaftGroup {
   readonly id: NodeId;
   readonly group: GroupId;
@@ -771,7 +787,7 @@ export class RaftGroup {
     const conflict = this.log.findConflict(entries);
     if (conflict < entries.length) {
       const first = entries[conflict]!.index;
-      assert(first > this.log.committed, `entry ${first} conflicts with the committed log`);
+      if (first <= this.log.committed) assert(false, `entry ${first} conflicts with the committed log`);
       this.appendToLog(conflict === 0 ? entries : entries.slice(conflict));
     }
     this.log.commitTo(Math.min(m.commit, lastNew));
@@ -892,7 +908,7 @@ export class RaftGroup {
     matches.length = 0;
     for (let i = 0; i < voters.length; i++) matches.push(this.progress.get(voters[i]!)?.match ?? 0);
     if (matches.length === 0) return false;
-    matches.sort((a, b) => b - a);
+    sortDescending(matches);
     const index = matches[this.quorum() - 1]!;
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
@@ -951,7 +967,7 @@ export class RaftGroup {
     const acked = this.matchScratch;
     acked.length = 0;
     for (const id of voters) acked.push(id === this.id ? this.readOnly.seq : (this.progress.get(id)?.ackedSeq ?? 0));
-    acked.sort((a, b) => b - a);
+    sortDescending(acked);
     this.readOnly.confirm(acked[this.quorum() - 1] ?? 0);
   }
 

@@ -38,6 +38,19 @@ test('round trip keeps every field and entry bytes', () => {
   );
 });
 
+test('group ids decode to themselves, each time, however many there are (the decoder keeps the names it saw)', () => {
+  const groups = Array.from({ length: 5000 }, (_, i) => `${i % 7}.${i.toString(16)}`).concat(['', 'é.1', '1.a', 'a.1']);
+  for (let round = 0; round < 2; round++) {
+    for (const group of groups) {
+      const nm: NodeMessage = { from: 1, to: 2, messages: [message({ type: MessageType.AppResp, group, from: 1, to: 2, term: 3 })], beats: [{ group, term: 3, commit: 1, seq: 2 }], beatResponses: [] };
+      const { header } = encodeNodeMessage(nm);
+      const back = decodeNodeMessage(header, new Uint8Array(0));
+      assert.is(back.messages[0]!.group, group);
+      assert.is(back.beats[0]!.group, group);
+    }
+  }
+});
+
 test('encoding puts the entries\' own buffers in the payload, uncopied and in order', () => {
   const nm = sample();
   const { payload } = encodeNodeMessage(nm);

@@ -10,7 +10,7 @@
  * default are left out; the reader takes repeated scalars packed or not and skips unknown fields.
  */
 import { ErrorCode, FastblockError } from '../../errors.js';
-import { MessageType, message } from '../types.js';
+import { MessageType } from '../types.js';
 import type { Entry, Message, MessageType as MessageTypeValue, SnapshotChunk } from '../types.js';
 import type { Beat, BeatResponse, NodeMessage } from '../node-message.js';
 import { WireReader, WireType, WireWriter, delimitedSize, tag, varintSize } from '../../rpc/protobuf-wire.js';
@@ -31,6 +31,7 @@ const BEAT_RESPONSE = { group: 1, term: 2, seq: 3, index: 4 } as const;
 /** What a malformed header's error names. */
 const NODE_MESSAGE = 'raft node message';
 const EMPTY = new Uint8Array(0);
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 const utf8 = new TextDecoder();
 
 /** Group ids as UTF-8, encoded once each (a shard hosts a bounded set of groups). */
@@ -200,31 +201,74 @@ export function encodeNodeMessage(nm: NodeMessage): EncodedNodeMessage {
 }
 
 // ---- decoding ---------------------------------------------------------------------------------
+//
+// One reader walks the whole header: a nested message is read up to its end with the same reader
+// (no reader, view or header object per message), and each raft message is built as soon as it
+// is read, its entries viewing the payload tail in order.
 
 function protocol(reason: string, context: Record<string, unknown> = {}): FastblockError {
   return new FastblockError(ErrorCode.PROTOCOL, reason, context);
 }
 
+/** The end of a nested message; the reader must stop exactly there. */
+function nestedEnd(r: WireReader, wireType: number, what: string): number {
+  if (wireType !== WireType.BYTES) throw protocol(`malformed raft node message: ${what} of wire type ${wireType}`);
+  return r.delimitedEnd();
+}
+
+function checkEnd(r: WireReader, end: number, what: string): void {
+  if (r.at !== end) throw protocol(`malformed raft node message: ${what} overruns its length`, { at: r.at, end });
+}
+
 /** Reads a repeated scalar field, packed (one length-delimited run) or one element per field. */
-function readRepeated(r: WireReader, wireType: number, into: number[], element: 'double' | 'varint'): void {
-  const scalarType = element === 'double' ? WireType.FIXED64 : WireType.VARINT;
-  if (wireType === scalarType) {
-    into.push(element === 'double' ? r.double() : r.varint());
+function readRepeated(r: WireReader, wireType: number, into: number[], double: boolean): void {
+  if (wireType === (double ? WireType.FIXED64 : WireType.VARINT)) {
+    into.push(double ? r.double() : r.varint());
     return;
   }
   if (wireType !== WireType.BYTES) throw protocol(`malformed raft node message: repeated field of wire type ${wireType}`);
   const end = r.delimitedEnd();
-  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
-  while (!inner.done) into.push(element === 'double' ? inner.double() : inner.varint());
-  r.at = end;
+  while (r.at < end) into.push(double ? r.double() : r.varint());
+  checkEnd(r, end, 'repeated field');
 }
 
-function readString(r: WireReader, wireType: number): string {
+/**
+ * Group ids as received, decoded once each: a shard hosts a bounded set of groups, and the same
+ * few ids arrive in every message. Keyed by a hash of the bytes, checked byte for byte.
+ */
+const groupNames = new Map<number, { readonly bytes: Uint8Array; readonly name: string }[]>();
+let groupNameCount = 0;
+
+function readGroup(r: WireReader, wireType: number): string {
   if (wireType !== WireType.BYTES) throw protocol(`malformed raft node message: string of wire type ${wireType}`);
   const end = r.delimitedEnd();
-  const value = utf8.decode(r.bytes.subarray(r.at, end));
+  const bytes = r.bytes;
+  let hash = 0x811c9dc5;
+  for (let i = r.at; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+  const length = end - r.at;
+  const candidates = groupNames.get(hash);
+  if (candidates !== undefined) {
+    for (const c of candidates) {
+      if (c.bytes.byteLength !== length) continue;
+      let same = true;
+      for (let i = 0; i < length && same; i++) same = c.bytes[i] === bytes[r.at + i];
+      if (same) {
+        r.at = end;
+        return c.name;
+      }
+    }
+  }
+  const copy = bytes.slice(r.at, end);
+  const name = utf8.decode(copy);
+  if (groupNameCount >= 65_536) {
+    groupNames.clear();
+    groupNameCount = 0;
+  }
+  groupNameCount++;
+  if (candidates === undefined) groupNames.set(hash, [{ bytes: copy, name }]);
+  else candidates.push({ bytes: copy, name });
   r.at = end;
-  return value;
+  return name;
 }
 
 /** A scalar field: checks its wire type, reads it. */
@@ -236,6 +280,20 @@ function readDouble(r: WireReader, wireType: number): number {
 function readVarint(r: WireReader, wireType: number): number {
   if (wireType !== WireType.VARINT) throw protocol(`malformed raft node message: varint of wire type ${wireType}`);
   return r.varint();
+}
+
+/** The payload tail, handed out in order: entries' data and snapshot chunks view it. */
+class Tail {
+  at = 0;
+  constructor(readonly bytes: Uint8Array) {}
+
+  take(n: number): Uint8Array {
+    if (n === 0) return EMPTY;
+    if (this.at + n > this.bytes.byteLength) throw protocol('raft payload tail shorter than its header says', { need: this.at + n, have: this.bytes.byteLength });
+    const view = this.bytes.subarray(this.at, this.at + n);
+    this.at += n;
+    return view;
+  }
 }
 
 interface ChunkHeader {
@@ -250,100 +308,102 @@ interface ChunkHeader {
 
 function readChunk(r: WireReader, end: number): ChunkHeader {
   const c: ChunkHeader = { index: 0, term: 0, voters: [], learners: [], offset: 0, total: 0, length: 0 };
-  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
-  while (!inner.done) {
-    const k = inner.varint();
+  while (r.at < end) {
+    const k = r.varint();
     const wt = k & 7;
     switch (k >>> 3) {
-      case CHUNK.index: c.index = readDouble(inner, wt); break;
-      case CHUNK.term: c.term = readDouble(inner, wt); break;
-      case CHUNK.voters: readRepeated(inner, wt, c.voters, 'varint'); break;
-      case CHUNK.learners: readRepeated(inner, wt, c.learners, 'varint'); break;
-      case CHUNK.offset: c.offset = readDouble(inner, wt); break;
-      case CHUNK.total: c.total = readDouble(inner, wt); break;
-      case CHUNK.length: c.length = readVarint(inner, wt); break;
-      default: inner.skip(wt);
+      case CHUNK.index: c.index = readDouble(r, wt); break;
+      case CHUNK.term: c.term = readDouble(r, wt); break;
+      case CHUNK.voters: readRepeated(r, wt, c.voters, false); break;
+      case CHUNK.learners: readRepeated(r, wt, c.learners, false); break;
+      case CHUNK.offset: c.offset = readDouble(r, wt); break;
+      case CHUNK.total: c.total = readDouble(r, wt); break;
+      case CHUNK.length: c.length = readVarint(r, wt); break;
+      default: r.skip(wt);
     }
   }
-  r.at = end;
+  checkEnd(r, end, 'snapshot chunk');
   return c;
 }
 
-/** A raft message header, its entries' terms, types and lengths still apart. */
-interface RaftMessageHeader {
-  type: number;
-  group: string;
-  from: number;
-  to: number;
-  term: number;
-  logTerm: number;
-  index: number;
-  commit: number;
-  entryTerms: number[];
-  entryTypes: number[];
-  entryLengths: number[];
-  reject: boolean;
-  hint: number;
-  hintTerm: number;
-  seq: number;
-  force: boolean;
-  snapshot: ChunkHeader | undefined;
-}
+// Scratch for one message's entry fields: filled, then turned into entries before the next.
+const entryTerms: number[] = [];
+const entryTypes: number[] = [];
+const entryLengths: number[] = [];
 
-function readRaftMessage(r: WireReader, end: number): RaftMessageHeader {
-  const m: RaftMessageHeader = { type: 0, group: '', from: 0, to: 0, term: 0, logTerm: 0, index: 0, commit: 0, entryTerms: [], entryTypes: [], entryLengths: [], reject: false, hint: 0, hintTerm: 0, seq: 0, force: false, snapshot: undefined };
-  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
-  while (!inner.done) {
-    const k = inner.varint();
+function readRaftMessage(r: WireReader, end: number, tail: Tail): Message {
+  let type = 0;
+  let group = '';
+  let from = 0;
+  let to = 0;
+  let term = 0;
+  let logTerm = 0;
+  let index = 0;
+  let commit = 0;
+  let reject = false;
+  let hint = 0;
+  let hintTerm = 0;
+  let seq = 0;
+  let force = false;
+  let chunk: ChunkHeader | undefined;
+  entryTerms.length = 0;
+  entryTypes.length = 0;
+  entryLengths.length = 0;
+  while (r.at < end) {
+    const k = r.varint();
     const wt = k & 7;
     switch (k >>> 3) {
-      case RM.type: m.type = readVarint(inner, wt); break;
-      case RM.group: m.group = readString(inner, wt); break;
-      case RM.from: m.from = readVarint(inner, wt); break;
-      case RM.to: m.to = readVarint(inner, wt); break;
-      case RM.term: m.term = readDouble(inner, wt); break;
-      case RM.logTerm: m.logTerm = readDouble(inner, wt); break;
-      case RM.index: m.index = readDouble(inner, wt); break;
-      case RM.commit: m.commit = readDouble(inner, wt); break;
-      case RM.entryTerms: readRepeated(inner, wt, m.entryTerms, 'double'); break;
-      case RM.entryTypes: readRepeated(inner, wt, m.entryTypes, 'varint'); break;
-      case RM.entryLengths: readRepeated(inner, wt, m.entryLengths, 'varint'); break;
-      case RM.reject: m.reject = readVarint(inner, wt) !== 0; break;
-      case RM.hint: m.hint = readDouble(inner, wt); break;
-      case RM.hintTerm: m.hintTerm = readDouble(inner, wt); break;
-      case RM.seq: m.seq = readDouble(inner, wt); break;
-      case RM.force: m.force = readVarint(inner, wt) !== 0; break;
+      case RM.type: type = readVarint(r, wt); break;
+      case RM.group: group = readGroup(r, wt); break;
+      case RM.from: from = readVarint(r, wt); break;
+      case RM.to: to = readVarint(r, wt); break;
+      case RM.term: term = readDouble(r, wt); break;
+      case RM.logTerm: logTerm = readDouble(r, wt); break;
+      case RM.index: index = readDouble(r, wt); break;
+      case RM.commit: commit = readDouble(r, wt); break;
+      case RM.entryTerms: readRepeated(r, wt, entryTerms, true); break;
+      case RM.entryTypes: readRepeated(r, wt, entryTypes, false); break;
+      case RM.entryLengths: readRepeated(r, wt, entryLengths, false); break;
+      case RM.reject: reject = readVarint(r, wt) !== 0; break;
+      case RM.hint: hint = readDouble(r, wt); break;
+      case RM.hintTerm: hintTerm = readDouble(r, wt); break;
+      case RM.seq: seq = readDouble(r, wt); break;
+      case RM.force: force = readVarint(r, wt) !== 0; break;
       case RM.snapshot: {
-        if (wt !== WireType.BYTES) throw protocol(`malformed raft node message: snapshot of wire type ${wt}`);
-        const chunkEnd = inner.delimitedEnd();
-        m.snapshot = readChunk(inner, chunkEnd);
+        chunk = readChunk(r, nestedEnd(r, wt, 'snapshot'));
         break;
       }
-      default: inner.skip(wt);
+      default: r.skip(wt);
     }
   }
-  r.at = end;
-  return m;
-}
-
-function readBeat(r: WireReader, end: number): { group: string; term: number; third: number; fourth: number } {
-  const b = { group: '', term: 0, third: 0, fourth: 0 };
-  const inner = new WireReader(r.bytes, NODE_MESSAGE, r.at, end);
-  while (!inner.done) {
-    const k = inner.varint();
-    const wt = k & 7;
-    switch (k >>> 3) {
-      case 1: b.group = readString(inner, wt); break;
-      case 2: b.term = readDouble(inner, wt); break;
-      case 3: b.third = readDouble(inner, wt); break;
-      case 4: b.fourth = readDouble(inner, wt); break;
-      default: inner.skip(wt);
-    }
+  checkEnd(r, end, 'raft message');
+  if (type < MessageType.PreVote || type > MessageType.TimeoutNow) throw protocol(`unknown raft message type ${type}`, { type });
+  const n = entryTerms.length;
+  if (entryTypes.length !== n || entryLengths.length !== n) {
+    throw protocol('raft entry arrays of different lengths', { group, terms: n, types: entryTypes.length, lengths: entryLengths.length });
   }
-  r.at = end;
-  return b;
+  let entries: readonly Entry[] = NO_ENTRIES;
+  if (n > 0) {
+    const list = new Array<Entry>(n);
+    let prevTerm = logTerm;
+    for (let i = 0; i < n; i++) {
+      const t = entryTerms[i]!;
+      const ty = entryTypes[i]!;
+      // The core asserts these invariants; from the wire they are checked, not trusted.
+      if (t < prevTerm || t > term || ty > 255) throw protocol('raft entry terms out of order', { group, index: index + 1 + i, term: t, type: ty });
+      prevTerm = t;
+      list[i] = { index: index + 1 + i, term: t, type: ty, data: tail.take(entryLengths[i]!) };
+    }
+    entries = list;
+  }
+  let snapshot: SnapshotChunk | undefined;
+  if (chunk !== undefined) {
+    if (chunk.offset + chunk.length > chunk.total) throw protocol('snapshot chunk past the snapshot end', { group, offset: chunk.offset, length: chunk.length, total: chunk.total });
+    // A chunk's data follows the message's entries in the tail.
+    snapshot = { meta: { index: chunk.index, term: chunk.term, membership: { voters: chunk.voters, learners: chunk.learners } }, offset: chunk.offset, total: chunk.total, data: tail.take(chunk.length) };
+  }
+  return { type: type as MessageTypeValue, group, from, to, term, logTerm, index, commit, entries, reject, hint, hintTerm, seq, force, snapshot };
 }
-
 /**
  * The bytes entries will view. Received bytes are never reused (transport contract), but a view
  * keeps its whole buffer alive, and entries stay in a log's memory until compaction: a tail that
@@ -359,12 +419,13 @@ function ownTail(tail: Uint8Array): Uint8Array {
 }
 
 /** Decodes a node message; throws PROTOCOL on a malformed header or a tail that does not match it. */
-export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): NodeMessage {
+export function decodeNodeMessage(headerBytes: Uint8Array, payload: Uint8Array): NodeMessage {
   let from = 0;
   let to = 0;
-  const headers: RaftMessageHeader[] = [];
+  const messages: Message[] = [];
   const beats: Beat[] = [];
   const beatResponses: BeatResponse[] = [];
+  const tail = new Tail(payload.byteLength === 0 ? EMPTY : ownTail(payload));
   const r = new WireReader(headerBytes, NODE_MESSAGE);
   while (!r.done) {
     const k = r.varint();
@@ -372,73 +433,42 @@ export function decodeNodeMessage(headerBytes: Uint8Array, tail: Uint8Array): No
     switch (k >>> 3) {
       case NM.from: from = readVarint(r, wt); break;
       case NM.to: to = readVarint(r, wt); break;
-      case NM.messages:
-      case NM.beats:
+      case NM.messages: messages.push(readRaftMessage(r, nestedEnd(r, wt, 'raft message'), tail)); break;
+      case NM.beats: {
+        const end = nestedEnd(r, wt, 'heartbeat');
+        readBeat(r, end);
+        beats.push({ group: beat.group, term: beat.term, commit: beat.third, seq: beat.fourth });
+        break;
+      }
       case NM.beatResponses: {
-        if (wt !== WireType.BYTES) throw protocol(`malformed raft node message: field ${k >>> 3} of wire type ${wt}`);
-        const end = r.delimitedEnd();
-        if (k >>> 3 === NM.messages) headers.push(readRaftMessage(r, end));
-        else {
-          const b = readBeat(r, end);
-          if (k >>> 3 === NM.beats) beats.push({ group: b.group, term: b.term, commit: b.third, seq: b.fourth });
-          else beatResponses.push({ group: b.group, term: b.term, seq: b.third, index: b.fourth });
-        }
+        const end = nestedEnd(r, wt, 'heartbeat response');
+        readBeat(r, end);
+        beatResponses.push({ group: beat.group, term: beat.term, seq: beat.third, index: beat.fourth });
         break;
       }
       default: r.skip(wt);
     }
   }
-  const owned = tail.byteLength === 0 ? EMPTY : ownTail(tail);
-  let at = 0;
-  const take = (n: number): Uint8Array => {
-    if (n === 0) return EMPTY;
-    if (at + n > owned.byteLength) throw protocol('raft payload tail shorter than its header says', { need: at + n, have: owned.byteLength });
-    const view = owned.subarray(at, at + n);
-    at += n;
-    return view;
-  };
-  const messages = new Array<Message>(headers.length);
-  for (let h = 0; h < headers.length; h++) {
-    const m = headers[h]!;
-    if (m.type < MessageType.PreVote || m.type > MessageType.TimeoutNow) throw protocol(`unknown raft message type ${m.type}`, { type: m.type });
-    const n = m.entryTerms.length;
-    if (m.entryTypes.length !== n || m.entryLengths.length !== n) {
-      throw protocol('raft entry arrays of different lengths', { group: m.group, terms: n, types: m.entryTypes.length, lengths: m.entryLengths.length });
-    }
-    const entries = new Array<Entry>(n);
-    let prevTerm = m.logTerm;
-    for (let i = 0; i < n; i++) {
-      const term = m.entryTerms[i]!;
-      const type = m.entryTypes[i]!;
-      // The core asserts these invariants; from the wire they are checked, not trusted.
-      if (term < prevTerm || term > m.term || type > 255) throw protocol('raft entry terms out of order', { group: m.group, index: m.index + 1 + i, term, type });
-      prevTerm = term;
-      entries[i] = { index: m.index + 1 + i, term, type, data: take(m.entryLengths[i]!) };
-    }
-    let snapshot: SnapshotChunk | undefined;
-    if (m.snapshot) {
-      const s = m.snapshot;
-      if (s.offset + s.length > s.total) throw protocol('snapshot chunk past the snapshot end', { group: m.group, offset: s.offset, length: s.length, total: s.total });
-      snapshot = { meta: { index: s.index, term: s.term, membership: { voters: s.voters, learners: s.learners } }, offset: s.offset, total: s.total, data: take(s.length) };
-    }
-    messages[h] = message({
-      type: m.type as MessageTypeValue,
-      group: m.group,
-      from: m.from,
-      to: m.to,
-      term: m.term,
-      logTerm: m.logTerm,
-      index: m.index,
-      commit: m.commit,
-      entries,
-      reject: m.reject,
-      hint: m.hint,
-      hintTerm: m.hintTerm,
-      seq: m.seq,
-      force: m.force,
-      snapshot,
-    });
-  }
-  if (at !== owned.byteLength) throw protocol('raft payload tail longer than its header says', { used: at, have: owned.byteLength });
+  if (tail.at !== tail.bytes.byteLength) throw protocol('raft payload tail longer than its header says', { used: tail.at, have: tail.bytes.byteLength });
   return { from, to, messages, beats, beatResponses };
+}
+
+/** One heartbeat or response as read (scratch: copied into its Beat or BeatResponse at once). */
+const beat = { group: '', term: 0, third: 0, fourth: 0 };
+
+function readBeat(r: WireReader, end: number): void {
+  beat.group = '';
+  beat.term = beat.third = beat.fourth = 0;
+  while (r.at < end) {
+    const k = r.varint();
+    const wt = k & 7;
+    switch (k >>> 3) {
+      case 1: beat.group = readGroup(r, wt); break;
+      case 2: beat.term = readDouble(r, wt); break;
+      case 3: beat.third = readDouble(r, wt); break;
+      case 4: beat.fourth = readDouble(r, wt); break;
+      default: r.skip(wt);
+    }
+  }
+  checkEnd(r, end, 'heartbeat');
 }
