@@ -76,6 +76,8 @@ export interface DiskLogHost {
   readonly pg: string;
   /** A flush of the whole shard (md sync + device flush); the log's barrier when it grows. */
   flush(): Promise<void>;
+  /** A header naming a trimmed head was written: the next flush must call beforeFlush() (only those logs pay for it). */
+  headerWritten(log: BlobDiskLog): void;
 }
 
 export class BlobDiskLog implements DiskLog {
@@ -96,6 +98,8 @@ export class BlobDiskLog implements DiskLog {
   private writtenHead: number;
   private durableHead: number;
   private queue: Promise<void> = Promise.resolve();
+  /** Operations queued or running: an append issued while there are none skips the queue. */
+  private pending = 0;
   private closed = false;
 
   private constructor(
@@ -149,6 +153,23 @@ export class BlobDiskLog implements DiskLog {
 
   append(records: readonly LogRecord[]): Promise<void> {
     if (records.length === 0) return Promise.resolve();
+    this.checkOpen();
+    if (this.pending === 0) {
+      // Nothing queued (a raft round appends once the previous round's write completed): when the
+      // tail has room, the write is issued now, without the queue's promise layers.
+      let total: number;
+      try {
+        total = this.checkRecords(records);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (this.hasRoom(total)) {
+        this.pending++;
+        const run = this.writeRecords(records, total);
+        this.queue = run.then(this.settled, this.settled);
+        return run;
+      }
+    }
     return this.serial(() => this.appendNow(records));
   }
 
@@ -248,10 +269,16 @@ export class BlobDiskLog implements DiskLog {
 
   private serial(work: () => Promise<void>): Promise<void> {
     this.checkOpen();
+    this.pending++;
     const run = this.queue.then(work);
-    this.queue = run.catch(() => undefined);
+    this.queue = run.then(this.settled, this.settled);
     return run;
   }
+
+  /** One queued operation finished, whatever its outcome (its caller has the outcome). */
+  private readonly settled = (): void => {
+    this.pending--;
+  };
 
   private checkOpen(): void {
     if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `log of PG ${this.host.pg} is closed`, { pg: this.host.pg });
@@ -266,6 +293,13 @@ export class BlobDiskLog implements DiskLog {
   }
 
   private async appendNow(records: readonly LogRecord[]): Promise<void> {
+    const total = this.checkRecords(records);
+    await this.ensureSpace(total);
+    await this.writeRecords(records, total);
+  }
+
+  /** Bytes the records take in the ring; throws unless they follow the log's last index. */
+  private checkRecords(records: readonly LogRecord[]): number {
     let expected = this.lastIndex + 1;
     let total = 0;
     for (const r of records) {
@@ -275,20 +309,29 @@ export class BlobDiskLog implements DiskLog {
       expected++;
       total += RECORD_HEADER + r.data.length;
     }
-    await this.ensureSpace(total);
+    return total;
+  }
+
+  /**
+   * Writes the records at the tail (the partial tail page rewritten, then the new pages: one
+   * write) and, once it completed, takes them into the log. The caller made room for them.
+   */
+  private writeRecords(records: readonly LogRecord[], total: number): Promise<void> {
     const pageStart = floorPage(this.tail);
     const prefix = this.tail - pageStart;
     const length = ceilPage(prefix + total);
     const buffer = bufferPool.acquire(length);
+    let at = prefix;
+    let pos = this.tail;
+    let prev = this.prevCrc;
+    const positions = new Array<number>(records.length);
+    const crcs = new Array<number>(records.length);
+    let written: Promise<void>;
     try {
       buffer.set(this.tailPage.subarray(0, prefix), 0);
       const view = viewOf(buffer);
-      let at = prefix;
-      let pos = this.tail;
-      let prev = this.prevCrc;
-      const positions: number[] = [];
-      const crcs: number[] = [];
-      for (const r of records) {
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i];
         view.setUint32(at + 4, r.data.length, true);
         view.setUint32(at + 8, this.generation, true);
         view.setUint32(at + 12, prev, true);
@@ -300,35 +343,49 @@ export class BlobDiskLog implements DiskLog {
         buffer.set(r.data, at + RECORD_HEADER);
         prev = crc32c(buffer.subarray(at + 4, at + RECORD_HEADER + r.data.length));
         view.setUint32(at, prev, true);
-        positions.push(pos);
-        crcs.push(prev);
+        positions[i] = pos;
+        crcs[i] = prev;
         at += RECORD_HEADER + r.data.length;
         pos += RECORD_HEADER + r.data.length;
       }
       buffer.fill(0, at, length);
-      await this.writeRing(pageStart, buffer.subarray(0, length));
-      for (let i = 0; i < records.length; i++) {
-        this.positions.push(positions[i]);
-        this.terms.push(records[i].term);
-        this.crcs.push(crcs[i]);
-      }
-      this.tail = pos;
-      this.prevCrc = prev;
-      const lastPage = floorPage(pos) - pageStart;
-      this.tailPage.set(buffer.subarray(lastPage, lastPage + P));
-    } finally {
+      written = this.writeRing(pageStart, buffer.subarray(0, length));
+    } catch (err) {
       bufferPool.release(buffer);
+      return Promise.reject(err);
     }
+    return written.then(
+      () => {
+        for (let i = 0; i < records.length; i++) {
+          this.positions.push(positions[i]);
+          this.terms.push(records[i].term);
+          this.crcs.push(crcs[i]);
+        }
+        this.tail = pos;
+        this.prevCrc = prev;
+        const lastPage = floorPage(pos) - pageStart;
+        this.tailPage.set(buffer.subarray(lastPage, lastPage + P));
+        bufferPool.release(buffer);
+      },
+      (err: unknown) => {
+        bufferPool.release(buffer);
+        throw err;
+      },
+    );
   }
 
   /** Room for `bytes` more at the tail without touching a page of durable live data. */
+  private hasRoom(bytes: number): boolean {
+    return ceilPage(this.tail + bytes) - floorPage(this.durableHead) <= this.capacity;
+  }
+
+  /** Makes that room: reuses space a durable trim freed (after a flush), or grows the ring. */
   private async ensureSpace(bytes: number): Promise<void> {
-    const needed = (): number => ceilPage(this.tail + bytes) - floorPage(this.durableHead);
-    if (needed() <= this.capacity) return;
+    if (this.hasRoom(bytes)) return;
     if (this.writtenHead > this.durableHead && ceilPage(this.tail + bytes) - floorPage(this.writtenHead) <= this.capacity) {
       // A trim already freed the room; it becomes reusable once its header is durable.
       await this.host.flush();
-      if (needed() <= this.capacity) return;
+      if (this.hasRoom(bytes)) return;
     }
     await this.grow(bytes);
   }
@@ -364,6 +421,7 @@ export class BlobDiskLog implements DiskLog {
       encodeHeader({ generation: this.generation, headPrevCrc: this.headPrevCrc, head, firstIndex: this.first, base: this.base, capacity: this.capacity }, page);
       await this.blob.write(0, page);
       this.writtenHead = Math.max(this.writtenHead, head);
+      if (this.writtenHead > this.durableHead) this.host.headerWritten(this);
     } finally {
       bufferPool.release(page);
     }
@@ -389,10 +447,10 @@ export class BlobDiskLog implements DiskLog {
     return this.writeRingWith(pos, buffer, this.base, this.capacity);
   }
 
-  private async writeRingWith(pos: number, buffer: Uint8Array, base: number, capacity: number): Promise<void> {
+  private writeRingWith(pos: number, buffer: Uint8Array, base: number, capacity: number): Promise<void> {
     const segments = this.ringSegments(pos, buffer.length, base, capacity);
     if (segments.length === 1) return this.blob.write(segments[0].blobOffset, buffer);
-    await Promise.all(segments.map((s) => this.blob.write(s.blobOffset, buffer.subarray(s.start, s.start + s.length))));
+    return Promise.all(segments.map((s) => this.blob.write(s.blobOffset, buffer.subarray(s.start, s.start + s.length)))).then(() => undefined);
   }
 
   /** The record at `at` in `buffer` if it is intact and at logical position `pos`. */

@@ -10,26 +10,37 @@
 interface Held {
   readonly start: number;
   readonly end: number;
-  readonly released: Promise<void>;
+  /** Later overlapping acquirers, called at release (most locks never have any). */
+  waiters: (() => void)[] | undefined;
 }
 
 export class PageLocks {
-  private held: Held[] = [];
+  private readonly held: Held[] = [];
 
   /** Takes [start, end) (page numbers) after every overlapping earlier holder; returns the release. */
   acquire(start: number, end: number): Promise<() => void> {
-    let blockers: Promise<void>[] | undefined;
-    for (const h of this.held) {
-      if (h.start < end && start < h.end) (blockers ??= []).push(h.released);
-    }
-    let resolve!: () => void;
-    const entry: Held = { start, end, released: new Promise<void>((r) => (resolve = r)) };
-    this.held.push(entry);
+    const entry: Held = { start, end, waiters: undefined };
     const release = (): void => {
-      this.held = this.held.filter((h) => h !== entry);
-      resolve();
+      const at = this.held.indexOf(entry);
+      if (at < 0) return; // released already
+      this.held.splice(at, 1);
+      const waiters = entry.waiters;
+      entry.waiters = undefined;
+      if (waiters !== undefined) for (const unblocked of waiters) unblocked();
     };
-    if (blockers === undefined) return Promise.resolve(release);
-    return Promise.all(blockers).then(() => release);
+    let blockers = 0;
+    for (const h of this.held) if (h.start < end && start < h.end) blockers++;
+    if (blockers === 0) {
+      this.held.push(entry);
+      return Promise.resolve(release);
+    }
+    const granted = new Promise<() => void>((resolve) => {
+      const unblocked = (): void => {
+        if (--blockers === 0) resolve(release);
+      };
+      for (const h of this.held) if (h.start < end && start < h.end) (h.waiters ??= []).push(unblocked);
+    });
+    this.held.push(entry);
+    return granted;
   }
 }

@@ -33,6 +33,8 @@ export class BlobShardStore implements ShardStore {
   private readonly logBlobs = new Map<PgId, Blob>();
   private readonly logs = new Map<PgId, Promise<BlobDiskLog>>();
   private readonly openLogs = new Set<BlobDiskLog>();
+  /** Logs whose written header names a head not yet durable: the next flush makes it so. */
+  private readonly trimmedLogs = new Set<BlobDiskLog>();
   private closed = false;
 
   private constructor(
@@ -100,6 +102,7 @@ export class BlobShardStore implements ShardStore {
       if (log !== undefined) {
         await log.close();
         this.openLogs.delete(log);
+        this.trimmedLogs.delete(log);
       }
     }
     const blob = this.logBlobs.get(pg);
@@ -109,10 +112,20 @@ export class BlobShardStore implements ShardStore {
 
   flush(): Promise<void> {
     this.checkOpen();
-    const commits = [...this.openLogs].map((log) => log.beforeFlush());
-    return this.blobstore.flush().then(() => {
-      for (const commit of commits) commit();
-    });
+    if (this.trimmedLogs.size === 0) return this.blobstore.flush();
+    const logs = [...this.trimmedLogs];
+    this.trimmedLogs.clear();
+    const commits = logs.map((log) => log.beforeFlush());
+    return this.blobstore.flush().then(
+      () => {
+        for (const commit of commits) commit();
+      },
+      (err: unknown) => {
+        // Their heads are not durable yet: the next flush takes them on again.
+        for (const log of logs) if (this.openLogs.has(log)) this.trimmedLogs.add(log);
+        throw err;
+      },
+    );
   }
 
   stats(): ShardStoreStats {
@@ -131,7 +144,7 @@ export class BlobShardStore implements ShardStore {
   }
 
   private async openLog(pg: PgId): Promise<BlobDiskLog> {
-    const host = { pg, flush: () => this.flush() };
+    const host = { pg, flush: () => this.flush(), headerWritten: (trimmed: BlobDiskLog) => void this.trimmedLogs.add(trimmed) };
     const existing = this.logBlobs.get(pg);
     let log: BlobDiskLog;
     if (existing !== undefined) {
