@@ -15,6 +15,8 @@ import type { RaftStorageProvider } from './shard.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const RESOLVED = Promise.resolve();
+const nothing = (): void => undefined;
 
 interface SnapshotMetaRecord {
   index: number;
@@ -47,9 +49,21 @@ class PgLogStorage implements RaftStorageWriter {
   private ents: Entry[];
   /** Data bytes of `ents` (what compaction must bound: the tail lives in memory). */
   private bytes = 0;
-  /** Disk writes of this PG, in issue order. */
+  /** Disk writes of this PG, in issue order; it never rejects (a failure is kept in `failure`). */
   private chain: Promise<void> = Promise.resolve();
+  /** Writes in the chain not yet finished: with none, a plain append goes straight to the log. */
+  private pending = 0;
   private failure: unknown;
+  /** The kv holds an older commit index than `hard` (term and vote are always current there). */
+  private hardStale = false;
+  private readonly settled = (): void => {
+    this.pending--;
+  };
+  private readonly failed = (err: unknown): void => {
+    // The first failure poisons this PG's storage: flush() reports it and raft stops here.
+    this.failure ??= err;
+    this.pending--;
+  };
 
   constructor(
     readonly pg: PgId,
@@ -92,7 +106,7 @@ class PgLogStorage implements RaftStorageWriter {
   entries(lo: number, hi: number, maxBytes: number): readonly Entry[] {
     const base = this.snap.meta.index + 1;
     if (lo < base) throw new FastblockError(ErrorCode.INTERNAL, 'entries requested below the snapshot', { pg: this.pg, lo, firstIndex: base });
-    assert(hi <= this.lastIndex() + 1, `entries up to ${hi} past last index ${this.lastIndex()}`);
+    if (hi > this.lastIndex() + 1) assert(false, `entries up to ${hi} past last index ${this.lastIndex()}`);
     let end = lo - base + 1;
     let bytes = this.ents[lo - base]?.data.byteLength ?? 0;
     while (end < hi - base) {
@@ -107,39 +121,66 @@ class PgLogStorage implements RaftStorageWriter {
   }
 
   private issue(work: () => Promise<void>): void {
+    this.track(this.chain.then(work));
+  }
+
+  private track(write: Promise<void>): void {
     this.markLogDirty(this);
-    this.chain = this.chain.then(work).catch((err) => {
-      // The first failure poisons this PG's storage: flush() reports it and raft stops here.
-      this.failure ??= err;
-    });
+    this.pending++;
+    this.chain = write.then(this.settled, this.failed);
   }
 
   append(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const first = entries[0].index;
     const base = this.snap.meta.index + 1;
-    assert(first >= base && first <= this.lastIndex() + 1, `append at ${first} outside [${base}, ${this.lastIndex() + 1}]`);
+    if (first < base || first > this.lastIndex() + 1) assert(false, `append at ${first} outside [${base}, ${this.lastIndex() + 1}]`);
     for (let i = first - base; i < this.ents.length; i++) this.bytes -= this.ents[i].data.byteLength;
     this.ents.length = first - base;
     for (const e of entries) {
       this.ents.push(e);
       this.bytes += e.data.byteLength;
     }
-    const records = entries.slice();
+    if (this.pending === 0 && first > this.log.lastIndex) {
+      // The common case, a plain append with nothing queued before it: no chain link of its own.
+      let write: Promise<void>;
+      try {
+        write = this.log.append(entries);
+      } catch (err) {
+        write = Promise.reject(err);
+      }
+      this.track(write);
+      return;
+    }
     this.issue(async () => {
       if (first <= this.log.lastIndex) await this.log.truncateSuffix(first);
-      await this.log.append(records);
+      await this.log.append(entries);
     });
   }
 
   setHardState(hs: HardState): void {
     const voteChanged = hs.term !== this.hard.term || hs.vote !== this.hard.vote;
     this.hard = hs;
-    setJson(this.kv, keys.hard(this.pg), hs);
-    // Term and vote must be durable before anyone hears of them. The commit index need not be:
-    // a restart that finds an older one learns the newer from the leader, and never applies
-    // past what it finds (see open()), so it rides along with the next kv flush.
-    if (voteChanged) this.markDirty();
+    // Term and vote must be durable before anyone hears of them: into the kv, flushed this round.
+    // The commit index need not be: a restart takes at least the checkpointed applied index and
+    // the snapshot index as committed, and learns the rest from the leader (see open()). So a
+    // round that only moves the commit index leaves the kv alone; the next kv flush records it.
+    if (voteChanged) {
+      this.recordHardState();
+      this.markDirty();
+    } else {
+      this.hardStale = true;
+    }
+  }
+
+  /** Puts the hard state into the kv (made durable by the next kv flush). */
+  recordHardState(): void {
+    setJson(this.kv, keys.hard(this.pg), this.hard);
+    this.hardStale = false;
+  }
+
+  get hardStateStale(): boolean {
+    return this.hardStale;
   }
 
   applySnapshot(snapshot: Snapshot): void {
@@ -179,9 +220,13 @@ class PgLogStorage implements RaftStorageWriter {
     this.markDirty();
   }
 
-  async settle(): Promise<void> {
-    await this.chain;
-    if (this.failure) throw this.failure;
+  /** Resolves once every write issued so far finished; rejects if any failed. */
+  settle(): Promise<void> {
+    return this.pending === 0 ? this.outcome() : this.chain.then(() => this.outcome());
+  }
+
+  private outcome(): Promise<void> {
+    return this.failure === undefined ? Promise.resolve() : Promise.reject(this.failure);
   }
 }
 
@@ -190,8 +235,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
   private kvDirty = false;
   /** PGs with log writes issued since the flush that last took them on. */
   private readonly dirtyLogs = new Set<PgLogStorage>();
-  /** Flushes that took on log writes and have not finished: a flush that starts later waits for them too. */
-  private readonly flushing = new Set<Promise<void>>();
+  /** Settles once every flush that took on log writes so far finished (RESOLVED: none running). */
+  private logsFlushed: Promise<void> = RESOLVED;
   /** kv flushes one at a time (a round and a checkpoint may flush at once). */
   private kvFlushing: Promise<void> = Promise.resolve();
   /** A kv flush queued behind the running one: later requests join it. */
@@ -237,21 +282,27 @@ export class DiskRaftStorage implements RaftStorageProvider {
     } else if (isNew && log.lastIndex >= log.firstIndex) {
       await log.truncateSuffix(log.firstIndex);
     }
-    // The kv may hold a commit index past the log that reached the disk (it is flushed on its own
-    // schedule); those entries are committed on a majority elsewhere, and this replica re-learns them.
+    // The kv's commit index is only a hint: it is recorded when the kv is flushed for another
+    // reason (see setHardState), so it may lag. Entries up to the snapshot and up to the
+    // checkpointed applied index were committed (only committed entries are applied or
+    // compacted); they are taken as committed again. It may also run past the log that reached
+    // the disk (the kv is flushed on its own schedule): those entries are committed on a majority
+    // elsewhere, and this replica re-learns them.
     const durableLast = snap.meta.index + ents.length;
-    if (hard.commit > durableLast) hard = { ...hard, commit: durableLast };
+    const checkpointed = getJson<number>(kv, keys.applied(pg)) ?? snap.meta.index;
+    const commit = Math.min(Math.max(hard.commit, checkpointed, snap.meta.index), durableLast);
+    if (commit !== hard.commit) hard = { ...hard, commit };
     const storage = new PgLogStorage(pg, log, kv, () => (this.kvDirty = true), (s) => this.dirtyLogs.add(s), () => this.flushKv(), hard, snap, ents);
     if (isNew) {
       // The first configuration must be durable before the group acts on it.
-      storage.setHardState(EMPTY_HARD_STATE);
+      storage.recordHardState();
       const record: SnapshotMetaRecord = { index: 0, term: 0, voters: [...membership.voters], learners: [...membership.learners] };
       setJson(kv, keys.snap(pg), record);
       this.kvDirty = true;
     }
     this.open_.set(pg, storage);
-    const applied = Math.min(getJson<number>(kv, keys.applied(pg)) ?? snap.meta.index, hard.commit);
-    return { storage, applied: Math.max(applied, snap.meta.index), restoring: this.restoring(pg) };
+    const applied = Math.max(Math.min(checkpointed, hard.commit), snap.meta.index);
+    return { storage, applied, restoring: this.restoring(pg) };
   }
 
   async remove(pg: PgId): Promise<void> {
@@ -281,27 +332,41 @@ export class DiskRaftStorage implements RaftStorageProvider {
    * it is, so a flush also waits for the ones still running. Costs what the dirty PGs cost, not
    * what the shard hosts.
    */
-  async flush(): Promise<void> {
-    const earlier = this.flushing.size === 0 ? undefined : [...this.flushing];
+  flush(): Promise<void> {
+    let logs = this.logsFlushed;
     if (this.dirtyLogs.size > 0) {
-      const dirty = [...this.dirtyLogs];
+      let written: Promise<unknown>;
+      if (this.dirtyLogs.size === 1) {
+        const [only] = this.dirtyLogs;
+        written = only!.settle();
+      } else {
+        const settles: Promise<void>[] = [];
+        for (const s of this.dirtyLogs) settles.push(s.settle());
+        written = Promise.all(settles);
+      }
       this.dirtyLogs.clear();
-      const done = (async () => {
-        await Promise.all(dirty.map((s) => s.settle()));
-        await this.store.flush();
-      })();
-      const finished = (): void => void this.flushing.delete(done);
-      this.flushing.add(done);
-      done.then(finished, finished);
-      await done;
+      const done = written.then(this.flushStore);
+      // A later flush also waits for this one (and so for every earlier one): its writes are
+      // durable only when this flush is.
+      const all = this.logsFlushed === RESOLVED ? done : Promise.all([this.logsFlushed, done]).then(nothing);
+      const finished = (): void => {
+        if (this.logsFlushed === all) this.logsFlushed = RESOLVED;
+      };
+      all.then(finished, finished);
+      this.logsFlushed = logs = all;
     }
-    if (earlier) await Promise.all(earlier);
-    if (this.kvDirty) await this.flushKv();
-    else await this.kvFlushing;
+    if (this.kvDirty) return logs === RESOLVED ? this.flushKv() : logs.then(() => this.flushKv());
+    return logs === RESOLVED ? this.kvFlushing : logs.then(() => this.kvFlushing);
   }
 
-  /** Persists the kv as it is now: joins a queued kv flush (it has not started, so it takes this state too). */
+  private readonly flushStore = (): Promise<void> => this.store.flush();
+
+  /**
+   * Persists the kv as it is now: joins a queued kv flush (it has not started, so it takes this
+   * state too). The commit indexes that rounds left out of the kv ride along.
+   */
   private flushKv(): Promise<void> {
+    for (const storage of this.open_.values()) if (storage.hardStateStale) storage.recordHardState();
     this.kvDirty = false;
     if (!this.kvQueued) {
       const queued = this.kvFlushing.then(() => {

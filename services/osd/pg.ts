@@ -14,6 +14,7 @@ import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
 import { decodePgOp } from './pg-op.js';
+import { EntryType, type Entry } from '../../kernel/raft/index.js';
 
 /** What a PG needs of its raft group (the shard binds it to the multi-raft manager). */
 export interface PgRaftPort {
@@ -23,14 +24,14 @@ export interface PgRaftPort {
   readIndex(): Promise<number>;
 }
 
-/** A committed entry handed to the state machine. */
-export interface CommittedEntry {
-  readonly index: number;
-  readonly term: number;
-  /** Normal entries carry a PG op; anything else (membership, empty) only advances the index. */
-  readonly isOp: boolean;
-  readonly data: Uint8Array;
-}
+/**
+ * A committed entry handed to the state machine (the raft entry itself). Normal entries with data
+ * carry a PG op; anything else (membership, a new leader's empty entry) only advances the index.
+ */
+export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
+
+const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
+const landed = (): undefined => undefined;
 
 interface Proposal {
   readonly term: number;
@@ -131,18 +132,23 @@ export class Pg implements ServedPg {
     // Every op of the batch is issued at once (the store lands overlapping ones in issue order):
     // one ring submission and one wake-up for the batch rather than one per entry. They are then
     // accounted for in log order.
-    const issued: { readonly entry: CommittedEntry; readonly outcome: Promise<unknown> | undefined }[] = [];
-    let next = this.appliedIndex;
-    for (const entry of entries) {
-      if (entry.index <= next) continue;
-      assert(entry.index === next + 1, `PG ${this.id}: apply gap ${next} -> ${entry.index}`);
-      next = entry.index;
-      issued.push({ entry, outcome: entry.isOp && entry.data.length > 0 ? this.issueOp(entry.data) : undefined });
+    let from = 0;
+    while (from < entries.length && entries[from].index <= this.appliedIndex) from++;
+    if (from === entries.length) return;
+    if (entries[from].index !== this.appliedIndex + 1) assert(false, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entries[from].index}`);
+    const issued: Promise<unknown>[] = [];
+    for (let i = from; i < entries.length; i++) {
+      const entry = entries[i];
+      if (i > from && entry.index !== entries[i - 1].index + 1) assert(false, `PG ${this.id}: apply gap ${entries[i - 1].index} -> ${entry.index}`);
+      if (isOp(entry)) issued.push(this.issueOp(entry.data));
     }
-    for (const { entry, outcome } of issued) {
-      // A store failure (NO_SPACE) fails this op for its client; replicas agree because the
-      // same op meets the same condition. The index still advances: the log moves on.
-      const failure = outcome === undefined ? undefined : await outcome;
+    // A store failure (NO_SPACE) fails its op for its client; replicas agree because the same op
+    // meets the same condition. The index still advances: the log moves on.
+    const failures = issued.length === 0 ? issued : issued.length === 1 ? [await issued[0]] : await Promise.all(issued);
+    let op = 0;
+    for (let i = from; i < entries.length; i++) {
+      const entry = entries[i];
+      const failure = isOp(entry) ? failures[op++] : undefined;
       this.appliedIndex = entry.index;
       const proposal = this.proposals.get(entry.index);
       if (proposal) {
@@ -157,21 +163,24 @@ export class Pg implements ServedPg {
 
   /** Starts applying one op; settles with undefined once it landed, or with the error that failed it. */
   private issueOp(bytes: Uint8Array): Promise<unknown> {
-    return this.applyOp(bytes).then(
-      () => undefined,
-      (err: unknown) => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id }),
-    );
+    return this.applyOp(bytes).then(landed, this.opFailed);
   }
 
-  private async applyOp(bytes: Uint8Array): Promise<void> {
-    const op = decodePgOp(bytes);
-    switch (op.op) {
-      case DataOp.WRITE:
-        return this.objects.write(this.id, op.object, op.offset, [op.data!]);
-      case DataOp.DISCARD:
-        return this.objects.discard(this.id, op.object, op.offset, op.length);
-      case DataOp.WRITE_ZEROES:
-        return this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
+  private readonly opFailed = (err: unknown): unknown => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id });
+
+  private applyOp(bytes: Uint8Array): Promise<void> {
+    try {
+      const op = decodePgOp(bytes);
+      switch (op.op) {
+        case DataOp.WRITE:
+          return this.objects.write(this.id, op.object, op.offset, [op.data!]);
+        case DataOp.DISCARD:
+          return this.objects.discard(this.id, op.object, op.offset, op.length);
+        case DataOp.WRITE_ZEROES:
+          return this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
+      }
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 

@@ -10,7 +10,7 @@ import type { ClusterMap, OsdInfo, PgMapping } from '../../kernel/contracts/clus
 import type { PgId, ShardStore } from '../../kernel/contracts/store.js';
 import type { InboundConnection, InboundHandler, InboundMessage, NetAddress, OutboundReply, Transport, TransportConnection, TransportListener } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
-import { EntryType, MultiRaft, decodeNodeMessage, encodeNodeMessage, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
+import { MultiRaft, decodeNodeMessage, encodeNodeMessage, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
 import { DATA_METHOD_IO, DATA_METHOD_PG_QUERY, DATA_METHOD_RECOVERY } from '../../client/data-protocol.js';
 import { shardEndpoint } from '../../client/pg-router.js';
 import { DataService, pgId, type PgDirectory } from './data-service.js';
@@ -384,7 +384,7 @@ export class Shard implements PgDirectory {
     // Large writes fill the logs fast: checkpoint (and compact) by volume, not only by time.
     if (this.appliedBytes > 64 * 1024 * 1024) this.requestCheckpoint();
     void pg
-      .apply(entries.map((e) => ({ index: e.index, term: e.term, isOp: e.type === EntryType.Normal, data: e.data })))
+      .apply(entries)
       .catch((err) => this.logger.error({ err, pg: group }, 'apply failed'));
   }
 

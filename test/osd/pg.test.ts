@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import pino from 'pino';
 import { DataOp } from '../../client/data-protocol.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
-import type { MultiRaft } from '../../kernel/raft/index.js';
+import { EntryType, type MultiRaft } from '../../kernel/raft/index.js';
 import { MembershipDriver } from '../../services/osd/membership-driver.js';
 import { Pg, type PgRaftPort } from '../../services/osd/pg.js';
 import { decodePgOp, encodePgOp } from '../../services/osd/pg-op.js';
@@ -42,11 +42,11 @@ test('a proposal resolves when its entry applies, in log order; a replaced entry
   const second = pg.propose(encodePgOp(DataOp.WRITE, 'o', 1, 1, new Uint8Array([9])));
   let firstDone = false;
   void first.then(() => (firstDone = true));
-  await pg.apply([{ index: 1, term: 1, isOp: true, data: encodePgOp(DataOp.WRITE, 'o', 0, 3, new Uint8Array([7, 7, 7])) }]);
+  await pg.apply([{ index: 1, term: 1, type: EntryType.Normal, data: encodePgOp(DataOp.WRITE, 'o', 0, 3, new Uint8Array([7, 7, 7])) }]);
   await first;
   assert.ok(firstDone);
   // Index 2 was overwritten by a new leader's entry of term 2: its proposer must not see success.
-  await pg.apply([{ index: 2, term: 2, isOp: true, data: encodePgOp(DataOp.WRITE, 'o', 2, 1, new Uint8Array([5])) }]);
+  await pg.apply([{ index: 2, term: 2, type: EntryType.Normal, data: encodePgOp(DataOp.WRITE, 'o', 2, 1, new Uint8Array([5])) }]);
   try {
     await second;
     assert.unreachable();
@@ -86,7 +86,7 @@ test('a batch of committed ops is issued at once on the blobstore and lands in l
   // Pages [0,2) then [1,3) then [2,4): each overlaps the next, so order matters on pages 1 and 2.
   const ops = [encodePgOp(DataOp.WRITE, 'o', 0, 8192, page(1, 2)), encodePgOp(DataOp.WRITE, 'o', 4096, 8192, page(2, 2)), new Uint8Array(20), encodePgOp(DataOp.WRITE, 'o', 8192, 8192, page(3, 2)), encodePgOp(DataOp.WRITE_ZEROES, 'o', 12288, 100)];
   const proposals = ops.map((op) => pg.propose(op).then(() => 'ok', (err: unknown) => err));
-  await pg.apply(ops.map((data, i) => ({ index: i + 1, term: 1, isOp: true, data })));
+  await pg.apply(ops.map((data, i) => ({ index: i + 1, term: 1, type: EntryType.Normal, data })));
   const outcomes = await Promise.all(proposals);
   assert.equal([outcomes[0], outcomes[1], outcomes[3], outcomes[4]], ['ok', 'ok', 'ok', 'ok']);
   assert.ok(isFastblockError(outcomes[2], ErrorCode.CORRUPT), String(outcomes[2]));
@@ -109,7 +109,7 @@ test('reads wait for the apply of their read index; losing leadership fails pend
   const barrier = pg.readBarrier().then(() => (read = true));
   await new Promise((r) => setTimeout(r, 10));
   assert.not.ok(read, 'not before the index is applied');
-  await pg.apply([{ index: 1, term: 1, isOp: false, data: new Uint8Array(0) }]);
+  await pg.apply([{ index: 1, term: 1, type: EntryType.Membership, data: new Uint8Array(0) }]);
   await barrier;
   const pending = pg.propose(encodePgOp(DataOp.DISCARD, 'o', 0, 4096));
   pg.setLeader(2, 2);
