@@ -37,6 +37,10 @@ export interface KernelConfig {
     readonly stopTimeoutMs: number;
   };
   readonly log: { readonly level: LogLevel };
+  readonly metrics: {
+    /** Where /metrics is served (Prometheus text); '' = not served. */
+    readonly listen: string;
+  };
 }
 
 const kernelSchema: convict.Schema<KernelConfig> = {
@@ -48,6 +52,9 @@ const kernelSchema: convict.Schema<KernelConfig> = {
   },
   log: {
     level: { doc: 'pino log level', format: [...LOG_LEVELS], default: 'info' },
+  },
+  metrics: {
+    listen: { doc: 'HTTP address HOST:PORT serving Prometheus metrics at /metrics (port 0: any free port; empty: off)', format: 'address', default: '' },
   },
 };
 

@@ -26,6 +26,8 @@ export const TOKENS = {
   RpcServer: 'fastblock:RpcServer',
   /** Named admin commands served by the control service (kernel/rpc/admin-commands.ts). */
   AdminCommands: 'fastblock:AdminCommands',
+  /** The daemon's metrics registry (kernel/contracts/metrics.ts), served on metrics.listen. */
+  Metrics: 'fastblock:Metrics',
 } as const;
 
 export type ContractName = keyof typeof TOKENS;

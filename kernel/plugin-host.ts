@@ -11,11 +11,14 @@ import type { Logger } from 'pino';
 import { formatAddress, parseAddress } from './address.js';
 import { TOKENS, createContainer, type DependencyContainer } from './container.js';
 import { loadConfig, type EffectiveConfig } from './config.js';
+import type { MetricsRegistry } from './contracts/metrics.js';
 import type { Transport, TransportListener } from './contracts/transport.js';
 import { createLogger } from './logger.js';
 import { orderPlugins } from './plugin-graph.js';
 import { PluginLifecycle } from './plugin-lifecycle.js';
 import { loadPlugins, type LoadedPlugin } from './plugin-loader.js';
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
+import { addProcessMetrics, createMetricsRegistry } from './metrics/registry.js';
 import { AdminCommands } from './rpc/admin-commands.js';
 import { serveControl, type StatusReply } from './rpc/control.js';
 import { RpcServer } from './rpc/rpc-server.js';
@@ -53,6 +56,7 @@ export async function prepareHost(options: HostOptions): Promise<PreparedHost> {
 
 export class PluginHost {
   private listener: TransportListener | undefined;
+  private metricsServer: MetricsServer | undefined;
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
 
@@ -70,6 +74,11 @@ export class PluginHost {
     return this.listener ? formatAddress(this.listener.address) : undefined;
   }
 
+  /** Where /metrics is served (the real port when 0 was asked), if metrics.listen is set. */
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
   static async start(prepared: PreparedHost): Promise<PluginHost> {
     const values = prepared.config.values;
     const logger = createLogger({ level: values.log.level, name: values.daemon.name, destination: prepared.options.logDestination });
@@ -83,6 +92,7 @@ export class PluginHost {
     container.registerInstance(TOKENS.Logger, logger);
     container.registerInstance(TOKENS.RpcServer, rpc);
     container.registerInstance(TOKENS.AdminCommands, admin);
+    container.registerInstance(TOKENS.Metrics, createMetricsRegistry());
 
     const lifecycle = new PluginLifecycle(container, prepared.plugins, {
       logger,
@@ -95,11 +105,13 @@ export class PluginHost {
     await lifecycle.start();
     try {
       await host.listen();
+      await host.serveMetrics();
     } catch (err) {
+      await host.listener?.close();
       await lifecycle.stop();
       throw err;
     }
-    logger.info({ plugins: lifecycle.running, listen: host.controlAddress ?? null, version: KERNEL_VERSION }, 'fastblockd ready');
+    logger.info({ plugins: lifecycle.running, listen: host.controlAddress ?? null, metrics: host.metricsUrl ?? null, version: KERNEL_VERSION }, 'fastblockd ready');
     return host;
   }
 
@@ -128,10 +140,20 @@ export class PluginHost {
     this.stopping ??= (async () => {
       this.logger.info('stopping');
       await this.listener?.close();
+      await this.metricsServer?.close();
       await this.lifecycle.stop();
       this.logger.info('stopped');
     })();
     return this.stopping;
+  }
+
+  private async serveMetrics(): Promise<void> {
+    const listen = this.prepared.config.values.metrics.listen;
+    if (listen === '') return;
+    const registry = this.container.resolve<MetricsRegistry>(TOKENS.Metrics);
+    addProcessMetrics(registry, { name: this.prepared.config.values.daemon.name, version: KERNEL_VERSION, plugins: this.prepared.plugins.map((p) => p.manifest.name) });
+    this.metricsServer = await startMetricsServer(registry, parseAddress(listen, 'metrics.listen'), this.logger);
+    this.logger.info({ url: this.metricsServer.url }, 'metrics served');
   }
 
   private async listen(): Promise<void> {

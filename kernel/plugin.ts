@@ -66,7 +66,7 @@ export function definePlugin<C extends PluginConfig>(manifest: PluginManifest<C>
 }
 
 /** Contracts the kernel itself provides to every plugin. */
-export const KERNEL_CONTRACTS: readonly ContractName[] = ['Config', 'Logger', 'RpcServer', 'AdminCommands'];
+export const KERNEL_CONTRACTS: readonly ContractName[] = ['Config', 'Logger', 'RpcServer', 'AdminCommands', 'Metrics'];
 
 export interface BuiltinPlugin {
   readonly name: string;

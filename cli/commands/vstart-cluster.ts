@@ -47,6 +47,11 @@ export interface LocalClusterOptions {
   readonly nvmfPort?: number;
   /** The store plugin of the OSDs (default: blobstore). */
   readonly storePlugin?: string;
+  /**
+   * Serve /metrics from every daemon: the monitor on this port, the gateway on port + 1, OSD i on
+   * port + 10 + i. Absent: no metrics.
+   */
+  readonly metricsBasePort?: number;
 }
 
 export interface VstartState {
@@ -57,6 +62,8 @@ export interface VstartState {
   readonly nvmfPort?: number;
   readonly osds: number;
   readonly pids: Record<string, number>;
+  /** Absent: the daemons serve no metrics. */
+  readonly metricsBasePort?: number;
 }
 
 export interface DaemonHandle {
@@ -135,6 +142,7 @@ export class LocalCluster {
       nvmfPort: previous?.nvmfPort ?? options.nvmfPort ?? 4420,
       osds: Math.max(previous?.osds ?? 0, options.osds ?? 3),
       pids: {},
+      metricsBasePort: previous?.metricsBasePort ?? options.metricsBasePort,
     };
     const cluster = new LocalCluster(options, state);
     try {
@@ -176,6 +184,24 @@ export class LocalCluster {
     return { address: '127.0.0.1', port: this.state.nvmfPort ?? 4420, nqn: `nqn.2024-01.io.fastblock:${this.volume.replace('/', ':')}` };
   }
 
+  /** Each daemon's /metrics URL, when the cluster serves metrics. */
+  get metricsUrls(): Record<string, string> {
+    const urls: Record<string, string> = {};
+    for (const name of ['mon', ...Array.from({ length: this.state.osds }, (_, i) => `osd${i}`), ...(this.options.gateway === false ? [] : ['gateway'])]) {
+      const port = this.metricsPort(name);
+      if (port !== undefined) urls[name] = `http://127.0.0.1:${port}/metrics`;
+    }
+    return urls;
+  }
+
+  private metricsPort(name: string): number | undefined {
+    const base = this.state.metricsBasePort;
+    if (base === undefined) return undefined;
+    if (name === 'mon') return base;
+    if (name === 'gateway') return base + 1;
+    return base + 10 + Number(name.slice('osd'.length));
+  }
+
   osdPort(i: number): number {
     return this.state.osdBasePort + i * 10;
   }
@@ -193,7 +219,9 @@ export class LocalCluster {
 
   private spawnDaemon(name: string, args: string[]): DaemonHandle {
     const log = openSync(join(this.dir, 'logs', `${name}.log`), 'a');
-    const child = spawn(process.execPath, [...this.daemonCommand(), '--name', name, '--log-level', this.options.logLevel ?? 'info', ...args], {
+    const metricsPort = this.metricsPort(name);
+    const metrics = metricsPort === undefined ? [] : ['--set', `metrics.listen=127.0.0.1:${metricsPort}`];
+    const child = spawn(process.execPath, [...this.daemonCommand(), '--name', name, '--log-level', this.options.logLevel ?? 'info', ...metrics, ...args], {
       stdio: ['ignore', log, log],
       detached: this.options.detached ?? false,
       cwd: this.dir,

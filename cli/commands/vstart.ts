@@ -29,6 +29,9 @@ function positive(name: string) {
   };
 }
 
+/** /metrics of the monitor; the gateway's on the next port, OSD i's on this + 10 + i (vstart-cluster.ts). */
+const DEFAULT_METRICS_PORT = 9280;
+
 const dirOption = () => new Option('-d, --dir <path>', 'directory of the cluster (data, logs, vstart.json)').default('./vstart-data');
 
 function summary(cluster: LocalCluster, detached: boolean): Record<string, unknown> {
@@ -44,6 +47,7 @@ function summary(cluster: LocalCluster, detached: boolean): Record<string, unkno
     nvmf: nvmf ? `${nvmf.address}:${nvmf.port} ${nvmf.nqn}` : undefined,
     nvmeConnect: nvmf ? `nvme connect -t tcp -a ${nvmf.address} -s ${nvmf.port} -n ${nvmf.nqn}` : undefined,
     osds: cluster.state.osds,
+    metrics: cluster.metricsUrls,
     pids: Object.fromEntries([...cluster.daemons].map(([name, d]) => [name, d.pid])),
     tryQemuImg: `qemu-img info ${uri}`,
     tryFio: `fio --name=try --ioengine=nbd --uri=${uri} --rw=randwrite --bs=4k --iodepth=16 --size=256M --verify=crc32c`,
@@ -59,6 +63,7 @@ function human(s: Record<string, unknown>): string {
     `  NBD      ${s.nbd}`,
     ...(s.vhostSocket ? [`  vhost    ${s.vhostSocket}`] : []),
     ...(s.nvmf ? [`  NVMe/TCP ${s.nvmf}`] : []),
+    ...Object.entries(s.metrics as Record<string, string>).map(([name, url], i) => `  ${i === 0 ? 'metrics ' : '        '} ${name.padEnd(8)} ${url}`),
     '',
     'Try:',
     `  ${s.tryQemuImg}`,
@@ -80,7 +85,7 @@ export function registerVstart(program: Command): void {
     .addOption(new Option('--image-size <bytes>', 'size of rbd/disk when it is created').default(1024 ** 3).argParser(positive('--image-size')))
     .addOption(new Option('--nvmf-port <port>', 'TCP port of the NVMe/TCP target (kept on restart)').default(4420).argParser(positive('--nvmf-port')))
     .addOption(
-      new Option('--port-base <port>', 'move every port to run beside another cluster: monitor P, NBD P+9, NVMe/TCP P+20, OSDs from P+100 (kept on restart)').argParser(
+      new Option('--port-base <port>', 'move every port to run beside another cluster: monitor P, NBD P+9, NVMe/TCP P+20, /metrics from P+30, OSDs from P+100 (kept on restart)').argParser(
         positive('--port-base'),
       ),
     )
@@ -93,8 +98,8 @@ export function registerVstart(program: Command): void {
         image: { name: 'disk', sizeBytes: flags.imageSize },
         frontends: { vhost: true, nvmf: true },
         ...(flags.portBase
-          ? { monitorPort: flags.portBase, nbdPort: flags.portBase + 9, nvmfPort: flags.portBase + 20, osdBasePort: flags.portBase + 100 }
-          : { nvmfPort: flags.nvmfPort }),
+          ? { monitorPort: flags.portBase, nbdPort: flags.portBase + 9, nvmfPort: flags.portBase + 20, metricsBasePort: flags.portBase + 30, osdBasePort: flags.portBase + 100 }
+          : { nvmfPort: flags.nvmfPort, metricsBasePort: DEFAULT_METRICS_PORT }),
       });
       output(flags.json, summary(cluster, flags.detach ?? false), human);
       if (flags.detach) {

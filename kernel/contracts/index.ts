@@ -5,3 +5,4 @@ export type * from './frontend.js';
 export type * from './cluster-map.js';
 export type * from './policy.js';
 export type * from './meta-store.js';
+export type * from './metrics.js';

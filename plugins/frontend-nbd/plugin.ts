@@ -6,6 +6,8 @@
  */
 import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { TOKENS } from '../../kernel/container.js';
+import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { metricsRegistry } from '../../kernel/metrics/registry.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { nbdAdminCommands } from './admin.js';
@@ -21,7 +23,7 @@ export default definePlugin<NbdConfig>({
   requires: ['BlockVolumeProvider', 'AdminCommands'],
   configSchema: nbdConfigSchema,
   register(container, config, { logger }) {
-    const provider = container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider);
+    const provider = meteredVolumes(container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider), metricsRegistry(container), 'nbd');
     const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
     const frontend = new NbdFrontend(provider, config, logger);
     container.register(TOKENS.Frontend, { useValue: frontend });

@@ -7,6 +7,8 @@
  */
 import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { TOKENS } from '../../kernel/container.js';
+import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { metricsRegistry } from '../../kernel/metrics/registry.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { nvmfAdminCommands } from './admin.js';
@@ -22,7 +24,7 @@ export default definePlugin<NvmfConfig>({
   requires: ['BlockVolumeProvider', 'AdminCommands'],
   configSchema: nvmfConfigSchema,
   register(container, config, { logger, kernelVersion }) {
-    const provider = container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider);
+    const provider = meteredVolumes(container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider), metricsRegistry(container), 'nvmf');
     const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
     const entries = config.exports.map(parseExportEntry);
     // The firmware revision hosts see (FR, firmware slot log) is fastblock's version.

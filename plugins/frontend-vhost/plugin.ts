@@ -7,6 +7,8 @@
  */
 import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { TOKENS } from '../../kernel/container.js';
+import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { metricsRegistry } from '../../kernel/metrics/registry.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { vhostAdminCommands } from './admin.js';
@@ -22,7 +24,7 @@ export default definePlugin<VhostConfig>({
   requires: ['BlockVolumeProvider', 'AdminCommands'],
   configSchema: vhostConfigSchema,
   register(container, config, { logger }) {
-    const provider = container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider);
+    const provider = meteredVolumes(container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider), metricsRegistry(container), 'vhost');
     const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
     const frontend = new VhostFrontend(provider, config, logger);
     container.register(TOKENS.Frontend, { useValue: frontend });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { parseAddress } from '../../kernel/address.js';
 import type { MetaStore, OsdInfo, Transport } from '../../kernel/contracts/index.js';
 import { TOKENS } from '../../kernel/container.js';
+import { metricsRegistry } from '../../kernel/metrics/registry.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import type { AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { call } from '../../kernel/rpc/rpc-client.js';
@@ -15,6 +16,7 @@ import type { RpcServer } from '../../kernel/rpc/rpc-server.js';
 import { registerMonitorCommands } from './admin.js';
 import { checkMonitorConfig, monitorConfigSchema, type MonitorConfig } from './config.js';
 import { Monitor } from './monitor.js';
+import { registerMonitorMetrics } from './monitor-metrics.js';
 import { MonitorMethods } from './protocol.js';
 import { serveMonitor } from './rpc-service.js';
 import { EmbeddedMetaStore } from './store/embedded-store.js';
@@ -39,6 +41,7 @@ export default definePlugin<MonitorConfig>({
     const store: MetaStore = embedded ?? new EtcdMetaStore({ endpoints, electionTtlS: config.electionTtlS });
     container.registerInstance(TOKENS.MetaStore, store);
     let monitor: Monitor | undefined;
+    registerMonitorMetrics(metricsRegistry(container), () => monitor);
     let stopService: (() => void) | undefined;
     let stopCommands: (() => void) | undefined;
     return {

@@ -7,8 +7,10 @@
 import { TOKENS } from '../../kernel/container.js';
 import type { StoreFactory } from '../../kernel/contracts/store.js';
 import type { Transport } from '../../kernel/contracts/transport.js';
+import { metricsRegistry } from '../../kernel/metrics/registry.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import { osdConfigSchema, type OsdConfig } from './config.js';
+import { registerOsdMetrics } from './osd-metrics.js';
 import { OsdService } from './osd-service.js';
 
 export default definePlugin<OsdConfig>({
@@ -25,6 +27,7 @@ export default definePlugin<OsdConfig>({
     const logLevel = (all.log as { level?: string } | undefined)?.level ?? 'info';
     // Each shard thread opens its own store through the same plugin, found by the factory's name.
     const service = new OsdService({ config, transport, storePlugin: config.storePlugin || storeFactory.name, allConfig: all, logger, logLevel, daemonName: daemon });
+    registerOsdMetrics(metricsRegistry(container), service);
     return {
       start: () => service.start(),
       stop: () => service.stop(),

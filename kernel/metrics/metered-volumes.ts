@@ -1,0 +1,138 @@
+/**
+ * Requests and bytes per export of a frontend (NBD, vhost-user-blk, NVMe/TCP), counted where every
+ * frontend meets the cluster: the BlockVolume it was given. A frontend wraps its provider once
+ *
+ *   const provider = meteredVolumes(container.resolve(TOKENS.BlockVolumeProvider), registry, 'nbd');
+ *
+ * and each I/O costs an array increment and an addition; the labelled metrics are filled from
+ * those numbers when /metrics is scraped. Requests are counted as issued (an I/O that fails is
+ * still counted; the frontend's own error path reports it to the host).
+ */
+import { Counter } from 'prom-client';
+import type { BlockVolume, BlockVolumeProvider, BlockWriteOptions } from '../contracts/block.js';
+import type { MetricsRegistry } from '../contracts/metrics.js';
+
+const OPS = ['read', 'write', 'flush', 'discard', 'write_zeroes'] as const;
+const [READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES] = [0, 1, 2, 3, 4];
+
+class ExportCounts {
+  readonly requests = new Float64Array(OPS.length);
+  readBytes = 0;
+  writtenBytes = 0;
+}
+
+/** One per registry: every frontend of a daemon shares the metric names, told apart by a label. */
+class FrontendMeters {
+  /** frontend -> export -> counts. An export removed keeps its counts: counters never go back. */
+  private readonly byFrontend = new Map<string, Map<string, ExportCounts>>();
+
+  constructor(registry: MetricsRegistry) {
+    const each = (visit: (frontend: string, name: string, counts: ExportCounts) => void): void => {
+      for (const [frontend, exports] of this.byFrontend) for (const [name, counts] of exports) visit(frontend, name, counts);
+    };
+    new Counter({
+      name: 'fastblock_frontend_requests_total',
+      help: 'I/O requests a frontend issued to an export, by op',
+      labelNames: ['frontend', 'export', 'op'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((frontend, name, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: name, op }, counts.requests[i])));
+      },
+    });
+    new Counter({
+      name: 'fastblock_frontend_read_bytes_total',
+      help: 'Bytes a frontend read from an export',
+      labelNames: ['frontend', 'export'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((frontend, name, counts) => this.inc({ frontend, export: name }, counts.readBytes));
+      },
+    });
+    new Counter({
+      name: 'fastblock_frontend_written_bytes_total',
+      help: 'Bytes a frontend wrote to an export (write-zeroes and discards not included)',
+      labelNames: ['frontend', 'export'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((frontend, name, counts) => this.inc({ frontend, export: name }, counts.writtenBytes));
+      },
+    });
+  }
+
+  counts(frontend: string, name: string): ExportCounts {
+    let exports = this.byFrontend.get(frontend);
+    if (!exports) this.byFrontend.set(frontend, (exports = new Map()));
+    let counts = exports.get(name);
+    if (!counts) exports.set(name, (counts = new ExportCounts()));
+    return counts;
+  }
+}
+
+const meters = new WeakMap<MetricsRegistry, FrontendMeters>();
+
+export function meteredVolumes(provider: BlockVolumeProvider, registry: MetricsRegistry, frontend: string): BlockVolumeProvider {
+  let table = meters.get(registry);
+  if (!table) meters.set(registry, (table = new FrontendMeters(registry)));
+  const counts = table;
+  return {
+    list: () => provider.list(),
+    open: async (name) => {
+      const volume = await provider.open(name);
+      return new MeteredVolume(volume, counts.counts(frontend, volume.name));
+    },
+  };
+}
+
+class MeteredVolume implements BlockVolume {
+  constructor(
+    private readonly volume: BlockVolume,
+    private readonly counts: ExportCounts,
+  ) {}
+
+  get name(): string {
+    return this.volume.name;
+  }
+
+  /** Read through: a resized image shows its new size. */
+  get size(): number {
+    return this.volume.size;
+  }
+
+  get blockSize(): number {
+    return this.volume.blockSize;
+  }
+
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    this.counts.requests[READ]++;
+    this.counts.readBytes += length;
+    return this.volume.read(offset, length, into);
+  }
+
+  write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
+    this.counts.requests[WRITE]++;
+    for (let i = 0; i < data.length; i++) this.counts.writtenBytes += data[i].length;
+    return this.volume.write(offset, data, options);
+  }
+
+  flush(): Promise<void> {
+    this.counts.requests[FLUSH]++;
+    return this.volume.flush();
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    this.counts.requests[DISCARD]++;
+    return this.volume.discard(offset, length);
+  }
+
+  writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void> {
+    this.counts.requests[WRITE_ZEROES]++;
+    return this.volume.writeZeroes(offset, length, options);
+  }
+
+  close(): Promise<void> {
+    return this.volume.close();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The OSD's Prometheus metrics. Shards count in plain numbers on their own threads (OpMeter,
+ * raft stats, store stats); a scrape asks every shard for a copy over the same round trip the
+ * heartbeat uses, once per scrape however many metrics read it, and adds the copies up here.
+ * Nothing on the data path knows metrics exist.
+ */
+import { Counter, Gauge } from 'prom-client';
+import type { MetricsRegistry } from '../../kernel/contracts/metrics.js';
+import { BucketHistogram } from '../../kernel/metrics/bucket-histogram.js';
+import { LATENCY_BUCKETS_S, OP_NAMES, RESULT_NAMES, meterFigures, sumMeters } from './op-meter.js';
+import type { ShardSurvey } from './osd-service.js';
+
+const MUTATING_OPS = [1, 2, 3]; // write, discard, write_zeroes
+
+interface Survey {
+  readonly shards: readonly ShardSurvey[];
+  readonly meter: Float64Array;
+}
+
+export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(): Promise<ShardSurvey[]> }): void {
+  // A scrape starts every metric's collect() in one pass: they share the survey in flight.
+  let pending: Promise<Survey> | undefined;
+  const survey = (): Promise<Survey> =>
+    (pending ??= service
+      .survey()
+      .then((shards) => ({ shards, meter: sumMeters(shards.map((s) => s.figures.meter)) }))
+      .finally(() => (pending = undefined)));
+  const registers = [registry];
+
+  /** A counter whose value is read from the survey (reset, then set to the running total). */
+  const counter = <T extends string>(name: string, help: string, labelNames: readonly T[], values: (s: Survey, set: (labels: Partial<Record<T, string>>, value: number) => void) => void): void => {
+    new Counter<T>({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        const s = await survey();
+        this.reset();
+        values(s, (labels, value) => this.inc(labels, value));
+      },
+    });
+  };
+  const gauge = <T extends string>(name: string, help: string, labelNames: readonly T[], values: (s: Survey, set: (labels: Partial<Record<T, string>>, value: number) => void) => void): void => {
+    new Gauge<T>({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        const s = await survey();
+        this.reset();
+        values(s, (labels, value) => this.set(labels, value));
+      },
+    });
+  };
+
+  counter('fastblock_osd_requests_total', 'Data requests answered by this OSD, by op and result (ok, not_leader, no_space, ...)', ['op', 'result'], (s, set) => {
+    for (let op = 0; op < OP_NAMES.length; op++) {
+      for (let result = 0; result < RESULT_NAMES.length; result++) {
+        const n = meterFigures.requests(s.meter, op, result);
+        if (n > 0 || result === 0) set({ op: OP_NAMES[op], result: RESULT_NAMES[result] }, n);
+      }
+    }
+  });
+  new BucketHistogram({
+    name: 'fastblock_osd_request_duration_seconds',
+    help: 'Time from a data request reaching its shard to its OK reply (writes: committed on a majority and applied)',
+    labelNames: ['op'],
+    bounds: LATENCY_BUCKETS_S,
+    registers,
+    read: async () => {
+      const s = await survey();
+      return OP_NAMES.map((name, op) => ({
+        labels: { op: name },
+        counts: Array.from({ length: LATENCY_BUCKETS_S.length + 1 }, (_, b) => meterFigures.bucket(s.meter, op, b)),
+        sum: meterFigures.seconds(s.meter, op),
+      }));
+    },
+  });
+  counter('fastblock_osd_read_bytes_total', 'Bytes returned by OK reads', [], (s, set) => set({}, meterFigures.bytesRead(s.meter)));
+  counter('fastblock_osd_written_bytes_total', 'Bytes of OK writes (as the client sent them, once, not per replica)', [], (s, set) => set({}, meterFigures.bytesWritten(s.meter)));
+  counter('fastblock_osd_raft_proposals_committed_total', 'Client mutations this OSD proposed as PG leader that committed and applied', [], (s, set) =>
+    set({}, MUTATING_OPS.reduce((sum, op) => sum + meterFigures.requests(s.meter, op, 0), 0)),
+  );
+  counter('fastblock_osd_raft_entries_applied_total', 'Raft entries applied to this OSD\'s objects, as leader or follower', [], (s, set) => set({}, meterFigures.entriesApplied(s.meter)));
+  counter('fastblock_osd_raft_rounds_total', 'Raft processing rounds of the shards', [], (s, set) => set({}, s.shards.reduce((sum, x) => sum + x.figures.raft.rounds, 0)));
+  counter('fastblock_osd_raft_flushes_total', 'Durable flushes of raft state (one per batch of appends)', [], (s, set) => set({}, s.shards.reduce((sum, x) => sum + x.figures.raft.flushes, 0)));
+  gauge('fastblock_osd_pgs', 'PG replicas on this OSD (role "hosted"), and those it leads (role "leader")', ['role'], (s, set) => {
+    const reports = s.shards.flatMap((x) => x.reports);
+    set({ role: 'hosted' }, reports.length);
+    set({ role: 'leader' }, reports.filter((r) => r.leader).length);
+  });
+  gauge('fastblock_osd_store_capacity_bytes', 'Space of each shard\'s store', ['shard'], (s, set) => {
+    for (const x of s.shards) set({ shard: String(x.figures.shard) }, x.figures.store.capacityBytes);
+  });
+  gauge('fastblock_osd_store_used_bytes', 'Space used in each shard\'s store (objects and raft logs)', ['shard'], (s, set) => {
+    for (const x of s.shards) set({ shard: String(x.figures.shard) }, x.figures.store.usedBytes);
+  });
+  gauge('fastblock_osd_shards_answering', 'Shards that answered this scrape (fewer than osd.shards: one is stuck)', [], (s, set) => set({}, s.shards.length));
+}
