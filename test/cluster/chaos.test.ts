@@ -16,7 +16,7 @@ import * as assert from 'uvu/assert';
 import { connect } from '../../client/connect.js';
 import type { Image } from '../../client/image.js';
 import { waitForPort } from '../../cli/commands/vstart-cluster.js';
-import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 
 const BLOCK = 4096;
 const BLOCKS = 4096;
@@ -73,7 +73,7 @@ if (!storePlugin()) {
 } else {
   test(`rolling SIGKILLs under writes and reads: nothing acknowledged is lost, no stale or torn read (seed ${SEED}, ${SECONDS} s)`, async () => {
     console.log(`chaos seed ${SEED} (FASTBLOCK_CHAOS_SEED=${SEED} replays the schedule)`);
-    const { cluster, cleanup } = await startTestCluster({
+    await withTestCluster({
       name: 'chaos',
       osds: OSDS,
       pool: { name: 'rbd', size: 3, pgNum: 16 },
@@ -81,120 +81,116 @@ if (!storePlugin()) {
       storeSizeMb: 512,
       gateway: false,
       logLevel: 'warn',
-    });
-    let failure: unknown;
-    const client = await connect({ monitors: [cluster.monitorAddress], name: 'chaos' });
-    try {
-      const image: Image = await client.openImage('rbd/disk');
-      const blocks: BlockState[] = Array.from({ length: BLOCKS }, () => ({ acked: 0, pending: new Set<number>() }));
-      const problems: string[] = [];
-      const stats = { writes: 0, writeErrors: 0, reads: 0, slowestWriteMs: 0, slowestReadMs: 0, kills: 0, doubleKills: 0 };
-      const t0 = Date.now();
-      const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
-      /** What happened when, for reading a long pause against the kills around it. */
-      const timeline: string[] = [];
-      let slowestWrite = '';
-      let running = true;
+    }, async (cluster) => {
+      const client = await connect({ monitors: [cluster.monitorAddress], name: 'chaos' });
+      try {
+        const image: Image = await client.openImage('rbd/disk');
+        const blocks: BlockState[] = Array.from({ length: BLOCKS }, () => ({ acked: 0, pending: new Set<number>() }));
+        const problems: string[] = [];
+        const stats = { writes: 0, writeErrors: 0, reads: 0, slowestWriteMs: 0, slowestReadMs: 0, kills: 0, doubleKills: 0 };
+        const t0 = Date.now();
+        const at = (): string => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+        /** What happened when, for reading a long pause against the kills around it. */
+        const timeline: string[] = [];
+        let slowestWrite = '';
+        let running = true;
 
-      const writer = async (w: number): Promise<void> => {
-        const rand = random(SEED * 31 + w + 1);
-        let seq = 0;
-        while (running) {
-          const block = w + WRITERS * rand(Math.floor(BLOCKS / WRITERS));
-          seq++;
+        const writer = async (w: number): Promise<void> => {
+          const rand = random(SEED * 31 + w + 1);
+          let seq = 0;
+          while (running) {
+            const block = w + WRITERS * rand(Math.floor(BLOCKS / WRITERS));
+            seq++;
+            const state = blocks[block]!;
+            state.pending.add(seq);
+            const started = Date.now();
+            try {
+              await image.write(block * BLOCK, [stamp(block, seq)]);
+              state.acked = seq;
+              for (const s of state.pending) if (s <= seq) state.pending.delete(s);
+              stats.writes++;
+            } catch (err) {
+              stats.writeErrors++;
+              if (problems.length < 20) problems.push(`write of block ${block} seq ${seq} failed: ${(err as Error).message}`);
+            }
+            if (Date.now() - started > stats.slowestWriteMs) {
+              stats.slowestWriteMs = Date.now() - started;
+              slowestWrite = `block ${block} from ${((started - t0) / 1000).toFixed(1)}s to ${at()}`;
+            }
+          }
+        };
+
+        const reader = async (r: number): Promise<void> => {
+          const rand = random(SEED * 17 + r + 101);
+          while (running) {
+            const block = rand(BLOCKS);
+            const before = blocks[block]!.acked;
+            const started = Date.now();
+            let data: Uint8Array;
+            try {
+              data = await image.read(block * BLOCK, BLOCK);
+            } catch (err) {
+              if (problems.length < 20) problems.push(`read of block ${block} failed: ${(err as Error).message}`);
+              continue;
+            }
+            stats.reads++;
+            stats.slowestReadMs = Math.max(stats.slowestReadMs, Date.now() - started);
+            const seq = readStamp(block, data);
+            if (typeof seq === 'string') problems.push(`read: ${seq}`);
+            else if (seq < before) problems.push(`stale read: block ${block} returned seq ${seq} after seq ${before} was acknowledged`);
+          }
+        };
+
+        const chaos = async (): Promise<void> => {
+          const rand = random(SEED);
+          const until = Date.now() + SECONDS * 1000;
+          while (Date.now() < until) {
+            await sleep(1500 + rand(2500));
+            const first = rand(OSDS);
+            const victims = rand(4) === 0 ? [first, (first + 1 + rand(OSDS - 1)) % OSDS] : [first];
+            for (const i of victims) cluster.kill(`osd${i}`);
+            timeline.push(`${at()} kill ${victims.map((i) => `osd${i}`).join(' ')}`);
+            stats.kills += victims.length;
+            if (victims.length === 2) stats.doubleKills++;
+            await sleep(victims.length === 2 ? 1500 + rand(1500) : 500 + rand(3000));
+            for (const i of victims) cluster.startOsd(i);
+            timeline.push(`${at()} restart`);
+            // Back means serving again: its port open and every PG with a leader and all replicas
+            // (the monitor's view lags a kill, so "up" alone would let outages overlap).
+            for (const i of victims) await waitForPort(cluster.osdPort(i), 60_000, `osd${i}`);
+            await cluster.waitForOsds(OSDS, 60_000);
+            await cluster.waitForActive(60_000);
+            timeline.push(`${at()} all active`);
+          }
+        };
+
+        const workers = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), ...Array.from({ length: READERS }, (_, r) => reader(r))];
+        await chaos();
+        await cluster.waitForActive(90_000);
+        running = false;
+        await Promise.all(workers);
+
+        // Every block: its last acknowledged write, or a later one whose outcome the writer never saw.
+        for (let block = 0; block < BLOCKS; block++) {
           const state = blocks[block]!;
-          state.pending.add(seq);
-          const started = Date.now();
-          try {
-            await image.write(block * BLOCK, [stamp(block, seq)]);
-            state.acked = seq;
-            for (const s of state.pending) if (s <= seq) state.pending.delete(s);
-            stats.writes++;
-          } catch (err) {
-            stats.writeErrors++;
-            if (problems.length < 20) problems.push(`write of block ${block} seq ${seq} failed: ${(err as Error).message}`);
-          }
-          if (Date.now() - started > stats.slowestWriteMs) {
-            stats.slowestWriteMs = Date.now() - started;
-            slowestWrite = `block ${block} from ${((started - t0) / 1000).toFixed(1)}s to ${at()}`;
+          const seq = readStamp(block, await image.read(block * BLOCK, BLOCK));
+          if (typeof seq === 'string') problems.push(`final: ${seq}`);
+          else if (seq !== state.acked && !state.pending.has(seq)) {
+            problems.push(`final: block ${block} holds seq ${seq}; last acknowledged ${state.acked}, unknown ${[...state.pending].join(',') || 'none'}`);
           }
         }
-      };
-
-      const reader = async (r: number): Promise<void> => {
-        const rand = random(SEED * 17 + r + 101);
-        while (running) {
-          const block = rand(BLOCKS);
-          const before = blocks[block]!.acked;
-          const started = Date.now();
-          let data: Uint8Array;
-          try {
-            data = await image.read(block * BLOCK, BLOCK);
-          } catch (err) {
-            if (problems.length < 20) problems.push(`read of block ${block} failed: ${(err as Error).message}`);
-            continue;
-          }
-          stats.reads++;
-          stats.slowestReadMs = Math.max(stats.slowestReadMs, Date.now() - started);
-          const seq = readStamp(block, data);
-          if (typeof seq === 'string') problems.push(`read: ${seq}`);
-          else if (seq < before) problems.push(`stale read: block ${block} returned seq ${seq} after seq ${before} was acknowledged`);
-        }
-      };
-
-      const chaos = async (): Promise<void> => {
-        const rand = random(SEED);
-        const until = Date.now() + SECONDS * 1000;
-        while (Date.now() < until) {
-          await sleep(1500 + rand(2500));
-          const first = rand(OSDS);
-          const victims = rand(4) === 0 ? [first, (first + 1 + rand(OSDS - 1)) % OSDS] : [first];
-          for (const i of victims) cluster.kill(`osd${i}`);
-          timeline.push(`${at()} kill ${victims.map((i) => `osd${i}`).join(' ')}`);
-          stats.kills += victims.length;
-          if (victims.length === 2) stats.doubleKills++;
-          await sleep(victims.length === 2 ? 1500 + rand(1500) : 500 + rand(3000));
-          for (const i of victims) cluster.startOsd(i);
-          timeline.push(`${at()} restart`);
-          // Back means serving again: its port open and every PG with a leader and all replicas
-          // (the monitor's view lags a kill, so "up" alone would let outages overlap).
-          for (const i of victims) await waitForPort(cluster.osdPort(i), 60_000, `osd${i}`);
-          await cluster.waitForOsds(OSDS, 60_000);
-          await cluster.waitForActive(60_000);
-          timeline.push(`${at()} all active`);
-        }
-      };
-
-      const workers = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), ...Array.from({ length: READERS }, (_, r) => reader(r))];
-      await chaos();
-      await cluster.waitForActive(90_000);
-      running = false;
-      await Promise.all(workers);
-
-      // Every block: its last acknowledged write, or a later one whose outcome the writer never saw.
-      for (let block = 0; block < BLOCKS; block++) {
-        const state = blocks[block]!;
-        const seq = readStamp(block, await image.read(block * BLOCK, BLOCK));
-        if (typeof seq === 'string') problems.push(`final: ${seq}`);
-        else if (seq !== state.acked && !state.pending.has(seq)) {
-          problems.push(`final: block ${block} holds seq ${seq}; last acknowledged ${state.acked}, unknown ${[...state.pending].join(',') || 'none'}`);
-        }
+        await image.close();
+        console.log(
+          `chaos: ${stats.kills} kills (${stats.doubleKills} of two OSDs at once); ${stats.writes} writes, ${stats.reads} reads; ` +
+            `slowest write ${stats.slowestWriteMs} ms (${slowestWrite}), slowest read ${stats.slowestReadMs} ms\n  ${timeline.join('\n  ')}`,
+        );
+        assert.equal(problems, [], `seed ${SEED}`);
+        assert.is(stats.writeErrors, 0);
+        assert.ok(stats.kills > 0 && stats.writes > 0 && stats.reads > 0, 'the run did something');
+      } finally {
+        await client.close();
       }
-      await image.close();
-      console.log(
-        `chaos: ${stats.kills} kills (${stats.doubleKills} of two OSDs at once); ${stats.writes} writes, ${stats.reads} reads; ` +
-          `slowest write ${stats.slowestWriteMs} ms (${slowestWrite}), slowest read ${stats.slowestReadMs} ms\n  ${timeline.join('\n  ')}`,
-      );
-      assert.equal(problems, [], `seed ${SEED}`);
-      assert.is(stats.writeErrors, 0);
-      assert.ok(stats.kills > 0 && stats.writes > 0 && stats.reads > 0, 'the run did something');
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await client.close();
-      await cleanup(failure);
-    }
+    });
   });
 }
 

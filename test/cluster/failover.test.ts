@@ -9,7 +9,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runFio, type FioJob } from './harness/fio.js';
-import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 import { busiestLeader } from './harness/leaders.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -19,14 +19,12 @@ if (!storePlugin()) {
   console.log('SKIP failover: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
 } else {
   test('SIGKILL of the busiest leader during fio verify: no I/O error, catch-up, full read-verify, leaders rebalanced', async () => {
-    const { cluster, cleanup } = await startTestCluster({
+    await withTestCluster({
       name: 'failover',
       pool: { name: 'rbd', size: 3, pgNum: 32 },
       image: { name: 'disk', sizeBytes: 256 * 1024 * 1024 },
       monitorSettings: { 'monitor.leaderBalanceIntervalMs': 2000 },
-    });
-    let failure: unknown;
-    try {
+    }, async (cluster) => {
       const job: FioJob = { uri: cluster.nbdUri, rw: 'randwrite', bs: '4k', iodepth: 16, size: '24M', extra: [...VERIFY, '--do_verify=1', '--verify_backlog=256'] };
       const running = runFio(job);
       await sleep(4000);
@@ -60,12 +58,7 @@ if (!storePlugin()) {
         await sleep(1000);
       }
       console.log(`leaders per OSD after balancing: ${JSON.stringify(counts)}`);
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await cleanup(failure);
-    }
+    });
   });
 }
 

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { connect } from '../../client/connect.js';
 import { FrameKind, encodeFrameHead } from '../../kernel/rpc/frame.js';
 import { HelloCodec } from '../../kernel/rpc/wire.js';
-import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 import { call } from '../../kernel/rpc/rpc-client.js';
 import { silentLogger } from '../../kernel/logger.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
@@ -54,60 +54,56 @@ if (!storePlugin()) {
   console.log('SKIP garbage: the blobstore plugin manifest (plugins/store-blobstore/plugin.ts) is not in the tree yet');
 } else {
   test('garbage to the data and control ports closes only those connections; leader transfer on request', async () => {
-    const { cluster, cleanup } = await startTestCluster({ name: 'garbage', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 64 * 1024 * 1024 } });
-    let failure: unknown;
-    const client = await connect({ monitors: [cluster.monitorAddress] });
-    try {
-      const image = await client.openImage('rbd/disk');
-      const before = randomBytes(256 * 1024);
-      await image.write(0, [before]);
-
-      const ports = { data: cluster.osdPort(0), control: cluster.state.monitorPort };
-      // A well-formed hello frame cut short: the handshake never completes.
-      const hello = encodeFrameHead(FrameKind.HELLO, 0, 0, HelloCodec.encode({ protocol: 1, targetShard: 0, sourceShard: 0, source: 'garbage-test' }), undefined, false);
-      const truncated = hello.subarray(0, Math.max(1, Math.floor(hello.length / 2)));
-      for (const [name, port] of Object.entries(ports)) {
-        for (let i = 0; i < 3; i++) assert.is(await sendAndWaitClose(port, randomBytes(4096), false), 'closed', `${name} port: random bytes must close the connection`);
-        assert.is(await sendAndWaitClose(port, truncated, true), 'closed', `${name} port: a truncated handshake must close the connection`);
-      }
-
-      for (const handle of cluster.daemons.values()) assert.ok(processAlive(handle.pid), `${handle.name} is still running`);
-      const log = readFileSync(join(cluster.dir, 'logs', 'osd0.log'), 'utf8');
-      assert.ok(/bad frame|closing connection/.test(log), 'the OSD logged why it closed the connections');
-      assert.equal(await image.read(0, before.length), new Uint8Array(before));
-      const after = randomBytes(64 * 1024);
-      await image.write(1024 * 1024, [after]);
-      assert.equal(await image.read(1024 * 1024, after.length), new Uint8Array(after));
-
-      // Leader transfer, as the monitor's balancer asks for it.
-      const map = await cluster.map();
-      const pg = (await cluster.pgs()).find((p) => p.leader >= 0)!;
-      const from = map.osds.find((o) => o.id === pg.leader)!;
-      const to = pg.replicas.map((r) => r.osd).find((osd) => osd !== pg.leader)!;
-      const transport = new TcpTransport({ source: 'test' }, silentLogger());
+    await withTestCluster({ name: 'garbage', gateway: false, pool: { name: 'rbd', size: 3, pgNum: 8 }, image: { name: 'disk', sizeBytes: 64 * 1024 * 1024 } }, async (cluster) => {
+      const client = await connect({ monitors: [cluster.monitorAddress] });
       try {
-        const [pool, index] = pg.pg.split('.');
-        const reply = await call(transport.connect({ address: from.address, shard: 0 }), MonitorMethods.TransferLeader, { pool: Number(pool), index: parseInt(index, 16), toOsd: to, epoch: map.epoch });
-        assert.ok(reply.response.started);
+        const image = await client.openImage('rbd/disk');
+        const before = randomBytes(256 * 1024);
+        await image.write(0, [before]);
+
+        const ports = { data: cluster.osdPort(0), control: cluster.state.monitorPort };
+        // A well-formed hello frame cut short: the handshake never completes.
+        const hello = encodeFrameHead(FrameKind.HELLO, 0, 0, HelloCodec.encode({ protocol: 1, targetShard: 0, sourceShard: 0, source: 'garbage-test' }), undefined, false);
+        const truncated = hello.subarray(0, Math.max(1, Math.floor(hello.length / 2)));
+        for (const [name, port] of Object.entries(ports)) {
+          for (let i = 0; i < 3; i++) assert.is(await sendAndWaitClose(port, randomBytes(4096), false), 'closed', `${name} port: random bytes must close the connection`);
+          assert.is(await sendAndWaitClose(port, truncated, true), 'closed', `${name} port: a truncated handshake must close the connection`);
+        }
+
+        for (const handle of cluster.daemons.values()) assert.ok(processAlive(handle.pid), `${handle.name} is still running`);
+        const log = readFileSync(join(cluster.dir, 'logs', 'osd0.log'), 'utf8');
+        assert.ok(/bad frame|closing connection/.test(log), 'the OSD logged why it closed the connections');
+        assert.equal(await image.read(0, before.length), new Uint8Array(before));
+        const after = randomBytes(64 * 1024);
+        await image.write(1024 * 1024, [after]);
+        assert.equal(await image.read(1024 * 1024, after.length), new Uint8Array(after));
+
+        // Leader transfer, as the monitor's balancer asks for it.
+        const map = await cluster.map();
+        const pg = (await cluster.pgs()).find((p) => p.leader >= 0)!;
+        const from = map.osds.find((o) => o.id === pg.leader)!;
+        const to = pg.replicas.map((r) => r.osd).find((osd) => osd !== pg.leader)!;
+        const transport = new TcpTransport({ source: 'test' }, silentLogger());
+        try {
+          const [pool, index] = pg.pg.split('.');
+          const reply = await call(transport.connect({ address: from.address, shard: 0 }), MonitorMethods.TransferLeader, { pool: Number(pool), index: parseInt(index, 16), toOsd: to, epoch: map.epoch });
+          assert.ok(reply.response.started);
+        } finally {
+          await transport.close();
+        }
+        const deadline = Date.now() + 20_000;
+        let leader = pg.leader;
+        while (leader !== to && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 300));
+          leader = (await cluster.pgs()).find((p) => p.pg === pg.pg)!.leader;
+        }
+        assert.is(leader, to, `PG ${pg.pg} leadership moved from osd.${pg.leader} to osd.${to}`);
+        await image.write(0, [after]);
+        assert.equal(await image.read(0, after.length), new Uint8Array(after));
       } finally {
-        await transport.close();
+        await client.close();
       }
-      const deadline = Date.now() + 20_000;
-      let leader = pg.leader;
-      while (leader !== to && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 300));
-        leader = (await cluster.pgs()).find((p) => p.pg === pg.pg)!.leader;
-      }
-      assert.is(leader, to, `PG ${pg.pg} leadership moved from osd.${pg.leader} to osd.${to}`);
-      await image.write(0, [after]);
-      assert.equal(await image.read(0, after.length), new Uint8Array(after));
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      await client.close();
-      await cleanup(failure);
-    }
+    });
   });
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../client/connect.js';
 import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
-import { startTestCluster, storePlugin } from './harness/test-cluster.js';
+import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 
 const MiB = 1024 * 1024;
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -33,7 +33,7 @@ function cli(addr: string, ...args: string[]): Promise<Record<string, unknown>> 
 
 test('image rm and a shrink release their objects on every replica; other images keep theirs', async () => {
   if (storePlugin() !== 'blobstore') return console.log('SKIP image-release reads the blobstore files of the OSDs');
-  const { cluster, cleanup } = await startTestCluster({
+  await withTestCluster({
     name: 'image-release',
     osds: 3,
     pool: { name: 'rbd', size: 3, pgNum: 16 },
@@ -41,9 +41,7 @@ test('image rm and a shrink release their objects on every replica; other images
     storeSizeMb: STORE_MB,
     gateway: false,
     logLevel: 'warn',
-  });
-  let failure: unknown;
-  try {
+  }, async (cluster) => {
     const addr = cluster.monitorAddress;
     await cli(addr, 'image', 'create', 'rbd/keep', '--size', '8M');
     const client = await connect({ monitors: [addr], name: 'image-release-test' });
@@ -100,12 +98,7 @@ test('image rm and a shrink release their objects on every replica; other images
         await store.close();
       }
     }
-  } catch (err) {
-    failure = err;
-    throw err;
-  } finally {
-    await cleanup(failure);
-  }
+  });
 });
 
 test.run();

@@ -94,6 +94,23 @@ export async function startTestCluster(options: Partial<LocalClusterOptions> & {
 }
 
 /**
+ * Runs `work` on a fresh test cluster and cleans up after it, whether it passed or not; when it
+ * failed, the daemons' warnings are printed first.
+ */
+export async function withTestCluster<T>(options: Partial<LocalClusterOptions> & { readonly name: string }, work: (cluster: LocalCluster) => Promise<T>): Promise<T> {
+  const { cluster, cleanup } = await startTestCluster(options);
+  let result: T;
+  try {
+    result = await work(cluster);
+  } catch (err) {
+    await cleanup(err);
+    throw err;
+  }
+  await cleanup();
+  return result;
+}
+
+/**
  * The smallest real cluster a frontend suite needs: one OSD, pool `rbd` of size 1 and a 64 MiB image
  * `rbd/vm`, no gateway (the suite starts its own frontend daemon against `cluster.monitorAddress`).
  */
