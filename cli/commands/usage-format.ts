@@ -1,4 +1,5 @@
 /** Store space as a person reads it: binary units, one decimal, and how full. */
+import { wholePercent } from '../../services/monitor/capacity.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
@@ -12,9 +13,8 @@ export function formatBytes(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
-/** Whole percent, rounded down: 99.6% full is not yet 100% full. */
 export function percentFull(usedBytes: number, capacityBytes: number): string {
-  return capacityBytes > 0 ? `${Math.floor((usedBytes / capacityBytes) * 100)}%` : '-';
+  return capacityBytes > 0 ? `${wholePercent(usedBytes / capacityBytes)}%` : '-';
 }
 
 export function formatUsage(usage: { readonly usedBytes: number; readonly capacityBytes: number }): string {

@@ -31,6 +31,11 @@ export function usedRatio(usage: StoreUsage): number {
   return usage.capacityBytes > 0 ? usage.usedBytes / usage.capacityBytes : 0;
 }
 
+/** Whole percent, rounded down (99.6% full is not yet 100%), without 0.91 * 100 becoming 90. */
+export function wholePercent(ratio: number): number {
+  return Math.floor(ratio * 100 + 1e-9);
+}
+
 export class CapacityTable {
   private readonly byOsd = new Map<number, OsdUsage>();
 

@@ -1,5 +1,5 @@
 /** `fastblock status`, the cluster part: what a person needs at a glance. */
-import { totalUsage, usedRatio } from './capacity.js';
+import { totalUsage, usedRatio, wholePercent } from './capacity.js';
 import type { Monitor } from './monitor.js';
 
 export type Health = 'HEALTH_OK' | 'HEALTH_WARN' | 'HEALTH_ERR';
@@ -63,7 +63,7 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
     .map((u) => ({ osd: u.osd, ratio: usedRatio(u) }))
     .filter((u) => u.ratio > nearFullRatio)
     .sort((a, b) => b.ratio - a.ratio);
-  for (const u of nearFull) problems.push(`osd.${u.osd} is ${Math.floor(u.ratio * 100)}% full`);
+  for (const u of nearFull) problems.push(`osd.${u.osd} is ${wholePercent(u.ratio)}% full`);
   if (osds.length === 0) problems.push('no OSDs registered');
   const health: Health = unavailable > 0 ? 'HEALTH_ERR' : problems.length > 0 ? 'HEALTH_WARN' : 'HEALTH_OK';
   return {

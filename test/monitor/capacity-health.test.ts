@@ -1,0 +1,84 @@
+// Store usage from heartbeats against an in-process monitor: the cluster totals, the near-full
+// warning (fullest first, at the configured ratio), a removed OSD left out, a heartbeat without
+// figures keeping the last ones, impossible figures refused; and the monitor's Prometheus gauges
+// reading the same summary.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Registry } from 'prom-client';
+import { percentFull } from '../../cli/commands/usage-format.js';
+import { checkUsage, wholePercent } from '../../services/monitor/capacity.js';
+import { registerMonitorMetrics } from '../../services/monitor/monitor-metrics.js';
+import { clusterStatus } from '../../services/monitor/status.js';
+import { cleanup, osdBoot, startMonitor, type Harness } from './harness.js';
+
+const GiB = 1024 ** 3;
+let h: Harness;
+
+test.before(async () => {
+  h = await startMonitor();
+  for (let i = 0; i < 4; i++) await h.monitor.boot(osdBoot(i));
+});
+test.after(async () => {
+  await h.close();
+  cleanup(h.dir);
+});
+
+test('usage adds up over the OSDs that reported; past 0.85 an OSD is named, fullest first', async () => {
+  assert.equal(clusterStatus(h.monitor).usage, { capacityBytes: 0, usedBytes: 0, osdsReporting: 0, nearFull: [], nearFullRatio: 0.85 });
+  await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB });
+  await h.monitor.heartbeat(1, [], { capacityBytes: 100 * GiB, usedBytes: 91 * GiB });
+  await h.monitor.heartbeat(2, [], { capacityBytes: 100 * GiB, usedBytes: 96 * GiB });
+  await h.monitor.heartbeat(3, []);
+  const s = clusterStatus(h.monitor);
+  assert.equal({ capacityBytes: s.usage.capacityBytes, usedBytes: s.usage.usedBytes, osdsReporting: s.usage.osdsReporting }, { capacityBytes: 300 * GiB, usedBytes: 197 * GiB, osdsReporting: 3 });
+  assert.equal(s.usage.nearFull.map((u) => u.osd), [2, 1]);
+  assert.is(s.health, 'HEALTH_WARN');
+  assert.equal(s.problems, ['osd.2 is 96% full', 'osd.1 is 91% full']);
+});
+
+test('a heartbeat without figures keeps the last ones; a removed OSD drops out', async () => {
+  await h.monitor.heartbeat(2, []);
+  assert.is(h.monitor.capacity.get(2)?.usedBytes, 96 * GiB);
+  await h.admin.run('osd out', { id: 2 });
+  h.clock.now += 20_000; // past downAfterMs: osd.2 goes down, so it may be removed
+  for (const id of [0, 1, 3]) await h.monitor.heartbeat(id, []);
+  await h.monitor.tick();
+  await h.admin.run('osd rm', { id: 2 });
+  const s = clusterStatus(h.monitor);
+  assert.is(s.usage.osdsReporting, 2);
+  assert.equal(s.usage.nearFull.map((u) => u.osd), [1]);
+  assert.equal(h.monitor.capacity.list(h.monitor.state.osds).map((u) => u.osd), [0, 1]);
+});
+
+test('percentages round down, and 29 of 100 is 29% (not 28.999...)', () => {
+  assert.is(wholePercent(29 / 100), 29);
+  assert.is(wholePercent(0.996), 99);
+  assert.is(percentFull(29, 100), '29%');
+  assert.is(percentFull(1, 0), '-');
+});
+
+test('impossible figures are refused before they reach the table', () => {
+  assert.is(checkUsage({ capacityBytes: 0, usedBytes: 0 }), undefined, 'zero and zero: not reported');
+  for (const bad of [
+    { capacityBytes: GiB, usedBytes: 2 * GiB },
+    { capacityBytes: -1, usedBytes: 0 },
+    { capacityBytes: 0, usedBytes: 5 },
+    { capacityBytes: Number.MAX_SAFE_INTEGER + 2, usedBytes: 0 },
+  ]) {
+    assert.throws(() => checkUsage(bad), /usage out of range/);
+  }
+});
+
+test('the monitor gauges read the cluster summary', async () => {
+  const registry = new Registry();
+  registerMonitorMetrics(registry, () => h.monitor);
+  const text = await registry.metrics();
+  assert.match(text, /^fastblock_monitor_leader 1$/m);
+  assert.match(text, new RegExp(`^fastblock_cluster_map_epoch ${h.monitor.state.epoch}$`, 'm'));
+  assert.match(text, /^fastblock_cluster_osds\{state="total"\} 3$/m);
+  assert.match(text, /^fastblock_cluster_health 1$/m);
+  assert.match(text, /^fastblock_cluster_osd_used_ratio\{osd="1"\} 0\.91$/m);
+  assert.match(text, /^fastblock_cluster_capacity_bytes 214748364800$/m);
+});
+
+test.run();
