@@ -188,9 +188,13 @@ export class MultiRaft {
     for (const [id, hosted] of this.groups) {
       if (!hosted.raft.hasReady()) continue;
       const rd = hosted.raft.ready();
-      // A single voter commits only what its own flushed append holds: its committed entries are
-      // durable already, so they are applied now rather than after this round's flush of newer ones.
-      const appliedEarly = rd.committed.length > 0 && rd.snapshot === undefined && rd.softState === undefined && hosted.raft.role === Role.Leader && hosted.raft.membership.voters.length === 1;
+      // A leader's committed entries are durable here already, so they are applied now rather
+      // than after this round's flush of newer ones: its own append counts toward the quorum only
+      // once flushed (advance), and a follower acknowledges only entries sent to it, which leave
+      // in the collect of the round that persists them here; acknowledgements are stepped
+      // between rounds, so what a collect finds committed was flushed by an earlier round.
+      // (A follower's commit index may cover entries of this very Ready: it waits for the flush.)
+      const appliedEarly = rd.committed.length > 0 && rd.snapshot === undefined && rd.softState === undefined && hosted.raft.role === Role.Leader;
       if (appliedEarly) this.opts.handler.apply(id, rd.committed);
       readies.push({ id, hosted, rd, appliedEarly });
       this.route(outboxes, rd.messages);

@@ -131,4 +131,58 @@ test('a single voter applies what its flushed append committed without waiting f
   assert.equal(applied, [1, 2]);
 });
 
+test('a leader of three applies what a quorum acknowledged while its flush of newer entries runs', async () => {
+  const n = net([2, 3], 0);
+  const flushes: (() => void)[] = [];
+  const applied: number[] = [];
+  const leader = new MultiRaft({
+    node: 1,
+    random: () => 0.5,
+    send: (m) => n.inbox.push(m),
+    flush: () => new Promise<void>((resolve) => flushes.push(resolve)),
+    handler: { apply: (_group, entries) => applied.push(...entries.filter((e) => e.data.byteLength > 0).map((e) => e.data[0]!)), restore: () => undefined },
+  });
+  n.nodes.set(1, leader);
+  for (const mr of n.nodes.values()) mr.createGroup('1.0', new MemoryStorage({ voters: [1, 2, 3], learners: [] }));
+  const group = leader.group('1.0')!;
+  /** Delivers messages and releases the leader's flushes until nothing moves. */
+  const run = async (): Promise<void> => {
+    for (let i = 0; i < 100; i++) {
+      flushes.shift()?.();
+      const batch = n.inbox;
+      n.inbox = [];
+      for (const m of batch) n.nodes.get(m.to)!.receive(m);
+      for (const mr of n.nodes.values()) void mr.process();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+  group.campaign();
+  await run();
+  assert.is(group.role, Role.Leader);
+  assert.is(flushes.length, 0);
+
+  group.propose(new Uint8Array([1]));
+  void leader.process();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(flushes.length, 1, 'entry 1 is being flushed');
+  flushes.shift()!();
+  await new Promise((resolve) => setImmediate(resolve));
+  // The followers persist entry 1 and acknowledge it; the leader hears it between rounds.
+  for (let i = 0; i < 3; i++) {
+    const batch = n.inbox;
+    n.inbox = [];
+    for (const m of batch) n.nodes.get(m.to)!.receive(m);
+    for (const id of [2, 3]) await n.nodes.get(id)!.process();
+  }
+  assert.equal(applied, [], 'nothing committed yet');
+  group.propose(new Uint8Array([2]));
+  assert.ok(group.log.committed >= 2, 'entry 1 committed by the acknowledgements');
+  void leader.process();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(flushes.length, 1, 'entry 2 is being flushed');
+  assert.equal(applied, [1], 'entry 1 is applied while entry 2 is flushed');
+  await run();
+  assert.equal(applied, [1, 2]);
+});
+
 test.run();
