@@ -83,12 +83,37 @@ export class BlobObjectStore implements ObjectStore {
     return out;
   }
 
-  async write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void> {
+  write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void> {
     let length = 0;
-    for (const d of data) length += d.length;
-    checkRange(pg, object, offset, length);
-    const entry = this.entryFor(pg, object, offset + length);
-    if (length === 0) return;
+    let entry: ObjectEntry;
+    try {
+      for (const d of data) length += d.length;
+      checkRange(pg, object, offset, length);
+      entry = this.entryFor(pg, object, offset + length);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (length === 0) return Promise.resolve();
+    if (offset % PAGE === 0 && length % PAGE === 0) {
+      // The common case, whole pages that no earlier write holds: straight to the blob.
+      const release = entry.locks.tryAcquire(offset / PAGE, (offset + length) / PAGE);
+      if (release !== undefined) {
+        return entry.blob.write(offset, data).then(
+          () => {
+            this.grow(entry, offset + length);
+            release();
+          },
+          (err: unknown) => {
+            release();
+            throw err;
+          },
+        );
+      }
+    }
+    return this.writeLocked(entry, offset, length, data);
+  }
+
+  private async writeLocked(entry: ObjectEntry, offset: number, length: number, data: readonly Uint8Array[]): Promise<void> {
     const release = await entry.locks.acquire(Math.floor(offset / PAGE), Math.ceil((offset + length) / PAGE));
     try {
       if (offset % PAGE === 0 && length % PAGE === 0) {

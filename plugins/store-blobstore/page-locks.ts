@@ -19,8 +19,40 @@ export class PageLocks {
 
   /** Takes [start, end) (page numbers) after every overlapping earlier holder; returns the release. */
   acquire(start: number, end: number): Promise<() => void> {
+    const blockers = this.overlapping(start, end);
+    if (blockers === 0) return Promise.resolve(this.hold(start, end));
     const entry: Held = { start, end, waiters: undefined };
-    const release = (): void => {
+    const release = this.releaser(entry);
+    let waiting = blockers;
+    const granted = new Promise<() => void>((resolve) => {
+      const unblocked = (): void => {
+        if (--waiting === 0) resolve(release);
+      };
+      for (const h of this.held) if (h.start < end && start < h.end) (h.waiters ??= []).push(unblocked);
+    });
+    this.held.push(entry);
+    return granted;
+  }
+
+  /** Takes [start, end) now if no earlier holder overlaps it (returns the release), else nothing. */
+  tryAcquire(start: number, end: number): (() => void) | undefined {
+    return this.overlapping(start, end) === 0 ? this.hold(start, end) : undefined;
+  }
+
+  private overlapping(start: number, end: number): number {
+    let n = 0;
+    for (const h of this.held) if (h.start < end && start < h.end) n++;
+    return n;
+  }
+
+  private hold(start: number, end: number): () => void {
+    const entry: Held = { start, end, waiters: undefined };
+    this.held.push(entry);
+    return this.releaser(entry);
+  }
+
+  private releaser(entry: Held): () => void {
+    return () => {
       const at = this.held.indexOf(entry);
       if (at < 0) return; // released already
       this.held.splice(at, 1);
@@ -28,19 +60,5 @@ export class PageLocks {
       entry.waiters = undefined;
       if (waiters !== undefined) for (const unblocked of waiters) unblocked();
     };
-    let blockers = 0;
-    for (const h of this.held) if (h.start < end && start < h.end) blockers++;
-    if (blockers === 0) {
-      this.held.push(entry);
-      return Promise.resolve(release);
-    }
-    const granted = new Promise<() => void>((resolve) => {
-      const unblocked = (): void => {
-        if (--blockers === 0) resolve(release);
-      };
-      for (const h of this.held) if (h.start < end && start < h.end) (h.waiters ??= []).push(unblocked);
-    });
-    this.held.push(entry);
-    return granted;
   }
 }

@@ -31,6 +31,13 @@ interface Waiting {
   readonly reject: (err: unknown) => void;
 }
 
+/** Where `capture`, the executor of every operation's promise, leaves its resolvers. */
+const captured: { resolve: () => void; reject: (err: unknown) => void } = { resolve: () => undefined, reject: () => undefined };
+const capture = (resolve: () => void, reject: (err: unknown) => void): void => {
+  captured.resolve = resolve;
+  captured.reject = reject;
+};
+
 export class UringEngine implements IoEngine {
   readonly backend = 'uring' as const;
   readonly direct = true;
@@ -86,11 +93,13 @@ export class UringEngine implements IoEngine {
   }
 
   private issue(op: Op, fd: number, offset: number, length: number, buffers: Buffers | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const tag = this.freeTags.pop();
-      if (tag === undefined) this.waiting.push({ op, fd, offset, length, buffers, resolve, reject });
-      else this.start(tag, op, fd, offset, length, buffers, resolve, reject);
-    });
+    // A shared executor hands out the resolvers: no closure per operation.
+    const promise = new Promise<void>(capture);
+    const { resolve, reject } = captured;
+    const tag = this.freeTags.pop();
+    if (tag === undefined) this.waiting.push({ op, fd, offset, length, buffers, resolve, reject });
+    else this.start(tag, op, fd, offset, length, buffers, resolve, reject);
+    return promise;
   }
 
   private start(tag: number, op: Op, fd: number, offset: number, length: number, buffers: Buffers | undefined, resolve: () => void, reject: (err: unknown) => void): void {
