@@ -132,6 +132,7 @@ export class PluginHost {
       commands: this.admin.list(),
       methods: this.rpc.methods(),
       nodeVersion: process.version,
+      metrics: this.metricsUrl ?? '',
     };
   }
 

@@ -16,6 +16,7 @@ function human(status: StatusReply): string {
   const lines = [
     `daemon    ${status.daemon} (pid ${status.pid}), fastblock ${status.version}, node ${status.nodeVersion}, up ${duration(status.uptimeMs)}`,
     `listen    ${status.listen}`,
+    ...(status.metrics ? [`metrics   ${status.metrics}`] : []),
     'plugins',
     ...status.plugins.map((p) => `  ${p.name.padEnd(12)} ${p.version.padEnd(8)} ${p.kind.padEnd(10)} ${p.origin.padEnd(9)} ${p.description}`),
     'commands',

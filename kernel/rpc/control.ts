@@ -28,6 +28,8 @@ export interface StatusReply {
   commands: { name: string; summary: string }[];
   methods: string[];
   nodeVersion: string;
+  /** The /metrics URL, or '' when metrics are not served. */
+  metrics: string;
 }
 
 interface AdminRequest {

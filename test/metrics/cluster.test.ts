@@ -176,6 +176,8 @@ if (!storePlugin()) {
 
       const missing = await fetch(urls.mon.replace('/metrics', '/nothing'));
       assert.is(missing.status, 404);
+      const status = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'cli/fastblock.ts', 'status', '--addr', cluster.monitorAddress], { cwd: root });
+      assert.ok(status.stdout.includes(`metrics   ${urls.mon}`), `fastblock status names the daemon's /metrics: ${status.stdout}`);
 
       // A taken port and a malformed address: one line naming metrics.listen, exit 1.
       const taken = await daemon(['--plugins', 'tcp', '--listen', '127.0.0.1:0', '--set', `metrics.listen=127.0.0.1:${metricsBasePort}`]);
