@@ -9,21 +9,32 @@ import type { MetricsRegistry } from '../../kernel/contracts/metrics.js';
 import { BucketHistogram } from '../../kernel/metrics/bucket-histogram.js';
 import { LATENCY_BUCKETS_S, OP_NAMES, RESULT_NAMES, meterFigures, sumMeters } from './op-meter.js';
 import type { ShardSurvey } from './osd-service.js';
+import type { ShardFigures } from './shard-figures.js';
 
 const MUTATING_OPS = [1, 2, 3]; // write, discard, write_zeroes
 
 interface Survey {
+  /** The shards that answered this scrape (PG counts, store figures). */
   readonly shards: readonly ShardSurvey[];
+  /** Every shard's latest figures, answered now or before: the sums counters are made of. */
+  readonly figures: readonly ShardFigures[];
   readonly meter: Float64Array;
 }
 
 export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(): Promise<ShardSurvey[]> }): void {
+  // A shard that misses a scrape counts with its last figures: a counter sum that went down would
+  // read as a restart to Prometheus (and rate() would jump).
+  const latest = new Map<number, ShardFigures>();
   // A scrape starts every metric's collect() in one pass: they share the survey in flight.
   let pending: Promise<Survey> | undefined;
   const survey = (): Promise<Survey> =>
     (pending ??= service
       .survey()
-      .then((shards) => ({ shards, meter: sumMeters(shards.map((s) => s.figures.meter)) }))
+      .then((shards) => {
+        for (const s of shards) latest.set(s.figures.shard, s.figures);
+        const figures = [...latest.values()];
+        return { shards, figures, meter: sumMeters(figures.map((f) => f.meter)) };
+      })
       .finally(() => (pending = undefined)));
   const registers = [registry];
 
@@ -84,8 +95,8 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
     set({}, MUTATING_OPS.reduce((sum, op) => sum + meterFigures.requests(s.meter, op, 0), 0)),
   );
   counter('fastblock_osd_raft_entries_applied_total', 'Raft entries applied to this OSD\'s objects, as leader or follower', [], (s, set) => set({}, meterFigures.entriesApplied(s.meter)));
-  counter('fastblock_osd_raft_rounds_total', 'Raft processing rounds of the shards', [], (s, set) => set({}, s.shards.reduce((sum, x) => sum + x.figures.raft.rounds, 0)));
-  counter('fastblock_osd_raft_flushes_total', 'Durable flushes of raft state (one per batch of appends)', [], (s, set) => set({}, s.shards.reduce((sum, x) => sum + x.figures.raft.flushes, 0)));
+  counter('fastblock_osd_raft_rounds_total', 'Raft processing rounds of the shards', [], (s, set) => set({}, s.figures.reduce((sum, f) => sum + f.raft.rounds, 0)));
+  counter('fastblock_osd_raft_flushes_total', 'Durable flushes of raft state (one per batch of appends)', [], (s, set) => set({}, s.figures.reduce((sum, f) => sum + f.raft.flushes, 0)));
   gauge('fastblock_osd_pgs', 'PG replicas on this OSD (role "hosted"), and those it leads (role "leader")', ['role'], (s, set) => {
     const reports = s.shards.flatMap((x) => x.reports);
     set({ role: 'hosted' }, reports.length);
