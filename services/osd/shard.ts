@@ -130,6 +130,9 @@ export class Shard implements PgDirectory {
     const handler: InboundHandler = {
       onRequest: (connection, message) => this.onRequest(connection, message),
       onMessage: (_connection, message) => this.onMessage(message),
+      // The data service keeps no view of a request once it has replied (a write's bytes are
+      // copied into its raft entry), so the transport may reuse those receive slabs.
+      borrowsPayload: (method) => method === DATA_METHOD_IO,
     };
     this.listener = await this.options.transport.listen(this.options.listen, handler, { shard: this.shard });
     const tickMs = this.options.tickMs ?? 100;
