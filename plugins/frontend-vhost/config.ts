@@ -9,14 +9,23 @@ export interface VhostConfig {
   readonly controllers: readonly string[];
   /** Queues of a controller whose entry names none. */
   readonly defaultQueues: number;
+  /** How often volumes are checked for a resize to tell the front-end of (ms). */
+  readonly sizeCheckMs: number;
 }
 
 export const vhostConfigSchema: Schema<VhostConfig> = {
   controllers: { doc: 'controllers created at start: "pool/image=/path/sock[:queues]"', format: Array, default: [] },
   defaultQueues: { doc: 'virtqueues of a controller whose entry names none', format: 'nat', default: 2 },
+  sizeCheckMs: {
+    doc: 'how often volumes are checked for a resize, which the front-end is told of through a config change notice (ms)',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 10) throw new Error('must be an integer of at least 10 (ms)');
+    },
+    default: 1000,
+  },
 };
 
-export const VHOST_CONFIG_DEFAULTS: VhostConfig = { controllers: [], defaultQueues: 2 };
+export const VHOST_CONFIG_DEFAULTS: VhostConfig = { controllers: [], defaultQueues: 2, sizeCheckMs: 1000 };
 
 export interface ControllerEntry {
   readonly volume: string;

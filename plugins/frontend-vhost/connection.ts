@@ -16,6 +16,7 @@ import { blkConfigSpace, BLK_DEVICE_FEATURES } from './blk-config.js';
 import { isValidQueueSize } from './split-ring.js';
 import { Virtqueue, type QueueContext } from './virtqueue.js';
 import {
+  BackendRequest,
   Feature,
   HEADER_SIZE,
   HeaderFlag,
@@ -46,7 +47,7 @@ import {
 
 /** Messages read ahead of the one being handled before reading pauses. */
 const MAX_QUEUED_MESSAGES = 64;
-const PROTOCOL_FEATURES = bits(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.CONFIG, ProtocolFeature.INFLIGHT_SHMFD);
+const PROTOCOL_FEATURES = bits(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.BACKEND_REQ, ProtocolFeature.CONFIG, ProtocolFeature.INFLIGHT_SHMFD);
 const OFFERED_FEATURES = BLK_DEVICE_FEATURES | bits(Feature.PROTOCOL_FEATURES);
 
 export interface DeviceSpec {
@@ -76,6 +77,8 @@ export class Connection {
   private inflightMapping: ArrayBuffer | undefined;
   private features = 0n;
   private protocolFeatures = 0n;
+  /** The front-end's end of the back-end channel (SET_BACKEND_REQ_FD), for config change notices. */
+  private backendFd: number | undefined;
   /** Readability of the socket; paused while too many messages wait for their turn. */
   private watcher: Watcher | undefined;
   private readonly inbox: Message[] = [];
@@ -319,6 +322,13 @@ export class Connection {
         if (access.offset < space.length) data.set(space.subarray(access.offset, access.offset + access.size));
         return { payload: encodeConfig({ ...access, data }) };
       }
+      case Request.SET_BACKEND_REQ_FD: {
+        expectFds(m, 1);
+        if (m.payload.length !== 0) throw new ProtocolError('SET_BACKEND_REQ_FD carries no payload', { size: m.payload.length });
+        if (this.backendFd !== undefined) this.native.close(this.backendFd);
+        this.backendFd = this.claim(m.fds[0]!);
+        return undefined;
+      }
       case Request.SET_CONFIG:
         decodeConfig(m);
         throw new RefusedError('the config space is read-only (no writeback toggle offered)');
@@ -367,6 +377,23 @@ export class Connection {
     });
   }
 
+  /**
+   * The config space changed (the volume was resized): the front-end reads it again and raises a
+   * config interrupt in the guest, whose driver then takes the new capacity. Without a back-end
+   * channel the guest learns the size when it next connects.
+   */
+  configChanged(): boolean {
+    if (this.closed || this.backendFd === undefined) return false;
+    const bytes = encodeMessage(BackendRequest.CONFIG_CHANGE_MSG, new Uint8Array(0), HeaderFlag.VERSION);
+    try {
+      if (this.native.send(this.backendFd, bytes) === bytes.length) return true;
+      this.log.warn('short send of a config change notice');
+    } catch (err) {
+      this.log.warn({ err }, 'config change notice not sent');
+    }
+    return false;
+  }
+
   private releaseRetired(): void {
     if (this.queues.some((q) => q.requestsInFlight > 0)) return;
     for (const memory of this.retired.splice(0)) memory.unmap();
@@ -381,6 +408,7 @@ export class Connection {
     this.watcher?.stop();
     this.watcher = undefined;
     this.native.close(this.fd);
+    if (this.backendFd !== undefined) this.native.close(this.backendFd);
     for (const fd of this.partial.fds) this.native.close(fd);
     for (const m of this.inbox.splice(0)) for (const fd of m.fds) this.native.close(fd);
     void Promise.all(this.queues.map((q) => q.abandon())).then(() => {

@@ -13,6 +13,8 @@ import type { VhostNative, Watcher } from './native.js';
 export interface ControllerSpec {
   readonly socket: string;
   readonly queues: number;
+  /** How often the volume's size is checked; a change is announced to the front-end (ms). */
+  readonly sizeCheckMs?: number;
 }
 
 export const MAX_QUEUES = 64;
@@ -24,6 +26,9 @@ export class VhostController {
   /** A front-end that connected while the previous session was still draining. */
   private waiting: number | undefined;
   private closed = false;
+  /** The size the front-end was last told of. */
+  private announcedSize: number;
+  private readonly sizeTimer: NodeJS.Timeout;
 
   constructor(
     readonly volume: BlockVolume,
@@ -37,6 +42,19 @@ export class VhostController {
     removeStaleSocket(spec.socket);
     this.listenFd = native.listen(spec.socket);
     this.watcher = new native.Watcher(this.listenFd, () => this.accept());
+    // A volume's size follows the cluster map (an image resize): the guest hears of it through the
+    // front-end, which reads the config space again when told it changed.
+    this.announcedSize = volume.size;
+    this.sizeTimer = setInterval(() => this.checkSize(), spec.sizeCheckMs ?? 1000);
+    this.sizeTimer.unref();
+  }
+
+  private checkSize(): void {
+    const size = this.volume.size;
+    if (size === this.announcedSize) return;
+    const told = this.connection?.configChanged() ?? false;
+    this.log.info({ size, before: this.announcedSize, told }, told ? 'volume resized: the front-end was told' : 'volume resized: the guest sees it when it next connects');
+    this.announcedSize = size;
   }
 
   get clients(): number {
@@ -82,6 +100,7 @@ export class VhostController {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.sizeTimer);
     this.watcher.stop();
     this.native.close(this.listenFd);
     const connection = this.connection;

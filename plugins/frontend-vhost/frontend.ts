@@ -57,7 +57,7 @@ export class VhostFrontend implements Frontend {
     const volume = await this.provider.open(spec.volume);
     let controller: VhostController;
     try {
-      controller = new VhostController(volume, { socket, queues }, this.native, this.log.child({ socket, volume: spec.volume }));
+      controller = new VhostController(volume, { socket, queues, sizeCheckMs: this.config.sizeCheckMs }, this.native, this.log.child({ socket, volume: spec.volume }));
     } catch (err) {
       await volume.close();
       throw err;

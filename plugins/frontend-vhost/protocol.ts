@@ -31,11 +31,19 @@ export const Request = {
   SET_PROTOCOL_FEATURES: 16,
   GET_QUEUE_NUM: 17,
   SET_VRING_ENABLE: 18,
+  /** The back-end's own channel to the front-end (called SET_SLAVE_REQ_FD before QEMU 8.1). */
+  SET_BACKEND_REQ_FD: 21,
   GET_CONFIG: 24,
   SET_CONFIG: 25,
   GET_INFLIGHT_FD: 31,
   SET_INFLIGHT_FD: 32,
   GET_MAX_MEM_SLOTS: 36,
+} as const;
+
+/** Requests the back-end sends on its own channel. */
+export const BackendRequest = {
+  /** The config space changed (a resized volume): the front-end reads it again and tells the guest. */
+  CONFIG_CHANGE_MSG: 2,
 } as const;
 
 const requestNames = new Map<number, string>(Object.entries(Request).map(([name, code]) => [code, name]));
@@ -70,6 +78,7 @@ export const Feature = {
 export const ProtocolFeature = {
   MQ: 0,
   REPLY_ACK: 3,
+  BACKEND_REQ: 5,
   CONFIG: 9,
   INFLIGHT_SHMFD: 12,
 } as const;

@@ -2,7 +2,9 @@
 // The whole path: a QEMU TCG guest's virtio-blk disk served by the vhost plugin in a real fastblockd
 // gateway (`--plugins tcp,client,vhost`) whose volume is a 1-replica image of a local cluster
 // (monitor + OSD on the blobstore). dd written in the guest is what the host reads through the client
-// library; discard reads back as zeroes; ext4 is made, used and checked on the image.
+// library; discard reads back as zeroes; ext4 is made, used and checked on the image; an image resized
+// in the cluster grows in the running guest (a config change notice through QEMU, the driver's
+// capacity update).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
@@ -41,6 +43,11 @@ e2fsck -fn /dev/vda > /tmp/fsck.out 2>&1 && echo "FSCK clean" || { cat /tmp/fsck
 mount -t ext4 -o ro /dev/vda /mnt
 [ "$(md5sum < /mnt/big | cut -d' ' -f1)" = "$big" ] && echo "EXT4 file intact"
 umount /mnt
+echo RESIZE_READY
+i=0; while [ "$(cat /sys/block/vda/size)" = "$OLD_SECTORS" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+echo "RESIZED $(cat /sys/block/vda/size)"
+dd if=/tmp/pat of=/dev/vda bs=1M seek=64 count=4 oflag=direct conv=fsync 2>/dev/null
+line PAST_OLD_END 64 4
 `;
 
 test('a guest disk on a cluster image, through fastblockd with the client and vhost plugins', async () => {
@@ -65,12 +72,19 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
     }
     assert.ok(existsSync(socket), 'the gateway created the controller from its config');
 
+    let resized: Promise<unknown> | undefined;
     const result = await bootGuest({
       devices: vhostUserBlk(socket, { queues: 2 }),
       modules: ['ext4'],
+      env: { OLD_SECTORS: (64 * MiB) / 512 },
       script: GUEST_SCRIPT,
       timeoutMs: 180_000,
+      onLine: (line) => {
+        if (line.trim() === 'RESIZE_READY') resized ??= cluster.admin('image resize', { pool: 'rbd', name: 'vm', sizeBytes: 96 * MiB });
+      },
     });
+    assert.ok(resized, 'the guest reached the resize step');
+    await resized;
     assert.is(result.exitCode, 0, result.console);
     const value = (key: string): string => new RegExp(`^${key} (.*)$`, 'm').exec(result.output)?.[1] ?? `<no ${key} in output>`;
     assert.is(value('GEOMETRY'), `${(64 * MiB) / 512} 4096`);
@@ -78,6 +92,8 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
     assert.is(value('DISCARDED'), md5(new Uint8Array(MiB)));
     assert.match(result.output, 'FSCK clean');
     assert.match(result.output, 'EXT4 file intact');
+    assert.is(value('RESIZED'), String((96 * MiB) / 512), 'the running guest sees the new size');
+    assert.is(value('PAST_OLD_END'), value('DD_WRITE'), 'and writes past the old end');
 
     // What the guest wrote is what the host reads through the client library.
     const client = await connect({ monitors: [cluster.monitorAddress], name: 'vhost-test' });
@@ -85,6 +101,7 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
       const image = await client.open('rbd/vm');
       assert.is(md5(await image.read(40 * MiB, 4 * MiB)), value('DD_WRITE'));
       assert.is(md5(await image.read(48 * MiB, MiB)), md5(new Uint8Array(MiB)));
+      assert.is(md5(await image.read(64 * MiB, 4 * MiB)), value('DD_WRITE'));
       await image.close();
     } finally {
       await client.close();

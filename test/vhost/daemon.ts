@@ -43,7 +43,7 @@ let holding = false;
 let held = 0;
 if (spec.delayMs) provider = delayed(provider, spec.delayMs);
 
-const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 1 }, log);
+const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 1, sizeCheckMs: 1000 }, log);
 for (const c of spec.controllers) await frontend.createExport({ volume: c.volume, options: { socket: c.socket, queues: c.queues } });
 process.stdout.write('READY\n');
 

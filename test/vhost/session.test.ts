@@ -15,6 +15,7 @@ import { VhostFrontend } from '../../plugins/frontend-vhost/frontend.js';
 import { vhostNative } from '../../plugins/frontend-vhost/native.js';
 import { BlkStatus, BlkType } from '../../plugins/frontend-vhost/blk-request.js';
 import {
+  BackendRequest,
   Feature,
   HEADER_SIZE,
   HeaderFlag,
@@ -174,7 +175,7 @@ function setup() {
       return gate.volume;
     },
   };
-  const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 2 }, log);
+  const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 2, sizeCheckMs: 20 }, log);
   return { dir, memory, frontend, openGate: () => gate?.open(), sock: (n: string) => join(dir, `${n}.sock`) };
 }
 
@@ -188,7 +189,7 @@ test('negotiation: features, protocol features, queue count and the config space
       assert.ok(features & (1n << BigInt(bit)), `feature bit ${bit}`);
     }
     const protocol = await fe.u64(Request.GET_PROTOCOL_FEATURES);
-    assert.is(protocol, bits(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.CONFIG, ProtocolFeature.INFLIGHT_SHMFD));
+    assert.is(protocol, bits(ProtocolFeature.MQ, ProtocolFeature.REPLY_ACK, ProtocolFeature.BACKEND_REQ, ProtocolFeature.CONFIG, ProtocolFeature.INFLIGHT_SHMFD));
     assert.is(await fe.u64(Request.GET_QUEUE_NUM), 3n);
     const access = new Uint8Array(12 + 60);
     new DataView(access.buffer).setUint32(4, 60, true);
@@ -206,6 +207,52 @@ test('negotiation: features, protocol features, queue count and the config space
     }
     fe.close();
   } finally {
+    await s.frontend.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a resized volume: a config change notice on the back-end channel, and the config space has the new capacity', async () => {
+  const s = setup();
+  const channelPath = join(s.dir, 'backend-channel.sock');
+  const listening = native.listen(channelPath);
+  try {
+    await s.frontend.createExport({ volume: 'rbd/b', options: { socket: s.sock('b'), queues: 1 } });
+    const fe = new TestFrontEnd(s.sock('b'));
+    fe.send(Request.SET_PROTOCOL_FEATURES, encodeU64(bits(ProtocolFeature.REPLY_ACK, ProtocolFeature.BACKEND_REQ, ProtocolFeature.CONFIG)));
+    // The front-end's end of the channel stays here; the other end goes to the back-end.
+    const theirs = native.connect(channelPath);
+    let ours = -1;
+    for (let i = 0; i < 100 && ours < 0; i++, await sleep(5)) ours = native.accept(listening);
+    assert.ok(ours >= 0, 'channel accepted');
+    fe.send(Request.SET_BACKEND_REQ_FD, new Uint8Array(0), [theirs], HeaderFlag.VERSION | HeaderFlag.NEED_REPLY);
+    native.close(theirs);
+    assert.equal(await fe.reply(), encodeU64(0n), 'SET_BACKEND_REQ_FD acknowledged');
+
+    (await s.memory.open('rbd/b')).resize(12 * 1024 * 1024);
+    const notice = new Uint8Array(64);
+    let got = 0;
+    for (let waited = 0; waited < 5000 && got < HEADER_SIZE; waited += 5) {
+      const [n] = native.recv(ours, notice.subarray(got));
+      if (n! > 0) got += n!;
+      else await sleep(5);
+    }
+    const header = new DataView(notice.buffer);
+    assert.is(got, HEADER_SIZE, 'one header, no payload');
+    assert.is(header.getUint32(0, true), BackendRequest.CONFIG_CHANGE_MSG);
+    assert.is(header.getUint32(4, true), HeaderFlag.VERSION, 'no reply asked for');
+    assert.is(header.getUint32(8, true), 0);
+
+    const access = new Uint8Array(12 + 8);
+    new DataView(access.buffer).setUint32(4, 8, true);
+    fe.send(Request.GET_CONFIG, access);
+    const config = await fe.reply();
+    assert.ok(config !== 'closed');
+    assert.is(new DataView((config as Uint8Array).buffer, 12).getBigUint64(0, true), (12n * 1024n * 1024n) / 512n);
+    fe.close();
+    native.close(ours);
+  } finally {
+    native.close(listening);
     await s.frontend.stop();
     rmSync(s.dir, { recursive: true, force: true });
   }
