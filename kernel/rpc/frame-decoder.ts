@@ -8,8 +8,8 @@
  *   large payload is copied once and a peer trickling bytes costs the frame's size, not an object
  *   per segment.
  * - readBuffer() / received(n), for a socket that reads into buffers we pick (Node's `onread`):
- *   bytes land in a receive slab (sized for 16 of the largest recent frames, a power of two from
- *   256 KiB to 4 MiB, or one frame's size beyond that) and frames are parsed where they lie; a
+ *   bytes land in a receive slab (sized for 8 to 16 of the largest recent frames, a power of two
+ *   from 256 KiB to 4 MiB, or one frame's size beyond that) and frames are parsed where they lie; a
  *   frame that has begun keeps arriving behind its start while the slab has room for all of it,
  *   so it is never copied. One that does not fit moves, with what already arrived of it, to the
  *   next slab, sized to take it.
@@ -37,9 +37,10 @@ import {
 const KIND_MAX = FrameKind.MESSAGE;
 const EMPTY = Buffer.alloc(0);
 /**
- * A new slab holds this many of the largest frames of the last one, so that a frame rarely meets
- * the slab's end (reads take whatever the socket has, often several frames): within the pool's
- * sizes, the smallest of which keeps what a kept view of a small frame pins small.
+ * A new slab holds up to this many (at least half as many) of the largest frames of the last
+ * one, so that a frame rarely meets the slab's end (reads take whatever the socket has, often
+ * several frames): within the pool's sizes, the smallest of which keeps what a kept view of a
+ * small frame pins small.
  */
 const SLAB_FRAMES = 16;
 /** A read is offered at least this much room; a slab with less is left to the frames that view it. */
@@ -116,8 +117,10 @@ export class FrameDecoder {
     }
     // A new slab, sized for the frames of the last and for the one that has begun, which moves
     // along with what arrived of it (its preamble at least, when the slab's end cut it off).
+    // Rounded down to the pool's power-of-two sizes, so that a kept view pins no more than needed.
     const largest = Math.max(this.slabLargestFrame, size);
-    const next = this.slabs.take(Math.max(Math.min(LARGEST_SLAB_BYTES, SLAB_FRAMES * largest), size + SLAB_ROOM_BYTES));
+    const wanted = Math.min(LARGEST_SLAB_BYTES, 2 ** Math.floor(Math.log2(SLAB_FRAMES * largest + 1)));
+    const next = this.slabs.take(Math.max(wanted, size + SLAB_ROOM_BYTES));
     this.slabLargestFrame = 0;
     if (slab !== undefined) {
       if (pending > 0) slab.bytes.copy(next.bytes, 0, this.slabParsed, this.slabUsed);

@@ -112,7 +112,7 @@ test('reading into the decoder\'s buffers: a frame keeps arriving behind its sta
   assert.is.not(buffers[2], buffers[1]);
   assert.is(buffers[2], buffers[3]);
   assert.is(buffers[3], buffers[5]);
-  assert.ok(buffers[2]!.byteLength >= 16 * 100_000, 'the second slab holds 16 frames of this size');
+  assert.ok(buffers[2]!.byteLength >= 8 * 100_000, 'the second slab holds 8 to 16 frames of this size');
 });
 
 /** Feeds `stream` to the decoder in socket-sized reads; returns the frames and every buffer read into. */
