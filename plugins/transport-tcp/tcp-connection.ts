@@ -207,8 +207,8 @@ export class TcpConnection implements TransportConnection {
     assert(this.currentState !== 'closed', 'open after close');
     this.setState('connecting');
     const decoder = new FrameDecoder({ maxHeaderBytes: this.options.maxHeaderBytes, maxPayloadBytes: this.options.maxPayloadBytes }, this.slabs);
-    // Replies are read into buffers the decoder picks (a large payload straight into its frame's
-    // buffer), not into a fresh chunk per read that is then pushed through a Readable stream.
+    // Replies are read into the decoder's receive slabs and parsed in place, not into a fresh
+    // chunk per read that is then pushed through a Readable stream.
     const socket: Socket = netConnect({
       host: this.remote.address.host,
       port: this.remote.address.port,

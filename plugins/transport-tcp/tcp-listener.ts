@@ -58,8 +58,8 @@ class InboundTcpConnection implements InboundConnection {
     this.remote = `${accepted.remoteAddress}:${accepted.remotePort}`;
     const decoder = new FrameDecoder({ maxHeaderBytes: options.maxHeaderBytes, maxPayloadBytes: options.maxPayloadBytes }, slabs);
     this.decoder = decoder;
-    // Requests are read into buffers the decoder picks: a large payload straight into its frame's
-    // buffer, the rest into a receive slab parsed in place (no chunk per read, no assembly copy).
+    // Requests are read into the decoder's receive slabs and parsed in place (no chunk per read,
+    // no assembly copy).
     const socket = adoptWithOnread(accepted, { buffer: () => decoder.readBuffer(), callback: (bytes) => this.onRead(bytes) });
     if (socket === undefined) {
       accepted.on('data', (chunk: Buffer) => this.onData(chunk));
