@@ -22,7 +22,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { bootGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
+import { startGuest, vhostUserBlk, vmSkipReason } from '../../test/support/vm.js';
 import { VhostDaemon } from '../../test/vhost/daemon-process.js';
 
 const opts = new Command()
@@ -131,17 +131,20 @@ done
 
 let figures: Record<string, number> = {};
 // CPU per I/O of each side's processes (fastblock: gateway, plus the OSD and monitor with the
-// cluster backend; the reference: qemu-storage-daemon), sampled from START to RESULT of each job,
-// so it includes fio's 1 s ramp and start-up: compare sides and versions, not absolute values.
+// cluster backend; the reference: qemu-storage-daemon), and of the guest (QEMU) while it drives
+// that side: what the guest pays for kicks and interrupts differs from one back-end to the other,
+// and the guest is what the figure is bound by. Sampled from START to RESULT of each job, so it
+// includes fio's 1 s ramp and start-up: compare sides and versions, not absolute values.
 const qsdProcess = Number(readFileSync(qsdPid, 'utf8'));
 const sidePids = (who: string): Record<string, number> => (who === 'fastblock' ? daemon.pids : { qsd: qsdProcess });
 let jobStart: Record<string, number> = {};
+let guestPid = 0;
 const cpuPerKIo: Record<string, number[]> = {};
 // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
 const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
 const onLine = (line: string): void => {
   const start = /^START (\w+) (\w+)/.exec(line);
-  if (start) jobStart = Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)]));
+  if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid) };
   const result = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
   if (result) recordCpu(result[1]!, result[2]!, iopsOf(result[2]!, result[3]!) * runtime);
 };
@@ -150,9 +153,10 @@ const recordCpu = (who: string, rw: string, ios: number): void => {
   const per = (seconds: number) => (ios > 0 ? (seconds / ios) * 1e6 : 0);
   (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}`] ??= []).push(per(used.reduce((sum, [, s]) => sum + s, 0)));
   if (who === 'fastblock') for (const [name, s] of used) (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}_${name}`] ??= []).push(per(s));
+  (cpuPerKIo[`cpu_ms_per_1k_io_guest_${who}_${rw}`] ??= []).push(per(cpuSeconds(guestPid) - (jobStart.guest ?? 0)));
 };
 try {
-  const result = await bootGuest({
+  const guest = startGuest({
     devices: [...vhostUserBlk(daemon.socket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
     hostfs: true,
     memoryMiB: 512,
@@ -160,6 +164,8 @@ try {
     onLine,
     timeoutMs: (4 * rounds * (runtime + 20) + 180) * 1000,
   });
+  guestPid = guest.pid ?? 0;
+  const result = await guest.done.finally(() => guest.kill());
   if (result.exitCode !== 0) throw new Error(`guest failed:\n${result.console.slice(-3000)}`);
   for (const line of result.output.split('\n')) {
     const m = /^RESULT (\w+) (\w+) (.*)$/.exec(line);

@@ -13,7 +13,6 @@ const DESC_F_NEXT = 1;
 const DESC_F_WRITE = 2;
 const DESC_F_INDIRECT = 4;
 const AVAIL_F_NO_INTERRUPT = 1;
-const USED_F_NO_NOTIFY = 1;
 const DESC_SIZE = 16;
 
 export class RingError extends FastblockError {
@@ -178,23 +177,12 @@ export class SplitRing {
   }
 
   /**
-   * While requests are in flight the device looks for new entries whenever one completes, so the
-   * driver need not kick: ask it not to (avail_event one behind what we took, which no new avail
-   * idx can pass; without event-idx, the NO_NOTIFY flag). A kick is an exit out of the guest.
-   */
-  suppressKicks(): void {
-    if (this.eventIdx) this.used.setUint16(4 + 8 * this.size, (this.lastAvail - 1) & 0xffff, true);
-    else this.used.setUint16(0, USED_F_NO_NOTIFY, true);
-  }
-
-  /**
-   * Before sleeping on the kick fd: tell the driver (avail_event, or clearing NO_NOTIFY) that the
-   * next entry should kick us, then look again, since the driver may have added one without
-   * kicking. True if there is more to take.
+   * After taking what was there: tell the driver (avail_event) that the next entry should kick
+   * us, then look again, since the driver may have added one without kicking. True if there is
+   * more to take.
    */
   armKick(): boolean {
     if (this.eventIdx) this.used.setUint16(4 + 8 * this.size, this.lastAvail, true);
-    else this.used.setUint16(0, 0, true);
     this.fence();
     return this.pending() > 0;
   }

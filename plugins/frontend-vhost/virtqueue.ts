@@ -3,8 +3,9 @@
  * spinning), it takes every available chain, starts each request without waiting for the previous
  * one, and completes them in whatever order the volume finishes them. Completions in one turn of
  * the event loop are signalled to the guest with one call eventfd write, when event-idx says so.
- * While requests are in flight the guest is asked not to kick: each batch of completions looks
- * for new requests instead.
+ * After each take the kick is re-armed (avail_event at what was taken), so the guest kicks once
+ * for whatever it adds next, whether or not requests are in flight; each batch of completions
+ * also looks for new requests.
  *
  * Every taken head is recorded in the inflight region before anything else happens to it, so a
  * restarted back-end resubmits what this one never completed.
@@ -150,12 +151,11 @@ export class Virtqueue {
       for (;;) {
         let head: number | undefined;
         while ((head = ring.pop()) !== undefined) this.submit(head, true);
-        // Requests in flight: their completions look for new entries (signal()), so the guest
-        // need not kick meanwhile. The last completion finds the queue idle and re-arms the kick.
-        if (this.inFlight > 0) {
-          ring.suppressKicks();
-          break;
-        }
+        // Kicks stay armed while requests are in flight. Waiting for the next completion instead
+        // (no kicks while busy) left what the guest added meanwhile unseen for a whole request
+        // time: under fio QD16 on a cluster image the volume saw 6 requests in flight on reads
+        // and 9 on writes (8.6 and 10.5 with kicks armed), and smaller batches cost the OSD more
+        // CPU per write.
         if (!ring.armKick()) break;
       }
     } catch (err) {

@@ -195,26 +195,6 @@ test('event-idx: signal only when used idx passes used_event; avail_event asks f
   assert.not.ok(plain.ring.shouldSignal());
 });
 
-test('kicks are suppressed while requests are in flight and re-armed when the queue goes idle', () => {
-  // vring_need_event as the driver evaluates it before kicking.
-  const needEvent = (event: number, next: number, old: number) => ((next - event - 1) & 0xffff) < ((next - old) & 0xffff);
-  const s = setup(true);
-  s.guest.publish(s.guest.chain([s.guest.header(BlkType.FLUSH, 0), s.guest.status()]));
-  assert.is(s.ring.pop(), 0);
-  s.ring.suppressKicks();
-  for (let added = 1; added <= 5; added++) assert.not.ok(needEvent(s.guest.availEvent(), 1 + added, 1), `no kick after ${added} more entries`);
-  assert.not.ok(s.ring.armKick(), 'nothing new');
-  assert.ok(needEvent(s.guest.availEvent(), 2, 1), 're-armed: the next entry kicks');
-
-  const plain = setup(false);
-  const usedFlags = () => new DataView(plain.guest.bytes.buffer).getUint16(plain.guest.used, true);
-  plain.ring.suppressKicks();
-  assert.is(usedFlags(), 1, 'VRING_USED_F_NO_NOTIFY while busy');
-  plain.guest.publish(plain.guest.chain([plain.guest.header(BlkType.FLUSH, 0), plain.guest.status()]));
-  assert.ok(plain.ring.armKick(), 'an entry added while kicks were off is seen when re-arming');
-  assert.is(usedFlags(), 0, 'and the flag is cleared');
-});
-
 test('inflight records survive a restart: oldest first, a half-finished completion settled', () => {
   const bytes = new Uint8Array(inflightQueueBytes(SIZE));
   const before = new InflightQueue(bytes, SIZE);

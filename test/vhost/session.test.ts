@@ -280,6 +280,7 @@ test('two queues at once, completed out of order, signalled through the call eve
     assert.equal(q0.ring.usedElem(0), { id: read, len: 4097 }, 'the later read completes first');
     assert.equal(q1.ring.usedElem(0), { id: flush, len: 1 });
     assert.ok(native.eventfdRead(q0.call) > 0 && native.eventfdRead(q1.call) > 0, 'both queues signalled');
+    assert.is(q0.ring.availEvent(), 2, 'with the write still in flight, the next entry kicks');
     s.openGate();
     await until(() => q0.ring.usedIdx() === 2, 'the gated write');
     assert.equal(q0.ring.usedElem(1), { id: write, len: 1 });
