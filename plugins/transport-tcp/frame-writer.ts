@@ -12,6 +12,7 @@
  * A frame may name received bytes to give back once it is written (`release`: the request a reply
  * answers, whose payload the reply may be sending): they are released when the socket reports the
  * flush that carried the frame written, or failed, after which the kernel no longer reads them.
+ * `onWritten`, when given, hears of every flush that completes (the queue has shrunk).
  */
 import type { Socket } from 'node:net';
 import { PREAMBLE_BYTES, payloadLength, writeFrame, type FrameKind } from '../../kernel/rpc/frame.js';
@@ -43,6 +44,7 @@ export class FrameWriter {
   constructor(
     private readonly socket: Socket,
     private readonly checksumPayload: boolean,
+    private readonly onWritten?: () => void,
   ) {}
 
   /** Bytes accepted but not yet handed to the kernel. */
@@ -111,7 +113,14 @@ export class FrameWriter {
       return;
     }
     // An inline arrow (a named one costs a defineProperty per flush when run through tsx).
-    const written = releases.length === 0 ? undefined : (): void => releaseAll(releases);
+    const onWritten = this.onWritten;
+    const written =
+      releases.length === 0 && onWritten === undefined
+        ? undefined
+        : (): void => {
+            releaseAll(releases);
+            onWritten?.();
+          };
     if (parts.length === 1) {
       this.socket.write(parts[0]!, written);
       return;

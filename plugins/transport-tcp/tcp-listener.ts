@@ -5,7 +5,9 @@
  *
  * Backpressure: when replies queue beyond highWaterBytes, or maxInflightPerConnection requests
  * are being served, the socket is paused, so a peer that stops reading its replies stops being
- * served instead of growing our memory. A bad frame closes only its connection, with a log line.
+ * served instead of growing our memory. Reading resumes once the queue is down to half the mark
+ * (heard from each completed write, not only when it is empty), so that a peer that merely reads
+ * in bursts keeps requests coming while the rest of the replies drain. A bad frame closes only its connection, with a log line.
  *
  * Received bytes are given back for reuse (Frame.release()) only where nobody can still view
  * them: the hello once decoded, and a request whose handler borrows its payload
@@ -67,7 +69,9 @@ class InboundTcpConnection implements InboundConnection {
     }
     this.socket = socket ?? accepted;
     this.socket.setNoDelay(true);
-    this.writer = new FrameWriter(this.socket, options.checksumPayload);
+    this.writer = new FrameWriter(this.socket, options.checksumPayload, () => {
+      if (this.paused) this.maybeResume();
+    });
     this.socket.on('drain', () => this.maybeResume());
     this.socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     this.socket.on('close', () => this.gone(this.closedReason ?? 'closed by peer'));
@@ -222,7 +226,7 @@ class InboundTcpConnection implements InboundConnection {
 
   private maybeResume(): void {
     if (!this.paused || this.closedReason !== undefined) return;
-    if (this.serving >= this.options.maxInflightPerConnection || this.writer.bufferedBytes > this.options.highWaterBytes) return;
+    if (this.serving >= this.options.maxInflightPerConnection || this.writer.bufferedBytes > this.options.highWaterBytes / 2) return;
     this.paused = false;
     this.socket.resume();
     // Frames read before the pause come first; they may pause us again.
