@@ -6,7 +6,8 @@
  * Discards go to the objects directly rather than through Image, whose range check stops at the
  * image's current size: after a shrink the tail is already outside it. A discard covering all of
  * an object releases the object on every replica (the object store's rule); one covering part of
- * it unmaps that part. An object never written costs a raft entry that changes nothing.
+ * it unmaps that part. An object never written costs a raft entry that changes nothing; one whose PG
+ * has no replica in the map (a pool no OSD ever served) holds nothing and is skipped.
  */
 import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
 import { assert } from '../kernel/errors.js';
@@ -36,11 +37,15 @@ export async function trimImage(client: ClusterClient, image: ImageInfo, from: n
   const concurrency = Math.max(1, options.concurrency ?? 32);
   let next = first;
   let done = 0;
+  const map = client.maps.current();
+  client.router.setMap(map);
+  const served = new Set(map.pgs.filter((pg) => pg.pool === image.pool && pg.replicas.length > 0).map((pg) => pg.index));
 
   const trimObject = async (index: number): Promise<void> => {
     const start = Math.max(from, index * objectSize) - index * objectSize;
     const stop = Math.min(to, (index + 1) * objectSize) - index * objectSize;
     const object = objectRef(objectName(image.id, index));
+    if (!served.has(client.router.pgOfHash(image.pool, object.hash))) return;
     // An object larger than one request is discarded piece by piece: its clusters are released,
     // its few bytes of metadata stay (the store drops an object only on one discard of all of it).
     for (let at = start; at < stop; at += MAX_DATA_LENGTH) {
