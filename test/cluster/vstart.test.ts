@@ -23,11 +23,11 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base P with P, P+9, P+20 and the OSD ports P+100 + 10 i (and their shard ports) free. */
+/** A base P with P, P+9, P+20, the /metrics ports P+30, P+31, P+40 + i and the OSD ports P+100 + 10 i (and their shard ports) free. */
 async function freePortBase(): Promise<number> {
   for (;;) {
     const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = [base, base + 9, base + 20, ...[0, 1, 2].flatMap((i) => [base + 100 + 10 * i, base + 101 + 10 * i])];
+    const ports = [base, base + 9, base + 20, base + 30, base + 31, ...[0, 1, 2].flatMap((i) => [base + 40 + i, base + 100 + 10 * i, base + 101 + 10 * i])];
     if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
   }
 }
