@@ -325,11 +325,24 @@ export class Shard implements PgDirectory {
 
   // ---- raft plumbing ------------------------------------------------------------------------
 
-  /** Runs processing rounds until nothing is ready (coalesced with any round already running). */
+  /**
+   * Runs processing rounds until nothing is ready (coalesced with any round already running),
+   * from the check phase of this event-loop turn: every request and node message read in the
+   * turn is stepped into its group first, so one round (one flush) takes them all. Started at
+   * once, a round held only the first request of a read and the rest waited for the next flush.
+   */
   private kick(): void {
-    if (this.stopped) return;
-    this.raft.process().catch((err) => this.logger.error({ err }, 'raft processing round failed'));
+    if (this.stopped || this.kicked) return;
+    this.kicked = true;
+    setImmediate(this.runRounds);
   }
+
+  private kicked = false;
+  private readonly runRounds = (): void => {
+    this.kicked = false;
+    if (this.stopped) return;
+    this.raft.process().catch((err: unknown) => this.logger.error({ err }, 'raft processing round failed'));
+  };
 
   private peer(osd: number): TransportConnection | undefined {
     const info = this.osds.get(osd);
