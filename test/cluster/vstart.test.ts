@@ -5,31 +5,21 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePortBlock } from '../support/ports.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = [join(ROOT, 'bin', 'fastblock.js')];
 const dir = mkdtempSync(join(tmpdir(), 'fastblock-vstart-'));
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
 
 /** A base P with P, P+9, P+20, the /metrics ports P+30, P+31, P+40 + i and the OSD ports P+100 + 10 i (and their shard ports) free. */
-async function freePortBase(): Promise<number> {
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    const ports = [base, base + 9, base + 20, base + 30, base + 31, ...[0, 1, 2].flatMap((i) => [base + 40 + i, base + 100 + 10 * i, base + 101 + 10 * i])];
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return base;
-  }
+function freePortBase(): Promise<number> {
+  return freePortBlock([0, 9, 20, 30, 31, ...[0, 1, 2].flatMap((i) => [40 + i, 100 + 10 * i, 101 + 10 * i])]);
 }
 
 function portOpen(port: number): Promise<boolean> {

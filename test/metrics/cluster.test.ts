@@ -10,12 +10,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Registry } from 'prom-client';
 import { BucketHistogram } from '../../kernel/metrics/bucket-histogram.js';
 import { startTestCluster, storePlugin } from '../cluster/harness/test-cluster.js';
+import { freePortBlock } from '../support/ports.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const MiB = 1024 * 1024;
@@ -57,24 +57,6 @@ const value = (s: Samples, key: string): number => {
 
 const sum = (samples: readonly Samples[], key: string): number => samples.reduce((total, s) => total + value(s, key), 0);
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A run of `count` free ports (metrics: monitor, gateway, then OSDs from +10). */
-async function freeRun(count: number): Promise<number> {
-  for (;;) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let p = base; p < base + count && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-}
-
 function daemon(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblockd.ts', ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -107,7 +89,8 @@ if (!storePlugin()) {
   console.log('SKIP metrics cluster: the blobstore plugin is not in the tree');
 } else {
   test('every daemon serves /metrics, and the figures move with I/O through NBD', async () => {
-    const metricsBasePort = await freeRun(13);
+    // metrics: monitor, gateway, then OSDs from +10.
+    const metricsBasePort = await freePortBlock(Array.from({ length: 13 }, (_, i) => i));
     const { cluster, cleanup } = await startTestCluster({
       name: 'metrics',
       storeSizeMb: 256,

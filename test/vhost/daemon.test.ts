@@ -4,23 +4,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { vhostNative } from '../../plugins/frontend-vhost/native.js';
 import { HEADER_SIZE, HeaderFlag, Request, encodeMessage } from '../../plugins/frontend-vhost/protocol.js';
 import { FASTBLOCK, FASTBLOCKD, run, start } from '../cli/daemon-process.js';
+import { freePort } from '../support/ports.js';
 
 const native = vhostNative();
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** GET_QUEUE_NUM over a fresh connection, as a front-end would ask it. */
 async function queueNum(socket: string): Promise<bigint> {

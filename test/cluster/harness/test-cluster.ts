@@ -3,41 +3,18 @@
  * removed afterwards unless FASTBLOCK_KEEP_CLUSTER is set (the logs are then kept for a look).
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalClusterOptions } from '../../../cli/commands/vstart-cluster.js';
+import { freePortBlock } from '../../support/ports.js';
 
 const ROOT = join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..');
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Ports for a monitor, `osds` OSDs (each at its own base) and a gateway, all free right now. */
+/** Ports for a monitor, a gateway and `osds` OSDs (each at its own base, with room for a shard port). */
 async function freePorts(osds: number): Promise<{ monitorPort: number; osdBasePort: number; nbdPort: number }> {
-  // OSD i listens on osdBasePort + 10 i: look for a base whose whole stride is free.
-  for (;;) {
-    const base = await freePort();
-    if (base + 10 * osds > 65_000) continue;
-    const probes = await Promise.all(
-      Array.from({ length: osds }, (_, i) =>
-        new Promise<boolean>((resolve) => {
-          const server = createServer();
-          server.once('error', () => resolve(false));
-          server.listen(base + 10 * i, '127.0.0.1', () => server.close(() => resolve(true)));
-        }),
-      ),
-    );
-    if (probes.every(Boolean)) return { monitorPort: await freePort(), osdBasePort: base, nbdPort: await freePort() };
-  }
+  // Monitor P, NBD P+1, OSD i at P+10+10i (vstart-cluster.ts: osdBasePort + 10 i, shards after it).
+  const base = await freePortBlock([0, 1, ...Array.from({ length: osds }, (_, i) => [10 + 10 * i, 11 + 10 * i]).flat()]);
+  return { monitorPort: base, nbdPort: base + 1, osdBasePort: base + 10 };
 }
 
 /** The store plugin the OSDs load: the built-in blobstore (FASTBLOCK_TEST_STORE_PLUGIN overrides). */
