@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { TestGateway, fioJson, runOk, sleep } from '../../test/nbd/harness.js';
+import { freePort } from '../../test/support/ports.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per job', '5')
@@ -77,7 +78,7 @@ function median(figures: Figure[]): Figure {
 
 const gateway = await TestGateway.start(['--volume', `bench/mem:${sizeMiB}M`, '--no-dynamic']);
 const nbdkitPidFile = join(dir, 'nbdkit.pid');
-const nbdkitPort = 20000 + Math.floor(Math.random() * 20000);
+const nbdkitPort = await freePort();
 await runOk('nbdkit', ['-i', '127.0.0.1', '-p', String(nbdkitPort), '-P', nbdkitPidFile, 'memory', `${sizeMiB}M`]);
 await sleep(100);
 const nbdkitPid = Number(readFileSync(nbdkitPidFile, 'utf8').trim());

@@ -24,6 +24,7 @@ import { Command } from 'commander';
 import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
 import { startGuest, userNet, vmSkipReason } from '../../test/support/vm.js';
 import { MEMORY_VOLUMES, startNvmfDaemon, type NvmfDaemon } from '../../test/nvmf/support/daemon.js';
+import { freePortBlock } from '../../test/support/ports.js';
 
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '10')
@@ -99,8 +100,8 @@ async function startGateway(): Promise<NvmfDaemon> {
   if (opts.backend === 'memory') return startNvmfDaemon([`nvmf-test-volumes.volumes=${VOLUME}:${VOLUME_MIB}`, ...FRONTENDS], ['nbd'], MEMORY_VOLUMES);
   if (opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: cluster or memory`);
   clusterDir = mkdtempSync(join(tmpdir(), 'fastblock-bench-nvmf-'));
-  // Ports away from vstart's defaults: other suites may run a cluster on this machine meanwhile.
-  const base = 21000 + Math.floor(Math.random() * 20000);
+  // Ports away from vstart's defaults (other suites may run a cluster here meanwhile), free now.
+  const base = await freePortBlock([0, 10, 11]);
   cluster = await LocalCluster.start({
     dir: clusterDir,
     osds: 1,
