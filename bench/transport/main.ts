@@ -43,7 +43,7 @@ const flag = (name: string, fallback: number): number => {
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
 const SECONDS = flag('--seconds', 1);
-const ROUNDS = flag('--rounds', 5);
+const ROUNDS = flag('--rounds', 7);
 const SLICES = flag('--slices', 4);
 const PAYLOAD_CRC = !args.includes('--no-payload-crc');
 const BORROW = !args.includes('--keep');
