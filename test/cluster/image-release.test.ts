@@ -3,32 +3,22 @@
 // again shows zeroes there. What is left is checked in the OSDs' own stores after the cluster stops.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect } from '../../client/connect.js';
+import { FASTBLOCK, run } from '../cli/daemon-process.js';
 import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
 import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 
 const MiB = 1024 * 1024;
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STORE_MB = 256;
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
 
 /** The fastblock CLI as a user runs it; resolves with its last JSON line. */
-function cli(addr: string, ...args: string[]): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblock.ts', ...args, '--json', '--addr', addr], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`fastblock ${args.join(' ')} exited ${code}: ${stderr}${stdout}`));
-      resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>);
-    });
-  });
+async function cli(addr: string, ...args: string[]): Promise<Record<string, unknown>> {
+  const done = await run(FASTBLOCK, [...args, '--json', '--addr', addr]);
+  if (done.code !== 0) throw new Error(`fastblock ${args.join(' ')} exited ${done.code}: ${done.stderr}${done.stdout}`);
+  return JSON.parse(done.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
 }
 
 test('image rm and a shrink release their objects on every replica; other images keep theirs', async () => {

@@ -7,16 +7,14 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { connect } from '../../client/connect.js';
 import { silentLogger } from '../../kernel/logger.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { MonitorClient } from '../../services/monitor/client.js';
+import { FASTBLOCK, run, type Finished } from '../cli/daemon-process.js';
 import { startTestCluster, storePlugin } from '../cluster/harness/test-cluster.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const MiB = 1024 * 1024;
 const STORE_MB = 256;
 const NEAR_FULL = 0.4;
@@ -26,16 +24,7 @@ interface OsdRow {
   usage: { capacityBytes: number; usedBytes: number; usedRatio: number; reportedMs: number } | null;
 }
 
-function cli(addr: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblock.ts', ...args, '--addr', addr], { cwd: root });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const cli = (addr: string, ...args: string[]): Promise<Finished> => run(FASTBLOCK, [...args, '--addr', addr]);
 
 async function cliJson<T>(addr: string, ...args: string[]): Promise<T> {
   const run = await cli(addr, ...args, '--json');

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatSize, parseSize } from '../../cli/commands/monitor-admin.js';
+import { FASTBLOCK, run, type Finished } from '../cli/daemon-process.js';
 import { freePort } from './etcd-cluster.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -18,22 +19,9 @@ const dir = mkdtempSync(join(tmpdir(), 'fastblock-cli-'));
 let daemon: ChildProcess;
 let addr: string;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = Finished;
 
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'cli/fastblock.ts', ...args, '--addr', addr], { cwd: root });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const cli = (...args: string[]): Promise<Run> => run(FASTBLOCK, [...args, '--addr', addr]);
 
 const json = (run: Run): any => JSON.parse(run.stdout.trim().split('\n').at(-1)!);
 
