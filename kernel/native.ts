@@ -3,9 +3,7 @@
  * path. Optional: `undefined` when it was not built or does not load, and every caller has a
  * pure-JS path computing the same function, so a daemon without it still talks to every other.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { loadNativeAddon } from './native-addon.js';
 
 export interface KernelAddon {
   /** CRC-32 (IEEE, as zlib) of `data`, continuing from `seed`. */
@@ -16,24 +14,7 @@ export interface KernelAddon {
   readonly crc32Path: string;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Beside this file when it runs from the sources; from dist/kernel, the same folder in the tree. */
-const CANDIDATES = [join(here, 'native'), join(here, '..', '..', 'kernel', 'native')].map((dir) => join(dir, 'build', 'Release', 'kernel_native.node'));
-
-function load(): { addon?: KernelAddon; error?: Error } {
-  const require = createRequire(import.meta.url);
-  let error: Error | undefined;
-  for (const path of CANDIDATES) {
-    try {
-      return { addon: require(path) as KernelAddon };
-    } catch (err) {
-      error ??= err as Error;
-    }
-  }
-  return { error };
-}
-
-const loaded = load();
+const loaded = loadNativeAddon<KernelAddon>(import.meta.url, 'kernel_native.node');
 
 export const kernelAddon: KernelAddon | undefined = loaded.addon;
 /** Why the addon is missing (the first candidate's error), for a log line. */

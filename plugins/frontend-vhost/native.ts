@@ -2,11 +2,8 @@
  * The addon (native/vhost_native.cc): what Node cannot do for a vhost-user back-end. Loaded from
  * native/build/Release; everything above it is TypeScript.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { loadNativeAddon } from '../../kernel/native-addon.js';
 
 export interface Watcher {
   /** Stops polling; the callback is not called again. */
@@ -38,16 +35,12 @@ export interface VhostNative {
   Watcher: new (fd: number, onReadable: () => void, drainEventfd?: boolean) => Watcher;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-// From the sources (tsx) the addon is beside this file; from dist/ it is in the source tree.
-const candidates = [join(here, 'native', 'build', 'Release', 'vhost_native.node'), join(here, '..', '..', '..', 'plugins', 'frontend-vhost', 'native', 'build', 'Release', 'vhost_native.node')];
-
 let loaded: VhostNative | undefined;
 
 export function vhostNative(): VhostNative {
   if (loaded) return loaded;
-  const addonPath = candidates.find((path) => existsSync(path));
-  if (!addonPath) throw new FastblockError(ErrorCode.PLUGIN, 'the vhost addon is not built (npm run build)', { candidates });
-  loaded = createRequire(import.meta.url)(addonPath) as VhostNative;
+  const { addon, error, candidates } = loadNativeAddon<VhostNative>(import.meta.url, 'vhost_native.node');
+  if (!addon) throw new FastblockError(ErrorCode.PLUGIN, `the vhost addon does not load (npm run build builds it): ${error?.message}`, { candidates });
+  loaded = addon;
   return loaded;
 }

@@ -2,9 +2,7 @@
  * The native addon (native/src): io_uring ring, CRC32C, region locks, alignment. Loaded once
  * per thread; `undefined` when it was not built, and every caller has a pure-JS path for that case.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { loadNativeAddon } from '../../kernel/native-addon.js';
 
 export interface NativeRing {
   read(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number): void;
@@ -34,24 +32,7 @@ export interface NativeAddon {
   extendTo(fd: number, bytes: number): number;
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** Beside this file when it runs from the sources; from dist/plugins/store-blobstore, the same folder in the tree. */
-const CANDIDATES = [join(here, 'native'), join(here, '..', '..', '..', 'plugins', 'store-blobstore', 'native')].map((dir) => join(dir, 'build', 'Release', 'blobstore_native.node'));
-
-function load(): { addon?: NativeAddon; error?: Error } {
-  const require = createRequire(import.meta.url);
-  let error: Error | undefined;
-  for (const path of CANDIDATES) {
-    try {
-      return { addon: require(path) as NativeAddon };
-    } catch (err) {
-      error ??= err as Error;
-    }
-  }
-  return { error };
-}
-
-const loaded = load();
+const loaded = loadNativeAddon<NativeAddon>(import.meta.url, 'blobstore_native.node');
 
 export const native: NativeAddon | undefined = loaded.addon;
 /** Why the addon is missing, for the fallback's log line. */
