@@ -2,12 +2,10 @@
  * Writes frames to a socket, batched per tick: frames queue here and the first write of a tick
  * schedules one flush that hands them all to the socket together (one writev, or one write).
  *
- * Frames are written into a send buffer: preamble, header and, for a payload up to
- * INLINE_PAYLOAD_BYTES, the payload too, so a run of small frames is one contiguous range that
- * costs the socket one entry, not two per frame. Larger payloads are never copied: their buffers
- * follow their frame head in the queue as they are. The send buffer is reused from its start whenever
- * the socket has handed everything earlier to the kernel; while the kernel is behind, a full one
- * is left to the writes that still reference it and a new one is started.
+ * Frames are written into the send buffer of a SendBatch (kernel/net): preamble, header and, for a
+ * payload up to INLINE_PAYLOAD_BYTES, the payload too, so a run of small frames is one contiguous
+ * range that costs the socket one entry, not two per frame. Larger payloads are never copied: their
+ * buffers follow their frame head in the queue as they are.
  *
  * A frame may name received bytes to give back once it is written (`release`: the request a reply
  * answers, whose payload the reply may be sending): they are released when the socket reports the
@@ -17,6 +15,7 @@
 import type { Socket } from 'node:net';
 import { PREAMBLE_BYTES, payloadLength, writeFrame, type FrameKind } from '../../kernel/rpc/frame.js';
 import type { Payload } from '../../kernel/contracts/transport.js';
+import { SendBatch } from '../../kernel/net/send-batch.js';
 
 /** What a written frame gives back (a received Frame whose bytes it may be sending). */
 export interface Releasable {
@@ -25,17 +24,9 @@ export interface Releasable {
 
 /** Payloads up to this size are copied into the send buffer: cheaper than a socket write of their own. */
 const INLINE_PAYLOAD_BYTES = 8 * 1024;
-const BUFFER_MIN_BYTES = 64 * 1024;
-const BUFFER_MAX_BYTES = 512 * 1024;
 
 export class FrameWriter {
-  private buffer: Buffer | undefined;
-  private used = 0;
-  /** Start of the send buffer's bytes not yet moved to `parts`. */
-  private cut = 0;
-  /** What the next flush writes, in order: send-buffer ranges and large payload buffers. */
-  private parts: Uint8Array[] = [];
-  private queuedBytes = 0;
+  private readonly batch: SendBatch;
   /** Released once the next flush is written. */
   private releases: Releasable[] = [];
   private scheduled = false;
@@ -45,11 +36,13 @@ export class FrameWriter {
     private readonly socket: Socket,
     private readonly checksumPayload: boolean,
     private readonly onWritten?: () => void,
-  ) {}
+  ) {
+    this.batch = new SendBatch(socket);
+  }
 
   /** Bytes accepted but not yet handed to the kernel. */
   get bufferedBytes(): number {
-    return this.socket.writableLength + this.queuedBytes;
+    return this.socket.writableLength + this.batch.queuedBytes;
   }
 
   /** False when the socket can no longer take writes (the frame was dropped, `release` released). */
@@ -61,14 +54,9 @@ export class FrameWriter {
     if (release !== undefined) this.releases.push(release);
     const payloadBytes = payloadLength(payload);
     const inline = payloadBytes <= INLINE_PAYLOAD_BYTES;
-    const headBytes = PREAMBLE_BYTES + header.byteLength;
-    const at = this.reserve(headBytes + (inline ? payloadBytes : 0));
-    this.used = writeFrame(this.buffer!, at, kind, method, requestId, header, payload, payloadBytes, this.checksumPayload, inline);
-    if (!inline) {
-      this.cutRange();
-      for (const part of payload!) if (part.byteLength > 0) this.parts.push(part);
-    }
-    this.queuedBytes += headBytes + payloadBytes;
+    const at = this.batch.reserve(PREAMBLE_BYTES + header.byteLength + (inline ? payloadBytes : 0));
+    this.batch.filled(writeFrame(this.batch.buffer, at, kind, method, requestId, header, payload, payloadBytes, this.checksumPayload, inline));
+    if (!inline) for (const part of payload!) this.batch.append(part);
     if (!this.scheduled) {
       this.scheduled = true;
       process.nextTick(this.flush);
@@ -82,36 +70,10 @@ export class FrameWriter {
     this.socket.end();
   }
 
-  /** Room for `bytes` in the send buffer; returns where they go. */
-  private reserve(bytes: number): number {
-    // Nothing of the buffer is queued here or held by the socket: start over (no new allocation).
-    if (this.used > 0 && this.queuedBytes === 0 && this.socket.writableLength === 0) this.used = this.cut = 0;
-    if (this.buffer !== undefined && this.used + bytes <= this.buffer.byteLength) return this.used;
-    this.cutRange();
-    const grown = this.buffer === undefined ? BUFFER_MIN_BYTES : Math.min(BUFFER_MAX_BYTES, this.buffer.byteLength * 2);
-    this.buffer = Buffer.allocUnsafeSlow(Math.max(grown, bytes));
-    this.used = this.cut = 0;
-    return 0;
-  }
-
-  private cutRange(): void {
-    if (this.used === this.cut) return;
-    this.parts.push(this.buffer!.subarray(this.cut, this.used));
-    this.cut = this.used;
-  }
-
   private flushNow(): void {
     this.scheduled = false;
-    this.cutRange();
-    const parts = this.parts;
-    this.parts = [];
-    this.queuedBytes = 0;
     const releases = this.releases;
     if (releases.length > 0) this.releases = [];
-    if (!this.socket.writable || parts.length === 0) {
-      releaseAll(releases);
-      return;
-    }
     // An inline arrow (a named one costs a defineProperty per flush when run through tsx).
     const onWritten = this.onWritten;
     const written =
@@ -121,16 +83,7 @@ export class FrameWriter {
             releaseAll(releases);
             onWritten?.();
           };
-    if (parts.length === 1) {
-      this.socket.write(parts[0]!, written);
-      return;
-    }
-    // Corked writes complete together: the last one's callback comes when all are written.
-    this.socket.cork();
-    const last = parts.length - 1;
-    for (let i = 0; i < last; i++) this.socket.write(parts[i]!);
-    this.socket.write(parts[last]!, written);
-    this.socket.uncork();
+    if (!this.batch.flush(written)) releaseAll(releases);
   }
 }
 
