@@ -21,6 +21,11 @@ export interface OsdConfig {
   readonly heartbeatMs: number;
   /** The store plugin each shard thread loads for its own store; empty: the StoreFactory's name. */
   readonly storePlugin: string;
+  /**
+   * A shard whose store is fuller than this fraction refuses new writes (NO_SPACE) as their
+   * leader, keeping room for the raft logs and metadata; discards, which free space, still go.
+   */
+  readonly fullRatio: number;
 }
 
 export const osdConfigSchema: Schema<OsdConfig> = {
@@ -35,4 +40,11 @@ export const osdConfigSchema: Schema<OsdConfig> = {
   tickMs: { doc: 'Raft tick (ms)', format: 'nat', default: 100 },
   heartbeatMs: { doc: 'Heartbeat to the monitor every (ms)', format: 'nat', default: 2000 },
   storePlugin: { doc: 'Store plugin each shard thread loads (empty: the name of the loaded StoreFactory)', format: String, default: '' },
+  fullRatio: {
+    doc: 'A shard store fuller than this fraction (0..1] refuses writes with NO_SPACE as their leader; discards still go',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !(value > 0 && value <= 1)) throw new Error('must be a fraction in (0, 1], e.g. 0.95');
+    },
+    default: 0.95,
+  },
 };

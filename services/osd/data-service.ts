@@ -30,6 +30,8 @@ export interface PgDirectory {
   pg(pool: number, index: number): ServedPg | undefined;
   /** True when the PG's mapping in our map does not list this OSD. */
   notMine(pool: number, index: number): boolean;
+  /** Why writes are refused now (the store is past the full ratio), or undefined when they are not. */
+  readonly full: string | undefined;
 }
 
 export function pgId(pool: number, index: number): PgId {
@@ -85,6 +87,9 @@ export class DataService {
           return { header: encodeDataReply({ status: DataStatus.OK, epoch: this.directory.epoch, message: '' }), payload: [bytes] };
         }
         case DataOp.WRITE:
+          // A full store keeps its last room for the raft logs: a log append that finds no space
+          // would stop the PG, where a refused write only fails its client's request.
+          if (this.directory.full !== undefined) return this.reply(DataStatus.NO_SPACE, this.directory.full);
           // The one copy of the payload: from the receive buffer into the raft entry.
           await pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
           break;

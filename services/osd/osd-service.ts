@@ -134,6 +134,7 @@ export class OsdService {
       storePath: join(dataDir, `shard-${shard}.blob`),
       storeSizeBytes: config.storeSizeMb * 1024 * 1024,
       tickMs: config.tickMs,
+      fullRatio: config.fullRatio,
       logLevel: this.options.logLevel,
       daemonName: this.options.daemonName,
     };

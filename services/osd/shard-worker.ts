@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     raftStorage,
     logger,
     tickMs: data.tickMs,
+    fullRatio: data.fullRatio,
     extraMethods: new Map([
       [
         MonitorMethods.TransferLeader.id,

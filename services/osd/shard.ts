@@ -61,6 +61,8 @@ export interface ShardOptions {
   readonly compactAfterEntries?: number;
   /** A PG log holding more entry bytes than this is compacted at the next checkpoint. */
   readonly compactAfterBytes?: number;
+  /** The store fraction past which new writes are refused with NO_SPACE (default 0.95). */
+  readonly fullRatio?: number;
   /** Requests for other services that reach this shard's listener (the monitor's TransferLeader). */
   readonly extraMethods?: ReadonlyMap<number, (message: InboundMessage) => Promise<OutboundReply> | OutboundReply>;
 }
@@ -77,6 +79,8 @@ const READ_INDEX_TIMEOUT_MS = 5000;
 /** A proposal or flush older than this is reported as a stall (clients retry after 5 s). */
 const STALL_WARN_MS = 3000;
 const STALL_CHECK_MS = 2000;
+/** Store fraction past which writes are refused (osd.fullRatio's default). */
+const DEFAULT_FULL_RATIO = 0.95;
 
 export class Shard implements PgDirectory {
   readonly osd: number;
@@ -99,6 +103,8 @@ export class Shard implements PgDirectory {
   private listener: TransportListener | undefined;
   private timers: NodeJS.Timeout[] = [];
   private readContext = 0;
+  /** Why writes are refused now (the store past osd.fullRatio), checked every raft tick. */
+  full: string | undefined;
   private readonly reads = new Map<number, { resolve: (index: number) => void; reject: (err: unknown) => void; timer: NodeJS.Timeout }>();
   private stopped = false;
 
@@ -140,6 +146,7 @@ export class Shard implements PgDirectory {
       setInterval(() => {
         this.raft.tick();
         this.kick();
+        this.checkFull();
       }, tickMs),
       setInterval(() => this.reconcileLogged(), 1000),
       setInterval(() => this.requestCheckpoint(), 5000),
@@ -148,6 +155,7 @@ export class Shard implements PgDirectory {
         for (const pg of this.pgs.values()) pg.expireProposals();
       }, 1000),
     );
+    this.checkFull();
     this.logger.info({ address: this.listener.address, osd: this.osd }, 'shard listening');
     return this.listener.address;
   }
@@ -191,6 +199,21 @@ export class Shard implements PgDirectory {
 
   notMine(pool: number, index: number): boolean {
     return !this.mine.has(pgId(pool, index));
+  }
+
+  /** Refuses writes while the store is past the full ratio, and says so once each way in the log. */
+  private checkFull(): void {
+    const { capacityBytes, usedBytes } = this.options.store.stats();
+    const ratio = capacityBytes > 0 ? usedBytes / capacityBytes : 0;
+    const limit = this.options.fullRatio ?? DEFAULT_FULL_RATIO;
+    const wasFull = this.full !== undefined;
+    if (ratio < limit) {
+      this.full = undefined;
+      if (wasFull) this.logger.warn({ usedBytes, capacityBytes, fullRatio: limit }, 'store below the full ratio again: taking writes');
+      return;
+    }
+    this.full = `osd.${this.osd} shard ${this.shard}: store ${Math.floor(ratio * 100)}% full (osd.fullRatio ${limit}); writes are refused until space is freed`;
+    if (!wasFull) this.logger.error({ usedBytes, capacityBytes, fullRatio: limit }, 'store full: refusing writes (discards still go)');
   }
 
   /** A failed pass is logged and retried by the next tick: a rejection must never end the shard worker. */
@@ -341,8 +364,23 @@ export class Shard implements PgDirectory {
   private readonly runRounds = (): void => {
     this.kicked = false;
     if (this.stopped) return;
-    this.raft.process().catch((err: unknown) => this.logger.error({ err }, 'raft processing round failed'));
+    this.raft.process().catch((err: unknown) => this.storageFailed(err));
   };
+
+  /**
+   * A round whose storage failed (a log append found no space, the device erred) leaves its
+   * groups' entries neither durable nor offered again: the PGs this shard leads would keep their
+   * leadership and never commit. Fail-stop instead, as a storage node must: the worker ends, the
+   * OSD stops with the reason logged, and the other replicas elect leaders and go on.
+   */
+  private storageFailed(err: unknown): void {
+    if (this.stopped) return;
+    this.logger.fatal({ err }, 'raft storage failed: the shard stops so that its PGs fail over');
+    this.stopped = true;
+    setImmediate(() => {
+      throw err;
+    });
+  }
 
   private peer(osd: number): TransportConnection | undefined {
     const info = this.osds.get(osd);

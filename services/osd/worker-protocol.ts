@@ -16,6 +16,8 @@ export interface ShardWorkerData {
   readonly storePath: string;
   readonly storeSizeBytes: number;
   readonly tickMs: number;
+  /** The store fraction past which this shard refuses writes (osd.fullRatio). */
+  readonly fullRatio: number;
   readonly logLevel: string;
   readonly daemonName: string;
 }

@@ -1,0 +1,76 @@
+/**
+ * A full OSD: past osd.fullRatio its store refuses new writes with NO_SPACE (the client's write
+ * fails, nothing else does), reads and discards still go, and once discards have given space back
+ * writes are taken again, without a restart. The room left is what the raft logs need: a log append
+ * that found no space would stop its PG.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from '../../client/connect.js';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { storePlugin, withTestCluster } from './harness/test-cluster.js';
+
+const MiB = 1024 * 1024;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('past the full ratio writes fail with NO_SPACE, reads and discards go on, and freed space takes writes again', async () => {
+  if (!storePlugin()) return console.log('SKIP full: no store plugin in the tree');
+  await withTestCluster(
+    {
+      name: 'full',
+      osds: 1,
+      pool: { name: 'rbd', size: 1, pgNum: 4 },
+      image: { name: 'disk', sizeBytes: 256 * MiB },
+      storeSizeMb: 256,
+      gateway: false,
+      logLevel: 'warn',
+      osdSettings: { 'osd.fullRatio': 0.3 },
+    },
+    async (cluster) => {
+      const client = await connect({ monitors: [cluster.monitorAddress], retry: { opTimeoutMs: 20_000 } });
+      try {
+        const image = await client.openImage('rbd/disk');
+        const chunk = new Uint8Array(MiB).fill(7);
+        let written = 0;
+        let refusal: unknown;
+        // The full check runs every second: keep writing until it trips.
+        while (written < 256 * MiB) {
+          try {
+            await image.write(written, [chunk]);
+            written += MiB;
+          } catch (err) {
+            refusal = err;
+            break;
+          }
+        }
+        assert.ok(refusal, `no write was refused after ${written / MiB} MiB`);
+        assert.ok(isFastblockError(refusal, ErrorCode.NO_SPACE), `refused with ${String(refusal)}`);
+        assert.match(String((refusal as Error).message), /full/);
+        console.log(`refused after ${written / MiB} MiB: ${(refusal as Error).message}`);
+
+        // Reads still answer; the PG is healthy, not stopped.
+        assert.ok((await image.read(0, MiB)).every((b) => b === 7));
+        // Discards free space; at the next store flush (a checkpoint, every 5 s) it is free.
+        await image.discard(0, written);
+        let retaken = false;
+        for (let i = 0; i < 40 && !retaken; i++) {
+          await sleep(500);
+          try {
+            await image.write(0, [chunk]);
+            retaken = true;
+          } catch (err) {
+            if (!isFastblockError(err, ErrorCode.NO_SPACE)) throw err;
+          }
+        }
+        assert.ok(retaken, 'writes are taken again once space was freed');
+        assert.ok((await image.read(0, MiB)).every((b) => b === 7));
+        assert.ok((await image.read(MiB, MiB)).every((b) => b === 0), 'the discarded range reads as zeroes');
+        await image.close();
+      } finally {
+        await client.close();
+      }
+    },
+  );
+});
+
+test.run();
