@@ -15,7 +15,7 @@
  * round that loses the CPU to a neighbour says nothing about either server). The guest is CPU-bound
  * under TCG, so read the ratio as overhead only.
  *
- *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend cluster|memory]
+ *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend cluster|memory] [--reference-direct]
  *
  * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
  */
@@ -30,9 +30,10 @@ import { VhostDaemon } from '../../test/vhost/daemon-process.js';
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '5')
   .option('--rounds <n>', 'rounds of the four jobs', '3')
+  .option('--reference-direct', "qsd opens its file with O_DIRECT (cache.direct=on, aio=io_uring, as bench/cluster's qsd): not the issue's reference, a measure of what the host page cache gives it")
   .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
   .parse()
-  .opts<{ runtime: string; rounds: string; backend: string }>();
+  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean }>();
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
 const runtime = Number(opts.runtime);
 const rounds = Number(opts.rounds);
@@ -105,7 +106,7 @@ const daemon = await startFastblock();
 const qsdPid = join(dir, 'qsd.pid');
 const qsd = spawnSync('qemu-storage-daemon', [
   '--daemonize', '--pidfile', qsdPid,
-  '--blockdev', `driver=file,node-name=file0,filename=${referenceImage}`,
+  '--blockdev', `driver=file,node-name=file0,filename=${referenceImage}${opts.referenceDirect ? ',cache.direct=on,aio=io_uring' : ''}`,
   '--export', `type=vhost-user-blk,id=exp0,node-name=file0,addr.type=unix,addr.path=${referenceSocket},writable=on,num-queues=2`,
 ]);
 if (qsd.status !== 0) {
@@ -198,6 +199,7 @@ figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.ro
 // The median round of each CPU figure: a round that lost the CPU to a neighbour inflates it.
 for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
+figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
 console.log(
   JSON.stringify({
     bench: 'vhost',
@@ -208,6 +210,6 @@ console.log(
       (opts.backend === 'cluster'
         ? 'fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway; '
         : 'fastblock serves the in-memory test target (no cluster in the path); ') +
-      `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
+      `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}${opts.referenceDirect ? ' opened with O_DIRECT' : ''}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
   }),
 );
