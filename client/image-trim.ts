@@ -27,13 +27,18 @@ export interface TrimResult {
   readonly objects: number;
 }
 
+/** The objects that image bytes [from, to) touch. */
+export function objectsInRange(image: ImageInfo, from: number, to: number): number {
+  return Math.ceil(to / image.objectSizeBytes) - Math.floor(from / image.objectSizeBytes);
+}
+
 /** Discards image bytes [from, to): every object the range touches, in parallel. */
 export async function trimImage(client: ClusterClient, image: ImageInfo, from: number, to: number, options: TrimOptions = {}): Promise<TrimResult> {
   assert(Number.isSafeInteger(from) && Number.isSafeInteger(to) && from >= 0 && to >= from, 'trim range is ordered and non-negative');
   const objectSize = image.objectSizeBytes;
   const first = Math.floor(from / objectSize);
-  const end = Math.ceil(to / objectSize);
-  const total = end - first;
+  const total = objectsInRange(image, from, to);
+  const end = first + total;
   const concurrency = Math.max(1, options.concurrency ?? 32);
   let next = first;
   let done = 0;

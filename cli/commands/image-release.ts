@@ -5,7 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import { connect } from '../../client/connect.js';
-import { trimImage } from '../../client/image-trim.js';
+import { objectsInRange, trimImage } from '../../client/image-trim.js';
 import type { CommonOptions } from './monitor-admin.js';
 
 /** Discards image bytes [from, to) of `spec` as the newest map describes it; the objects touched. */
@@ -17,8 +17,7 @@ export async function releaseObjects(options: CommonOptions, spec: string, from:
     : new cliProgress.SingleBar({ format: ` ${label} {bar} {percentage}% | {value}/{total} objects | {eta_formatted} left`, stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
   try {
     const image = await client.imageInfo(spec);
-    const objects = Math.ceil(to / image.objectSizeBytes) - Math.floor(from / image.objectSizeBytes);
-    bar?.start(objects, 0);
+    bar?.start(objectsInRange(image, from, to), 0);
     const result = await trimImage(client, image, from, to, { onProgress: (done) => bar?.update(done) });
     return result.objects;
   } finally {

@@ -38,32 +38,20 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
       .finally(() => (pending = undefined)));
   const registers = [registry];
 
-  /** A counter whose value is read from the survey (reset, then set to the running total). */
-  const counter = <T extends string>(name: string, help: string, labelNames: readonly T[], values: (s: Survey, set: (labels: Partial<Record<T, string>>, value: number) => void) => void): void => {
-    new Counter<T>({
-      name,
-      help,
-      labelNames,
-      registers,
-      async collect() {
-        const s = await survey();
-        this.reset();
-        values(s, (labels, value) => this.inc(labels, value));
-      },
-    });
+  type Values<T extends string> = (s: Survey, set: (labels: Partial<Record<T, string>>, value: number) => void) => void;
+  /** A collect() that reads the metric's values from the survey: reset, then each value recorded. */
+  const fromSurvey = <M extends { reset(): void }, T extends string>(values: Values<T>, record: (metric: M, labels: Partial<Record<T, string>>, value: number) => void) =>
+    async function (this: M): Promise<void> {
+      const s = await survey();
+      this.reset();
+      values(s, (labels, value) => record(this, labels, value));
+    };
+  /** A counter whose value is the running total the survey reads (after a reset, inc sets it). */
+  const counter = <T extends string>(name: string, help: string, labelNames: readonly T[], values: Values<T>): void => {
+    new Counter<T>({ name, help, labelNames, registers, collect: fromSurvey<Counter<T>, T>(values, (m, labels, value) => m.inc(labels, value)) });
   };
-  const gauge = <T extends string>(name: string, help: string, labelNames: readonly T[], values: (s: Survey, set: (labels: Partial<Record<T, string>>, value: number) => void) => void): void => {
-    new Gauge<T>({
-      name,
-      help,
-      labelNames,
-      registers,
-      async collect() {
-        const s = await survey();
-        this.reset();
-        values(s, (labels, value) => this.set(labels, value));
-      },
-    });
+  const gauge = <T extends string>(name: string, help: string, labelNames: readonly T[], values: Values<T>): void => {
+    new Gauge<T>({ name, help, labelNames, registers, collect: fromSurvey<Gauge<T>, T>(values, (m, labels, value) => m.set(labels, value)) });
   };
 
   counter('fastblock_osd_requests_total', 'Data requests answered by this OSD, by op and result (ok, not_leader, no_space, ...)', ['op', 'result'], (s, set) => {
