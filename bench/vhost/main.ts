@@ -121,6 +121,8 @@ const job = (dev: string, rw: string) =>
   `--time_based --runtime=${runtime} --ramp_time=1 --randrepeat=0 --output-format=terse --terse-version=3 | tail -n 1`;
 // Each disk is written whole first, so reads hit allocated data on both.
 const script = `
+ios() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
+irqs() { n=$(basename $(readlink /sys/block/$1/device)); awk -v n="$n-" 'index($0, n) { for (i = 2; i <= 3; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
 for d in vda vdb; do dd if=/dev/zero of=/dev/$d bs=1M count=${SIZE_MIB} oflag=direct 2>/dev/null; done
 for round in $(seq ${rounds}); do
   for rw in randwrite randread; do
@@ -128,7 +130,10 @@ for round in $(seq ${rounds}); do
     for who in $order; do
       if [ $who = fastblock ]; then dev=/dev/vda; else dev=/dev/vdb; fi
       echo "START $who $rw"
-      echo "RESULT $who $rw $(${job('$dev', '$rw')})"
+      before=$(irqs $(basename $dev)); iosBefore=$(ios $(basename $dev))
+      result="$(${job('$dev', '$rw')})"
+      echo "IRQS $who $rw $(( $(irqs $(basename $dev)) - before )) $(( $(ios $(basename $dev)) - iosBefore ))"
+      echo "RESULT $who $rw $result"
     done
   done
 done
@@ -144,11 +149,15 @@ const sidePids = (who: string): Record<string, number> => (who === 'fastblock' ?
 let jobStart: Record<string, number> = {};
 let guestPid = 0;
 const cpuPerKIo: Record<string, number[]> = {};
+// Interrupts the guest took per I/O it completed on each disk (/proc/interrupts and the disk's stat).
+const irqsPerIo: Record<string, number[]> = {};
 // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
 const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
 const onLine = (line: string): void => {
   const start = /^START (\w+) (\w+)/.exec(line);
   if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid) };
+  const irqs = /^IRQS (\w+) (\w+) (\d+) (\d+)/.exec(line);
+  if (irqs) (irqsPerIo[`guest_irqs_per_io_${irqs[1]}_${irqs[2]}`] ??= []).push(Number(irqs[3]) / Math.max(1, Number(irqs[4])));
   const result = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
   if (result) recordCpu(result[1]!, result[2]!, iopsOf(result[2]!, result[3]!) * runtime);
 };
@@ -198,6 +207,7 @@ const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures
 figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
 // The median round of each CPU figure: a round that lost the CPU to a neighbour inflates it.
 for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
+for (const [key, values] of Object.entries(irqsPerIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
 console.log(
