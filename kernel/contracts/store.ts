@@ -67,6 +67,14 @@ export interface ObjectStore {
    */
   write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void>;
   /**
+   * True when a write of exactly this range, issued now (before anything else is issued), needs
+   * nothing the store could run out of or refuse: the object exists, the range lies within its
+   * size, its space is held, and no earlier mutation of those bytes is pending. Such a write
+   * can then fail only with the device, so the OSD acknowledges it once issued rather than once
+   * landed (services/osd/pg.ts). False whenever unsure: that only costs the early acknowledgement.
+   */
+  overwrites(pg: PgId, object: string, offset: number, length: number): boolean;
+  /**
    * Releases the range's space where whole blocks allow; the range reads as zeroes afterwards. A
    * discard of an absent object leaves it absent, and one covering all of an object may remove it.
    */

@@ -83,6 +83,15 @@ export class BlobObjectStore implements ObjectStore {
     return out;
   }
 
+  overwrites(pg: PgId, object: string, offset: number, length: number): boolean {
+    if (offset % PAGE !== 0 || length % PAGE !== 0 || length === 0) return false;
+    const entry = this.pgs.get(pg)?.get(object);
+    // Within the object's size (the write does not grow it: no xattr change) and its space held,
+    // with no earlier mutation of those pages pending: write() takes its fast path below.
+    if (entry === undefined || offset + length > entry.size) return false;
+    return entry.locks.isFree(offset / PAGE, (offset + length) / PAGE) && entry.blob.holdsSpace(offset, length);
+  }
+
   write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void> {
     let length = 0;
     let entry: ObjectEntry;

@@ -39,6 +39,11 @@ export class PageLocks {
     return this.overlapping(start, end) === 0 ? this.hold(start, end) : undefined;
   }
 
+  /** No holder overlaps [start, end): a write of it now would not wait. */
+  isFree(start: number, end: number): boolean {
+    return this.overlapping(start, end) === 0;
+  }
+
   private overlapping(start: number, end: number): number {
     let n = 0;
     for (const h of this.held) if (h.start < end && start < h.end) n++;

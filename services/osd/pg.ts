@@ -8,6 +8,15 @@
  * applied index (`durableApplied`), and only the log up to that index may be trimmed. After a
  * crash the PG replays from there: every op is an absolute byte-range write, so replaying one
  * that had already reached the store leaves the same bytes.
+ *
+ * Acknowledgement: a committed write that only overwrites space its object holds (the store says
+ * so as it is issued, `ObjectStore.overwrites`) is acknowledged once issued, not once landed. It
+ * is durable already (committed: in the logs of a majority, replayed after any crash), nothing
+ * but the device can fail it, and a read still waits for it: `appliedIndex` moves only when ops
+ * land, and reads wait for the applied index. A device failure under such a write stops the shard
+ * (`failStop`) rather than go on without bytes it acknowledged. Any other op (a write that
+ * allocates or grows an object, a discard, write-zeroes) is acknowledged once landed, so a store
+ * that runs out of space fails it for its client instead.
  */
 import type { ObjectChunk, ObjectStore, PgId } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
@@ -32,6 +41,13 @@ export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
 
 const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
 const landed = (): undefined => undefined;
+
+/** An op on its way to the store: settles with undefined once landed, or with what failed it. */
+interface IssuedOp {
+  readonly settled: Promise<unknown>;
+  /** Acknowledged as issued (an overwrite of held space), before it landed. */
+  readonly early: boolean;
+}
 
 interface Proposal {
   readonly term: number;
@@ -62,6 +78,8 @@ export class Pg implements ServedPg {
     private readonly objects: ObjectStore,
     private readonly raft: PgRaftPort,
     appliedIndex: number,
+    /** An op acknowledged before it landed failed to land: the shard must stop. */
+    private readonly failStop: (err: unknown) => void,
   ) {
     this.appliedIndex = appliedIndex;
   }
@@ -136,53 +154,81 @@ export class Pg implements ServedPg {
     while (from < entries.length && entries[from].index <= this.appliedIndex) from++;
     if (from === entries.length) return;
     if (entries[from].index !== this.appliedIndex + 1) assert(false, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entries[from].index}`);
-    const issued: Promise<unknown>[] = [];
+    const issued: IssuedOp[] = [];
+    let early = 0;
     for (let i = from; i < entries.length; i++) {
       const entry = entries[i];
       if (i > from && entry.index !== entries[i - 1].index + 1) assert(false, `PG ${this.id}: apply gap ${entries[i - 1].index} -> ${entry.index}`);
-      if (isOp(entry)) issued.push(this.issueOp(entry.data));
+      if (!isOp(entry)) continue;
+      const op = this.issueOp(entry.data);
+      issued.push(op);
+      if (op.early) {
+        early++;
+        this.settle(entry, undefined);
+      }
     }
+    this.earlyAcknowledged += early;
     // A store failure (NO_SPACE) fails its op for its client; replicas agree because the same op
     // meets the same condition. The index still advances: the log moves on.
-    const failures = issued.length === 0 ? issued : issued.length === 1 ? [await issued[0]] : await Promise.all(issued);
+    const failures = issued.length === 0 ? issued : issued.length === 1 ? [await issued[0].settled] : await Promise.all(issued.map((op) => op.settled));
     let op = 0;
     for (let i = from; i < entries.length; i++) {
       const entry = entries[i];
-      const failure = isOp(entry) ? failures[op++] : undefined;
-      this.appliedIndex = entry.index;
-      const proposal = this.proposals.get(entry.index);
-      if (proposal) {
-        this.proposals.delete(entry.index);
-        if (proposal.term !== entry.term) proposal.reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: entry ${entry.index} was replaced`, { pg: this.id }));
-        else if (failure !== undefined) proposal.reject(failure);
-        else proposal.resolve();
+      let failure: unknown;
+      if (isOp(entry)) {
+        failure = failures[op];
+        if (failure !== undefined && issued[op].early) {
+          // Its client was told it is written: no replica may go on without it.
+          this.failStop(failure);
+          return;
+        }
+        op++;
       }
+      this.appliedIndex = entry.index;
+      this.settle(entry, failure);
     }
     while (this.applyWaiters.length && this.applyWaiters[0].index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
   }
 
-  /** Starts applying one op; settles with undefined once it landed, or with the error that failed it. */
-  private issueOp(bytes: Uint8Array): Promise<unknown> {
-    return this.applyOp(bytes).then(landed, this.opFailed);
+  /** Ops acknowledged as issued, before they landed (an overwrite of held space). */
+  earlyAcknowledged = 0;
+
+  /** The proposal of `entry`, if this replica made it, learns its outcome (once). */
+  private settle(entry: CommittedEntry, failure: unknown): void {
+    const proposal = this.proposals.get(entry.index);
+    if (!proposal) return;
+    this.proposals.delete(entry.index);
+    if (proposal.term !== entry.term) proposal.reject(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: entry ${entry.index} was replaced`, { pg: this.id }));
+    else if (failure !== undefined) proposal.reject(failure);
+    else proposal.resolve();
   }
 
-  private readonly opFailed = (err: unknown): unknown => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id });
-
-  private applyOp(bytes: Uint8Array): Promise<void> {
+  /** Starts applying one op. */
+  private issueOp(bytes: Uint8Array): IssuedOp {
+    let early = false;
+    let landing: Promise<void>;
     try {
       const op = decodePgOp(bytes);
       switch (op.op) {
         case DataOp.WRITE:
-          return this.objects.write(this.id, op.object, op.offset, [op.data!]);
+          // Asked right before the write is issued: nothing can change the answer in between.
+          early = this.objects.overwrites(this.id, op.object, op.offset, op.length);
+          landing = this.objects.write(this.id, op.object, op.offset, [op.data!]);
+          break;
         case DataOp.DISCARD:
-          return this.objects.discard(this.id, op.object, op.offset, op.length);
+          landing = this.objects.discard(this.id, op.object, op.offset, op.length);
+          break;
         case DataOp.WRITE_ZEROES:
-          return this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
+          landing = this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
+          break;
       }
     } catch (err) {
-      return Promise.reject(err);
+      landing = Promise.reject(err);
     }
+    return { settled: landing.then(landed, this.opFailed), early };
   }
+
+  private readonly opFailed = (err: unknown): unknown => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id });
 
   /**
    * Rebuilds the objects from another replica (recovery by snapshot, see recovery.ts); entries

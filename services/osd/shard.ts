@@ -279,7 +279,9 @@ export class Shard implements PgDirectory {
       if (this.stopped || this.pgs.has(id) || (!this.mine.has(id) && !this.options.raftStorage.has(id))) return;
       const { storage, applied, restoring } = await this.options.raftStorage.open(id, membership);
       const port = this.port(id);
-      const pg = new Pg(id, mapping.pool, mapping.index, this.osd, this.options.store.objects, port, applied);
+      const pg = new Pg(id, mapping.pool, mapping.index, this.osd, this.options.store.objects, port, applied, (err) =>
+        this.storageFailed(err, 'a write acknowledged before it landed failed on the device: the shard stops so that its PGs fail over'),
+      );
       this.raft.createGroup(id, storage, { applied });
       this.storages.set(id, storage);
       this.pgs.set(id, pg);
@@ -371,11 +373,12 @@ export class Shard implements PgDirectory {
    * A round whose storage failed (a log append found no space, the device erred) leaves its
    * groups' entries neither durable nor offered again: the PGs this shard leads would keep their
    * leadership and never commit. Fail-stop instead, as a storage node must: the worker ends, the
-   * OSD stops with the reason logged, and the other replicas elect leaders and go on.
+   * OSD stops with the reason logged, and the other replicas elect leaders and go on. The same
+   * holds when the object store fails under a write the PG acknowledged as issued (pg.ts).
    */
-  private storageFailed(err: unknown): void {
+  private storageFailed(err: unknown, reason = 'raft storage failed: the shard stops so that its PGs fail over'): void {
     if (this.stopped) return;
-    this.logger.fatal({ err }, 'raft storage failed: the shard stops so that its PGs fail over');
+    this.logger.fatal({ err }, reason);
     this.stopped = true;
     setImmediate(() => {
       throw err;

@@ -41,6 +41,10 @@ class MemoryObjects implements ObjectStore {
       at += d.length;
     }
   }
+  overwrites(pg: PgId, object: string, offset: number, length: number): boolean {
+    const bytes = this.pgs.get(pg)?.get(object);
+    return bytes !== undefined && length > 0 && offset + length <= bytes.length;
+  }
   async discard(pg: PgId, object: string, offset: number, length: number): Promise<void> {
     await this.writeZeroes(pg, object, offset, length);
   }

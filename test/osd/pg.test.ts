@@ -3,6 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pino from 'pino';
 import { DataOp } from '../../client/data-protocol.js';
+import type { ObjectStore } from '../../kernel/contracts/store.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { EntryType, type MultiRaft } from '../../kernel/raft/index.js';
 import { MembershipDriver } from '../../services/osd/membership-driver.js';
@@ -22,6 +23,31 @@ test('PG ops round-trip; a truncated op is CORRUPT, never applied', () => {
   assert.throws(() => decodePgOp(bytes.subarray(0, 10)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
 });
 
+const failStopUnexpected = (err: unknown): void => {
+  throw new Error(`unexpected fail-stop: ${String(err)}`);
+};
+
+/**
+ * The memory store with its landings held at a gate: a write is issued (and asked `overwrites`)
+ * at once, and lands, or fails with `failWith`, only when the gate opens.
+ */
+function gatedObjects(objects: ObjectStore) {
+  let open!: () => void;
+  let opened = new Promise<void>((resolve) => (open = resolve));
+  const gated = Object.create(objects) as ObjectStore & { open(): void; close(): void; failWith: unknown };
+  gated.failWith = undefined;
+  gated.open = () => open();
+  gated.close = () => (opened = new Promise<void>((resolve) => (open = resolve)));
+  gated.write = (pg, object, offset, data) => {
+    const gate = opened;
+    return gate.then(() => {
+      if (gated.failWith !== undefined) throw gated.failWith;
+      return objects.write(pg, object, offset, data);
+    });
+  };
+  return gated;
+}
+
 function fakePort() {
   let next = 1;
   const port: PgRaftPort & { term: number; readAt: number } = {
@@ -36,7 +62,7 @@ function fakePort() {
 test('a proposal resolves when its entry applies, in log order; a replaced entry fails as NOT_LEADER', async () => {
   const store = new MemoryShardStore();
   const port = fakePort();
-  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0);
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0, failStopUnexpected);
   pg.setLeader(0, 1);
   const first = pg.propose(encodePgOp(DataOp.WRITE, 'o', 0, 3, new Uint8Array([7, 7, 7])));
   const second = pg.propose(encodePgOp(DataOp.WRITE, 'o', 1, 1, new Uint8Array([9])));
@@ -58,7 +84,7 @@ test('a proposal resolves when its entry applies, in log order; a replaced entry
 
 test('a proposal that never commits fails as TIMEOUT once 10 s old, and only then', async () => {
   const store = new MemoryShardStore();
-  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0);
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0, failStopUnexpected);
   pg.setLeader(0, 1);
   const started = Date.now();
   const stuck = pg.propose(encodePgOp(DataOp.WRITE, 'o', 0, 1, new Uint8Array([1])));
@@ -80,7 +106,7 @@ test('a proposal that never commits fails as TIMEOUT once 10 s old, and only the
 test('a batch of committed ops is issued at once on the blobstore and lands in log order; a bad op fails only its proposal', async () => {
   const dev = makeDevice('memory', 16 << 20);
   const store = await BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: 64 * 1024 });
-  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0);
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0, failStopUnexpected);
   pg.setLeader(0, 1);
   const page = (value: number, pages: number) => new Uint8Array(pages * 4096).fill(value);
   // Pages [0,2) then [1,3) then [2,4): each overlaps the next, so order matters on pages 1 and 2.
@@ -102,7 +128,7 @@ test('a batch of committed ops is issued at once on the blobstore and lands in l
 test('reads wait for the apply of their read index; losing leadership fails pending proposals', async () => {
   const store = new MemoryShardStore();
   const port = fakePort();
-  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0);
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, port, 0, failStopUnexpected);
   pg.setLeader(0, 1);
   port.readAt = 1;
   let read = false;
@@ -119,6 +145,71 @@ test('reads wait for the apply of their read index; losing leadership fails pend
   } catch (err) {
     assert.ok(isFastblockError(err, ErrorCode.NOT_LEADER));
   }
+});
+
+test('an overwrite of held space is acknowledged once issued; a growing write once landed; reads wait for both to land', async () => {
+  const store = new MemoryShardStore();
+  const objects = gatedObjects(store.objects);
+  const port = fakePort();
+  const pg = new Pg('1.0', 1, 0, 0, objects, port, 0, failStopUnexpected);
+  pg.setLeader(0, 1);
+  const entry = (index: number, data: Uint8Array) => ({ index, term: 1, type: EntryType.Normal, data });
+  const first = encodePgOp(DataOp.WRITE, 'o', 0, 8, new Uint8Array(8).fill(1));
+  void pg.propose(first);
+  objects.open();
+  await pg.apply([entry(1, first)]);
+  objects.close();
+
+  const overwrite = encodePgOp(DataOp.WRITE, 'o', 0, 4, new Uint8Array(4).fill(2));
+  const grow = encodePgOp(DataOp.WRITE, 'o', 6, 4, new Uint8Array(4).fill(3));
+  const outcome: string[] = [];
+  void pg.propose(overwrite).then(() => outcome.push('overwrite'));
+  void pg.propose(grow).then(() => outcome.push('grow'));
+  port.readAt = 3;
+  void pg.readBarrier().then(() => outcome.push('read'));
+  const applied = pg.apply([entry(2, overwrite), entry(3, grow)]);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(outcome, ['overwrite'], 'only the overwrite is acknowledged before anything lands');
+  assert.is(pg.appliedIndex, 1);
+  assert.is(pg.earlyAcknowledged, 1);
+  objects.open();
+  await applied;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(outcome, ['overwrite', 'grow', 'read']);
+  assert.is(pg.appliedIndex, 3);
+  assert.equal([...(await store.objects.read('1.0', 'o', 0, 10))], [2, 2, 2, 2, 1, 1, 3, 3, 3, 3]);
+});
+
+test('a device failure under an early-acknowledged write stops the shard; under any other op it fails that op', async () => {
+  const store = new MemoryShardStore();
+  const objects = gatedObjects(store.objects);
+  const stops: unknown[] = [];
+  const pg = new Pg('1.0', 1, 0, 0, objects, fakePort(), 0, (err) => stops.push(err));
+  pg.setLeader(0, 1);
+  const entry = (index: number, data: Uint8Array) => ({ index, term: 1, type: EntryType.Normal, data });
+  const eio = new Error('EIO');
+  objects.failWith = eio;
+  objects.open();
+  // A first write to an absent object is not an overwrite: its client hears of the failure.
+  const create = encodePgOp(DataOp.WRITE, 'o', 0, 8, new Uint8Array(8).fill(1));
+  const created = pg.propose(create).then(() => 'ok', (err: unknown) => err);
+  await pg.apply([entry(1, create)]);
+  assert.is(await created, eio);
+  assert.equal(stops, []);
+  assert.is(pg.appliedIndex, 1);
+
+  objects.failWith = undefined;
+  await Promise.all([pg.propose(create), pg.apply([entry(2, create)])]);
+  objects.close();
+  objects.failWith = eio;
+  const overwrite = encodePgOp(DataOp.WRITE, 'o', 0, 4, new Uint8Array(4).fill(2));
+  const acknowledged = pg.propose(overwrite);
+  const applied = pg.apply([entry(3, overwrite)]);
+  await acknowledged;
+  objects.open();
+  await applied;
+  assert.equal(stops, [eio], 'the acknowledged write did not land: fail-stop');
+  assert.is(pg.appliedIndex, 2, 'the applied index does not pass the lost write');
 });
 
 test('membership moves toward the map one safe step at a time', () => {

@@ -227,6 +227,35 @@ function suiteFor(kind: DeviceKind): void {
     dev.destroy();
   });
 
+  test('overwrites: only a whole-page write within the object, on held space, with nothing pending on its pages', async () => {
+    const dev = makeDevice(kind, 8 * MiB);
+    const store = await open(dev);
+    const objects = store.objects;
+    assert.not.ok(objects.overwrites('1.0', 'o', 0, 4096), 'an absent object');
+    await objects.write('1.0', 'o', 0, [pattern(1, 3 * 4096)]);
+    assert.ok(objects.overwrites('1.0', 'o', 0, 4096));
+    assert.ok(objects.overwrites('1.0', 'o', 4096, 2 * 4096));
+    assert.not.ok(objects.overwrites('1.0', 'o', 2 * 4096, 2 * 4096), 'grows the object');
+    assert.not.ok(objects.overwrites('1.0', 'o', 100, 4096), 'unaligned: read-modify-write');
+    assert.not.ok(objects.overwrites('1.0', 'o', 0, 0));
+    assert.not.ok(objects.overwrites('1.0', 'other', 0, 4096));
+    // A write of those pages still pending: the next one would wait for it.
+    const pending = objects.write('1.0', 'o', 0, [pattern(2, 4096)]);
+    assert.not.ok(objects.overwrites('1.0', 'o', 0, 4096));
+    assert.ok(objects.overwrites('1.0', 'o', 4096, 4096), 'other pages are free');
+    await pending;
+    assert.ok(objects.overwrites('1.0', 'o', 0, 4096));
+    // Unmapped space is not held: a write there allocates again.
+    await objects.write('1.0', 'big', 0, [pattern(3, 2 * CLUSTER)]);
+    await objects.discard('1.0', 'big', 0, CLUSTER);
+    assert.not.ok(objects.overwrites('1.0', 'big', 0, 4096), 'a discarded cluster');
+    assert.ok(objects.overwrites('1.0', 'big', CLUSTER, 4096));
+    await objects.discard('1.0', 'big', 0, 2 * CLUSTER);
+    assert.not.ok(objects.overwrites('1.0', 'big', CLUSTER, 4096), 'a removed object');
+    await store.close();
+    dev.destroy();
+  });
+
   test.run();
 }
 

@@ -149,6 +149,19 @@ export class Blob {
     this.version++;
   }
 
+  /**
+   * Whether a write of [offset, offset + length) would go straight to the device: every cluster
+   * it touches allocated and initialized, the blob usable. Such a write allocates nothing, so it
+   * can fail only with the device.
+   */
+  holdsSpace(offset: number, length: number): boolean {
+    if (this.deleted || this.initializing.size !== 0 || length <= 0 || offset < 0 || offset + length > this.sizeBytes) return false;
+    const cs = this.host.clusterSize;
+    const last = Math.floor((offset + length - 1) / cs);
+    for (let i = Math.floor(offset / cs); i <= last; i++) if (this.map[i] === 0) return false;
+    return true;
+  }
+
   write(offset: number, buffers: Buffers): Promise<void> {
     // The common case — allocated clusters, one device range — goes straight to the device.
     try {
