@@ -103,6 +103,8 @@ export interface KvStore {
 export interface ShardStoreStats {
   readonly capacityBytes: number;
   readonly usedBytes: number;
+  /** The store's read cache of object data, when it has one. */
+  readonly readCache?: { readonly hits: number; readonly misses: number; readonly cachedBytes: number; readonly capacityBytes: number };
 }
 
 export interface ShardStore {

@@ -17,6 +17,8 @@ export interface BlobstoreConfig {
   readonly device: string;
   /** Bytes of each shard's region of `device`; 0: the store size the OSD asks for. */
   readonly regionBytes: number;
+  /** MiB of object data each shard keeps cached in memory for reads (bdev/cached-bdev.ts); 0: none. */
+  readonly cacheMb: number;
 }
 
 const MIB = 1024 * 1024;
@@ -27,6 +29,7 @@ export const blobstoreConfigSchema: Schema<BlobstoreConfig> = {
   io: { doc: 'device I/O backend: auto, uring or fs', format: ['auto', 'uring', 'fs'], default: 'auto' },
   device: { doc: 'file or block device shared by all shards, one region each ("" : a file per shard)', format: String, default: '' },
   regionBytes: { doc: "bytes of each shard's region of device (0: the OSD's store size)", format: 'nat', default: 0 },
+  cacheMb: { doc: 'MiB of object data each shard caches in memory for reads (0: no cache)', format: 'nat', default: 256 },
 };
 
-export const BLOBSTORE_CONFIG_DEFAULTS: BlobstoreConfig = { clusterSize: MIB, mdPages: 0, io: 'auto', device: '', regionBytes: 0 };
+export const BLOBSTORE_CONFIG_DEFAULTS: BlobstoreConfig = { clusterSize: MIB, mdPages: 0, io: 'auto', device: '', regionBytes: 0, cacheMb: 256 };

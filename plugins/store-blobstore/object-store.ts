@@ -65,7 +65,7 @@ export class BlobObjectStore implements ObjectStore {
       if (offset % PAGE === 0 && length % PAGE === 0 && stored === offset + length) {
         // Aligned: the device fills the buffer the caller gets.
         const out = allocAligned(length);
-        return entry.blob.read(offset, out).then(() => out);
+        return entry.blob.read(offset, out, true).then(() => out);
       }
       return this.readUnaligned(entry, offset, length, stored);
     } catch (err) {
@@ -76,7 +76,7 @@ export class BlobObjectStore implements ObjectStore {
   private async readUnaligned(entry: ObjectEntry, offset: number, length: number, stored: number): Promise<Uint8Array> {
     const start = floorPage(offset);
     const window = allocAligned(ceilPage(stored) - start);
-    await entry.blob.read(start, window);
+    await entry.blob.read(start, window, true);
     if (stored === offset + length) return window.subarray(offset - start, offset - start + length);
     const out = new Uint8Array(length);
     out.set(window.subarray(offset - start, stored - start));
@@ -107,7 +107,7 @@ export class BlobObjectStore implements ObjectStore {
       // The common case, whole pages that no earlier write holds: straight to the blob.
       const release = entry.locks.tryAcquire(offset / PAGE, (offset + length) / PAGE);
       if (release !== undefined) {
-        return entry.blob.write(offset, data).then(
+        return entry.blob.write(offset, data, true).then(
           () => {
             this.grow(entry, offset + length);
             release();
@@ -126,7 +126,7 @@ export class BlobObjectStore implements ObjectStore {
     const release = await entry.locks.acquire(Math.floor(offset / PAGE), Math.ceil((offset + length) / PAGE));
     try {
       if (offset % PAGE === 0 && length % PAGE === 0) {
-        await entry.blob.write(offset, data);
+        await entry.blob.write(offset, data, true);
       } else {
         await this.readModifyWrite(entry, offset, length, (window, at) => {
           for (const d of data) {
@@ -263,11 +263,11 @@ export class BlobObjectStore implements ObjectStore {
     const window = bufferPool.acquire(end - start);
     try {
       const reads: Promise<void>[] = [];
-      if (offset !== start) reads.push(entry.blob.read(start, window.subarray(0, PAGE)));
-      if (offset + length !== end && (end - PAGE !== start || offset === start)) reads.push(entry.blob.read(end - PAGE, window.subarray(end - start - PAGE, end - start)));
+      if (offset !== start) reads.push(entry.blob.read(start, window.subarray(0, PAGE), true));
+      if (offset + length !== end && (end - PAGE !== start || offset === start)) reads.push(entry.blob.read(end - PAGE, window.subarray(end - start - PAGE, end - start), true));
       await Promise.all(reads);
       fill(window, offset - start);
-      await entry.blob.write(start, window.subarray(0, end - start));
+      await entry.blob.write(start, window.subarray(0, end - start), true);
     } finally {
       bufferPool.release(window);
     }

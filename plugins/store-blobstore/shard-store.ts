@@ -10,6 +10,7 @@ import { FastblockError, ErrorCode } from '../../kernel/errors.js';
 import type { Logger } from '../../kernel/logger.js';
 import type { DiskLog, PgId, ShardStore, ShardStoreOptions, ShardStoreStats } from '../../kernel/contracts/store.js';
 import type { Bdev } from './bdev/bdev.js';
+import { CachedBdev } from './bdev/cached-bdev.js';
 import { FileBdev, type IoChoice } from './bdev/file-bdev.js';
 import type { Blob } from './blobstore/blob.js';
 import { Blobstore } from './blobstore/blobstore.js';
@@ -21,6 +22,8 @@ export interface BlobShardStoreTuning {
   readonly clusterSize?: number;
   readonly mdPages?: number;
   readonly io?: IoChoice;
+  /** Bytes of object data cached for reads (CachedBdev); 0 or absent: no cache. */
+  readonly cacheBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -48,7 +51,8 @@ export class BlobShardStore implements ShardStore {
 
   /** Opens (and formats, with `create`, if it holds no blobstore) the shard's file or region. */
   static async open(options: ShardStoreOptions & BlobShardStoreTuning): Promise<BlobShardStore> {
-    const bdev = FileBdev.open({ path: options.path, sizeBytes: options.sizeBytes, offsetBytes: options.offsetBytes, create: options.create, io: options.io, logger: options.logger });
+    const file = FileBdev.open({ path: options.path, sizeBytes: options.sizeBytes, offsetBytes: options.offsetBytes, create: options.create, io: options.io, logger: options.logger });
+    const bdev = options.cacheBytes ? new CachedBdev(file, options.cacheBytes) : file;
     try {
       return await BlobShardStore.openOn(bdev, options.shard, { ...options, create: options.create });
     } catch (err) {
@@ -130,7 +134,12 @@ export class BlobShardStore implements ShardStore {
 
   stats(): ShardStoreStats {
     const cs = this.blobstore.clusterSize;
-    return { capacityBytes: this.blobstore.totalClusters * cs, usedBytes: this.blobstore.usedClusters * cs };
+    const cache = this.bdev instanceof CachedBdev ? this.bdev : undefined;
+    return {
+      capacityBytes: this.blobstore.totalClusters * cs,
+      usedBytes: this.blobstore.usedClusters * cs,
+      readCache: cache && { hits: cache.hits, misses: cache.misses, cachedBytes: cache.cachedBlocks * cache.blockSize, capacityBytes: cache.capacityBlocks * cache.blockSize },
+    };
   }
 
   async close(): Promise<void> {

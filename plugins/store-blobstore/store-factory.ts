@@ -25,6 +25,7 @@ export class BlobStoreFactory implements StoreFactory {
       clusterSize: c.clusterSize,
       mdPages: c.mdPages || undefined,
       io: c.io,
+      cacheBytes: c.cacheMb * 1024 * 1024,
       logger: this.logger,
     });
   }

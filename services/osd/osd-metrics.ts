@@ -96,5 +96,14 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
   gauge('fastblock_osd_store_used_bytes', 'Space used in each shard\'s store (objects and raft logs)', ['shard'], (s, set) => {
     for (const x of s.shards) set({ shard: String(x.figures.shard) }, x.figures.store.usedBytes);
   });
+  counter('fastblock_osd_store_read_cache_hits_total', 'Object reads of each shard served from its read cache (blobstore.cacheMb)', ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.readCache) set({ shard: String(x.figures.shard) }, x.figures.store.readCache.hits);
+  });
+  counter('fastblock_osd_store_read_cache_misses_total', 'Object reads of each shard that went to the device', ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.readCache) set({ shard: String(x.figures.shard) }, x.figures.store.readCache.misses);
+  });
+  gauge('fastblock_osd_store_read_cache_bytes', 'Object data held in each shard\'s read cache', ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.readCache) set({ shard: String(x.figures.shard) }, x.figures.store.readCache.cachedBytes);
+  });
   gauge('fastblock_osd_shards_answering', 'Shards that answered this scrape (fewer than osd.shards: one is stuck)', [], (s, set) => set({}, s.shards.length));
 }

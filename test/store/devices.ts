@@ -1,15 +1,17 @@
 /**
- * The devices every store suite runs on: the memory bdev, and a file bdev with io_uring and with
- * the fs fallback. FASTBLOCK_STORE_DEVICES=memory,uring,fs narrows the list.
+ * The devices every store suite runs on: the memory bdev, the memory bdev behind a small read
+ * cache (CachedBdev, emptied at every reopen as a restart would), and a file bdev with io_uring
+ * and with the fs fallback. FASTBLOCK_STORE_DEVICES=memory,cached,uring,fs narrows the list.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bdev } from '../../plugins/store-blobstore/bdev/bdev.js';
+import { CachedBdev } from '../../plugins/store-blobstore/bdev/cached-bdev.js';
 import { FileBdev, uringUnavailableReason } from '../../plugins/store-blobstore/bdev/file-bdev.js';
 import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
 
-export type DeviceKind = 'memory' | 'uring' | 'fs';
+export type DeviceKind = 'memory' | 'cached' | 'uring' | 'fs';
 
 /** One device that survives reopening (a restart), until destroy(). */
 export interface TestDevice {
@@ -19,11 +21,11 @@ export interface TestDevice {
   destroy(): void;
 }
 
-const wanted = (process.env.FASTBLOCK_STORE_DEVICES ?? 'memory,uring,fs').split(',');
+const wanted = (process.env.FASTBLOCK_STORE_DEVICES ?? 'memory,cached,uring,fs').split(',');
 
 export function deviceKinds(): DeviceKind[] {
   const kinds: DeviceKind[] = [];
-  for (const kind of ['memory', 'uring', 'fs'] as const) {
+  for (const kind of ['memory', 'cached', 'uring', 'fs'] as const) {
     if (!wanted.includes(kind)) continue;
     if (kind === 'uring') {
       const reason = uringUnavailableReason();
@@ -54,6 +56,11 @@ export function makeDevice(kind: DeviceKind, sizeBytes: number): TestDevice {
   if (kind === 'memory') {
     const memory = new MemoryBdev(sizeBytes);
     return { kind, open: () => memory.reopen(), destroy: () => undefined };
+  }
+  if (kind === 'cached') {
+    // 64 blocks: small enough that every suite's working set also exercises eviction.
+    const memory = new MemoryBdev(sizeBytes);
+    return { kind, open: () => new CachedBdev(memory.reopen(), 64 * 4096), destroy: () => undefined };
   }
   const path = join(scratchDir(), `dev-${process.pid}-${counter++}.img`);
   let current: FileBdev | undefined;

@@ -11,10 +11,13 @@ export interface Bdev {
   readonly name: string;
   readonly sizeBytes: number;
   readonly blockSize: number;
-  /** Fills `buffers` (a scatter list) from offset. */
-  read(offset: number, buffers: Buffers): Promise<void>;
-  /** Writes `buffers` (a gather list) at offset. */
-  write(offset: number, buffers: Buffers): Promise<void>;
+  /**
+   * Fills `buffers` (a scatter list) from offset. `cache`: object data, worth keeping in a read
+   * cache (CachedBdev) if there is one; a device without a cache ignores it.
+   */
+  read(offset: number, buffers: Buffers, cache?: boolean): Promise<void>;
+  /** Writes `buffers` (a gather list) at offset; `cache` as for read. */
+  write(offset: number, buffers: Buffers, cache?: boolean): Promise<void>;
   /** The range reads as zeroes afterwards (without transferring zeroes where the device can). */
   writeZeroes(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;

@@ -162,7 +162,8 @@ export class Blob {
     return true;
   }
 
-  write(offset: number, buffers: Buffers): Promise<void> {
+  /** `cache`: object data, worth keeping in the device's read cache (see Bdev). */
+  write(offset: number, buffers: Buffers, cache = false): Promise<void> {
     // The common case — allocated clusters, one device range — goes straight to the device.
     try {
       const length = totalLength(buffers);
@@ -172,27 +173,27 @@ export class Blob {
       const last = Math.floor((offset + length - 1) / cs);
       this.allocateFor(offset, length, first, last);
       if (this.initializing.size === 0) {
-        if (first === last) return this.host.bdev.write(this.map[first] * cs + (offset - first * cs), buffers);
+        if (first === last) return this.host.bdev.write(this.map[first] * cs + (offset - first * cs), buffers, cache);
         const segments = this.segments(offset, length);
-        if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers);
+        if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache);
       }
-      return this.writeSegments(offset, length, first, last, buffers);
+      return this.writeSegments(offset, length, first, last, buffers, cache);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers): Promise<void> {
+  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers, cache: boolean): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(first, last);
     this.host.checkUsable(this);
     const list = asList(buffers);
     const segments = this.segments(offset, length);
-    if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers);
-    await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length))));
+    if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache);
+    await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length), cache)));
   }
 
-  /** Fills `buffers` from offset; unallocated ranges read as zeroes. */
-  read(offset: number, buffers: Buffers): Promise<void> {
+  /** Fills `buffers` from offset; unallocated ranges read as zeroes. `cache` as for write. */
+  read(offset: number, buffers: Buffers, cache = false): Promise<void> {
     try {
       const length = totalLength(buffers);
       this.checkIo(offset, length, 'read');
@@ -200,25 +201,25 @@ export class Blob {
         const cs = this.host.clusterSize;
         const index = Math.floor(offset / cs);
         const cluster = this.map[index];
-        if (cluster !== 0 && offset + length <= (index + 1) * cs) return this.host.bdev.read(cluster * cs + (offset - index * cs), buffers);
+        if (cluster !== 0 && offset + length <= (index + 1) * cs) return this.host.bdev.read(cluster * cs + (offset - index * cs), buffers, cache);
         const segments = this.segments(offset, length);
-        if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers);
+        if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers, cache);
       }
-      return this.readSegments(offset, length, buffers);
+      return this.readSegments(offset, length, buffers, cache);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private async readSegments(offset: number, length: number, buffers: Buffers): Promise<void> {
+  private async readSegments(offset: number, length: number, buffers: Buffers, cache: boolean): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(Math.floor(offset / this.host.clusterSize), Math.floor((offset + length - 1) / this.host.clusterSize));
     const list = asList(buffers);
     const segments = this.segments(offset, length);
-    if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers);
+    if (segments.length === 1 && segments[0].device >= 0) return this.host.bdev.read(segments[0].device, buffers, cache);
     await Promise.all(
       segments.map((s) => {
         const slices = sliceBuffers(list, s.blobOffset - offset, s.length);
-        if (s.device >= 0) return this.host.bdev.read(s.device, slices);
+        if (s.device >= 0) return this.host.bdev.read(s.device, slices, cache);
         for (const slice of slices) slice.fill(0);
         return undefined;
       }),
