@@ -8,7 +8,7 @@
  * and QD32, 128 KiB sequential write and read at QD8. Also the CPU seconds the fastblock
  * processes (monitor, OSDs, gateway) spend per 1,000 I/Os.
  *
- *   npm run bench -- cluster [--runtime 30] [--quick] [--size 256]
+ *   npm run bench -- cluster [--runtime 30] [--quick] [--size 256] [--jobs randwrite_4k_qd32,...]
  *
  * Last line: {"bench":"cluster","figures":{...},"ratios":{...}}; ratios are fastblock/baseline
  * (IOPS or bandwidth; higher is better, 1.0 = parity).
@@ -26,8 +26,9 @@ const opts = new Command()
   .option('--runtime <s>', 'seconds per job', '30')
   .option('--quick', 'development run: 5 s per job, 128 MiB area')
   .option('--size <MiB>', 'area tested', '256')
+  .option('--jobs <names>', 'only these jobs, comma-separated (development runs; the target run is all of them)')
   .parse()
-  .opts<{ runtime: string; quick?: boolean; size: string }>();
+  .opts<{ runtime: string; quick?: boolean; size: string; jobs?: string }>();
 const runtime = opts.quick ? 5 : Number(opts.runtime);
 const sizeMiB = opts.quick ? 128 : Number(opts.size);
 
@@ -40,7 +41,7 @@ interface Job {
   readonly bandwidth: boolean;
 }
 
-const JOBS: readonly Job[] = [
+const ALL_JOBS: readonly Job[] = [
   { name: 'randwrite_4k_qd1', rw: 'randwrite', bs: '4k', iodepth: 1, bandwidth: false },
   { name: 'randwrite_4k_qd32', rw: 'randwrite', bs: '4k', iodepth: 32, bandwidth: false },
   { name: 'randread_4k_qd1', rw: 'randread', bs: '4k', iodepth: 1, bandwidth: false },
@@ -48,6 +49,9 @@ const JOBS: readonly Job[] = [
   { name: 'write_128k_qd8', rw: 'write', bs: '128k', iodepth: 8, bandwidth: true },
   { name: 'read_128k_qd8', rw: 'read', bs: '128k', iodepth: 8, bandwidth: true },
 ];
+const wanted = opts.jobs?.split(',').map((name) => name.trim());
+for (const name of wanted ?? []) if (!ALL_JOBS.some((job) => job.name === name)) throw new Error(`--jobs: no job ${name} (jobs: ${ALL_JOBS.map((job) => job.name).join(', ')})`);
+const JOBS = wanted ? ALL_JOBS.filter((job) => wanted.includes(job.name)) : ALL_JOBS;
 
 /** utime + stime of a process, in seconds (Linux /proc). */
 function cpuSeconds(pid: number): number {

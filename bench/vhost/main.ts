@@ -32,8 +32,9 @@ const opts = new Command()
   .option('--rounds <n>', 'rounds of the four jobs', '3')
   .option('--reference-direct', "qsd opens its file with O_DIRECT (cache.direct=on, aio=io_uring, as bench/cluster's qsd): not the issue's reference, a measure of what the host page cache gives it")
   .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
+  .option('--guest-cpus <n>', 'vCPUs of the guest', '2')
   .parse()
-  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean }>();
+  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string }>();
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
 const runtime = Number(opts.runtime);
 const rounds = Number(opts.rounds);
@@ -173,6 +174,7 @@ try {
     devices: [...vhostUserBlk(daemon.socket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
     hostfs: true,
     memoryMiB: 512,
+    cpus: Number(opts.guestCpus),
     script,
     onLine,
     timeoutMs: (4 * rounds * (runtime + 20) + 180) * 1000,
@@ -210,6 +212,7 @@ for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round
 for (const [key, values] of Object.entries(irqsPerIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
+figures.guest_cpus = Number(opts.guestCpus);
 console.log(
   JSON.stringify({
     bench: 'vhost',
