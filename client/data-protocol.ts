@@ -5,6 +5,7 @@
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { loadProto } from '../kernel/rpc/proto.js';
 import { WireReader, WireType, tag, varintSize, writeVarint } from '../kernel/rpc/protobuf-wire.js';
+import { encodeUtf8 } from '../kernel/utf8.js';
 
 /** The data service's method ids on the transport (one for client I/O: the op is in the header). */
 export const DATA_METHOD_IO = 0x0200;
@@ -66,7 +67,6 @@ const REPLY_LEADER_HINT = tag(2, WireType.VARINT);
 const REPLY_EPOCH = tag(3, WireType.VARINT);
 const REPLY_MESSAGE = tag(4, WireType.BYTES);
 
-const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
 /**
@@ -74,7 +74,7 @@ const utf8Decoder = new TextDecoder();
  * the client (client/object-ref.ts) and copied into each request header.
  */
 export function encodeObjectField(name: string): Uint8Array {
-  const bytes = utf8.encode(name);
+  const bytes = encodeUtf8(name);
   const field = new Uint8Array(1 + varintSize(bytes.length) + bytes.length);
   field.set(bytes, writeVarint(field, writeVarint(field, 0, REQUEST_OBJECT), bytes.length));
   return field;
@@ -158,7 +158,7 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
 
 export function encodeDataReply(reply: DataReply): Uint8Array {
   const hint = reply.leaderHint === undefined ? 0 : reply.leaderHint + 1;
-  const message = reply.message.length === 0 ? undefined : utf8.encode(reply.message);
+  const message = reply.message.length === 0 ? undefined : encodeUtf8(reply.message);
   const messageBytes = message === undefined ? 0 : 1 + varintSize(message.length) + message.length;
   const out = Buffer.allocUnsafe(varintField(reply.status) + varintField(hint) + varintField(reply.epoch) + messageBytes);
   let at = 0;

@@ -3,13 +3,14 @@
  * for the same name forever (a change would move every object), so it is defined here, byte for
  * byte: MurmurHash3 x86_32 of the name's UTF-8 bytes with a fixed seed.
  */
+import { encodeUtf8 } from '../kernel/utf8.js';
+
 const SEED = 0x5eed_fb10;
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
-const encoder = new TextEncoder();
 
 export function hashObjectName(name: string): number {
-  return murmur3_32(encoder.encode(name), SEED);
+  return murmur3_32(encodeUtf8(name), SEED);
 }
 
 export function murmur3_32(bytes: Uint8Array, seed: number): number {
