@@ -3,11 +3,13 @@
  * object read that hits costs a copy instead of a device read and the wake-up of its completion.
  *
  * Coherence is kept here, at the lowest layer, whatever the caller: every write and write-zeroes
- * through this Bdev updates or drops the cached blocks it covers as it is issued. Only I/O that
- * asks (`cache`: object data, not logs or metadata) fills the cache: a write that asks leaves its
- * blocks cached (a disk is often read where it was just written), any other drops them. A read
- * that misses fills the cache only if no mutation of its blocks was in flight when it was issued
- * or was issued while it ran; otherwise the device may have handed back bytes it no longer holds.
+ * through this Bdev updates or drops the cached blocks it covers as it is issued. Only reads that
+ * ask (`cache`: object data, not logs or metadata) fill the cache; a write that asks updates the
+ * blocks it finds cached, any other drops them. Writes do not fill it (as BlueStore's default):
+ * every replica applies every write, while only the leader serves reads, so filling on write
+ * would cost each follower a copy per write for blocks it will not be asked for. A read that
+ * misses fills the cache only if no mutation of its blocks was in flight when it was issued or
+ * was issued while it ran; otherwise the device may have handed back bytes it no longer holds.
  * A write that fails drops its blocks: the cache never holds what the device refused.
  *
  * Eviction is CLOCK over one slab of slots: one allocation, no buffer per block for the GC.
@@ -79,7 +81,7 @@ export class CachedBdev implements Bdev {
     return this.inner.read(offset, buffers).then(
       () => {
         this.fills.delete(fill);
-        if (!fill.tainted) this.copyIn(start, end, into, false);
+        if (!fill.tainted) this.copyIn(start, end, into, 'fill');
       },
       (err: unknown) => {
         this.fills.delete(fill);
@@ -94,7 +96,7 @@ export class CachedBdev implements Bdev {
     const start = offset / this.blockSize;
     const end = start + length / this.blockSize;
     const from = cache ? single(buffers) : undefined;
-    if (from !== undefined) this.copyIn(start, end, from, true);
+    if (from !== undefined) this.copyIn(start, end, from, 'update');
     else this.drop(start, end);
     return this.mutate(start, end, this.inner.write(offset, buffers));
   }
@@ -144,16 +146,22 @@ export class CachedBdev implements Bdev {
     return true;
   }
 
-  /** Caches blocks [start, end) from `from`; `replace`: blocks cached already take the new bytes. */
-  private copyIn(start: number, end: number, from: Uint8Array, replace: boolean): void {
+  /**
+   * Blocks [start, end) from `from`: `fill` caches those missing (a cached block is as new as the
+   * device's, or newer); `update` gives those cached the new bytes and caches nothing more.
+   */
+  private copyIn(start: number, end: number, from: Uint8Array, mode: 'fill' | 'update'): void {
+    if (mode === 'update' && this.slotOf.size === 0) return;
     const bs = this.blockSize;
     for (let block = start; block < end; block++) {
       let slot = this.slotOf.get(block);
-      if (slot !== undefined && !replace) continue;
       if (slot === undefined) {
+        if (mode === 'update') continue;
         slot = this.evictOne();
         this.slotOf.set(block, slot);
         this.blockOf[slot] = block;
+      } else if (mode === 'fill') {
+        continue;
       }
       this.referenced[slot] = 1;
       this.slab.set(from.subarray((block - start) * bs, (block - start + 1) * bs), slot * bs);
