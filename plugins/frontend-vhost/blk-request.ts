@@ -18,7 +18,6 @@ const SECTOR = 512;
 export const BlkType = { IN: 0, OUT: 1, FLUSH: 4, GET_ID: 8, DISCARD: 11, WRITE_ZEROES: 13 } as const;
 export const BlkStatus = { OK: 0, IOERR: 1, UNSUPP: 2 } as const;
 const ID_BYTES = 20;
-const WRITE_OK: BlkOutcome = Object.freeze({ status: BlkStatus.OK, written: 1 });
 const WRITE_ZEROES_FLAG_UNMAP = 1;
 
 /** Why a request failed, for the log; the guest only sees the status byte. */
@@ -79,72 +78,105 @@ function gather(list: readonly Uint8Array[], from: number, length: number): Uint
   return out;
 }
 
+/** Hears that a request finished, its status byte written: `written` is the used length. */
+export type BlkDone = (head: number, status: number, written: number, reason: string | undefined) => void;
+
 export class BlkRequest {
+  private buffers: Buffers | undefined;
+  /** The used length of a fast-path request once it succeeds. */
+  private written = 1;
+
   private constructor(
     readonly chain: Chain,
-    private readonly buffers: Buffers,
+    private readonly memory: GuestMemory,
     private readonly status: Uint8Array,
   ) {}
 
-  /** Maps the chain's buffers; throws RingError only when there is no usable status byte. */
+  /** Takes the chain's status byte; throws RingError only when there is no usable one. */
   static map(memory: GuestMemory, chain: Chain): BlkRequest {
     const last = chain.segments[chain.segments.length - 1];
     if (!last || !last.writable || last.length < 1) throw new RingError('request chain has no device-writable status byte', { head: chain.head });
-    const status = memory.guest(last.address + last.length - 1, 1);
+    const status = memory.view(last.address + last.length - 1, 1);
     if (!status) throw new RingError('request status byte outside guest memory', { head: chain.head, address: last.address });
-    return new BlkRequest(chain, mapChain(memory, chain), status[0]!);
+    return new BlkRequest(chain, memory, status);
   }
 
   /**
-   * Runs the request; resolves with its outcome once the status byte is written. Never rejects.
-   * Reads and writes of data, nearly every request, take a path without async frames or BigInt
-   * arithmetic: both allocate per request, and the gateway shares the host's CPU with the guest.
+   * Runs the request; `done` hears of it once the status byte is written, whatever happened.
+   * Reads and writes of data, nearly every request, take a path with one promise reaction and
+   * no async frame, BigInt, DataView or scatter list of its own: each of those was an allocation
+   * per request, and the gateway shares the host's CPU with the guest.
    */
-  execute(volume: BlockVolume, serial: string): Promise<BlkOutcome> {
-    let outcome: Promise<BlkOutcome>;
+  execute(volume: BlockVolume, serial: string, done: BlkDone): void {
+    let fast: Promise<unknown> | undefined;
     try {
-      outcome = this.fastPath(volume) ?? this.run(volume, serial);
+      fast = this.fastPath(volume);
     } catch (err) {
-      outcome = Promise.reject(err);
+      this.failed(done, err);
+      return;
     }
-    return outcome.then(
-      (done) => {
-        this.status[0] = done.status;
-        return done;
-      },
-      (err: unknown) => {
-        this.status[0] = BlkStatus.IOERR;
-        return { status: BlkStatus.IOERR, written: 1, reason: (err as Error).message };
-      },
+    if (fast !== undefined) {
+      fast.then(
+        () => this.finish(done, BlkStatus.OK, this.written, undefined),
+        (err: unknown) => this.failed(done, err),
+      );
+      return;
+    }
+    this.run(volume, serial).then(
+      (outcome) => this.finish(done, outcome.status, outcome.written, outcome.reason),
+      (err: unknown) => this.failed(done, err),
     );
   }
 
+  private finish(done: BlkDone, status: number, written: number, reason: string | undefined): void {
+    this.status[0] = status;
+    done(this.chain.head, status, written, reason);
+  }
+
+  private failed(done: BlkDone, err: unknown): void {
+    this.finish(done, BlkStatus.IOERR, 1, (err as Error).message);
+  }
+
   /**
-   * IN and OUT whose header sits in one view and whose range is plainly inside the volume; any
-   * other request (or anything odd about this one) returns undefined and takes run(), which
-   * checks everything and says why it fails.
+   * IN and OUT laid out as Linux lays them out (a 16-byte header descriptor, data descriptors,
+   * a status descriptor; an IN with its data in one descriptor), every descriptor inside one
+   * region of guest memory, the range plainly inside the volume. Any other request, or anything
+   * odd about this one, returns undefined and takes run(), which checks everything and says why
+   * it fails.
    */
-  private fastPath(volume: BlockVolume): Promise<BlkOutcome> | undefined {
-    const b = this.buffers;
-    const first = b.readable[0];
-    if (b.outside || first === undefined || first.length < 16) return undefined;
-    const header = new DataView(first.buffer, first.byteOffset, 16);
-    const type = header.getUint32(0, true);
-    if (type !== BlkType.IN && type !== BlkType.OUT) return undefined;
-    const sectorHigh = header.getUint32(12, true);
+  private fastPath(volume: BlockVolume): Promise<unknown> | undefined {
+    const segments = this.chain.segments;
+    const count = segments.length;
+    const head = segments[0]!;
+    if (count < 3 || head.writable || head.length !== 16 || segments[count - 1]!.length !== 1) return undefined;
+    const memory = this.memory;
+    const type = memory.u32(head.address);
+    const sectorLow = memory.u32(head.address + 8);
+    const sectorHigh = memory.u32(head.address + 12);
     // Past 2^21 the byte offset would not be an exact number; run() refuses such a range.
-    if (sectorHigh >= 2 ** 21) return undefined;
-    const offset = (sectorHigh * 2 ** 32 + header.getUint32(8, true)) * SECTOR;
+    if (type === undefined || sectorLow === undefined || sectorHigh === undefined || sectorHigh >= 2 ** 21) return undefined;
+    const offset = (sectorHigh * 2 ** 32 + sectorLow) * SECTOR;
     if (type === BlkType.IN) {
-      const dataIn = b.writableBytes - 1;
-      if (dataIn % SECTOR !== 0 || offset + dataIn > volume.size) return undefined;
-      const parts = slice(b.writable, 0, dataIn);
-      if (parts.length !== 1) return undefined;
-      return volume.read(offset, dataIn, parts[0]).then(() => ({ status: BlkStatus.OK, written: dataIn + 1 }));
+      const data = segments[1]!;
+      if (count !== 3 || !data.writable || data.length === 0 || data.length % SECTOR !== 0 || offset + data.length > volume.size) return undefined;
+      const into = memory.view(data.address, data.length);
+      if (into === undefined) return undefined;
+      this.written = data.length + 1;
+      return volume.read(offset, data.length, into);
     }
-    const dataOut = b.readableBytes - 16;
-    if (dataOut % SECTOR !== 0 || offset + dataOut > volume.size) return undefined;
-    return volume.write(offset, slice(b.readable, 16, b.readableBytes)).then(() => WRITE_OK);
+    if (type !== BlkType.OUT) return undefined;
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (let i = 1; i < count - 1; i++) {
+      const data = segments[i]!;
+      if (data.writable) return undefined;
+      const view = memory.view(data.address, data.length);
+      if (view === undefined) return undefined;
+      parts.push(view);
+      length += data.length;
+    }
+    if (length === 0 || length % SECTOR !== 0 || offset + length > volume.size) return undefined;
+    return volume.write(offset, parts);
   }
 
   private fail(status: number, reason: string): BlkOutcome {
@@ -152,7 +184,7 @@ export class BlkRequest {
   }
 
   private async run(volume: BlockVolume, serial: string): Promise<BlkOutcome> {
-    const b = this.buffers;
+    const b = (this.buffers = mapChain(this.memory, this.chain));
     if (b.outside) return this.fail(BlkStatus.IOERR, 'a data descriptor points outside guest memory');
     if (b.readableBytes < 16) return this.fail(BlkStatus.IOERR, 'request header shorter than 16 bytes');
     const header = new DataView(gather(b.readable, 0, 16).buffer);
@@ -208,7 +240,7 @@ export class BlkRequest {
     if (dataOut === 0 || dataOut % 16 !== 0) return this.fail(BlkStatus.IOERR, 'range list not a multiple of 16 bytes');
     const count = dataOut / 16;
     if (count > BLK_LIMITS.maxRangeSegments) return this.fail(BlkStatus.UNSUPP, `more than ${BLK_LIMITS.maxRangeSegments} range(s) in one request`);
-    const list = new DataView(gather(this.buffers.readable, 16, dataOut).buffer);
+    const list = new DataView(gather(this.buffers!.readable, 16, dataOut).buffer);
     const limit = type === BlkType.DISCARD ? BLK_LIMITS.maxDiscardSectors : BLK_LIMITS.maxWriteZeroesSectors;
     for (let i = 0; i < count; i++) {
       const sector = list.getBigUint64(16 * i, true);

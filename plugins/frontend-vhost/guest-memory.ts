@@ -69,6 +69,24 @@ export class GuestMemory {
     return out;
   }
 
+  /** One view on [address, address+length) when it lies inside a single region, else undefined. */
+  view(address: number, length: number): Uint8Array | undefined {
+    const region = this.regionAt(address);
+    if (region === undefined) return undefined;
+    const start = address - region.guestAddress;
+    return start + length <= region.size ? region.bytes.subarray(start, start + length) : undefined;
+  }
+
+  /** The little-endian u32 at a guest physical address, read in place; undefined unless inside one region. */
+  u32(address: number): number | undefined {
+    const region = this.regionAt(address);
+    if (region === undefined) return undefined;
+    const at = address - region.guestAddress;
+    if (at + 4 > region.size) return undefined;
+    const b = region.bytes;
+    return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+  }
+
   private regionAt(address: number): MappedRegion | undefined {
     for (const region of this.regions) if (address >= region.guestAddress && address < region.guestAddress + region.size) return region;
     return undefined;

@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SplitRing, RingError } from '../../plugins/frontend-vhost/split-ring.js';
-import { BlkRequest, BlkStatus, BlkType } from '../../plugins/frontend-vhost/blk-request.js';
+import { BlkRequest, BlkStatus, BlkType, type BlkOutcome } from '../../plugins/frontend-vhost/blk-request.js';
 import { InflightQueue, inflightQueueBytes } from '../../plugins/frontend-vhost/inflight.js';
 import { blkConfigSpace } from '../../plugins/frontend-vhost/blk-config.js';
 import { MemoryVolume } from '../support/memory-volume.js';
@@ -25,12 +25,22 @@ function pattern(length: number, seed: number): Uint8Array {
   return Uint8Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff);
 }
 
+/** Runs a request to its end: its outcome as the queue hears of it. */
+function execute(request: BlkRequest, volume: MemoryVolume): Promise<BlkOutcome> {
+  return new Promise((resolve) =>
+    request.execute(volume, 'rbd/t', (head, status, written, reason) => {
+      assert.is(head, request.chain.head);
+      resolve(reason === undefined ? { status, written } : { status, written, reason });
+    }),
+  );
+}
+
 async function run(s: ReturnType<typeof setup>, head: number) {
   s.guest.publish(head);
   const popped = s.ring.pop();
   assert.is(popped, head);
   const request = BlkRequest.map(s.memory, s.ring.chain(head));
-  return request.execute(s.volume, 'rbd/t');
+  return execute(request, s.volume);
 }
 
 test('IN reads the volume straight into the guest buffers of a direct chain', async () => {
@@ -59,6 +69,28 @@ test('OUT through an indirect table writes the guest views; header and data may 
   const outcome = await run(s, head);
   assert.is(outcome.status, BlkStatus.OK);
   assert.equal(await s.volume.read(1024, 4096), data);
+});
+
+test("Linux's layout (header, data descriptors, status; indirect) reads and writes in place, and a failing volume gets IOERR", async () => {
+  const s = setup();
+  const first = pattern(4096, 5);
+  const second = pattern(4096, 6);
+  const out = s.guest.indirect([s.guest.header(BlkType.OUT, 64), { address: s.guest.alloc(4096, first), length: 4096 }, { address: s.guest.alloc(4096, second), length: 4096 }, s.guest.status()]);
+  assert.equal(await run(s, out), { status: BlkStatus.OK, written: 1 });
+  assert.equal(await s.volume.read(64 * 512, 8192), Uint8Array.from([...first, ...second]));
+
+  const into = s.guest.alloc(8192);
+  const status = s.guest.status();
+  const read = s.guest.indirect([s.guest.header(BlkType.IN, 64), { address: into, length: 8192, write: true }, status]);
+  assert.equal(await run(s, read), { status: BlkStatus.OK, written: 8193 });
+  assert.equal(s.guest.bytes.subarray(into, into + 8192), Uint8Array.from([...first, ...second]));
+  assert.is(s.guest.bytes[status.address], BlkStatus.OK);
+
+  const failing = Object.assign(Object.create(s.volume) as MemoryVolume, { write: () => Promise.reject(new Error('the cluster said no')) });
+  const refused = s.guest.indirect([s.guest.header(BlkType.OUT, 0), { address: s.guest.alloc(4096, first), length: 4096 }, s.guest.status()]);
+  s.guest.publish(refused);
+  assert.is(s.ring.pop(), refused);
+  assert.equal(await execute(BlkRequest.map(s.memory, s.ring.chain(refused)), failing), { status: BlkStatus.IOERR, written: 1, reason: 'the cluster said no' });
 });
 
 test('FLUSH, GET_ID, DISCARD and WRITE_ZEROES', async () => {
@@ -106,7 +138,7 @@ test('a request the guest got wrong gets an error status and changes nothing els
     const before = s.guest.bytes.slice();
     const writes = s.volume.stats.writes;
     assert.is(s.ring.pop(), head);
-    const outcome = await BlkRequest.map(s.memory, s.ring.chain(head)).execute(s.volume, 'rbd/t');
+    const outcome = await execute(BlkRequest.map(s.memory, s.ring.chain(head)), s.volume);
     assert.is(outcome.status, expected, name);
     const last = s.ring.chain(head).segments.at(-1)!;
     const changed = s.guest.bytes.findIndex((byte, i) => byte !== before[i]);
