@@ -6,7 +6,8 @@
  *
  * and each I/O costs an array increment and an addition; the labelled metrics are filled from
  * those numbers when /metrics is scraped. Requests are counted as issued (an I/O that fails is
- * still counted; the frontend's own error path reports it to the host).
+ * still counted there); those the image failed are counted again as errors, by op, as the host
+ * saw them fail (the frontend reports each to its host in its own protocol).
  */
 import { Counter } from 'prom-client';
 import type { BlockVolume, BlockVolumeProvider, BlockWriteOptions } from '../contracts/block.js';
@@ -17,6 +18,7 @@ const [READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES] = [0, 1, 2, 3, 4];
 
 class ExportCounts {
   readonly requests = new Float64Array(OPS.length);
+  readonly errors = new Float64Array(OPS.length);
   readBytes = 0;
   writtenBytes = 0;
 }
@@ -38,6 +40,16 @@ class FrontendMeters {
       collect() {
         this.reset();
         each((frontend, name, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: name, op }, counts.requests[i])));
+      },
+    });
+    new Counter({
+      name: 'fastblock_frontend_errors_total',
+      help: 'I/O requests of a frontend that the image failed (the host saw an I/O error), by op',
+      labelNames: ['frontend', 'export', 'op'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        each((frontend, name, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: name, op }, counts.errors[i])));
       },
     });
     new Counter({
@@ -87,10 +99,18 @@ export function meteredVolumes(provider: BlockVolumeProvider, registry: MetricsR
 }
 
 class MeteredVolume implements BlockVolume {
+  // One handler per op, made once: a failed I/O is counted without a closure per request.
+  private readonly failed: ((err: unknown) => never)[];
+
   constructor(
     private readonly volume: BlockVolume,
     private readonly counts: ExportCounts,
-  ) {}
+  ) {
+    this.failed = OPS.map((_, op) => (err: unknown): never => {
+      counts.errors[op]++;
+      throw err;
+    });
+  }
 
   get name(): string {
     return this.volume.name;
@@ -108,28 +128,28 @@ class MeteredVolume implements BlockVolume {
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
     this.counts.requests[READ]++;
     this.counts.readBytes += length;
-    return this.volume.read(offset, length, into);
+    return this.volume.read(offset, length, into).catch(this.failed[READ]);
   }
 
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
     this.counts.requests[WRITE]++;
     for (let i = 0; i < data.length; i++) this.counts.writtenBytes += data[i].length;
-    return this.volume.write(offset, data, options);
+    return this.volume.write(offset, data, options).catch(this.failed[WRITE]);
   }
 
   flush(): Promise<void> {
     this.counts.requests[FLUSH]++;
-    return this.volume.flush();
+    return this.volume.flush().catch(this.failed[FLUSH]);
   }
 
   discard(offset: number, length: number): Promise<void> {
     this.counts.requests[DISCARD]++;
-    return this.volume.discard(offset, length);
+    return this.volume.discard(offset, length).catch(this.failed[DISCARD]);
   }
 
   writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void> {
     this.counts.requests[WRITE_ZEROES]++;
-    return this.volume.writeZeroes(offset, length, options);
+    return this.volume.writeZeroes(offset, length, options).catch(this.failed[WRITE_ZEROES]);
   }
 
   close(): Promise<void> {
