@@ -27,6 +27,9 @@ export function checkUsage(usage: StoreUsage): StoreUsage | undefined {
   return usage;
 }
 
+/** monitor.fullRatio's default: past it, an up OSD's PGs take no writes (and osd.fullRatio's). */
+export const DEFAULT_FULL_RATIO = 0.95;
+
 export function usedRatio(usage: StoreUsage): number {
   return usage.capacityBytes > 0 ? usage.usedBytes / usage.capacityBytes : 0;
 }

@@ -17,7 +17,7 @@ import { runAdmin } from '../../kernel/rpc/control.js';
 import { call, notify } from '../../kernel/rpc/rpc-client.js';
 import type { OsdUsage } from './capacity.js';
 import { applyDelta } from './map-delta.js';
-import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatRequestMessage, type MapUpdate, type PgViewMessage } from './protocol.js';
+import { MonitorMessages, MonitorMethods, MonitorPayloads, type BootReplyMessage, type BootRequestMessage, type HeartbeatReplyMessage, type HeartbeatRequestMessage, type MapUpdate, type PgViewMessage } from './protocol.js';
 
 export interface MonitorClientOptions {
   readonly transport: Transport;
@@ -111,7 +111,7 @@ export class MonitorClient {
     return await this.onLeader(async (c) => (await call(c, MonitorMethods.Boot, request, undefined, this.timeout)).response);
   }
 
-  async heartbeat(request: HeartbeatRequestMessage): Promise<{ epoch: number }> {
+  async heartbeat(request: HeartbeatRequestMessage): Promise<HeartbeatReplyMessage> {
     const { pgs, ...header } = request;
     const payload = [MonitorPayloads.PgStates.encode({ pgs })];
     return await this.onLeader(async (c) => (await call(c, MonitorMethods.Heartbeat, header, payload, this.timeout)).response);

@@ -20,6 +20,7 @@ export interface MonitorConfig {
   readonly policyTimeoutMs: number;
   readonly policyMemoryMb: number;
   readonly nearFullRatio: number;
+  readonly fullRatio: number;
 }
 
 export const monitorConfigSchema: Schema<MonitorConfig> = {
@@ -36,11 +37,15 @@ export const monitorConfigSchema: Schema<MonitorConfig> = {
   policyTimeoutMs: { doc: 'Time limit of one policy call (ms)', format: 'nat', default: 10_000 },
   policyMemoryMb: { doc: 'Memory cap of a policy (MiB)', format: 'nat', default: 256 },
   nearFullRatio: { doc: 'An OSD store fuller than this fraction (0..1) makes the cluster HEALTH_WARN', format: Number, default: 0.85 },
+  fullRatio: { doc: 'An up OSD store fuller than this fraction (0..1) makes leaders refuse writes to the PGs it holds a replica of', format: Number, default: 0.95 },
 };
 
 /** What convict's formats cannot say. */
 export function checkMonitorConfig(config: MonitorConfig): void {
   if (!(config.nearFullRatio > 0 && config.nearFullRatio <= 1)) {
     throw new FastblockError(ErrorCode.CONFIG_INVALID, `invalid config: monitor.nearFullRatio = ${config.nearFullRatio}: must be in (0, 1], e.g. 0.85`, { nearFullRatio: config.nearFullRatio });
+  }
+  if (!(config.fullRatio >= config.nearFullRatio && config.fullRatio <= 1)) {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `invalid config: monitor.fullRatio = ${config.fullRatio}: must be in [monitor.nearFullRatio (${config.nearFullRatio}), 1], e.g. 0.95`, { fullRatio: config.fullRatio, nearFullRatio: config.nearFullRatio });
   }
 }

@@ -16,7 +16,8 @@ import type { SandboxLimits } from '../../plugins/placement/sandbox.js';
 import { MapRepository } from './map-repository.js';
 import { EMPTY_STATE, isNoop, toClusterMap, publicOsd, type MapChange, type MonitorState, type OsdRecord } from './map-state.js';
 import { expire, revive, type LifecycleTimes } from './osd-lifecycle.js';
-import { CapacityTable, type StoreUsage } from './capacity.js';
+import { CapacityTable, DEFAULT_FULL_RATIO, usedRatio, type StoreUsage } from './capacity.js';
+import type { HeartbeatReplyMessage } from './protocol.js';
 import { PgStatusTable, type PgReport } from './pg-status.js';
 import { remap } from './remap.js';
 
@@ -36,6 +37,8 @@ export interface MonitorOptions {
   readonly transferLeader?: (leader: OsdInfo, transfer: LeaderTransfer) => Promise<void>;
   /** An OSD whose store is fuller than this (0..1) puts the cluster in HEALTH_WARN (default 0.85). */
   readonly nearFullRatio?: number;
+  /** An up OSD past this fraction makes leaders refuse writes to its PGs (default 0.95). */
+  readonly fullRatio?: number;
   readonly now?: () => number;
 }
 
@@ -351,7 +354,7 @@ export class Monitor {
     return { osdId, epoch: this.snapshot.epoch };
   }
 
-  async heartbeat(osdId: number, reports: readonly PgReport[], usage?: StoreUsage): Promise<{ epoch: number }> {
+  async heartbeat(osdId: number, reports: readonly PgReport[], usage?: StoreUsage): Promise<HeartbeatReplyMessage> {
     if (!this.isLeader) throw await this.notLeader();
     const osd = this.snapshot.osds.get(osdId);
     if (!osd) throw new FastblockError(ErrorCode.NOT_FOUND, `osd.${osdId} is not registered; boot first`, { osdId });
@@ -366,7 +369,22 @@ export class Monitor {
         return revived ? { change: { osds: [revived] }, remap: 'all' } : undefined;
       });
     }
-    return { epoch: this.snapshot.epoch };
+    return { epoch: this.snapshot.epoch, fullOsds: this.fullOsds() };
+  }
+
+  /**
+   * Up OSDs whose latest report is past fullRatio. Told to every OSD in its heartbeat reply, so a
+   * leader stops taking writes for a PG before one of its followers runs out of room for the log
+   * (that follower would stop: a fail-stop that moves its PGs onto OSDs that may be as full). A
+   * down OSD is left out: it takes no appends, and its PGs must stay writable while it is away.
+   */
+  fullOsds(): number[] {
+    const ratio = this.options.fullRatio ?? DEFAULT_FULL_RATIO;
+    const up = { has: (osd: number) => this.snapshot.osds.get(osd)?.up === true };
+    return this.capacity
+      .list(up)
+      .filter((u) => usedRatio(u) > ratio)
+      .map((u) => u.osd);
   }
 
   /** Leader: marks silent OSDs down, then out. Exposed for tests that drive time themselves. */

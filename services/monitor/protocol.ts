@@ -29,6 +29,13 @@ export interface BootReplyMessage {
   epoch: number;
 }
 
+/** What the leader monitor answers a heartbeat with. */
+export interface HeartbeatReplyMessage {
+  readonly epoch: number;
+  /** Up OSDs past monitor.fullRatio (absent from a monitor that predates it: none). */
+  readonly fullOsds?: readonly number[];
+}
+
 /** What MonitorClient.heartbeat takes; on the wire the reports are the payload (PgStates). */
 export interface HeartbeatRequestMessage {
   osdId: number;
@@ -58,7 +65,7 @@ const M = 'fastblock.monitor.Monitor';
 
 export const MonitorMethods = {
   Boot: rpcMethod<BootRequestMessage, BootReplyMessage>(root, M, 'Boot', ServiceRange.monitor + 0x01),
-  Heartbeat: rpcMethod<{ osdId: number; epoch: number; capacityBytes?: number; usedBytes?: number }, { epoch: number }>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
+  Heartbeat: rpcMethod<{ osdId: number; epoch: number; capacityBytes?: number; usedBytes?: number }, HeartbeatReplyMessage>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
   Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
   GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),

@@ -30,8 +30,12 @@ export interface PgDirectory {
   pg(pool: number, index: number): ServedPg | undefined;
   /** True when the PG's mapping in our map does not list this OSD. */
   notMine(pool: number, index: number): boolean;
-  /** Why writes are refused now (the store is past the full ratio), or undefined when they are not. */
-  readonly full: string | undefined;
+  /**
+   * Why writes to the PG are refused now, or undefined when they are not: this store is past
+   * osd.fullRatio, or the monitor reported an OSD holding one of the PG's replicas past
+   * monitor.fullRatio.
+   */
+  writesRefused(pool: number, index: number): string | undefined;
 }
 
 export function pgId(pool: number, index: number): PgId {
@@ -86,13 +90,15 @@ export class DataService {
           const bytes = await this.objects.read(pg.id, request.object, request.offset, request.length);
           return { header: encodeDataReply({ status: DataStatus.OK, epoch: this.directory.epoch, message: '' }), payload: [bytes] };
         }
-        case DataOp.WRITE:
+        case DataOp.WRITE: {
           // A full store keeps its last room for the raft logs: a log append that finds no space
-          // would stop the PG, where a refused write only fails its client's request.
-          if (this.directory.full !== undefined) return this.reply(DataStatus.NO_SPACE, this.directory.full);
+          // would stop the replica, where a refused write only fails its client's request.
+          const refused = this.directory.writesRefused(request.pool, request.pg);
+          if (refused !== undefined) return this.reply(DataStatus.NO_SPACE, refused);
           // The one copy of the payload: from the receive buffer into the raft entry.
           await pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
           break;
+        }
         default:
           await pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
       }

@@ -73,6 +73,8 @@ export class OsdService {
   address: NetAddress | undefined;
   private monitors: MonitorClient | undefined;
   private workers: ShardWorker[] = [];
+  /** The OSDs the monitor last reported past monitor.fullRatio, sorted (the shards have them). */
+  private fullOsds: number[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private nextReport = 1;
   private readonly reportWaiters = new Map<number, (survey: ShardSurvey) => void>();
@@ -221,7 +223,12 @@ export class OsdService {
       const shards = await this.survey();
       // A shard that did not answer would make the OSD look emptier than it is: usage waits for all.
       const usage = shards.length === this.workers.length ? osdStoreUsage(shards.map((s) => s.figures)) : { capacityBytes: 0, usedBytes: 0 };
-      await this.monitors.heartbeat({ osdId: this.osdId, epoch: this.monitors.map?.epoch ?? 0, pgs: shards.flatMap((s) => s.reports), ...usage });
+      const reply = await this.monitors.heartbeat({ osdId: this.osdId, epoch: this.monitors.map?.epoch ?? 0, pgs: shards.flatMap((s) => s.reports), ...usage });
+      const fullOsds = [...(reply.fullOsds ?? [])].sort((a, b) => a - b);
+      if (fullOsds.join(',') !== this.fullOsds.join(',')) {
+        this.fullOsds = fullOsds;
+        this.broadcast({ type: 'fullOsds', osds: fullOsds });
+      }
     } catch (err) {
       this.options.logger.warn({ err }, 'heartbeat to the monitor failed');
     }

@@ -69,6 +69,9 @@ async function main(): Promise<void> {
           logger.warn({ err, pg: `${message.pool}.${message.index.toString(16)}`, to: message.toOsd }, 'leader transfer failed');
         }
         break;
+      case 'fullOsds':
+        shard.setFullOsds(message.osds);
+        break;
       case 'report':
         post({ type: 'reports', id: message.id, reports: shard.reports(), figures: shardFigures(shard, store) });
         break;

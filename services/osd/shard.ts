@@ -105,6 +105,7 @@ export class Shard implements PgDirectory {
   private readContext = 0;
   /** Why writes are refused now (the store past osd.fullRatio), checked every raft tick. */
   full: string | undefined;
+  private fullOsds: ReadonlySet<number> = new Set();
   private readonly reads = new Map<number, { resolve: (index: number) => void; reject: (err: unknown) => void; timer: NodeJS.Timeout }>();
   private stopped = false;
 
@@ -199,6 +200,26 @@ export class Shard implements PgDirectory {
 
   notMine(pool: number, index: number): boolean {
     return !this.mine.has(pgId(pool, index));
+  }
+
+  writesRefused(pool: number, index: number): string | undefined {
+    if (this.full !== undefined) return this.full;
+    if (this.fullOsds.size === 0) return undefined;
+    const id = pgId(pool, index);
+    for (const replica of this.mine.get(id)?.replicas ?? []) {
+      if (this.fullOsds.has(replica.osd)) return `PG ${id}: osd.${replica.osd} holds a replica and is past monitor.fullRatio; writes are refused until space is freed`;
+    }
+    return undefined;
+  }
+
+  /** The up OSDs the monitor reports past monitor.fullRatio (from the OSD's heartbeat replies). */
+  setFullOsds(osds: readonly number[]): void {
+    const next = new Set(osds);
+    const added = osds.filter((osd) => !this.fullOsds.has(osd));
+    const cleared = [...this.fullOsds].filter((osd) => !next.has(osd));
+    this.fullOsds = next;
+    if (added.length > 0) this.logger.error({ osds: added }, 'OSDs past monitor.fullRatio: writes to the PGs they hold are refused');
+    if (cleared.length > 0) this.logger.warn({ osds: cleared }, 'OSDs below monitor.fullRatio again: their PGs take writes');
   }
 
   /** Refuses writes while the store is past the full ratio, and says so once each way in the log. */

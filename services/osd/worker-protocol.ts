@@ -26,6 +26,7 @@ export type ToWorker =
   | { readonly type: 'map'; readonly map: ClusterMap }
   | { readonly type: 'transfer'; readonly pool: number; readonly index: number; readonly toOsd: number }
   | { readonly type: 'report'; readonly id: number }
+  | { readonly type: 'fullOsds'; readonly osds: readonly number[] }
   | { readonly type: 'stop' };
 
 export type ToMain =

@@ -73,4 +73,60 @@ test('past the full ratio writes fail with NO_SPACE, reads and discards go on, a
   );
 });
 
+test('an OSD past monitor.fullRatio makes the leaders of its PGs refuse writes, whatever their own stores hold', async () => {
+  if (!storePlugin()) return console.log('SKIP full: no store plugin in the tree');
+  await withTestCluster(
+    {
+      name: 'full-replica',
+      osds: 3,
+      pool: { name: 'rbd', size: 3, pgNum: 8 },
+      image: { name: 'disk', sizeBytes: 256 * MiB },
+      storeSizeMb: 256,
+      gateway: false,
+      logLevel: 'warn',
+      // The OSDs' own check would trip only at 0.99: what refuses writes here is the monitor's.
+      osdSettings: { 'osd.fullRatio': 0.99, 'osd.heartbeatMs': 500 },
+      monitorSettings: { 'monitor.nearFullRatio': 0.2, 'monitor.fullRatio': 0.3 },
+    },
+    async (cluster) => {
+      const client = await connect({ monitors: [cluster.monitorAddress], retry: { opTimeoutMs: 20_000 } });
+      try {
+        const image = await client.openImage('rbd/disk');
+        const chunk = new Uint8Array(MiB).fill(9);
+        let written = 0;
+        let refusal: unknown;
+        while (written < 256 * MiB) {
+          try {
+            await image.write(written, [chunk]);
+            written += MiB;
+          } catch (err) {
+            refusal = err;
+            break;
+          }
+        }
+        assert.ok(refusal, `no write was refused after ${written / MiB} MiB`);
+        assert.ok(isFastblockError(refusal, ErrorCode.NO_SPACE), `refused with ${String(refusal)}`);
+        assert.match(String((refusal as Error).message), /osd\.\d+ holds a replica and is past monitor\.fullRatio/);
+        console.log(`refused after ${written / MiB} MiB: ${(refusal as Error).message}`);
+        assert.ok((await image.read(0, MiB)).every((b) => b === 9), 'reads go on');
+        await image.discard(0, written);
+        let retaken = false;
+        for (let i = 0; i < 60 && !retaken; i++) {
+          await sleep(500);
+          try {
+            await image.write(0, [chunk]);
+            retaken = true;
+          } catch (err) {
+            if (!isFastblockError(err, ErrorCode.NO_SPACE)) throw err;
+          }
+        }
+        assert.ok(retaken, 'writes are taken again once the OSDs report the space freed');
+        await image.close();
+      } finally {
+        await client.close();
+      }
+    },
+  );
+});
+
 test.run();

@@ -1,5 +1,6 @@
 // Store usage from heartbeats against an in-process monitor: the cluster totals, the near-full
-// warning (fullest first, at the configured ratio), a removed OSD left out, a heartbeat without
+// warning (fullest first, at the configured ratio), the full OSDs heartbeat replies name (up ones
+// only), a removed OSD left out, a heartbeat without
 // figures keeping the last ones, impossible figures refused; and the monitor's Prometheus gauges
 // reading the same summary.
 import { test } from 'uvu';
@@ -34,6 +35,8 @@ test('usage adds up over the OSDs that reported; past 0.85 an OSD is named, full
   assert.equal(s.usage.nearFull.map((u) => u.osd), [2, 1]);
   assert.is(s.health, 'HEALTH_WARN');
   assert.equal(s.problems, ['osd.2 is 96% full', 'osd.1 is 91% full']);
+  // Past monitor.fullRatio (0.95): every heartbeat reply names it, so leaders refuse writes to its PGs.
+  assert.equal((await h.monitor.heartbeat(0, [])).fullOsds, [2]);
 });
 
 test('a heartbeat without figures keeps the last ones; a removed OSD drops out', async () => {
@@ -43,6 +46,7 @@ test('a heartbeat without figures keeps the last ones; a removed OSD drops out',
   h.clock.now += 20_000; // past downAfterMs: osd.2 goes down, so it may be removed
   for (const id of [0, 1, 3]) await h.monitor.heartbeat(id, []);
   await h.monitor.tick();
+  assert.equal((await h.monitor.heartbeat(0, [])).fullOsds, [], 'a down OSD takes no appends: its PGs stay writable');
   await h.admin.run('osd rm', { id: 2 });
   const s = clusterStatus(h.monitor);
   assert.is(s.usage.osdsReporting, 2);
