@@ -140,13 +140,10 @@ export class Image implements BlockVolume {
   private readHeld(offset: number, length: number, out: Uint8Array, at: number): Promise<Uint8Array> {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
-    return this.io.run({ op: DataOp.READ, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length }).then(
-      (bytes) => {
+    const into = at === 0 && out.length === length ? out : out.subarray(at, at + length);
+    return this.io.run({ op: DataOp.READ, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length, into }).then(
+      () => {
         this.limit.release();
-        if (bytes.length !== length) {
-          throw new FastblockError(ErrorCode.PROTOCOL, `read of ${length} bytes returned ${bytes.length}`, { image: this.name, offset });
-        }
-        out.set(bytes, at);
         return out;
       },
       (err: unknown) => {

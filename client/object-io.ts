@@ -17,8 +17,8 @@
  * Success is reported only on an OK reply; when the time bound runs out the caller gets TIMEOUT.
  */
 import type { InboundMessage, Payload, RemoteEndpoint, RequestOptions, Transport, TransportConnection } from '../kernel/contracts/transport.js';
-import { ErrorCode, FastblockError, isFastblockError } from '../kernel/errors.js';
-import { DATA_METHOD_IO, DataStatus, dataReplyIsOk, decodeDataReply, encodeRequestHeader, type DataOp } from './data-protocol.js';
+import { ErrorCode, FastblockError, assert, isFastblockError } from '../kernel/errors.js';
+import { DATA_METHOD_IO, DataOp, DataStatus, dataReplyIsOk, decodeDataReply, encodeRequestHeader, type DataReply } from './data-protocol.js';
 import type { ClusterMapSource } from './map-source.js';
 import type { ObjectRef } from './object-ref.js';
 import type { PgRoute, PgRouter } from './pg-router.js';
@@ -42,13 +42,52 @@ export interface ObjectRequest {
   readonly offset: number;
   readonly length: number;
   readonly payload?: Payload;
+  /** READ: where the bytes go, exactly `length` long. */
+  readonly into?: Uint8Array;
 }
 
-/** An attempt on the wire: where it went and its reply to come. */
+/**
+ * What an attempt's reply said, read while its bytes were still lent to us: on success the bytes
+ * of a READ, already in the request's `into` (for other ops, an empty array); otherwise the
+ * decoded reply. The transport reuses the reply's receive buffer once this is read (a READ's
+ * reply kept as a view pinned its 256 KiB slab, so reads allocated a fresh slab every ~50).
+ */
+type Outcome = Uint8Array | DataReply;
+
+const NOTHING = new Uint8Array(0);
+
+/** A reply that is not OK, decoded; undefined for OK (dataReplyIsOk answers most without decoding). */
+function failure(reply: InboundMessage): DataReply | undefined {
+  if (dataReplyIsOk(reply.header)) return undefined;
+  const decoded = decodeDataReply(reply.header);
+  return decoded.status === DataStatus.OK ? undefined : decoded;
+}
+
+/** The reply to a write, discard or write-zeroes. */
+function changeOutcome(reply: InboundMessage): Outcome {
+  return failure(reply) ?? NOTHING;
+}
+
+/** The reply to a read: its bytes are copied into the request's `into` before the buffer goes back. */
+function readOutcome(reply: InboundMessage, request: ObjectRequest): Outcome {
+  const failed = failure(reply);
+  if (failed !== undefined) return failed;
+  const into = request.into!;
+  if (reply.payload.length !== request.length) {
+    throw new FastblockError(ErrorCode.PROTOCOL, `read of ${request.length} bytes returned ${reply.payload.length}`, {
+      object: request.object.name,
+      offset: request.offset,
+    });
+  }
+  into.set(reply.payload);
+  return into;
+}
+
+/** An attempt on the wire: where it went and its outcome to come. */
 interface Attempt {
   readonly pg: number;
   readonly route: PgRoute;
-  readonly reply: Promise<InboundMessage>;
+  readonly reply: Promise<Outcome>;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -83,6 +122,7 @@ export class ObjectIo {
     let deadline: number;
     let first: Attempt | undefined;
     try {
+      assert(request.op !== DataOp.READ || request.into?.length === request.length, 'a READ names where its bytes go, exactly its length');
       // The map subscription may have moved on since the last I/O: route with the newest map.
       this.router.setMap(this.maps.current());
       deadline = Date.now() + this.policy.opTimeoutMs;
@@ -93,7 +133,7 @@ export class ObjectIo {
     if (first === undefined) return this.retrying(request, deadline, undefined);
     const attempt = first;
     return attempt.reply.then(
-      (frame) => (dataReplyIsOk(frame.header) ? frame.payload : this.retrying(request, deadline, { ...attempt, reply: Promise.resolve(frame) })),
+      (outcome) => (outcome instanceof Uint8Array ? outcome : this.retrying(request, deadline, { ...attempt, reply: Promise.resolve(outcome) })),
       () => this.retrying(request, deadline, attempt),
     );
   }
@@ -113,9 +153,12 @@ export class ObjectIo {
     return { pg, route, reply: this.send(connection, request, pg, route, deadline) };
   }
 
-  private send(connection: TransportConnection, request: ObjectRequest, pg: number, route: PgRoute, deadline: number): Promise<InboundMessage> {
+  private send(connection: TransportConnection, request: ObjectRequest, pg: number, route: PgRoute, deadline: number): Promise<Outcome> {
     const header = encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch);
-    return connection.request(DATA_METHOD_IO, header, request.payload, this.attemptOptions(connection, deadline));
+    const options = this.attemptOptions(connection, deadline);
+    const take = request.op === DataOp.READ ? (reply: InboundMessage) => readOutcome(reply, request) : changeOutcome;
+    if (connection.requestBorrowed !== undefined) return connection.requestBorrowed(DATA_METHOD_IO, header, request.payload, take, options);
+    return connection.request(DATA_METHOD_IO, header, request.payload, options).then(take);
   }
 
   /** The retry loop; `first` is an attempt already sent, whose outcome counts as the loop's first. */
@@ -130,7 +173,7 @@ export class ObjectIo {
     for (let attempt = 1; Date.now() < deadline || first !== undefined; attempt++) {
       let pg: number;
       let route: PgRoute;
-      let sent: Promise<InboundMessage>;
+      let sent: Promise<Outcome>;
       if (first !== undefined) {
         ({ pg, route, reply: sent } = first);
         first = undefined;
@@ -156,9 +199,9 @@ export class ObjectIo {
         }
         sent = this.send(connection, request, pg, route, deadline);
       }
-      let replyFrame;
+      let reply: Outcome;
       try {
-        replyFrame = await sent;
+        reply = await sent;
       } catch (err) {
         if (isFastblockError(err, ErrorCode.BUSY)) {
           // The connection's send buffer is full: nothing was sent; wait and send again.
@@ -176,10 +219,8 @@ export class ObjectIo {
         await pause();
         continue;
       }
-      const reply = decodeDataReply(replyFrame.header);
+      if (reply instanceof Uint8Array) return reply;
       switch (reply.status) {
-        case DataStatus.OK:
-          return replyFrame.payload;
         case DataStatus.NOT_LEADER:
           this.stats.notLeader++;
           lastError = `NOT_LEADER from osd.${route.osd} (hint ${reply.leaderHint ?? 'none'})`;

@@ -1,7 +1,8 @@
 /**
  * A Transport inside one process, for unit tests of the client library: listeners are found by
  * "host:port", requests are calls into the handler, and a listener can be made unreachable or
- * black-holed (requests time out) to exercise the client's retries.
+ * black-holed (requests time out) to exercise the client's retries. Replies to requestBorrowed()
+ * are scribbled over once read, as reused receive buffers would be.
  */
 import type {
   ConnectionState,
@@ -77,7 +78,7 @@ class InMemoryTransport implements Transport {
       send: () => undefined,
       close: () => undefined,
     };
-    return {
+    const connection: TransportConnection = {
       remote,
       state: 'connected' as ConnectionState,
       async request(method: number, header: Uint8Array, payload?: Payload, options?: RequestOptions): Promise<InboundMessage> {
@@ -92,11 +93,23 @@ class InMemoryTransport implements Transport {
         const reply = await handler.onRequest(inbound, { method, header, payload: join(payload) });
         return { method, header: reply.header, payload: join(reply.payload) };
       },
+      // As the TCP transport lends its receive buffers: once `use` returns, the reply's bytes are
+      // scribbled over, so a caller that kept a view of them reads garbage.
+      async requestBorrowed<T>(method: number, header: Uint8Array, payload: Payload | undefined, use: (reply: InboundMessage) => T, options?: RequestOptions): Promise<T> {
+        const reply = await connection.request(method, header, payload, options);
+        try {
+          return use(reply);
+        } finally {
+          reply.header.fill(0xee);
+          reply.payload.fill(0xee);
+        }
+      },
       send: () => undefined,
       drained: async () => undefined,
       onStateChange: () => () => undefined,
       close: async () => undefined,
     };
+    return connection;
   }
 
   async close(): Promise<void> {
