@@ -57,6 +57,15 @@ export interface ObjectChunk {
   readonly size: number;
 }
 
+export interface ObjectWriteOptions {
+  /**
+   * The bytes are likely to be read soon from this replica (the PG's leader, which serves reads,
+   * applying a client's write): a store with a read cache keeps them there. Followers leave it
+   * unset, so their caches do not pay a copy per write for blocks they are not asked for.
+   */
+  readonly keepCached?: boolean;
+}
+
 /** Objects of a shard, grouped by PG. Object names are opaque strings ("<imageId>.<index>"). */
 export interface ObjectStore {
   read(pg: PgId, object: string, offset: number, length: number): Promise<Uint8Array>;
@@ -65,7 +74,7 @@ export interface ObjectStore {
    * and write-zeroes of overlapping ranges of one object that are issued without waiting for
    * each other land in the order they were issued.
    */
-  write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void>;
+  write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[], options?: ObjectWriteOptions): Promise<void>;
   /**
    * True when a write of exactly this range, issued now (before anything else is issued), needs
    * nothing the store could run out of or refuse: the object exists, the range lies within its

@@ -6,7 +6,8 @@
  * semantics: an image's unwritten areas are objects that do not exist yet).
  */
 import { FastblockError, ErrorCode } from '../../kernel/errors.js';
-import type { ObjectChunk, ObjectStat, ObjectStore, PgId } from '../../kernel/contracts/store.js';
+import type { ObjectChunk, ObjectStat, ObjectStore, ObjectWriteOptions, PgId } from '../../kernel/contracts/store.js';
+import type { WriteCaching } from './bdev/bdev.js';
 import { PAGE, allocAligned, bufferPool } from './bdev/aligned-memory.js';
 import type { Blob } from './blobstore/blob.js';
 import type { Blobstore } from './blobstore/blobstore.js';
@@ -92,7 +93,8 @@ export class BlobObjectStore implements ObjectStore {
     return entry.locks.isFree(offset / PAGE, (offset + length) / PAGE) && entry.blob.holdsSpace(offset, length);
   }
 
-  write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[]): Promise<void> {
+  write(pg: PgId, object: string, offset: number, data: readonly Uint8Array[], options?: ObjectWriteOptions): Promise<void> {
+    const caching: WriteCaching = options?.keepCached ? 'store' : 'update';
     let length = 0;
     let entry: ObjectEntry;
     try {
@@ -107,7 +109,7 @@ export class BlobObjectStore implements ObjectStore {
       // The common case, whole pages that no earlier write holds: straight to the blob.
       const release = entry.locks.tryAcquire(offset / PAGE, (offset + length) / PAGE);
       if (release !== undefined) {
-        return entry.blob.write(offset, data, true).then(
+        return entry.blob.write(offset, data, caching).then(
           () => {
             this.grow(entry, offset + length);
             release();
@@ -119,16 +121,16 @@ export class BlobObjectStore implements ObjectStore {
         );
       }
     }
-    return this.writeLocked(entry, offset, length, data);
+    return this.writeLocked(entry, offset, length, data, caching);
   }
 
-  private async writeLocked(entry: ObjectEntry, offset: number, length: number, data: readonly Uint8Array[]): Promise<void> {
+  private async writeLocked(entry: ObjectEntry, offset: number, length: number, data: readonly Uint8Array[], caching: WriteCaching): Promise<void> {
     const release = await entry.locks.acquire(Math.floor(offset / PAGE), Math.ceil((offset + length) / PAGE));
     try {
       if (offset % PAGE === 0 && length % PAGE === 0) {
-        await entry.blob.write(offset, data, true);
+        await entry.blob.write(offset, data, caching);
       } else {
-        await this.readModifyWrite(entry, offset, length, (window, at) => {
+        await this.readModifyWrite(entry, offset, length, caching, (window, at) => {
           for (const d of data) {
             window.set(d, at);
             at += d.length;
@@ -257,7 +259,7 @@ export class BlobObjectStore implements ObjectStore {
   }
 
   /** Reads the edge pages of [offset, offset + length), lets `fill` patch the window, writes it back. */
-  private async readModifyWrite(entry: ObjectEntry, offset: number, length: number, fill: (window: Buffer, at: number) => void): Promise<void> {
+  private async readModifyWrite(entry: ObjectEntry, offset: number, length: number, caching: WriteCaching, fill: (window: Buffer, at: number) => void): Promise<void> {
     const start = floorPage(offset);
     const end = ceilPage(offset + length);
     const window = bufferPool.acquire(end - start);
@@ -267,7 +269,7 @@ export class BlobObjectStore implements ObjectStore {
       if (offset + length !== end && (end - PAGE !== start || offset === start)) reads.push(entry.blob.read(end - PAGE, window.subarray(end - start - PAGE, end - start), true));
       await Promise.all(reads);
       fill(window, offset - start);
-      await entry.blob.write(start, window.subarray(0, end - start), true);
+      await entry.blob.write(start, window.subarray(0, end - start), caching);
     } finally {
       bufferPool.release(window);
     }
@@ -285,7 +287,7 @@ export class BlobObjectStore implements ObjectStore {
       if (innerEnd > innerStart) work.push(entry.blob.unmap(innerStart, innerEnd - innerStart));
       const edges: [number, number][] = innerEnd > innerStart ? [[offset, innerStart], [innerEnd, offset + length]] : [[offset, offset + length]];
       for (const [from, to] of edges) {
-        if (to > from) work.push(this.readModifyWrite(entry, from, to - from, (window, at) => window.fill(0, at, at + (to - from))));
+        if (to > from) work.push(this.readModifyWrite(entry, from, to - from, 'update', (window, at) => window.fill(0, at, at + (to - from))));
       }
       await Promise.all(work);
       this.grow(entry, offset + length);

@@ -18,7 +18,7 @@
  * allocates or grows an object, a discard, write-zeroes) is acknowledged once landed, so a store
  * that runs out of space fails it for its client instead.
  */
-import type { ObjectChunk, ObjectStore, PgId } from '../../kernel/contracts/store.js';
+import type { ObjectChunk, ObjectStore, ObjectWriteOptions, PgId } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
@@ -41,6 +41,7 @@ export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
 
 const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
 const landed = (): undefined => undefined;
+const KEEP_CACHED: ObjectWriteOptions = { keepCached: true };
 
 /** An op on its way to the store: settles with undefined once landed, or with what failed it. */
 interface IssuedOp {
@@ -213,7 +214,8 @@ export class Pg implements ServedPg {
         case DataOp.WRITE:
           // Asked right before the write is issued: nothing can change the answer in between.
           early = this.objects.overwrites(this.id, op.object, op.offset, op.length);
-          landing = this.objects.write(this.id, op.object, op.offset, [op.data!]);
+          // The leader serves the reads: it keeps what it writes in the store's read cache.
+          landing = this.objects.write(this.id, op.object, op.offset, [op.data!], this.isLeader ? KEEP_CACHED : undefined);
           break;
         case DataOp.DISCARD:
           landing = this.objects.discard(this.id, op.object, op.offset, op.length);

@@ -34,11 +34,13 @@ const failStopUnexpected = (err: unknown): void => {
 function gatedObjects(objects: ObjectStore) {
   let open!: () => void;
   let opened = new Promise<void>((resolve) => (open = resolve));
-  const gated = Object.create(objects) as ObjectStore & { open(): void; close(): void; failWith: unknown };
+  const gated = Object.create(objects) as ObjectStore & { open(): void; close(): void; failWith: unknown; kept: boolean[] };
   gated.failWith = undefined;
+  gated.kept = [];
   gated.open = () => open();
   gated.close = () => (opened = new Promise<void>((resolve) => (open = resolve)));
-  gated.write = (pg, object, offset, data) => {
+  gated.write = (pg, object, offset, data, options) => {
+    gated.kept.push(options?.keepCached === true);
     const gate = opened;
     return gate.then(() => {
       if (gated.failWith !== undefined) throw gated.failWith;
@@ -178,6 +180,10 @@ test('an overwrite of held space is acknowledged once issued; a growing write on
   assert.equal(outcome, ['overwrite', 'grow', 'read']);
   assert.is(pg.appliedIndex, 3);
   assert.equal([...(await store.objects.read('1.0', 'o', 0, 10))], [2, 2, 2, 2, 1, 1, 3, 3, 3, 3]);
+  assert.equal(objects.kept, [true, true, true], 'the leader keeps what it writes in the read cache');
+  pg.setLeader(2, 2);
+  await pg.apply([{ index: 4, term: 2, type: EntryType.Normal, data: overwrite }]);
+  assert.equal(objects.kept, [true, true, true, false], 'a follower does not');
 });
 
 test('a device failure under an early-acknowledged write stops the shard; under any other op it fails that op', async () => {

@@ -62,7 +62,7 @@ test('random cached and uncached I/O over a cache smaller than the working set r
     const op = rand(10);
     if (op < 4) {
       const data = pattern(i, blocks * B);
-      await cache.write(start * B, rand(3) === 0 ? [data] : data, rand(4) !== 0);
+      await cache.write(start * B, rand(3) === 0 ? [data] : data, (['none', 'update', 'store'] as const)[rand(3)]);
       data.copy(model, start * B);
     } else if (op < 5) {
       await cache.writeZeroes(start * B, blocks * B);
@@ -106,9 +106,9 @@ test('a read that raced a write of its blocks does not fill the cache with the o
 test('a write that fails leaves nothing of itself in the cache', async () => {
   const device = new LaggingBdev(new MemoryBdev(16 * B));
   const cache = new CachedBdev(device, 8 * B);
-  await cache.write(0, block(1), true);
+  await cache.write(0, block(1), 'store');
   device.failWrites = true;
-  await cache.write(0, block(9), true).then(
+  await cache.write(0, block(9), 'store').then(
     () => assert.unreachable('the write should fail'),
     () => undefined,
   );
@@ -133,6 +133,10 @@ test('object reads through a store with a cache fill it and then hit it; writes 
   assert.ok(Buffer.from(await store.objects.read('1.0', 'o', 0, 8 * B)).equals(expectedO), 'a write updated the cached block');
   assert.is(cached.misses, misses, 'read from the cache');
   assert.ok(cached.hits > 0);
+  // What a leader writes (keepCached) is read back from the cache at once.
+  await store.objects.write('1.0', 'q', 0, [pattern(4, 4 * B)], { keepCached: true });
+  assert.ok(Buffer.from(await store.objects.read('1.0', 'q', 0, 4 * B)).equals(pattern(4, 4 * B)));
+  assert.is(cached.misses, misses, 'kept in the cache as written');
   await store.objects.discard('1.0', 'o', 0, 64 * 1024);
   assert.ok(Buffer.from(await store.objects.read('1.0', 'o', 0, 8 * B)).equals(Buffer.alloc(8 * B)), 'a discarded object reads as zeroes');
   await store.objects.write('1.0', 'p', 100, [pattern(2, 3 * B)]);

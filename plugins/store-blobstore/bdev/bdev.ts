@@ -7,6 +7,13 @@ import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
 
 export type Buffers = Uint8Array | readonly Uint8Array[];
 
+/**
+ * What a write does to a read cache in front of the device (CachedBdev), if there is one: `none`
+ * drops the blocks it covers (logs, metadata), `update` gives cached blocks the new bytes (object
+ * data), `store` also caches the blocks it did not hold (object data about to be read).
+ */
+export type WriteCaching = 'none' | 'update' | 'store';
+
 export interface Bdev {
   readonly name: string;
   readonly sizeBytes: number;
@@ -16,8 +23,8 @@ export interface Bdev {
    * cache (CachedBdev) if there is one; a device without a cache ignores it.
    */
   read(offset: number, buffers: Buffers, cache?: boolean): Promise<void>;
-  /** Writes `buffers` (a gather list) at offset; `cache` as for read. */
-  write(offset: number, buffers: Buffers, cache?: boolean): Promise<void>;
+  /** Writes `buffers` (a gather list) at offset; `cache` as WriteCaching says (default none). */
+  write(offset: number, buffers: Buffers, cache?: WriteCaching): Promise<void>;
   /** The range reads as zeroes afterwards (without transferring zeroes where the device can). */
   writeZeroes(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;

@@ -3,11 +3,12 @@
  * object read that hits costs a copy instead of a device read and the wake-up of its completion.
  *
  * Coherence is kept here, at the lowest layer, whatever the caller: every write and write-zeroes
- * through this Bdev updates or drops the cached blocks it covers as it is issued. Only reads that
- * ask (`cache`: object data, not logs or metadata) fill the cache; a write that asks updates the
- * blocks it finds cached, any other drops them. Writes do not fill it (as BlueStore's default):
- * every replica applies every write, while only the leader serves reads, so filling on write
- * would cost each follower a copy per write for blocks it will not be asked for. A read that
+ * through this Bdev updates or drops the cached blocks it covers as it is issued. Reads that ask
+ * (`cache`: object data, not logs or metadata) fill the cache; a write updates the blocks it
+ * finds cached, or drops them, or also caches the others, as its WriteCaching says. The OSD has
+ * its PG leaders store what they write (they serve the reads) and followers only update: every
+ * replica applies every write, and a copy per write on each follower for blocks it will not be
+ * asked for cost more than it saved (11% of a follower shard's CPU under 4 KiB writes). A read that
  * misses fills the cache only if no mutation of its blocks was in flight when it was issued or
  * was issued while it ran; otherwise the device may have handed back bytes it no longer holds.
  * A write that fails drops its blocks: the cache never holds what the device refused.
@@ -15,7 +16,7 @@
  * Eviction is CLOCK over one slab of slots: one allocation, no buffer per block for the GC.
  */
 import { assert } from '../../../kernel/errors.js';
-import { type Bdev, type Buffers, checkRange, totalLength } from './bdev.js';
+import { type Bdev, type Buffers, type WriteCaching, checkRange, totalLength } from './bdev.js';
 
 /** Blocks [start, end) a mutation or a filling read covers, while it is in flight. */
 interface Span {
@@ -90,13 +91,13 @@ export class CachedBdev implements Bdev {
     );
   }
 
-  write(offset: number, buffers: Buffers, cache = false): Promise<void> {
+  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none'): Promise<void> {
     const length = totalLength(buffers);
     checkRange(this, offset, length);
     const start = offset / this.blockSize;
     const end = start + length / this.blockSize;
-    const from = cache ? single(buffers) : undefined;
-    if (from !== undefined) this.copyIn(start, end, from, 'update');
+    const from = cache === 'none' ? undefined : single(buffers);
+    if (from !== undefined) this.copyIn(start, end, from, cache === 'store' ? 'store' : 'update');
     else this.drop(start, end);
     return this.mutate(start, end, this.inner.write(offset, buffers));
   }
@@ -148,9 +149,10 @@ export class CachedBdev implements Bdev {
 
   /**
    * Blocks [start, end) from `from`: `fill` caches those missing (a cached block is as new as the
-   * device's, or newer); `update` gives those cached the new bytes and caches nothing more.
+   * device's, or newer); `update` gives those cached the new bytes and caches nothing more;
+   * `store` does both.
    */
-  private copyIn(start: number, end: number, from: Uint8Array, mode: 'fill' | 'update'): void {
+  private copyIn(start: number, end: number, from: Uint8Array, mode: 'fill' | 'update' | 'store'): void {
     if (mode === 'update' && this.slotOf.size === 0) return;
     const bs = this.blockSize;
     for (let block = start; block < end; block++) {

@@ -4,7 +4,7 @@
  * does read-modify-write). Metadata changes live in memory until the blobstore syncs them.
  */
 import { FastblockError, ErrorCode, assert } from '../../../kernel/errors.js';
-import { type Bdev, type Buffers, asList, totalLength } from '../bdev/bdev.js';
+import { type Bdev, type Buffers, type WriteCaching, asList, totalLength } from '../bdev/bdev.js';
 import { type BlobMd, checkXattr } from './md-page.js';
 import { PAGE_SIZE } from './layout.js';
 
@@ -162,8 +162,8 @@ export class Blob {
     return true;
   }
 
-  /** `cache`: object data, worth keeping in the device's read cache (see Bdev). */
-  write(offset: number, buffers: Buffers, cache = false): Promise<void> {
+  /** `cache`: what the write does to the device's read cache, if it has one (see WriteCaching). */
+  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none'): Promise<void> {
     // The common case — allocated clusters, one device range — goes straight to the device.
     try {
       const length = totalLength(buffers);
@@ -183,7 +183,7 @@ export class Blob {
     }
   }
 
-  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers, cache: boolean): Promise<void> {
+  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers, cache: WriteCaching): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(first, last);
     this.host.checkUsable(this);
     const list = asList(buffers);
@@ -192,7 +192,7 @@ export class Blob {
     await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length), cache)));
   }
 
-  /** Fills `buffers` from offset; unallocated ranges read as zeroes. `cache` as for write. */
+  /** Fills `buffers` from offset; unallocated ranges read as zeroes. `cache`: object data, worth caching. */
   read(offset: number, buffers: Buffers, cache = false): Promise<void> {
     try {
       const length = totalLength(buffers);
