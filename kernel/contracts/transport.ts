@@ -33,7 +33,9 @@ export type Payload = readonly Uint8Array[];
  *
  * The exceptions are opt-in, where the consumer says when it is done with the bytes, which the
  * transport may then reuse: a reply to requestBorrowed() (valid while its `use` runs) and a
- * request whose handler borrows it (InboundHandler.borrowsPayload: valid until the reply is sent).
+ * request whose handler borrows it (InboundHandler.borrowsPayload: valid until the reply is sent),
+ * and a one-way message whose handler borrows it (InboundHandler.borrowsMessage: valid while
+ * onMessage runs).
  */
 export interface InboundMessage {
   readonly method: number;
@@ -78,6 +80,12 @@ export interface InboundHandler {
    * the request's bytes are never reused.
    */
   borrowsPayload?(method: number): boolean;
+  /**
+   * Optional, asked once per one-way message: true when onMessage for `method` uses no view of
+   * the message's header or payload once it returns (it decoded or copied what it keeps). The
+   * transport may then reuse those bytes. Absent or false: a message's bytes are never reused.
+   */
+  borrowsMessage?(method: number): boolean;
 }
 
 export interface TransportListener {

@@ -12,7 +12,8 @@
  * Received bytes are given back for reuse (Frame.release()) only where nobody can still view
  * them: the hello once decoded, and a request whose handler borrows its payload
  * (InboundHandler.borrowsPayload) once its reply is written, or once the handler's result settles
- * if the connection is gone by then.
+ * if the connection is gone by then, and a one-way message whose handler borrows it
+ * (InboundHandler.borrowsMessage) once onMessage has returned.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -150,6 +151,7 @@ class InboundTcpConnection implements InboundConnection {
     } catch (err) {
       this.logger.warn({ remote: this.remote, method: frame.method, reason: (err as Error).message }, 'one-way message dropped: its handler failed');
     }
+    if (this.handler.borrowsMessage?.(frame.method) === true) frame.release();
   }
 
   private onHello(frame: Frame): void {

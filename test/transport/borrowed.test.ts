@@ -63,6 +63,41 @@ test('a borrowing handler and borrowed replies: bytes intact while in use, slabs
   }
 });
 
+test('one-way messages: a borrowing handler sees them intact and their slabs are reused; a keeping one keeps valid views', async () => {
+  const BORROWED_MESSAGE = 0x1003;
+  const KEPT_MESSAGE = 0x1004;
+  const kept: { view: Uint8Array; copy: Buffer }[] = [];
+  let borrowed = 0;
+  const handler = {
+    onRequest: () => ({ header: new Uint8Array(0) }),
+    onMessage: (_connection: unknown, message: InboundMessage) => {
+      const expected = message.payload[0]!;
+      assert.ok(message.payload.every((b) => b === expected), 'a message changed under its handler');
+      if (message.method === KEPT_MESSAGE) kept.push({ view: message.payload, copy: Buffer.from(message.payload) });
+      else borrowed++;
+    },
+    borrowsMessage: (method: number) => method === BORROWED_MESSAGE,
+  };
+  const server = new TcpTransport({}, silentLogger());
+  const client = new TcpTransport({}, silentLogger());
+  try {
+    const listener = await server.listen({ host: '127.0.0.1', port: 0 }, handler);
+    const connection = client.connect({ address: listener.address, shard: 0 });
+    await until(() => connection.state === 'connected');
+    for (let i = 0; i < 40; i++) connection.send(KEPT_MESSAGE, Buffer.from('k'), [Buffer.alloc(4096, i)]);
+    for (let round = 0; round < 60; round++) {
+      for (let i = 0; i < 40; i++) connection.send(BORROWED_MESSAGE, Buffer.from('b'), [Buffer.alloc(16_384, (round + i) & 0xff)]);
+      await sleep(1);
+    }
+    await until(() => borrowed === 2400 && kept.length === 40);
+    assert.ok(server.stats().slabsReused > 0, 'the server reused the slabs of borrowed messages');
+    for (const { view, copy } of kept) assert.ok(Buffer.from(view).equals(copy), 'a kept message changed after much more traffic');
+  } finally {
+    await client.close();
+    await server.close();
+  }
+});
+
 test('replies queued behind a peer that reads slowly still carry their borrowed bytes', async () => {
   const rpc = new RpcServer();
   rpc.handleRaw(BORROWING_ECHO, 'test/BorrowingEcho', (_connection, message) => ({ header: message.header, payload: [message.payload] }), { borrowsPayload: true });
