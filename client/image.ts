@@ -11,8 +11,8 @@ import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { DataOp, MAX_DATA_LENGTH } from './data-protocol.js';
 import type { InFlightLimit } from './in-flight-limit.js';
-import type { ObjectIo } from './object-io.js';
-import { ObjectRefs } from './object-ref.js';
+import type { ObjectIo, ObjectRequest } from './object-io.js';
+import { ObjectRefs, type ObjectRef } from './object-ref.js';
 import { mapRange, sliceScatter, type ObjectExtent } from './striping.js';
 import { WriteBarrier, type WriteGeneration } from './write-barrier.js';
 
@@ -136,21 +136,13 @@ export class Image implements BlockVolume {
     return this.readHeld(offset, length, out, at);
   }
 
-  /** readPiece with its in-flight slot taken; gives the slot back when the request settles. */
+  /** readPiece with its in-flight slot taken; the request gives the slot back when it settles. */
   private readHeld(offset: number, length: number, out: Uint8Array, at: number): Promise<Uint8Array> {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
     const into = at === 0 && out.length === length ? out : out.subarray(at, at + length);
-    return this.io.run({ op: DataOp.READ, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length, into }).then(
-      () => {
-        this.limit.release();
-        return out;
-      },
-      (err: unknown) => {
-        this.limit.release();
-        throw err;
-      },
-    );
+    const piece = new Piece(DataOp.READ, this.current.pool, this.objects.of(index), offset - index * objectSize, length, undefined, into, this.limit, undefined);
+    return this.io.run(piece).then(() => out);
   }
 
   /** A write, discard or write-zeroes: counted for flush() until it settles, either way. */
@@ -186,16 +178,30 @@ export class Image implements BlockVolume {
   private changeHeld(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined): Promise<void> {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
-    return this.io.run({ op, pool: this.current.pool, object: this.objects.of(index), offset: offset - index * objectSize, length, payload }).then(
-      () => {
-        this.limit.release();
-        generation?.leave();
-      },
-      (err: unknown) => {
-        this.limit.release();
-        generation?.leave();
-        throw err;
-      },
-    );
+    return this.io.run(new Piece(op, this.current.pool, this.objects.of(index), offset - index * objectSize, length, payload, undefined, this.limit, generation));
+  }
+}
+
+/**
+ * One object request of an image, holding an in-flight slot (and, for a change, its place in the
+ * write barrier) that it gives back when it settles: ObjectIo calls settled(), so a request needs
+ * no promise reaction of the image's own.
+ */
+class Piece implements ObjectRequest {
+  constructor(
+    readonly op: DataOp,
+    readonly pool: number,
+    readonly object: ObjectRef,
+    readonly offset: number,
+    readonly length: number,
+    readonly payload: readonly Uint8Array[] | undefined,
+    readonly into: Uint8Array | undefined,
+    private readonly limit: InFlightLimit,
+    private readonly generation: WriteGeneration | undefined,
+  ) {}
+
+  settled(): void {
+    this.limit.release();
+    this.generation?.leave();
   }
 }

@@ -44,17 +44,21 @@ export interface ObjectRequest {
   readonly payload?: Payload;
   /** READ: where the bytes go, exactly `length` long. */
   readonly into?: Uint8Array;
+  /**
+   * Called once when the request has settled, either way, just before its promise does: lets the
+   * caller give back what the request held (an in-flight slot) without a reaction of its own.
+   */
+  settled?(): void;
 }
 
 /**
- * What an attempt's reply said, read while its bytes were still lent to us: on success the bytes
- * of a READ, already in the request's `into` (for other ops, an empty array); otherwise the
- * decoded reply. The transport reuses the reply's receive buffer once this is read (a READ's
- * reply kept as a view pinned its 256 KiB slab, so reads allocated a fresh slab every ~50).
+ * What an attempt's reply said, read while its bytes were still lent to us: undefined for
+ * success (a READ's bytes are then in the request's `into`), otherwise the decoded reply. The
+ * transport reuses the reply's receive buffer once this is read (a READ's reply kept as a view
+ * pinned its 256 KiB slab, so reads allocated a fresh slab every ~50). Success is undefined, not
+ * an object, because resolving a promise with an object costs a lookup of its `then`.
  */
-type Outcome = Uint8Array | DataReply;
-
-const NOTHING = new Uint8Array(0);
+type Outcome = DataReply | undefined;
 
 /** A reply that is not OK, decoded; undefined for OK (dataReplyIsOk answers most without decoding). */
 function failure(reply: InboundMessage): DataReply | undefined {
@@ -65,7 +69,7 @@ function failure(reply: InboundMessage): DataReply | undefined {
 
 /** The reply to a write, discard or write-zeroes. */
 function changeOutcome(reply: InboundMessage): Outcome {
-  return failure(reply) ?? NOTHING;
+  return failure(reply);
 }
 
 /** The reply to a read: its bytes are copied into the request's `into` before the buffer goes back. */
@@ -80,7 +84,7 @@ function readOutcome(reply: InboundMessage, request: ObjectRequest): Outcome {
     });
   }
   into.set(reply.payload);
-  return into;
+  return undefined;
 }
 
 /** An attempt on the wire: where it went and its outcome to come. */
@@ -110,7 +114,7 @@ export class ObjectIo {
   }
 
   /**
-   * Runs the request; resolves with the reply payload (the bytes of a READ).
+   * Runs the request; resolves once it succeeded (a READ's bytes are then in its `into`).
    *
    * The first attempt to a connected leader is sent here and its OK reply taken without entering
    * the retry loop: that loop is an async function whose suspended frame (every local it has) is
@@ -118,7 +122,7 @@ export class ObjectIo {
    * a connection not up, an error or a non-OK reply) goes to the loop, which treats the first
    * attempt's outcome as its own.
    */
-  run(request: ObjectRequest): Promise<Uint8Array> {
+  run(request: ObjectRequest): Promise<void> {
     let deadline: number;
     let first: Attempt | undefined;
     try {
@@ -128,12 +132,16 @@ export class ObjectIo {
       deadline = Date.now() + this.policy.opTimeoutMs;
       first = this.sendIfReady(request, deadline);
     } catch (err) {
+      request.settled?.();
       return Promise.reject(err);
     }
     if (first === undefined) return this.retrying(request, deadline, undefined);
     const attempt = first;
     return attempt.reply.then(
-      (outcome) => (outcome instanceof Uint8Array ? outcome : this.retrying(request, deadline, { ...attempt, reply: Promise.resolve(outcome) })),
+      (failed) => {
+        if (failed !== undefined) return this.retrying(request, deadline, { ...attempt, reply: Promise.resolve(failed) });
+        request.settled?.();
+      },
       () => this.retrying(request, deadline, attempt),
     );
   }
@@ -161,8 +169,17 @@ export class ObjectIo {
     return connection.request(DATA_METHOD_IO, header, request.payload, options).then(take);
   }
 
-  /** The retry loop; `first` is an attempt already sent, whose outcome counts as the loop's first. */
-  private async retrying(request: ObjectRequest, deadline: number, first: Attempt | undefined): Promise<Uint8Array> {
+  /** The retry loop, then the request's settled(). */
+  private async retrying(request: ObjectRequest, deadline: number, first: Attempt | undefined): Promise<void> {
+    try {
+      await this.retryLoop(request, deadline, first);
+    } finally {
+      request.settled?.();
+    }
+  }
+
+  /** Attempts until one succeeds; `first` is an attempt already sent, whose outcome counts as the loop's first. */
+  private async retryLoop(request: ObjectRequest, deadline: number, first: Attempt | undefined): Promise<void> {
     let backoff = this.policy.minBackoffMs;
     let lastError = 'none';
     const pause = async () => {
@@ -219,7 +236,7 @@ export class ObjectIo {
         await pause();
         continue;
       }
-      if (reply instanceof Uint8Array) return reply;
+      if (reply === undefined) return;
       switch (reply.status) {
         case DataStatus.NOT_LEADER:
           this.stats.notLeader++;
