@@ -140,6 +140,9 @@ export class Shard implements PgDirectory {
       // The data service keeps no view of a request once it has replied (a write's bytes are
       // copied into its raft entry), so the transport may reuse those receive slabs.
       borrowsPayload: (method) => method === DATA_METHOD_IO,
+      // Node messages are decoded with their tail copied (decodeNodeMessage's `borrowed`): no
+      // entry views the receive slab once onMessage returns, so the transport reuses it.
+      borrowsMessage: (method) => method === RAFT_METHOD_NODE_MESSAGE,
     };
     this.listener = await this.options.transport.listen(this.options.listen, handler, { shard: this.shard });
     const tickMs = this.options.tickMs ?? 100;
@@ -423,7 +426,7 @@ export class Shard implements PgDirectory {
 
   private onMessage(message: InboundMessage): void {
     if (message.method !== RAFT_METHOD_NODE_MESSAGE) return;
-    this.raft.receive(decodeNodeMessage(message.header, message.payload));
+    this.raft.receive(decodeNodeMessage(message.header, message.payload, true));
     this.kick();
   }
 

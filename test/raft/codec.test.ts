@@ -77,6 +77,12 @@ test('decoded entries view one copy of a tail that shares its buffer, and a tail
   const kept = decodeNodeMessage(header, own);
   assert.ok(kept.messages[0]!.entries[0]!.data.buffer === own.buffer, 'no copy of a tail that is its own buffer');
   assert.equal([...kept.messages[0]!.entries[2]!.data], [1, 2, 3]);
+  // Borrowed bytes (reused by the transport once the handler returns) are copied even then.
+  const borrowed = new Uint8Array(joined);
+  const copied = decodeNodeMessage(header, borrowed, true);
+  borrowed.fill(0xee);
+  assert.ok(copied.messages[0]!.entries[0]!.data.buffer !== borrowed.buffer);
+  assert.equal([...copied.messages[0]!.entries[2]!.data], [1, 2, 3], 'scribbling the borrowed bytes changes no entry');
 });
 
 test('a tail that does not match the header is a PROTOCOL error', () => {

@@ -405,27 +405,31 @@ function readRaftMessage(r: WireReader, end: number, tail: Tail): Message {
   return { type: type as MessageTypeValue, group, from, to, term, logTerm, index, commit, entries, reject, hint, hintTerm, seq, force, snapshot };
 }
 /**
- * The bytes entries will view. Received bytes are never reused (transport contract), but a view
- * keeps its whole buffer alive, and entries stay in a log's memory until compaction: a tail that
- * shares a receive slab with other frames is copied once (new Uint8Array(view) copies), while a
- * tail that is most of its buffer (a large frame read into a buffer of its own) is kept as it is,
- * which spares a copy of every large write on every follower and the garbage collections that
- * external-memory churn starts.
+ * The bytes entries will view. A view keeps its whole buffer alive, and entries stay in a log's
+ * memory until compaction: a tail that shares a receive slab with other frames is copied once
+ * (new Uint8Array(view) copies), while a tail that is most of its buffer (a large frame read into
+ * a buffer of its own) is kept as it is, which spares a copy of every large write on every
+ * follower and the garbage collections that external-memory churn starts. A borrowed tail (the
+ * transport reuses its bytes once the handler returns) is always copied.
  */
-function ownTail(tail: Uint8Array): Uint8Array {
+function ownTail(tail: Uint8Array, borrowed: boolean): Uint8Array {
   // A plain Uint8Array either way (a Buffer's subarrays would be Buffers).
-  if (tail.byteLength * 2 >= tail.buffer.byteLength) return new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength);
+  if (!borrowed && tail.byteLength * 2 >= tail.buffer.byteLength) return new Uint8Array(tail.buffer, tail.byteOffset, tail.byteLength);
   return new Uint8Array(tail);
 }
 
-/** Decodes a node message; throws PROTOCOL on a malformed header or a tail that does not match it. */
-export function decodeNodeMessage(headerBytes: Uint8Array, payload: Uint8Array): NodeMessage {
+/**
+ * Decodes a node message; throws PROTOCOL on a malformed header or a tail that does not match it.
+ * `borrowed`: the caller's bytes are reused once it returns (a one-way message the handler
+ * borrows): nothing decoded views them.
+ */
+export function decodeNodeMessage(headerBytes: Uint8Array, payload: Uint8Array, borrowed = false): NodeMessage {
   let from = 0;
   let to = 0;
   const messages: Message[] = [];
   const beats: Beat[] = [];
   const beatResponses: BeatResponse[] = [];
-  const tail = new Tail(payload.byteLength === 0 ? EMPTY : ownTail(payload));
+  const tail = new Tail(payload.byteLength === 0 ? EMPTY : ownTail(payload, borrowed));
   const r = new WireReader(headerBytes, NODE_MESSAGE);
   while (!r.done) {
     const k = r.varint();
