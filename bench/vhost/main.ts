@@ -20,7 +20,7 @@
  * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -64,6 +64,21 @@ function cpuSeconds(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** CPU seconds of the guest's vCPU threads ("CPU n/TCG") together; the rest of QEMU is the difference. */
+function vcpuSeconds(pid: number): number {
+  let total = 0;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      if (!readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').startsWith('CPU ')) continue;
+      const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / 100;
+    }
+  } catch {
+    // the guest is gone
+  }
+  return total;
 }
 
 /** fastblock's side: the vhost frontend over the chosen backend, serving `socket`. */
@@ -156,7 +171,7 @@ const irqsPerIo: Record<string, number[]> = {};
 const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
 const onLine = (line: string): void => {
   const start = /^START (\w+) (\w+)/.exec(line);
-  if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid) };
+  if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid), vcpus: vcpuSeconds(guestPid) };
   const irqs = /^IRQS (\w+) (\w+) (\d+) (\d+)/.exec(line);
   if (irqs) (irqsPerIo[`guest_irqs_per_io_${irqs[1]}_${irqs[2]}`] ??= []).push(Number(irqs[3]) / Math.max(1, Number(irqs[4])));
   const result = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
@@ -168,6 +183,8 @@ const recordCpu = (who: string, rw: string, ios: number): void => {
   (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}`] ??= []).push(per(used.reduce((sum, [, s]) => sum + s, 0)));
   if (who === 'fastblock') for (const [name, s] of used) (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}_${name}`] ??= []).push(per(s));
   (cpuPerKIo[`cpu_ms_per_1k_io_guest_${who}_${rw}`] ??= []).push(per(cpuSeconds(guestPid) - (jobStart.guest ?? 0)));
+  // The guest's vCPUs (guest code, TCG) apart from QEMU's other threads (main loop: interrupt injection).
+  (cpuPerKIo[`cpu_ms_per_1k_io_guest_vcpus_${who}_${rw}`] ??= []).push(per(vcpuSeconds(guestPid) - (jobStart.vcpus ?? 0)));
 };
 try {
   const guest = startGuest({
