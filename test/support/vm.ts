@@ -204,6 +204,8 @@ export function startGuest(options: GuestOptions): Guest {
   const memory = options.memoryMiB ?? 512;
   const args = [
     '-nodefaults', '-no-user-config', '-nographic', '-no-reboot', '-serial', 'stdio', '-monitor', 'none',
+    // Named threads ("CPU 0/TCG", ...): bench/vhost tells the vCPUs' CPU from the rest of QEMU's.
+    '-name', 'fastblock-guest,debug-threads=on',
     '-machine', 'q35,memory-backend=mem0', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(options.cpus ?? 2),
     // Guest RAM in a shared memfd: a vhost-user back-end maps it, so it must be share=on.
     '-object', `memory-backend-memfd,id=mem0,size=${memory}M,share=on`, '-m', `${memory}M`,
