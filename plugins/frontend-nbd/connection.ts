@@ -7,6 +7,8 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { adoptWithOnread } from '../../kernel/net/accepted-socket.js';
+import { ReadArena } from '../../kernel/net/read-arena.js';
 import type { ExportTable } from './export-table.js';
 import { negotiate, type BlockSizes, type Negotiated } from './handshake.js';
 import { InputEnded, InputQueue } from './input-queue.js';
@@ -33,16 +35,34 @@ export class Connection {
   private closeReason: string | undefined;
   readonly done: Promise<void>;
 
+  private readonly socket: Socket;
+
+  /** `accepted` comes paused (the server listens with pauseOnConnect): reading starts here. */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly exports: ExportTable,
     private readonly settings: ConnectionSettings,
     private readonly log: Logger,
   ) {
+    // Requests are read with onread into a ReadArena (no allocation per read, no stream push);
+    // write payloads stay views of it, as they were views of Node's chunks.
+    const arena = new ReadArena();
+    const adopted = adoptWithOnread(accepted, {
+      buffer: () => arena.room(),
+      callback: (bytes) => {
+        this.input.push(arena.filled(bytes));
+        return true;
+      },
+    });
+    const socket = adopted ?? accepted;
+    this.socket = socket;
     socket.setNoDelay(true);
     this.input = new InputQueue(socket, settings.maxPayload + 1024 * 1024);
     this.writer = new ReplyWriter(socket);
-    socket.on('data', (chunk: Buffer) => this.input.push(chunk));
+    if (adopted === undefined) {
+      socket.on('data', (chunk: Buffer) => this.input.push(chunk));
+      socket.resume();
+    }
     socket.on('end', () => this.input.end());
     socket.on('close', () => this.input.end());
     socket.on('error', (err) => {

@@ -25,7 +25,8 @@ export class NbdServer {
     private readonly settings: ServerSettings,
     private readonly log: Logger,
   ) {
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket));
+    // Paused on connect: each connection moves its socket to one that reads with onread (connection.ts).
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => this.log.error({ err }, 'listener error'));
   }
 

@@ -30,7 +30,7 @@ import { FRAME_VERSION, FrameKind, type Frame } from '../../kernel/rpc/frame.js'
 import { FrameDecoder } from '../../kernel/rpc/frame-decoder.js';
 import type { ReceiveSlabPool } from '../../kernel/rpc/receive-slabs.js';
 import { HelloCodec, HelloReplyCodec, encodeError } from '../../kernel/rpc/wire.js';
-import { adoptWithOnread } from './accepted-socket.js';
+import { adoptWithOnread } from '../../kernel/net/accepted-socket.js';
 import { FrameWriter } from './frame-writer.js';
 import type { TcpOptions } from './tcp-options.js';
 
@@ -266,7 +266,7 @@ export class TcpListener implements TransportListener {
     slabs: ReceiveSlabPool,
     onClosed: (listener: TcpListener) => void,
   ): Promise<TcpListener> {
-    // Paused on connect: each connection's handle moves to a socket that reads with onread (accepted-socket.ts).
+    // Paused on connect: each connection's handle moves to a socket that reads with onread (kernel/net/accepted-socket.ts).
     const server = createServer({ noDelay: true, pauseOnConnect: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
