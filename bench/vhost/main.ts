@@ -139,6 +139,8 @@ const job = (dev: string, rw: string) =>
 const script = `
 ios() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
 irqs() { n=$(basename $(readlink /sys/block/$1/device)); awk -v n="$n-" 'index($0, n) { for (i = 2; i <= 3; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
+# Guest-wide: local timer interrupts, rescheduling and call-function IPIs (both CPUs), idle jiffies.
+cpuwide() { awk '$1 == "LOC:" || $1 == "RES:" || $1 == "CAL:" { printf "%d ", $2 + $3 }' /proc/interrupts; awk '$1 == "cpu" { print $5 }' /proc/stat; }
 for d in vda vdb; do dd if=/dev/zero of=/dev/$d bs=1M count=${SIZE_MIB} oflag=direct 2>/dev/null; done
 for round in $(seq ${rounds}); do
   for rw in randwrite randread; do
@@ -146,9 +148,10 @@ for round in $(seq ${rounds}); do
     for who in $order; do
       if [ $who = fastblock ]; then dev=/dev/vda; else dev=/dev/vdb; fi
       echo "START $who $rw"
-      before=$(irqs $(basename $dev)); iosBefore=$(ios $(basename $dev))
+      before=$(irqs $(basename $dev)); iosBefore=$(ios $(basename $dev)); wideBefore="$(cpuwide)"
       result="$(${job('$dev', '$rw')})"
       echo "IRQS $who $rw $(( $(irqs $(basename $dev)) - before )) $(( $(ios $(basename $dev)) - iosBefore ))"
+      echo "WIDE $who $rw $wideBefore $(cpuwide)"
       echo "RESULT $who $rw $result"
     done
   done
@@ -167,13 +170,27 @@ let guestPid = 0;
 const cpuPerKIo: Record<string, number[]> = {};
 // Interrupts the guest took per I/O it completed on each disk (/proc/interrupts and the disk's stat).
 const irqsPerIo: Record<string, number[]> = {};
+let lastIos = 0;
 // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
 const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
 const onLine = (line: string): void => {
   const start = /^START (\w+) (\w+)/.exec(line);
   if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid), vcpus: vcpuSeconds(guestPid) };
   const irqs = /^IRQS (\w+) (\w+) (\d+) (\d+)/.exec(line);
-  if (irqs) (irqsPerIo[`guest_irqs_per_io_${irqs[1]}_${irqs[2]}`] ??= []).push(Number(irqs[3]) / Math.max(1, Number(irqs[4])));
+  if (irqs) {
+    lastIos = Number(irqs[4]);
+    (irqsPerIo[`guest_irqs_per_io_${irqs[1]}_${irqs[2]}`] ??= []).push(Number(irqs[3]) / Math.max(1, lastIos));
+  }
+  // LOC RES CAL idle-jiffies, before then after; per I/O of the disk's last IRQS line.
+  const wide = /^WIDE (\w+) (\w+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(line);
+  if (wide && lastIos > 0) {
+    const [b, a] = [wide.slice(3, 7).map(Number), wide.slice(7, 11).map(Number)];
+    const key = `${wide[1]}_${wide[2]}`;
+    (irqsPerIo[`guest_timer_irqs_per_io_${key}`] ??= []).push((a[0]! - b[0]!) / lastIos);
+    (irqsPerIo[`guest_resched_ipis_per_io_${key}`] ??= []).push((a[1]! - b[1]!) / lastIos);
+    (irqsPerIo[`guest_call_ipis_per_io_${key}`] ??= []).push((a[2]! - b[2]!) / lastIos);
+    (irqsPerIo[`guest_idle_ms_per_1k_io_${key}`] ??= []).push(((a[3]! - b[3]!) * 10 * 1000) / lastIos);
+  }
   const result = /^RESULT (\w+) (\w+) (.*)$/.exec(line);
   if (result) recordCpu(result[1]!, result[2]!, iopsOf(result[2]!, result[3]!) * runtime);
 };
