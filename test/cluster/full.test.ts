@@ -7,11 +7,40 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../../client/connect.js';
+import type { Image } from '../../client/image.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { storePlugin, withTestCluster } from './harness/test-cluster.js';
 
 const MiB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes `chunk` after `chunk` from offset 0 until one is refused; the bytes written and the refusal. */
+async function writeUntilRefused(image: Image, chunk: Uint8Array): Promise<{ written: number; refusal: unknown }> {
+  let written = 0;
+  while (written < 256 * MiB) {
+    try {
+      await image.write(written, [chunk]);
+      written += chunk.length;
+    } catch (refusal) {
+      return { written, refusal };
+    }
+  }
+  return { written, refusal: undefined };
+}
+
+/** Retries a write at 0 every 500 ms while it is refused with NO_SPACE; whether it was taken in time. */
+async function writeOnceFreed(image: Image, chunk: Uint8Array, tries: number): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    await sleep(500);
+    try {
+      await image.write(0, [chunk]);
+      return true;
+    } catch (err) {
+      if (!isFastblockError(err, ErrorCode.NO_SPACE)) throw err;
+    }
+  }
+  return false;
+}
 
 test('past the full ratio writes fail with NO_SPACE, reads and discards go on, and freed space takes writes again', async () => {
   if (!storePlugin()) return console.log('SKIP full: no store plugin in the tree');
@@ -31,18 +60,8 @@ test('past the full ratio writes fail with NO_SPACE, reads and discards go on, a
       try {
         const image = await client.openImage('rbd/disk');
         const chunk = new Uint8Array(MiB).fill(7);
-        let written = 0;
-        let refusal: unknown;
-        // The full check runs every second: keep writing until it trips.
-        while (written < 256 * MiB) {
-          try {
-            await image.write(written, [chunk]);
-            written += MiB;
-          } catch (err) {
-            refusal = err;
-            break;
-          }
-        }
+        // The full check runs every raft tick: keep writing until it trips.
+        const { written, refusal } = await writeUntilRefused(image, chunk);
         assert.ok(refusal, `no write was refused after ${written / MiB} MiB`);
         assert.ok(isFastblockError(refusal, ErrorCode.NO_SPACE), `refused with ${String(refusal)}`);
         assert.match(String((refusal as Error).message), /full/);
@@ -52,17 +71,7 @@ test('past the full ratio writes fail with NO_SPACE, reads and discards go on, a
         assert.ok((await image.read(0, MiB)).every((b) => b === 7));
         // Discards free space; at the next store flush (a checkpoint, every 5 s) it is free.
         await image.discard(0, written);
-        let retaken = false;
-        for (let i = 0; i < 40 && !retaken; i++) {
-          await sleep(500);
-          try {
-            await image.write(0, [chunk]);
-            retaken = true;
-          } catch (err) {
-            if (!isFastblockError(err, ErrorCode.NO_SPACE)) throw err;
-          }
-        }
-        assert.ok(retaken, 'writes are taken again once space was freed');
+        assert.ok(await writeOnceFreed(image, chunk, 40), 'writes are taken again once space was freed');
         assert.ok((await image.read(0, MiB)).every((b) => b === 7));
         assert.ok((await image.read(MiB, MiB)).every((b) => b === 0), 'the discarded range reads as zeroes');
         await image.close();
@@ -93,34 +102,14 @@ test('an OSD past monitor.fullRatio makes the leaders of its PGs refuse writes, 
       try {
         const image = await client.openImage('rbd/disk');
         const chunk = new Uint8Array(MiB).fill(9);
-        let written = 0;
-        let refusal: unknown;
-        while (written < 256 * MiB) {
-          try {
-            await image.write(written, [chunk]);
-            written += MiB;
-          } catch (err) {
-            refusal = err;
-            break;
-          }
-        }
+        const { written, refusal } = await writeUntilRefused(image, chunk);
         assert.ok(refusal, `no write was refused after ${written / MiB} MiB`);
         assert.ok(isFastblockError(refusal, ErrorCode.NO_SPACE), `refused with ${String(refusal)}`);
         assert.match(String((refusal as Error).message), /osd\.\d+ holds a replica and is past monitor\.fullRatio/);
         console.log(`refused after ${written / MiB} MiB: ${(refusal as Error).message}`);
         assert.ok((await image.read(0, MiB)).every((b) => b === 9), 'reads go on');
         await image.discard(0, written);
-        let retaken = false;
-        for (let i = 0; i < 60 && !retaken; i++) {
-          await sleep(500);
-          try {
-            await image.write(0, [chunk]);
-            retaken = true;
-          } catch (err) {
-            if (!isFastblockError(err, ErrorCode.NO_SPACE)) throw err;
-          }
-        }
-        assert.ok(retaken, 'writes are taken again once the OSDs report the space freed');
+        assert.ok(await writeOnceFreed(image, chunk, 60), 'writes are taken again once the OSDs report the space freed');
         await image.close();
       } finally {
         await client.close();
