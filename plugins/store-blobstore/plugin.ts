@@ -5,7 +5,9 @@
  *
  *   fastblockd --plugins tcp,blobstore,osd --set blobstore.clusterSize=1048576 --set blobstore.io=auto
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { TOKENS } from '../../kernel/container.js';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { definePlugin } from '../../kernel/plugin.js';
 import { uringUnavailableReason } from './bdev/file-bdev.js';
 import { blobstoreConfigSchema, type BlobstoreConfig } from './config.js';
@@ -19,6 +21,11 @@ export default definePlugin<BlobstoreConfig>({
   provides: ['StoreFactory'],
   configSchema: blobstoreConfigSchema,
   register(container, config, { logger }) {
+    // The read cache is one buffer per shard: past Node's largest buffer it could not be allocated.
+    const largestCacheMb = Math.floor(bufferConstants.MAX_LENGTH / (1024 * 1024));
+    if (config.cacheMb > largestCacheMb) {
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, `invalid config: blobstore.cacheMb = ${config.cacheMb}: at most ${largestCacheMb} (MiB per shard; 0 turns the read cache off)`, { cacheMb: config.cacheMb, largestCacheMb });
+    }
     if (config.io !== 'fs') {
       const reason = uringUnavailableReason();
       if (reason !== undefined) logger.warn({ reason }, 'io_uring unavailable here; stores will use the fs fallback');

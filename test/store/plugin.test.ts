@@ -43,4 +43,15 @@ test('bad config values are refused by the schema', async () => {
   assert.throws(() => loadConfig({ env: {}, overrides: { 'blobstore.io': 'spdk' }, plugins: [plugin.manifest] }));
 });
 
+test('each shard gets a read cache of blobstore.cacheMb (0: none); one past a buffer\'s limit is refused at start', async () => {
+  const open = async (factory: StoreFactory, name: string) => factory.open({ shard: 0, path: join(scratchDir(), name), sizeBytes: 32 * MiB, create: true });
+  const cached = await open(await factoryFor({ 'blobstore.io': 'fs', 'blobstore.cacheMb': 8 }), 'plugin-cached.img');
+  assert.is(cached.stats().readCache?.capacityBytes, 8 * MiB);
+  await cached.close();
+  const plain = await open(await factoryFor({ 'blobstore.io': 'fs', 'blobstore.cacheMb': 0 }), 'plugin-plain.img');
+  assert.is(plain.stats().readCache, undefined);
+  await plain.close();
+  await rejectsWith(factoryFor({ 'blobstore.cacheMb': 1 << 30 }), 'CONFIG_INVALID');
+});
+
 test.run();
