@@ -32,46 +32,36 @@ class FrontendMeters {
     const each = (visit: (frontend: string, name: string, counts: ExportCounts) => void): void => {
       for (const [frontend, exports] of this.byFrontend) for (const [name, counts] of exports) visit(frontend, name, counts);
     };
-    new Counter({
-      name: 'fastblock_frontend_requests_total',
-      help: 'I/O requests a frontend issued to an export, by op',
-      labelNames: ['frontend', 'export', 'op'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        each((frontend, name, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: name, op }, counts.requests[i])));
-      },
-    });
-    new Counter({
-      name: 'fastblock_frontend_errors_total',
-      help: 'I/O requests of a frontend that the image failed (the host saw an I/O error), by op',
-      labelNames: ['frontend', 'export', 'op'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        each((frontend, name, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: name, op }, counts.errors[i])));
-      },
-    });
-    new Counter({
-      name: 'fastblock_frontend_read_bytes_total',
-      help: 'Bytes a frontend read from an export',
-      labelNames: ['frontend', 'export'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        each((frontend, name, counts) => this.inc({ frontend, export: name }, counts.readBytes));
-      },
-    });
-    new Counter({
-      name: 'fastblock_frontend_written_bytes_total',
-      help: 'Bytes a frontend wrote to an export (write-zeroes and discards not included)',
-      labelNames: ['frontend', 'export'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        each((frontend, name, counts) => this.inc({ frontend, export: name }, counts.writtenBytes));
-      },
-    });
+    /** A counter per export and op, read from one of ExportCounts' per-op arrays. */
+    const perOp = (name: string, help: string, of: (counts: ExportCounts) => Float64Array): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['frontend', 'export', 'op'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          each((frontend, exportName, counts) => OPS.forEach((op, i) => this.inc({ frontend, export: exportName, op }, of(counts)[i])));
+        },
+      });
+    };
+    /** A counter per export, read from one of ExportCounts' totals. */
+    const perExport = (name: string, help: string, of: (counts: ExportCounts) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['frontend', 'export'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          each((frontend, exportName, counts) => this.inc({ frontend, export: exportName }, of(counts)));
+        },
+      });
+    };
+    perOp('fastblock_frontend_requests_total', 'I/O requests a frontend issued to an export, by op', (c) => c.requests);
+    perOp('fastblock_frontend_errors_total', 'I/O requests of a frontend that the image failed (the host saw an I/O error), by op', (c) => c.errors);
+    perExport('fastblock_frontend_read_bytes_total', 'Bytes a frontend read from an export', (c) => c.readBytes);
+    perExport('fastblock_frontend_written_bytes_total', 'Bytes a frontend wrote to an export (write-zeroes and discards not included)', (c) => c.writtenBytes);
   }
 
   counts(frontend: string, name: string): ExportCounts {
