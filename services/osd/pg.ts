@@ -156,6 +156,7 @@ export class Pg implements ServedPg {
     if (from === entries.length) return;
     if (entries[from].index !== this.appliedIndex + 1) assert(false, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entries[from].index}`);
     const issued: IssuedOp[] = [];
+    const landings: Promise<unknown>[] = [];
     let early = 0;
     for (let i = from; i < entries.length; i++) {
       const entry = entries[i];
@@ -163,6 +164,7 @@ export class Pg implements ServedPg {
       if (!isOp(entry)) continue;
       const op = this.issueOp(entry.data);
       issued.push(op);
+      landings.push(op.settled);
       if (op.early) {
         early++;
         this.settle(entry, undefined);
@@ -171,7 +173,7 @@ export class Pg implements ServedPg {
     this.earlyAcknowledged += early;
     // A store failure (NO_SPACE) fails its op for its client; replicas agree because the same op
     // meets the same condition. The index still advances: the log moves on.
-    const failures = issued.length === 0 ? issued : issued.length === 1 ? [await issued[0].settled] : await Promise.all(issued.map((op) => op.settled));
+    const failures = landings.length === 0 ? landings : landings.length === 1 ? [await landings[0]] : await Promise.all(landings);
     let op = 0;
     for (let i = from; i < entries.length; i++) {
       const entry = entries[i];
