@@ -50,6 +50,13 @@ export class CapacityTable {
     return this.byOsd.get(osd);
   }
 
+  /** The OSDs `known` lists whose last report is past `ratio`, by id: one pass, no copy of the table. */
+  fullerThan(ratio: number, known: { has(osd: number): boolean }): number[] {
+    const full: number[] = [];
+    for (const u of this.byOsd.values()) if (usedRatio(u) > ratio && known.has(u.osd)) full.push(u.osd);
+    return full.sort((a, b) => a - b);
+  }
+
   /** The reports of the OSDs `known` still lists, by OSD id. */
   list(known: { has(osd: number): boolean }): OsdUsage[] {
     return [...this.byOsd.values()].filter((u) => known.has(u.osd)).sort((a, b) => a.osd - b.osd);

@@ -16,7 +16,7 @@ import type { SandboxLimits } from '../../plugins/placement/sandbox.js';
 import { MapRepository } from './map-repository.js';
 import { EMPTY_STATE, isNoop, toClusterMap, publicOsd, type MapChange, type MonitorState, type OsdRecord } from './map-state.js';
 import { expire, revive, type LifecycleTimes } from './osd-lifecycle.js';
-import { CapacityTable, DEFAULT_FULL_RATIO, usedRatio, type StoreUsage } from './capacity.js';
+import { CapacityTable, DEFAULT_FULL_RATIO, type StoreUsage } from './capacity.js';
 import type { HeartbeatReplyMessage } from './protocol.js';
 import { PgStatusTable, type PgReport } from './pg-status.js';
 import { remap } from './remap.js';
@@ -381,10 +381,7 @@ export class Monitor {
   fullOsds(): number[] {
     const ratio = this.options.fullRatio ?? DEFAULT_FULL_RATIO;
     const up = { has: (osd: number) => this.snapshot.osds.get(osd)?.up === true };
-    return this.capacity
-      .list(up)
-      .filter((u) => usedRatio(u) > ratio)
-      .map((u) => u.osd);
+    return this.capacity.fullerThan(ratio, up);
   }
 
   /** Leader: marks silent OSDs down, then out. Exposed for tests that drive time themselves. */
