@@ -1,15 +1,15 @@
 /**
  * The OSD data path's CPU per write, without the machine's scheduling in the figure: three OSD
- * shards (blobstore on files, durable raft storage, 64 PGs of size 3) and the client library in
+ * shards (blobstore on files, durable raft storage, 64 PGs of size 3; or one, --replicas 1) and the client library in
  * one thread, over TCP loopback. A development measure beside bench/cluster, whose figures move
  * with how the 2 shared cores are split between five processes: here nothing waits for another
  * process to be scheduled, so CPU ms per write (user + sys of this process, the client's share
  * included) compares two versions of the code fairly. Run both versions at once to compare them
  * under the same load.
  *
- *   node --import tsx bench/cluster/in-process.ts [--seconds 8] [--jobs 4k:32,4k:1,128k:8] [--profile DIR]
+ *   node --import tsx bench/cluster/in-process.ts [--seconds 8] [--jobs 4k:32,4k:1,128k:8] [--replicas 3|1] [--profile DIR]
  *
- * Prints one line per job, with what each write cost the three shards together: raft rounds,
+ * Prints one line per job, with what each write cost the shards together: raft rounds,
  * storage flushes (those that reached the device: blobstore flush rounds) and node messages.
  * --profile writes a V8 CPU profile and an allocation profile (sampled, garbage included) of each
  * job (not of the setup or the precondition) to DIR.
@@ -34,8 +34,11 @@ const opts = new Command()
   .option('--seconds <s>', 'seconds per job', '8')
   .option('--jobs <list>', 'block size:queue depth, comma-separated (128k and larger run sequentially)', '4k:32,4k:1,128k:8')
   .option('--profile <dir>', 'write a CPU profile of each job to this directory')
+  .option('--replicas <n>', 'OSDs and pool size: 3, or 1 (the 1-replica image of bench/vhost)', '3')
   .parse()
-  .opts<{ seconds: string; jobs: string; profile?: string }>();
+  .opts<{ seconds: string; jobs: string; profile?: string; replicas: string }>();
+const REPLICAS = Number(opts.replicas);
+if (REPLICAS !== 1 && REPLICAS !== 3) throw new Error(`--replicas ${opts.replicas}: 1 or 3`);
 
 const MiB = 1 << 20;
 const PGS = 64;
@@ -49,7 +52,7 @@ interface Node {
   readonly port: number;
 }
 
-/** Rounds, device flushes and node messages of the three shards together. */
+/** Rounds, device flushes and node messages of the shards together. */
 function counters(nodes: readonly Node[]): { rounds: number; flushes: number; messages: number } {
   let rounds = 0;
   let flushes = 0;
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fastblock-in-process-'));
   const nodes: Node[] = [];
   try {
-    for (let osd = 0; osd < 3; osd++) {
+    for (let osd = 0; osd < REPLICAS; osd++) {
       const transport = new TcpTransport({ source: `osd.${osd}` }, logger);
       const store = await BlobShardStore.open({ shard: 0, path: join(dir, `osd${osd}.blob`), sizeBytes: 1024 * MiB, create: true, logger });
       const shard = new Shard({ osd, shard: 0, listen: { host: '127.0.0.1', port: 0 }, transport, store, raftStorage: new DiskRaftStorage(store), logger });
@@ -126,8 +129,8 @@ async function main(): Promise<void> {
     const map: ClusterMap = {
       epoch: 1,
       osds: nodes.map((n, id) => ({ id, address: { host: '127.0.0.1', port: n.port }, shards: 1, host: `h${id}`, failureDomain: `h${id}`, weight: 1, up: true, in: true, lastHeartbeatMs: 0 })),
-      pools: [{ id: 1, name: 'rbd', size: 3, minSize: 2, pgNum: PGS, failureDomain: 'host' }],
-      pgs: Array.from({ length: PGS }, (_, index) => ({ pool: 1, index, epoch: 1, replicas: [0, 1, 2].map((k) => ({ osd: (index + k) % 3, shard: 0 })) })),
+      pools: [{ id: 1, name: 'rbd', size: REPLICAS, minSize: Math.min(2, REPLICAS), pgNum: PGS, failureDomain: 'host' }],
+      pgs: Array.from({ length: PGS }, (_, index) => ({ pool: 1, index, epoch: 1, replicas: Array.from({ length: REPLICAS }, (_, k) => ({ osd: (index + k) % REPLICAS, shard: 0 })) })),
       images: [{ id: 'img', pool: 1, name: 'disk', sizeBytes: SPAN, objectSizeBytes: 4 * MiB, createdMs: 0 }],
       policies: [],
     };

@@ -125,6 +125,40 @@ void Ring::Shutdown(bool teardown) {
     free(slot.bounce);
     slot.bounce = nullptr;
   }
+  for (auto& pool : bouncePool_) {
+    for (void* buffer : pool) free(buffer);
+    pool.clear();
+  }
+  bounceKept_ = 0;
+}
+
+// An aligned buffer of at least `length` bytes: a kept one of its size class, or a new one.
+void* Ring::TakeBounce(size_t length, size_t* capacity) {
+  size_t k = 0;
+  while (k < kBounceClasses && (alignment_ << k) < length) k++;
+  if (k < kBounceClasses && !bouncePool_[k].empty()) {
+    void* buffer = bouncePool_[k].back();
+    bouncePool_[k].pop_back();
+    *capacity = alignment_ << k;
+    bounceKept_ -= *capacity;
+    return buffer;
+  }
+  size_t size = k < kBounceClasses ? alignment_ << k : (length + alignment_ - 1) / alignment_ * alignment_;
+  void* buffer = nullptr;
+  if (posix_memalign(&buffer, alignment_, size) != 0) return nullptr;
+  *capacity = size;
+  return buffer;
+}
+
+void Ring::GiveBounce(void* buffer, size_t capacity) {
+  size_t k = 0;
+  while (k < kBounceClasses && (alignment_ << k) != capacity) k++;
+  if (k == kBounceClasses || bounceKept_ + capacity > kBounceKeptBytes) {
+    free(buffer);
+    return;
+  }
+  bouncePool_[k].push_back(buffer);
+  bounceKept_ += capacity;
 }
 
 io_uring_sqe* Ring::NextSqe() {
@@ -174,8 +208,8 @@ bool Ring::PrepareRw(const Napi::CallbackInfo& info, bool isRead) {
     slot->iov = slot->user;
   } else {
     // O_DIRECT needs aligned memory: go through one aligned bounce buffer.
-    size_t rounded = (total + alignment_ - 1) / alignment_ * alignment_;
-    if (posix_memalign(&slot->bounce, alignment_, rounded) != 0) {
+    slot->bounce = TakeBounce(total, &slot->bounceCapacity);
+    if (slot->bounce == nullptr) {
       Napi::Error::New(env, "out of memory for a bounce buffer").ThrowAsJavaScriptException();
       return false;
     }
@@ -281,7 +315,7 @@ void Ring::Reap() {
             at += v.iov_len;
           }
         }
-        free(slot.bounce);
+        GiveBounce(slot.bounce, slot.bounceCapacity);
         slot.bounce = nullptr;
       }
       slot.user.clear();
