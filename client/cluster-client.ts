@@ -7,6 +7,7 @@ import type { ClusterMap, ImageInfo } from '../kernel/contracts/cluster-map.js';
 import type { Transport } from '../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { Image } from './image.js';
+import type { ImageWatchRegistry } from './image-watch.js';
 import { InFlightLimit } from './in-flight-limit.js';
 import type { ClusterMapSource } from './map-source.js';
 import { DEFAULT_RETRY_POLICY, ObjectIo, type RetryPolicy } from './object-io.js';
@@ -33,6 +34,8 @@ export class ClusterClient implements BlockVolumeProvider {
     private readonly options: ClientOptions = {},
     /** Called by close(): releases what the client was given to own (its transport, its map subscription). */
     private readonly release: () => Promise<void> = async () => undefined,
+    /** Where open images are registered as watched, so they are not removed under us (none: a fixed map, in tests). */
+    private readonly watches?: ImageWatchRegistry,
   ) {
     this.router = new PgRouter(maps.current());
     this.io = new ObjectIo(transport, this.router, maps, { ...DEFAULT_RETRY_POLICY, ...options.retry });
@@ -60,12 +63,16 @@ export class ClusterClient implements BlockVolumeProvider {
   async openImage(spec: string): Promise<Image> {
     if (this.closed) throw new FastblockError(ErrorCode.CLOSED, 'client is closed', {});
     const info = await this.imageInfo(spec);
+    const watch = this.watches?.watch(info, spec.slice(0, spec.indexOf('/')));
     const image: Image = new Image(
       spec,
       info,
       this.io,
       new InFlightLimit(this.options.maxInFlight ?? 128),
-      () => this.images.delete(image),
+      async () => {
+        this.images.delete(image);
+        await watch?.close();
+      },
       () => this.latestInfo(info.id),
     );
     this.images.add(image);

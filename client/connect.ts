@@ -10,6 +10,7 @@ import { silentLogger } from '../kernel/logger.js';
 import { TcpTransport } from '../plugins/transport-tcp/tcp-transport.js';
 import { MonitorClient } from '../services/monitor/client.js';
 import { ClusterClient, type ClientOptions } from './cluster-client.js';
+import { MonitorImageWatches } from './image-watch.js';
 import { MonitorMapSource } from './monitor-map-source.js';
 
 export interface ConnectOptions extends ClientOptions {
@@ -27,9 +28,16 @@ export async function connect(options: ConnectOptions): Promise<ClusterClient> {
   try {
     const monitors = new MonitorClient({ transport, monitors: options.monitors, name: options.name ?? 'libfastblock' });
     const maps = await MonitorMapSource.open(monitors);
-    return new ClusterClient(transport, maps, options, async () => {
-      if (owned) await transport.close();
-    });
+    const watches = new MonitorImageWatches(monitors, options.name ?? 'libfastblock');
+    return new ClusterClient(
+      transport,
+      maps,
+      options,
+      async () => {
+        if (owned) await transport.close();
+      },
+      watches,
+    );
   } catch (err) {
     if (owned) await transport.close();
     throw err;

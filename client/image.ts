@@ -33,7 +33,8 @@ export class Image implements BlockVolume {
     private current: ImageInfo,
     private readonly io: ObjectIo,
     private readonly limit: InFlightLimit,
-    private readonly onClose: () => void = () => undefined,
+    /** Called once the image is closed: what the client holds for it goes (its watch at the monitor). */
+    private readonly onClose: () => void | Promise<void> = () => undefined,
     /** The image as the newest cluster map describes it (a resize shows here); undefined if it left the map. */
     private readonly latest: () => ImageInfo | undefined = () => undefined,
   ) {
@@ -88,7 +89,7 @@ export class Image implements BlockVolume {
     if (this.closed) return;
     await this.flush();
     this.closed = true;
-    this.onClose();
+    await this.onClose();
   }
 
   private check(offset: number, length: number): void {

@@ -16,6 +16,15 @@ export function name(args: AdminArgs, key: string): string {
   return value;
 }
 
+/** Free text for operators to read (a client's description): printable, bounded. */
+export function text(args: AdminArgs, key: string, maxLength: number): string {
+  const value = args[key];
+  if (typeof value !== 'string' || value.length === 0 || value.length > maxLength || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw bad(`${key} must be 1-${maxLength} printable characters, got ${JSON.stringify(value)?.slice(0, 80)}`, key);
+  }
+  return value;
+}
+
 export function optionalName(args: AdminArgs, key: string): string | undefined {
   return args[key] === undefined ? undefined : name(args, key);
 }

@@ -8,7 +8,8 @@ import type { ImageInfo, PoolInfo } from '../../kernel/contracts/index.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdminArgs, AdminCommand, AdminCommands } from '../../kernel/rpc/admin-commands.js';
 import { sha256Hex } from '../../plugins/placement/wasm-policy.js';
-import { base64, bool, int, name, oneOf, optionalName } from './admin-args.js';
+import { base64, bool, int, name, oneOf, optionalName, text } from './admin-args.js';
+import { DEFAULT_WATCH_LEASE_MS, MAX_WATCH_LEASE_MS, MIN_WATCH_LEASE_MS, type WatchedAnswer } from './image-watchers.js';
 import { publicOsd, type MonitorState } from './map-state.js';
 import type { Monitor } from './monitor.js';
 import { KINDS, MAX_POLICY_BYTES, getPolicy, setPolicy, switchPolicy } from './policy-switch.js';
@@ -35,6 +36,23 @@ function osdById(state: MonitorState, args: AdminArgs) {
   return osd;
 }
 
+/** BUSY unless the image is known to be open nowhere. */
+function refuseWatched(spec: string, answer: WatchedAnswer): void {
+  if (!answer.known) {
+    throw new FastblockError(
+      ErrorCode.BUSY,
+      `image '${spec}' may be open: this monitor became the leader moments ago and clients re-register their watches within ${Math.ceil(answer.knownInMs / 1000)} s; retry then (or force)`,
+      { image: spec, watchersKnownInMs: answer.knownInMs },
+    );
+  }
+  if (answer.watchers.length === 0) return;
+  const who = answer.watchers.map((w) => `${w.description} (${w.id})`).join(', ');
+  throw new FastblockError(ErrorCode.BUSY, `image '${spec}' is open by ${answer.watchers.length} client${answer.watchers.length === 1 ? '' : 's'}: ${who}; close ${answer.watchers.length === 1 ? 'it' : 'them'} first (or force)`, {
+    image: spec,
+    watchers: answer.watchers.map((w) => w.id),
+  });
+}
+
 function sizeArg(args: AdminArgs, key: string): number {
   const size = int(args, key, 1, MAX_IMAGE_BYTES);
   if (size % 512 !== 0) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `${key} must be a multiple of 512 bytes, got ${size}`, { arg: key });
@@ -42,8 +60,21 @@ function sizeArg(args: AdminArgs, key: string): number {
 }
 
 
+/** An image's watchers, as `image status` shows them and `image rm` checks them. */
+function watchersReport(answer: WatchedAnswer): Record<string, unknown> {
+  return answer.known ? { watchers: answer.watchers, watchersKnown: true } : { watchers: [], watchersKnown: false, watchersKnownInMs: answer.knownInMs };
+}
+
 export function monitorCommands(monitor: Monitor): AdminCommand[] {
   const state = (): MonitorState => monitor.state;
+  /** Watches live in the leader's memory: asked elsewhere, the answer would be empty, not true. */
+  const requireLeader = async (): Promise<void> => {
+    if (!monitor.isLeader) throw await monitor.notLeaderError();
+  };
+  const imageOf = (args: AdminArgs): { pool: PoolInfo; image: ImageInfo } => {
+    const pool = poolByName(state(), name(args, 'pool'));
+    return { pool, image: imageByName(state(), pool, name(args, 'name')) };
+  };
 
   return [
     { name: 'cluster status', summary: 'Health, OSD counts, PG states, epoch', run: () => clusterStatus(monitor) },
@@ -137,12 +168,57 @@ export function monitorCommands(monitor: Monitor): AdminCommand[] {
     },
     {
       name: 'image rm',
-      summary: 'Remove an image',
+      summary: 'Remove an image (refused while clients have it open, unless force; dryRun: only check)',
       run: async (args) => {
         const poolName = name(args, 'pool');
         const imageName = name(args, 'name');
-        await monitor.mutate((s) => ({ change: { removeImages: [imageByName(s, poolByName(s, poolName), imageName).id] } }));
+        const force = bool(args, 'force');
+        await requireLeader();
+        if (bool(args, 'dryRun')) {
+          // The CLI asks first: an image still in use must keep its data, not only its name.
+          const { image } = imageOf(args);
+          if (!force) refuseWatched(`${poolName}/${imageName}`, monitor.watchers.watched(image.id, image.createdMs));
+          return { removable: imageName, pool: poolName };
+        }
+        let removedId: string | undefined;
+        await monitor.mutate((s) => {
+          const image = imageByName(s, poolByName(s, poolName), imageName);
+          if (!force) refuseWatched(`${poolName}/${imageName}`, monitor.watchers.watched(image.id, image.createdMs));
+          removedId = image.id;
+          return { change: { removeImages: [image.id] } };
+        });
+        if (removedId !== undefined) monitor.watchers.forget(removedId);
         return { removed: imageName, pool: poolName, epoch: monitor.state.epoch };
+      },
+    },
+    {
+      name: 'image status',
+      summary: 'An image and who has it open (its watchers)',
+      run: async (args) => {
+        await requireLeader();
+        const { pool, image } = imageOf(args);
+        return { ...image, poolName: pool.name, ...watchersReport(monitor.watchers.watched(image.id, image.createdMs)) };
+      },
+    },
+    {
+      name: 'image watch',
+      summary: 'A client has an image open: register or renew its watch (id, description, leaseMs)',
+      run: async (args) => {
+        await requireLeader();
+        const { image } = imageOf(args);
+        const leaseMs = int(args, 'leaseMs', MIN_WATCH_LEASE_MS, MAX_WATCH_LEASE_MS, DEFAULT_WATCH_LEASE_MS);
+        const watcher = { id: name(args, 'id'), description: text(args, 'description', 200) };
+        const expiresAtMs = monitor.watchers.watch(image.id, watcher, leaseMs);
+        return { image: image.id, watcher: watcher.id, leaseMs, expiresAtMs };
+      },
+    },
+    {
+      name: 'image unwatch',
+      summary: 'A client closed an image: drop its watch (id)',
+      run: async (args) => {
+        await requireLeader();
+        const { image } = imageOf(args);
+        return { image: image.id, removed: monitor.watchers.unwatch(image.id, name(args, 'id')) };
       },
     },
     {

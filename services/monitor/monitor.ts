@@ -19,6 +19,7 @@ import { expire, revive, type LifecycleTimes } from './osd-lifecycle.js';
 import { CapacityTable, DEFAULT_FULL_RATIO, type StoreUsage } from './capacity.js';
 import type { HeartbeatReplyMessage } from './protocol.js';
 import { PgStatusTable, type PgReport } from './pg-status.js';
+import { ImageWatchers } from './image-watchers.js';
 import { remap } from './remap.js';
 
 export interface MonitorOptions {
@@ -71,6 +72,8 @@ export class Monitor {
   readonly policies: PolicyHost;
   readonly pgStatus = new PgStatusTable();
   readonly capacity = new CapacityTable();
+  /** Who has which image open (leases, leader only). */
+  readonly watchers: ImageWatchers;
   private snapshot: MonitorState;
   private leadership: MetaLeadership | undefined;
   private readonly lastSeen = new Map<number, number>();
@@ -91,6 +94,7 @@ export class Monitor {
     this.repo = new MapRepository(options.store, options.prefix);
     this.policies = new PolicyHost(options.policyLimits);
     this.now = options.now ?? Date.now;
+    this.watchers = new ImageWatchers(this.now);
     this.log = options.logger;
     this.snapshot = EMPTY_STATE;
   }
@@ -193,6 +197,8 @@ export class Monitor {
     // Grace starts now for every OSD: heartbeats sent to the old leader were not seen here.
     const now = this.now();
     for (const osd of loaded.osds.values()) this.lastSeen.set(osd.id, now);
+    // Watches were renewed at the old leader: this one learns them as clients renew here.
+    this.watchers.reset();
     this.log.info({ monitor: this.options.id, epoch: loaded.epoch }, 'monitor is leader');
     this.every(this.options.tickMs, () => this.tick());
     // A round starts only after the previous one finished: the transfer rate stays bounded even when

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatSize, parseSize } from '../../cli/commands/monitor-admin.js';
+import { connect as connectCluster } from '../../client/connect.js';
 import { FASTBLOCK, run, type Finished } from '../cli/daemon-process.js';
 import { freePort } from './etcd-cluster.js';
 
@@ -106,6 +107,45 @@ test('destructive commands need --yes', async () => {
   const busy = await cli('pool', 'rm', 'rbd', '--yes');
   assert.is(busy.code, 1, 'a pool with images is refused (not a usage error)');
   assert.match(busy.stderr, /still holds 1 image/);
+});
+
+test('image rm is refused while a client has the image open; status names the client; --force overrides', async () => {
+  await cli('image', 'create', 'rbd/busy', '--size', '64M');
+  await cli('image', 'create', 'rbd/forced', '--size', '64M');
+  const client = await connectCluster({ monitors: [addr], name: 'cli-test-vm' });
+  try {
+    const busy = await client.openImage('rbd/busy');
+    const forced = await client.openImage('rbd/forced');
+    // The watch is registered in the background of openImage: wait until the monitor has it.
+    let status: any;
+    for (let i = 0; i < 50; i++) {
+      status = json(await cli('image', 'status', 'rbd/busy', '--json'));
+      if (status.watchers.length > 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.is(status.watchersKnown, true);
+    assert.is(status.watchers.length, 1);
+    assert.match(status.watchers[0].description, /^cli-test-vm on /);
+    const human = await cli('image', 'status', 'rbd/busy');
+    assert.match(human.stdout, /cli-test-vm on .*\(pid \d+\)/);
+    const refused = await cli('image', 'rm', 'rbd/busy', '--yes');
+    assert.is(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /image 'rbd\/busy' is open by 1 client: cli-test-vm on .*close it first \(or force\)/);
+    assert.is((await cli('image', 'info', 'rbd/busy')).code, 0, 'still there');
+    assert.is(busy.size, 64 * 2 ** 20, 'and its client still sees it (this monitor-only cluster has no OSDs for I/O)');
+    // Closing the image drops the watch at once (no lease to wait out).
+    await busy.close();
+    assert.equal(json(await cli('image', 'status', 'rbd/busy', '--json')).watchers, []);
+    assert.is((await cli('image', 'rm', 'rbd/busy', '--yes')).code, 0);
+    while (json(await cli('image', 'status', 'rbd/forced', '--json')).watchers.length === 0) await new Promise((r) => setTimeout(r, 100));
+    const removed = await cli('image', 'rm', 'rbd/forced', '--yes', '--force');
+    assert.is(removed.code, 0, removed.stderr);
+    await forced.close();
+  } finally {
+    await client.close();
+  }
+  const left = json(await cli('image', 'ls', 'rbd', '--json')).map((i: { name: string }) => i.name);
+  assert.not.ok(left.includes('busy') || left.includes('forced'), left.join(','));
 });
 
 /** The built-in placement policy padded with a 100 KB custom section: still valid, too big for an admin call. */
