@@ -163,6 +163,11 @@ export class RaftGroup {
   private prevHard: HardState;
   private readyOutstanding = false;
   private readonly matchScratch: number[] = [];
+  /**
+   * Called by every input (tick, step, proposals, reads, transfers, advance): the group may have a
+   * Ready now. MultiRaft collects only the groups that had input since, not every hosted group.
+   */
+  onActivity: (() => void) | undefined = undefined;
 
   constructor(config: RaftConfig) {
     this.id = config.id;
@@ -207,6 +212,7 @@ export class RaftGroup {
 
   /** Advances the group's clock by one tick. */
   tick(): void {
+    this.onActivity?.();
     this.now++;
     if (this.role === Role.Leader) this.tickLeader();
     else this.tickElection();
@@ -239,16 +245,19 @@ export class RaftGroup {
 
   /** Starts an election now (pre-vote first when enabled). */
   campaign(): void {
+    this.onActivity?.();
     this.hup(false);
   }
 
   /** A heartbeat round to every follower; MultiRaft calls this for all leaders on one timer. */
   heartbeat(): void {
+    this.onActivity?.();
     if (this.role === Role.Leader) this.broadcastHeartbeat();
   }
 
   /** Appends one proposal; returns its index. The entry is committed once it appears in Ready.committed. */
   propose(data: Uint8Array): number {
+    this.onActivity?.();
     this.checkProposable();
     const index = this.log.lastIndex() + 1;
     this.appendEntries([{ index, term: this.term, type: EntryType.Normal, data }]);
@@ -257,6 +266,7 @@ export class RaftGroup {
 
   /** Appends many proposals as one batch; returns the first index. */
   proposeBatch(datas: readonly Uint8Array[]): number {
+    this.onActivity?.();
     this.checkProposable();
     const first = this.log.lastIndex() + 1;
     const term = this.term;
@@ -272,6 +282,7 @@ export class RaftGroup {
    * (the single-server pitfall: an old leader's uncommitted change must not combine with a new one).
    */
   proposeMembership(next: Membership): number {
+    this.onActivity?.();
     this.checkProposable();
     validateChange(this.membership, next);
     const latest = this.confLog.length > 0 ? this.confLog[this.confLog.length - 1]!.index : 0;
@@ -288,6 +299,7 @@ export class RaftGroup {
 
   /** Hands leadership to `to` once it is caught up; aborted after an election timeout. */
   transferLeader(to: NodeId): void {
+    this.onActivity?.();
     this.checkLeader();
     if (to === this.id || to === this.leadTransferee) return;
     if (!isVoter(this.membership, to)) {
@@ -302,6 +314,7 @@ export class RaftGroup {
   }
 
   abortTransfer(): void {
+    this.onActivity?.();
     this.leadTransferee = NONE;
   }
 
@@ -311,6 +324,7 @@ export class RaftGroup {
    * the lease holds; otherwise a heartbeat round must reach a quorum (ReadIndex).
    */
   readIndex(context: number): void {
+    this.onActivity?.();
     this.checkLeader();
     if (this.log.term(this.log.committed) !== this.term) {
       this.readOnly.awaitCommit(context);
@@ -343,6 +357,7 @@ export class RaftGroup {
   }
 
   step(m: Message): void {
+    this.onActivity?.();
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         // A follower that hears from a live leader ignores disruptive candidates (check-quorum),
@@ -427,6 +442,7 @@ export class RaftGroup {
 
   /** The driver persisted, sent and applied `rd`. */
   advance(rd: Ready): void {
+    this.onActivity?.();
     assert(this.readyOutstanding, 'advance() without ready()');
     this.readyOutstanding = false;
     if (rd.snapshot) {
