@@ -1,12 +1,17 @@
 /**
- * The store of one shard: one blobstore on the shard's own file or region, holding one log blob
- * per PG, one blob per object and one kv blob. Blobs say what they are in their xattrs (kind,
+ * The store of one shard: one blobstore on the shard's own file or region, holding the raft logs
+ * of its PGs, one blob per object and one kv blob. Blobs say what they are in their xattrs (kind,
  * pg, name), so opening the store rebuilds every index from the blobstore alone.
+ *
+ * The raft logs live either in one journal blob for all PGs (shard-journal.ts: one write per raft
+ * round however many PGs it appends to) or in one log blob per PG (disk-log.ts; stores made
+ * before the journal). New stores get DEFAULT_RAFT_LOG unless told otherwise; the store's blobs
+ * say which an existing store uses, and a store never mixes them, whatever the tuning asks.
  *
  * flush() is the shard's group commit: one round of md sync and device flush for everything
  * completed before it, whatever PG or object it belongs to.
  */
-import { FastblockError, ErrorCode } from '../../kernel/errors.js';
+import { FastblockError, ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import type { Logger } from '../../kernel/logger.js';
 import type { DiskLog, PgId, ShardStore, ShardStoreOptions, ShardStoreStats } from '../../kernel/contracts/store.js';
 import type { Bdev } from './bdev/bdev.js';
@@ -17,6 +22,32 @@ import { Blobstore } from './blobstore/blobstore.js';
 import { BlobDiskLog } from './disk-log.js';
 import { BlobKvStore } from './kv-store.js';
 import { BlobObjectStore, XATTR_KIND, XATTR_NAME, XATTR_PG } from './object-store.js';
+import { type JournalBatching, type JournalHost, ShardJournal } from './shard-journal.js';
+
+/** Where a store keeps its PGs' raft logs: one journal for all, or one log blob per PG. */
+export type RaftLogMode = 'journal' | 'per-pg';
+
+const MiB = 1024 * 1024;
+
+/**
+ * Journal size of a new store: a quarter of the device, at most 1 GiB. It should hold every PG's
+ * live log tail twice over (DiskRaftStorage compacts a PG's log past ~4 MiB); a journal that the
+ * tails outgrow grows (up to half the device).
+ */
+export function defaultJournalBytes(deviceBytes: number): number {
+  return Math.min(deviceBytes / 4, 1024 * MiB);
+}
+
+/** Where new stores keep their raft logs unless told otherwise. */
+export const DEFAULT_RAFT_LOG: RaftLogMode = 'per-pg';
+
+function raftLogMode(requested: RaftLogMode | undefined): RaftLogMode {
+  const mode = requested ?? process.env.FASTBLOCK_STORE_RAFT_LOG ?? DEFAULT_RAFT_LOG;
+  if (mode !== 'journal' && mode !== 'per-pg') {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `raft log mode ${mode}: journal or per-pg`, { mode });
+  }
+  return mode;
+}
 
 export interface BlobShardStoreTuning {
   readonly clusterSize?: number;
@@ -25,6 +56,17 @@ export interface BlobShardStoreTuning {
   /** Bytes of object data cached for reads (CachedBdev); 0 or absent: no cache. */
   readonly cacheBytes?: number;
   readonly logger?: Logger;
+  /**
+   * Where a store created now keeps its raft logs (default: FASTBLOCK_STORE_RAFT_LOG, else
+   * DEFAULT_RAFT_LOG). An existing store keeps the mode it was made with.
+   */
+  readonly raftLog?: RaftLogMode;
+  /** Ring bytes of a new store's journal (default: defaultJournalBytes of the device). */
+  readonly journalBytes?: number;
+  /** Bytes the journal may grow to when the logs' live records outgrow it (default: half the device). */
+  readonly journalMaxBytes?: number;
+  /** How the journal gathers a batch (measuring; default microtask). */
+  readonly journalBatching?: JournalBatching;
 }
 
 const encoder = new TextEncoder();
@@ -38,6 +80,8 @@ export class BlobShardStore implements ShardStore {
   private readonly openLogs = new Set<BlobDiskLog>();
   /** Logs whose written header names a head not yet durable: the next flush makes it so. */
   private readonly trimmedLogs = new Set<BlobDiskLog>();
+  /** The journal holding every PG's log; undefined: per-PG log blobs. */
+  journal: ShardJournal | undefined;
   private closed = false;
 
   private constructor(
@@ -67,17 +111,49 @@ export class BlobShardStore implements ShardStore {
     const blobstore = await Blobstore.open(bdev, { create: options.create, clusterSize: options.clusterSize, mdPages: options.mdPages, logger });
     const store = new BlobShardStore(shard, bdev, blobstore, logger);
     let kvBlob: Blob | undefined;
+    const journalBlobs: Blob[] = [];
     for (const id of blobstore.blobIds()) {
       const blob = blobstore.openBlob(id);
       const kind = decoder.decode(blob.getXattr(XATTR_KIND) ?? new Uint8Array());
       if (kind === 'object') store.objects.adopt(blob);
       else if (kind === 'log') store.logBlobs.set(decoder.decode(blob.getXattr(XATTR_PG)), blob);
       else if (kind === 'kv' && kvBlob === undefined) kvBlob = blob;
+      else if (kind === 'journal') journalBlobs.push(blob);
       else logger?.warn({ blobId: id, kind }, 'blob of unknown kind left alone');
     }
     const flush = (): Promise<void> => store.flush();
+    const host: JournalHost = {
+      flush,
+      logger,
+      clusterSize: blobstore.clusterSize,
+      createBlob: () => blobstore.createBlob(new Map([[XATTR_KIND, encoder.encode('journal')]])),
+      deleteBlob: (blob) => {
+        if (!blob.deleted) blobstore.deleteBlob(blob);
+      },
+      maxBytes: options.journalMaxBytes ?? bdev.sizeBytes / 2,
+    };
+    if (journalBlobs.length !== 0) {
+      if (store.logBlobs.size !== 0) logger?.warn({ logs: store.logBlobs.size }, 'per-PG log blobs beside the journal left alone');
+      store.logBlobs.clear();
+      store.journal = await ShardJournal.open(journalBlobs, host, options.journalBatching);
+    } else if (store.logBlobs.size === 0 && raftLogMode(options.raftLog) === 'journal') {
+      // A new store, or one whose per-PG mode never wrote a log: nothing to mix with.
+      const blob = host.createBlob();
+      const bytes = options.journalBytes ?? defaultJournalBytes(bdev.sizeBytes);
+      try {
+        store.journal = await ShardJournal.create(blob, host, bytes, options.journalBatching);
+      } catch (err) {
+        host.deleteBlob(blob);
+        // An old store too full for a journal keeps per-PG logs, which take space as they go.
+        if (!isFastblockError(err, ErrorCode.NO_SPACE) || blobstore.blobIds().length === 0) throw err;
+        logger?.warn({ bytes }, 'no room for a shard journal: per-PG logs');
+      }
+    }
     store.kv = kvBlob !== undefined ? await BlobKvStore.open(kvBlob, flush) : BlobKvStore.create(blobstore.createBlob(new Map([[XATTR_KIND, encoder.encode('kv')]])), flush);
-    logger?.info({ device: bdev.name, objects: store.objects.objectCount, logs: store.logBlobs.size, damaged: blobstore.damaged.size }, 'shard store open');
+    logger?.info(
+      { device: bdev.name, objects: store.objects.objectCount, raftLog: store.journal !== undefined ? 'journal' : 'per-pg', logs: store.logBlobs.size, damaged: blobstore.damaged.size },
+      'shard store open',
+    );
     return store;
   }
 
@@ -86,8 +162,20 @@ export class BlobShardStore implements ShardStore {
     return this.blobstore.damaged;
   }
 
+  /** Where this store keeps its raft logs. */
+  get raftLog(): RaftLogMode {
+    return this.journal !== undefined ? 'journal' : 'per-pg';
+  }
+
   diskLog(pg: PgId): Promise<DiskLog> {
     this.checkOpen();
+    if (this.journal !== undefined) {
+      try {
+        return Promise.resolve(this.journal.log(pg));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     let log = this.logs.get(pg);
     if (log === undefined) {
       log = this.openLog(pg);
@@ -99,6 +187,7 @@ export class BlobShardStore implements ShardStore {
 
   async removeDiskLog(pg: PgId): Promise<void> {
     this.checkOpen();
+    if (this.journal !== undefined) return this.journal.remove(pg);
     const opening = this.logs.get(pg);
     this.logs.delete(pg);
     if (opening !== undefined) {
@@ -116,6 +205,17 @@ export class BlobShardStore implements ShardStore {
 
   flush(): Promise<void> {
     this.checkOpen();
+    return this.flushNow();
+  }
+
+  private flushNow(): Promise<void> {
+    if (this.journal !== undefined) {
+      // The journal's header goes out before the device flush when its head moved far enough.
+      const after = this.journal.prepareFlush();
+      if (after === undefined) return this.blobstore.flush();
+      if (typeof after === 'function') return this.blobstore.flush().then(after);
+      return after.then((commit) => this.blobstore.flush().then(commit));
+    }
     if (this.trimmedLogs.size === 0) return this.blobstore.flush();
     const logs = [...this.trimmedLogs];
     this.trimmedLogs.clear();
@@ -145,7 +245,8 @@ export class BlobShardStore implements ShardStore {
   async close(): Promise<void> {
     if (this.closed) return;
     await Promise.all([...this.openLogs].map((log) => log.close()));
-    await this.flush();
+    await this.journal?.close();
+    await this.flushNow();
     this.closed = true;
     await this.blobstore.close();
     await this.bdev.close();

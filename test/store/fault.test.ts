@@ -16,7 +16,8 @@ test('failed reads and writes surface as IO_ERROR and leave the rest of the stor
   await store.flush();
   fault.failWrites = true;
   await rejectsWith(store.objects.write('1.0', 'bad', 0, [pattern(2, 8192)]), 'IO_ERROR');
-  await rejectsWith(store.diskLog('1.0'), 'IO_ERROR');
+  // A per-PG log writes its header when created; a journal view is memory until its first append.
+  if (store.raftLog === 'per-pg') await rejectsWith(store.diskLog('1.0'), 'IO_ERROR');
   fault.failWrites = false;
   fault.failReads = true;
   await rejectsWith(store.objects.read('1.0', 'good', 0, 8192), 'IO_ERROR');

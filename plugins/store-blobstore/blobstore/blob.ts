@@ -150,6 +150,37 @@ export class Blob {
   }
 
   /**
+   * Allocates (and zeroes) every cluster of the blob now, so that no later write allocates: a blob
+   * that must not run out of space once created (the shard's journal) holds all of it up front.
+   * Throws NO_SPACE, allocating nothing, when the device cannot hold it.
+   */
+  reserve(): void {
+    this.host.checkUsable(this);
+    let missing = 0;
+    for (let i = 0; i < this.count; i++) if (this.map[i] === 0) missing++;
+    if (missing === 0) return;
+    this.host.mdChanged(this, 8 * missing);
+    const clusters = this.host.allocateClusters(missing, 0);
+    const cs = this.host.clusterSize;
+    let k = 0;
+    const fresh: number[] = [];
+    for (let i = 0; i < this.count; i++) {
+      if (this.map[i] !== 0) continue;
+      this.map[i] = clusters[k++];
+      fresh.push(i);
+    }
+    this.version++;
+    // One zeroing per run of adjacent device clusters (allocation mostly hands out runs).
+    for (let r = 0; r < fresh.length; ) {
+      let end = r + 1;
+      while (end < fresh.length && this.map[fresh[end]] === this.map[fresh[end - 1]] + 1) end++;
+      const run = fresh.slice(r, end);
+      this.initializeRun(run, this.host.bdev.writeZeroes(this.map[run[0]] * cs, run.length * cs));
+      r = end;
+    }
+  }
+
+  /**
    * Whether a write of [offset, offset + length) would go straight to the device: every cluster
    * it touches allocated and initialized, the blob usable. Such a write allocates nothing, so it
    * can fail only with the device.
@@ -304,23 +335,31 @@ export class Blob {
   /** A new cluster may hold another blob's old bytes: zero it before anything reads or names it. */
   private initialize(index: number, cluster: number): void {
     const cs = this.host.clusterSize;
-    const work = this.host.bdev.writeZeroes(cluster * cs, cs).then(
+    this.initializeRun([index], this.host.bdev.writeZeroes(cluster * cs, cs));
+  }
+
+  /** Blob clusters `indexes` are being zeroed by `zeroing`; I/O to them waits for it. */
+  private initializeRun(indexes: readonly number[], zeroing: Promise<void>): void {
+    const clusters = indexes.map((i) => this.map[i]);
+    const work = zeroing.then(
       () => {
-        this.initializing.delete(index);
+        for (const index of indexes) this.initializing.delete(index);
       },
       (err: unknown) => {
-        // Not zeroed: take the cluster back out of the map so no read or sync trusts it.
-        this.initializing.delete(index);
-        if (this.map[index] === cluster) {
+        // Not zeroed: take the clusters back out of the map so no read or sync trusts them.
+        for (const index of indexes) this.initializing.delete(index);
+        const still = indexes.filter((index, k) => this.map[index] === clusters[k]);
+        if (still.length !== 0) {
           this.host.mdChanged(this, 0);
-          this.map[index] = 0;
+          const released = still.map((index) => this.map[index]);
+          for (const index of still) this.map[index] = 0;
           this.version++;
-          this.host.releaseClusters([cluster]);
+          this.host.releaseClusters(released);
         }
         throw err;
       },
     );
-    this.initializing.set(index, work);
+    for (const index of indexes) this.initializing.set(index, work);
     this.host.track(work);
   }
 
