@@ -149,6 +149,11 @@ export class ShardJournal {
   private writtenHead: number;
   private durableHead: number;
   private headerWriting = false;
+  /** The lowest anchor, valid unless anchorsMoved (set by whatever may move an anchor). */
+  private lowest = Infinity;
+  private anchorsMoved = true;
+  /** Tail position before which makeRoom does not look for PGs to relocate again. */
+  private nextRelocationCheck = 0;
   /** A grow is writing the new ring: flushes leave the header alone. */
   private growing = false;
   /** A grow that failed part-way: the journal refuses everything. */
@@ -256,6 +261,7 @@ export class ShardJournal {
     const view = this.views.get(pg);
     if (view === undefined) return;
     this.views.delete(pg);
+    this.anchorsMoved = true;
     view.closed = true;
     if (view.anchor === Infinity && view.pending === 0) return;
     // Until the RESET is written, the old records replay: they keep pinning the head.
@@ -279,7 +285,10 @@ export class ShardJournal {
   trim(view: JournalLog, to: number, emptying: boolean): Promise<void> {
     const done = this.enqueue({ kind: TRIM, view, records: undefined, relocated: undefined, index: to, first: to, emptying, bytes: recordSize(view.pgBytes, 0), positions: [] });
     // A trim that kept records moved the view's anchor already.
-    if (!emptying) this.roomChanged();
+    if (!emptying) {
+      this.anchorsMoved = true;
+      this.roomChanged();
+    }
     return done;
   }
 
@@ -348,16 +357,25 @@ export class ShardJournal {
 
   /** The lowest position a replay must start from: the lowest anchor, or the tail. */
   private computeHead(): number {
-    let head = this.tail;
-    for (const view of this.views.values()) {
-      const a = view.anchor;
-      if (a < head) head = a;
+    return Math.min(this.lowestAnchor(), this.tail);
+  }
+
+  /** The lowest anchor of the views, recomputed only after something may have moved one. */
+  private lowestAnchor(): number {
+    if (this.anchorsMoved) {
+      let lowest = Infinity;
+      for (const view of this.views.values()) {
+        const a = view.anchor;
+        if (a < lowest) lowest = a;
+      }
+      for (const view of this.retiring) {
+        const a = view.anchor;
+        if (a < lowest) lowest = a;
+      }
+      this.lowest = lowest;
+      this.anchorsMoved = false;
     }
-    for (const view of this.retiring) {
-      const a = view.anchor;
-      if (a < head) head = a;
-    }
-    return head;
+    return this.lowest;
   }
 
   /** Bytes the views' live records take (what a relocation of everything, a grow, writes). */
@@ -368,9 +386,11 @@ export class ShardJournal {
   }
 
   private async makeRoom(batch: Batch): Promise<void> {
-    if (this.tail + batch.bytes - this.durableHead > this.capacity / 2) {
-      // Past half full: little live data means PGs that do not trim pin the head (relocate them);
-      // much means the ring is too small for the logs' tails (grow it).
+    if (this.tail + batch.bytes - this.durableHead > this.capacity / 2 && this.tail >= this.nextRelocationCheck && this.lowestAnchor() < this.tail - this.capacity / 2) {
+      // Past half full with old records live: little live data means PGs that do not trim pin
+      // the head (relocate them); much means the ring is too small for the logs' tails (grow it).
+      // Looked at again an eighth of a ring later.
+      this.nextRelocationCheck = this.tail + this.capacity / 8;
       const live = this.liveBytes() + batch.bytes;
       if (live <= this.capacity / 2 || !(await this.grow(live))) this.relocate(batch);
     }
@@ -466,6 +486,8 @@ export class ShardJournal {
     this.growing = false;
     // Removed logs' old records are gone with the old ring.
     this.retiring.clear();
+    this.anchorsMoved = true;
+    this.nextRelocationCheck = 0;
     this.host.deleteBlob(old.blob);
     this.host.logger?.info({ from: old.capacity, to: capacity, live, ms: Date.now() - started }, 'shard journal grown');
     this.roomChanged();
@@ -578,11 +600,14 @@ export class ShardJournal {
             for (let i = 0; i < op.relocated.length; i++) op.relocated[i].pos = op.positions[i];
             freed = true;
           } else {
+            // An append moves the anchor only of a log that was empty (from its mark to the record).
+            if (v.held.length === 0) this.anchorsMoved = true;
             v.applyAppend(op.records!, op.positions);
           }
           break;
         case TRUNCATE:
           v.applyTruncate(op.index, op.positions[0]);
+          this.anchorsMoved = true;
           break;
         case TRIM:
           v.applyTrim(op.index, op.positions[0], op.emptying);
@@ -594,7 +619,10 @@ export class ShardJournal {
           break;
       }
     }
-    if (freed) this.roomChanged();
+    if (freed) {
+      this.anchorsMoved = true;
+      this.roomChanged();
+    }
   }
 
   private ringSegments(pos: number, length: number): { blobOffset: number; start: number; length: number }[] {

@@ -39,7 +39,7 @@ export function defaultJournalBytes(deviceBytes: number): number {
 }
 
 /** Where new stores keep their raft logs unless told otherwise. */
-export const DEFAULT_RAFT_LOG: RaftLogMode = 'per-pg';
+export const DEFAULT_RAFT_LOG: RaftLogMode = 'journal';
 
 function raftLogMode(requested: RaftLogMode | undefined): RaftLogMode {
   const mode = requested ?? process.env.FASTBLOCK_STORE_RAFT_LOG ?? DEFAULT_RAFT_LOG;
