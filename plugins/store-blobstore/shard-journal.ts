@@ -2,10 +2,10 @@
  * The shard's journal: the raft logs of all its PGs in ONE blob (xattr kind 'journal'), so that a
  * raft round that appends to many PGs costs one device write instead of one per PG.
  *
- * Blob page 0 is the header (magic, head, capacity, epoch, base); the rest is a ring of records
+ * Blob page 0 is the header (magic, head, capacity, epoch, base, nonce); the rest is a ring of records
  * back to back at increasing logical positions (physical = PAGE + (pos - base) mod capacity):
  *
- *   0 u32 CRC32C of bytes 4.. (header, pg and data)   16 u64 logical position
+ *   0 u32 CRC32C of bytes 4.., seeded with the nonce  16 u64 logical position
  *   4 u32 data length                                 24 u64 index (APPEND), from (TRUNCATE), to (TRIM)
  *   8 u32 CRC of the previous record                  32 u64 term
  *  12 u8 kind, u8 type, u8 pg length, u8 0            40 u64 the PG's first index after the record
@@ -36,6 +36,7 @@
  * themselves fill half the ring, the journal grows instead: to a new, larger blob (see grow), up
  * to a size limit. Past it, appends wait (backpressure) for trims.
  */
+import { randomBytes } from 'node:crypto';
 import { FastblockError, ErrorCode, assert } from '../../kernel/errors.js';
 import type { LogRecord } from '../../kernel/contracts/store.js';
 import type { Logger } from '../../kernel/logger.js';
@@ -181,6 +182,8 @@ export class ShardJournal {
     private base: number,
     /** Bumped by every grow: of two journal blobs, the higher epoch with a valid header is the journal. */
     private epoch: number,
+    /** Seed of every record CRC of this ring (random per ring): bytes of any other ring never pass. */
+    private nonce: number,
     head: number,
     private readonly batching: JournalBatching,
   ) {
@@ -190,7 +193,7 @@ export class ShardJournal {
   /** A new journal in `blob` (created with its xattrs, size 0): at least `capacityBytes` of ring, all reserved now. */
   static async create(blob: Blob, host: JournalHost, capacityBytes: number, batching: JournalBatching = 'microtask'): Promise<ShardJournal> {
     const capacity = ShardJournal.reserve(blob, host.clusterSize, capacityBytes);
-    const journal = new ShardJournal(blob, host, capacity, 0, 1, 0, batching);
+    const journal = new ShardJournal(blob, host, capacity, 0, 1, randomNonce(), 0, batching);
     await journal.writeHeader(0);
     return journal;
   }
@@ -199,19 +202,21 @@ export class ShardJournal {
   private static reserve(blob: Blob, clusterSize: number, capacityBytes: number): number {
     const clusters = Math.ceil((P + capacityBytes) / clusterSize);
     blob.resize(clusters);
-    blob.reserve();
+    // Not zeroed: replay accepts only records whose CRC is seeded with this ring's random nonce,
+    // at the position they claim, so no old bytes (an earlier journal's, an object's) pass.
+    blob.reserve(false);
     return clusters * clusterSize - P;
   }
 
   /** The header of a journal blob, or undefined when it has none intact. */
-  static async readHeader(blob: Blob): Promise<{ head: number; capacity: number; base: number; epoch: number } | undefined> {
+  static async readHeader(blob: Blob): Promise<JournalHeader | undefined> {
     if (blob.sizeBytes < 2 * P) return undefined;
     const page = bufferPool.acquire(P);
     try {
       await blob.read(0, page);
       if (decoder.decode(page.subarray(0, 8)) !== MAGIC || !pageIntact(page)) return undefined;
       const view = viewOf(page);
-      const header = { head: readU64(view, 8), capacity: readU64(view, 16), epoch: readU64(view, 24), base: readU64(view, 32) };
+      const header = { head: readU64(view, 8), capacity: readU64(view, 16), epoch: readU64(view, 24), base: readU64(view, 32), nonce: view.getUint32(40, true) };
       if (header.capacity % P !== 0 || header.capacity <= 0 || header.capacity > blob.sizeBytes - P || header.base % P !== 0 || header.head < header.base) return undefined;
       return header;
     } finally {
@@ -225,7 +230,7 @@ export class ShardJournal {
    * that chain from the head.
    */
   static async open(blobs: readonly Blob[], host: JournalHost, batching: JournalBatching = 'microtask'): Promise<ShardJournal> {
-    let best: { blob: Blob; header: { head: number; capacity: number; base: number; epoch: number } } | undefined;
+    let best: { blob: Blob; header: JournalHeader } | undefined;
     for (const blob of blobs) {
       const header = await ShardJournal.readHeader(blob);
       if (header !== undefined && (best === undefined || header.epoch > best.header.epoch)) best = { blob, header };
@@ -233,7 +238,7 @@ export class ShardJournal {
     if (best === undefined) throw new FastblockError(ErrorCode.CORRUPT, 'the shard journal has a damaged header', { blobIds: blobs.map((b) => b.id) });
     for (const blob of blobs) if (blob !== best.blob) host.deleteBlob(blob);
     const h = best.header;
-    const journal = new ShardJournal(best.blob, host, h.capacity, h.base, h.epoch, h.head, batching);
+    const journal = new ShardJournal(best.blob, host, h.capacity, h.base, h.epoch, h.nonce, h.head, batching);
     await journal.replay();
     return journal;
   }
@@ -456,6 +461,7 @@ export class ShardJournal {
     this.capacity = capacity;
     this.base = start;
     this.epoch++;
+    this.nonce = randomNonce();
     this.tail = this.durableHead = this.writtenHead = this.justifiedHead = start;
     this.prevCrc = 0;
     this.tailPage.fill(0);
@@ -560,7 +566,7 @@ export class ShardJournal {
           for (let i = 0; i < n; i++) {
             const h = op.records !== undefined ? op.records[i] : op.relocated![i];
             const kind = op.records !== undefined ? APPEND : i === n - 1 ? APPEND | RELOCATED | RUN_END : APPEND | RELOCATED;
-            prev = encode(buffer, view, at, kind, h.type, pg, pos, op.index + i, h.term, op.first, h.data, prev);
+            prev = encode(buffer, view, at, kind, h.type, pg, pos, op.index + i, h.term, op.first, h.data, prev, this.nonce);
             op.positions[i] = pos;
             const size = RECORD_HEADER + pg.length + h.data.length;
             at += size;
@@ -568,7 +574,7 @@ export class ShardJournal {
             records++;
           }
         } else {
-          prev = encode(buffer, view, at, op.kind, 0, pg, pos, op.index, 0, op.first, EMPTY, prev);
+          prev = encode(buffer, view, at, op.kind, 0, pg, pos, op.index, 0, op.first, EMPTY, prev, this.nonce);
           op.positions = [pos];
           const size = RECORD_HEADER + pg.length;
           at += size;
@@ -659,6 +665,7 @@ export class ShardJournal {
       writeU64(view, 16, this.capacity);
       writeU64(view, 24, this.epoch);
       writeU64(view, 32, this.base);
+      view.setUint32(40, this.nonce, true);
       sealPage(page);
       await this.blob.write(0, page);
       this.counters.headerWrites++;
@@ -765,7 +772,7 @@ export class ShardJournal {
       const size = RECORD_HEADER + pgLength + dataLength;
       if (pos + size > limit || readU64(view, at + 16) !== pos) break;
       const crc = view.getUint32(at, true);
-      if (crc32c(window.subarray(at + 4, at + size)) !== crc) break;
+      if (crc32c(window.subarray(at + 4, at + size), this.nonce) !== crc) break;
       if (prev !== -1 && view.getUint32(at + 8, true) !== prev) break;
       const kindByte = window[at + 12];
       const kind = kindByte & 0x0f;
@@ -814,6 +821,18 @@ export class ShardJournal {
 }
 
 const EMPTY = new Uint8Array(0);
+
+interface JournalHeader {
+  readonly head: number;
+  readonly capacity: number;
+  readonly base: number;
+  readonly epoch: number;
+  readonly nonce: number;
+}
+
+function randomNonce(): number {
+  return randomBytes(4).readUInt32LE(0);
+}
 
 interface Scanned {
   readonly kind: number;
@@ -870,7 +889,7 @@ function replayRecord(states: Map<string, ReplayState>, pg: string, r: Scanned):
 }
 
 /** Writes one record at `at` and returns its CRC. */
-function encode(buffer: Uint8Array, view: DataView, at: number, kind: number, type: number, pg: Uint8Array, pos: number, index: number, term: number, first: number, data: Uint8Array, prev: number): number {
+function encode(buffer: Uint8Array, view: DataView, at: number, kind: number, type: number, pg: Uint8Array, pos: number, index: number, term: number, first: number, data: Uint8Array, prev: number, nonce: number): number {
   view.setUint32(at + 4, data.length, true);
   view.setUint32(at + 8, prev, true);
   view.setUint32(at + 12, kind | (type << 8) | (pg.length << 16), true);
@@ -880,7 +899,7 @@ function encode(buffer: Uint8Array, view: DataView, at: number, kind: number, ty
   writeU64(view, at + 40, first);
   buffer.set(pg, at + RECORD_HEADER);
   if (data.length !== 0) buffer.set(data, at + RECORD_HEADER + pg.length);
-  const crc = crc32c(buffer.subarray(at + 4, at + RECORD_HEADER + pg.length + data.length));
+  const crc = crc32c(buffer.subarray(at + 4, at + RECORD_HEADER + pg.length + data.length), nonce);
   view.setUint32(at, crc, true);
   return crc;
 }

@@ -150,11 +150,12 @@ export class Blob {
   }
 
   /**
-   * Allocates (and zeroes) every cluster of the blob now, so that no later write allocates: a blob
-   * that must not run out of space once created (the shard's journal) holds all of it up front.
-   * Throws NO_SPACE, allocating nothing, when the device cannot hold it.
+   * Allocates every cluster of the blob now, so that no later write allocates: a blob that must
+   * not run out of space once created (the shard's journal) holds all of it up front. Throws
+   * NO_SPACE, allocating nothing, when the device cannot hold it. `zero` false leaves the clusters'
+   * old bytes in place (for a reader that recognizes only what it wrote, as the journal does).
    */
-  reserve(): void {
+  reserve(zero = true): void {
     this.host.checkUsable(this);
     let missing = 0;
     for (let i = 0; i < this.count; i++) if (this.map[i] === 0) missing++;
@@ -170,6 +171,7 @@ export class Blob {
       fresh.push(i);
     }
     this.version++;
+    if (!zero) return;
     // One zeroing per run of adjacent device clusters (allocation mostly hands out runs).
     for (let r = 0; r < fresh.length; ) {
       let end = r + 1;
