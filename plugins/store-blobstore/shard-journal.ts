@@ -40,7 +40,7 @@ import { randomBytes } from 'node:crypto';
 import { FastblockError, ErrorCode, assert } from '../../kernel/errors.js';
 import type { LogRecord } from '../../kernel/contracts/store.js';
 import type { Logger } from '../../kernel/logger.js';
-import { bufferPool } from './bdev/aligned-memory.js';
+import { allocAligned, bufferPool } from './bdev/aligned-memory.js';
 import type { Blob } from './blobstore/blob.js';
 import { PAGE_SIZE, pageIntact, readU64, sealPage, viewOf, writeU64 } from './blobstore/layout.js';
 import { crc32c } from './crc32c.js';
@@ -50,6 +50,8 @@ const P = PAGE_SIZE;
 const RECORD_HEADER = 48;
 const MAGIC = 'FBJRNL01';
 const SCAN_WINDOW = 1 << 20;
+const PREFILL_CHUNK = 4 << 20;
+const PREFILL_DEPTH = 4;
 
 const APPEND = 1;
 const TRUNCATE = 2;
@@ -193,17 +195,42 @@ export class ShardJournal {
   /** A new journal in `blob` (created with its xattrs, size 0): at least `capacityBytes` of ring, all reserved now. */
   static async create(blob: Blob, host: JournalHost, capacityBytes: number, batching: JournalBatching = 'microtask'): Promise<ShardJournal> {
     const capacity = ShardJournal.reserve(blob, host.clusterSize, capacityBytes);
+    await ShardJournal.prefill(blob, capacity);
     const journal = new ShardJournal(blob, host, capacity, 0, 1, randomNonce(), 0, batching);
     await journal.writeHeader(0);
     return journal;
+  }
+
+  /**
+   * Writes the whole ring once. On a file the reserved clusters are holes (or unwritten extents):
+   * the first write of each block then allocates it, and the next fdatasync commits that to the
+   * file system's journal — every append of a fresh ring paid for it (measured: 10-20% more CPU
+   * per replicated write, for as long as the first lap lasts). Written once, the ring is
+   * overwritten in place. Database WALs preallocate their segments the same way.
+   */
+  private static async prefill(blob: Blob, capacity: number): Promise<void> {
+    const chunk = Math.min(PREFILL_CHUNK, capacity);
+    const zeroes = allocAligned(chunk).fill(0);
+    const end = P + capacity;
+    let next = P;
+    const worker = async (): Promise<void> => {
+      while (next < end) {
+        const at = next;
+        const n = Math.min(chunk, end - at);
+        next += n;
+        await blob.write(at, zeroes.subarray(0, n));
+      }
+    };
+    await Promise.all(Array.from({ length: PREFILL_DEPTH }, worker));
   }
 
   /** Sizes `blob` for a ring of at least `capacityBytes` and reserves its clusters; returns the ring's bytes. */
   private static reserve(blob: Blob, clusterSize: number, capacityBytes: number): number {
     const clusters = Math.ceil((P + capacityBytes) / clusterSize);
     blob.resize(clusters);
-    // Not zeroed: replay accepts only records whose CRC is seeded with this ring's random nonce,
-    // at the position they claim, so no old bytes (an earlier journal's, an object's) pass.
+    // Not zeroed through the blobstore (prefill writes the ring anyway); replay accepts only
+    // records whose CRC is seeded with this ring's random nonce, at the position they claim, so
+    // no old bytes (an earlier journal's, an object's) would pass in any case.
     blob.reserve(false);
     return clusters * clusterSize - P;
   }
@@ -451,6 +478,13 @@ export class ShardJournal {
       this.host.deleteBlob(blob);
       this.host.logger?.warn({ err, capacity: this.capacity, wanted }, 'shard journal cannot grow');
       return false;
+    }
+    try {
+      await ShardJournal.prefill(blob, capacity);
+    } catch (err) {
+      // Nothing of the journal changed yet: it stays as it is, and says why it could not grow.
+      this.host.deleteBlob(blob);
+      throw err;
     }
     const started = Date.now();
     this.counters.grows++;
