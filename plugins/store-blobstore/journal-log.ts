@@ -16,20 +16,28 @@ import { FastblockError, ErrorCode } from '../../kernel/errors.js';
 import type { DiskLog, LogRecord } from '../../kernel/contracts/store.js';
 import type { ShardJournal } from './shard-journal.js';
 
-/** One record of the log, as the view holds it. */
+/** One record of a log, as replay rebuilds it. */
 export interface Held {
   readonly term: number;
   readonly type: number;
   readonly data: Uint8Array;
-  /** Journal position of the latest record that wrote this entry (moves when relocated). */
-  pos: number;
+  /** Journal position of the latest record that wrote this entry. */
+  readonly pos: number;
 }
 
 const RESOLVED = Promise.resolve();
 
 export class JournalLog implements DiskLog {
   first = 1;
-  held: Held[] = [];
+  /**
+   * The records from `first`, as parallel arrays (no object per record: a shard holds the tails
+   * of all its PGs, and the garbage collector walks whatever is kept); `positions` holds the
+   * journal position of the latest record that wrote each entry (it moves when relocated).
+   */
+  terms: number[] = [];
+  types: number[] = [];
+  datas: Uint8Array[] = [];
+  positions: number[] = [];
   /** Position of the latest written record that left this log empty (it names `first`); -1: none. */
   markPos = -1;
   /** Data bytes held (what relocating the log costs in the journal, less the record headers). */
@@ -51,18 +59,23 @@ export class JournalLog implements DiskLog {
   }
 
   get lastIndex(): number {
-    return this.first + this.held.length - 1;
+    return this.first + this.terms.length - 1;
+  }
+
+  /** Records held. */
+  get size(): number {
+    return this.terms.length;
   }
 
   /** Where replaying the journal must start for this log to come back; Infinity: anywhere. */
   get anchor(): number {
-    if (this.held.length !== 0) return this.held[0].pos;
+    if (this.positions.length !== 0) return this.positions[0];
     return this.markPos >= 0 ? this.markPos : Infinity;
   }
 
   termAt(index: number): number | undefined {
     if (index < this.first || index > this.lastIndex) return undefined;
-    return this.held[index - this.first].term;
+    return this.terms[index - this.first];
   }
 
   append(records: readonly LogRecord[]): Promise<void> {
@@ -94,10 +107,11 @@ export class JournalLog implements DiskLog {
     const out: LogRecord[] = [];
     let bytes = 0;
     for (let index = from; index < to; index++) {
-      const h = this.held[index - this.first];
-      if (out.length !== 0 && bytes + h.data.length > maxBytes) break;
-      bytes += h.data.length;
-      out.push({ index, term: h.term, type: h.type, data: h.data });
+      const at = index - this.first;
+      const data = this.datas[at];
+      if (out.length !== 0 && bytes + data.length > maxBytes) break;
+      bytes += data.length;
+      out.push({ index, term: this.terms[at], type: this.types[at], data });
     }
     return Promise.resolve(out);
   }
@@ -149,34 +163,61 @@ export class JournalLog implements DiskLog {
   applyAppend(records: readonly LogRecord[], positions: readonly number[]): void {
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
-      this.held.push({ term: r.term, type: r.type, data: r.data, pos: positions[i] });
+      this.terms.push(r.term);
+      this.types.push(r.type);
+      this.datas.push(r.data);
+      this.positions.push(positions[i]);
       this.dataBytes += r.data.length;
     }
   }
 
+  /** A relocation of [from, from + positions.length) was written: those still held moved there. */
+  applyRelocation(from: number, positions: readonly number[]): void {
+    const start = Math.max(from, this.first);
+    const end = Math.min(from + positions.length, this.first + this.positions.length);
+    for (let index = start; index < end; index++) this.positions[index - this.first] = positions[index - from];
+  }
+
   applyTruncate(from: number, pos: number): void {
     const keep = Math.max(0, from - this.first);
-    for (let i = keep; i < this.held.length; i++) this.dataBytes -= this.held[i].data.length;
-    if (keep < this.held.length) this.held.length = keep;
-    if (this.held.length === 0) this.markPos = pos;
+    if (keep < this.terms.length) {
+      for (let i = keep; i < this.datas.length; i++) this.dataBytes -= this.datas[i].length;
+      this.terms.length = keep;
+      this.types.length = keep;
+      this.datas.length = keep;
+      this.positions.length = keep;
+    }
+    if (this.terms.length === 0) this.markPos = pos;
   }
 
   /** A trim whose record was written; `emptying`: it left the log empty, starting at `to`. */
   applyTrim(to: number, pos: number, emptying: boolean): void {
     if (emptying) {
-      this.dataBytes = 0;
-      this.held = [];
-      this.first = to;
+      this.restore(to, [], [], [], []);
       this.markPos = pos;
     } else if (to > this.first) {
       this.dropFront(to);
     }
   }
 
+  /** Sets the log's records (replay). */
+  restore(first: number, terms: number[], types: number[], datas: Uint8Array[], positions: number[]): void {
+    this.first = first;
+    this.terms = terms;
+    this.types = types;
+    this.datas = datas;
+    this.positions = positions;
+    this.dataBytes = 0;
+    for (const d of datas) this.dataBytes += d.length;
+  }
+
   private dropFront(to: number): void {
-    const drop = Math.min(to - this.first, this.held.length);
-    for (let i = 0; i < drop; i++) this.dataBytes -= this.held[i].data.length;
-    this.held = this.held.slice(drop);
+    const drop = Math.min(to - this.first, this.terms.length);
+    for (let i = 0; i < drop; i++) this.dataBytes -= this.datas[i].length;
+    this.terms.splice(0, drop);
+    this.types.splice(0, drop);
+    this.datas.splice(0, drop);
+    this.positions.splice(0, drop);
     this.first = to;
   }
 

@@ -89,9 +89,10 @@ export interface JournalHost {
 interface Op {
   readonly kind: Kind;
   readonly view: JournalLog;
-  /** APPEND: the records, or the held run a relocation writes again. */
+  /** APPEND: the records (for a relocation: copies of the run the view held, to write again). */
   readonly records: readonly LogRecord[] | undefined;
-  readonly relocated: readonly Held[] | undefined;
+  /** The op is a relocation (its records are the view's run as it was). */
+  readonly relocated: boolean;
   /** APPEND: first index; TRUNCATE: from; TRIM: to. */
   readonly index: number;
   /** The PG's first index once the operation is applied. */
@@ -157,6 +158,8 @@ export class ShardJournal {
   private anchorsMoved = true;
   /** Tail position before which makeRoom does not look for PGs to relocate again. */
   private nextRelocationCheck = 0;
+  /** A larger ring being prepared for a grow. */
+  private nextRing: NextRing | undefined;
   /** A grow is writing the new ring: flushes leave the header alone. */
   private growing = false;
   /** A grow that failed part-way: the journal refuses everything. */
@@ -298,7 +301,7 @@ export class ShardJournal {
     if (view.anchor === Infinity && view.pending === 0) return;
     // Until the RESET is written, the old records replay: they keep pinning the head.
     this.retiring.add(view);
-    await this.enqueue({ kind: RESET, view, records: undefined, relocated: undefined, index: 0, first: 1, emptying: true, bytes: recordSize(view.pgBytes, 0), positions: [] });
+    await this.enqueue({ kind: RESET, view, records: undefined, relocated: false, index: 0, first: 1, emptying: true, bytes: recordSize(view.pgBytes, 0), positions: [] });
     await view.close();
   }
 
@@ -306,16 +309,16 @@ export class ShardJournal {
 
   append(view: JournalLog, dataBytes: number, records: readonly LogRecord[]): Promise<void> {
     const bytes = records.length * (RECORD_HEADER + view.pgBytes.length) + dataBytes;
-    const first = view.held.length === 0 ? records[0].index : view.first;
-    return this.enqueue({ kind: APPEND, view, records, relocated: undefined, index: records[0].index, first, emptying: false, bytes, positions: [] });
+    const first = view.size === 0 ? records[0].index : view.first;
+    return this.enqueue({ kind: APPEND, view, records, relocated: false, index: records[0].index, first, emptying: false, bytes, positions: [] });
   }
 
   truncate(view: JournalLog, from: number): Promise<void> {
-    return this.enqueue({ kind: TRUNCATE, view, records: undefined, relocated: undefined, index: from, first: view.first, emptying: from <= view.first, bytes: recordSize(view.pgBytes, 0), positions: [] });
+    return this.enqueue({ kind: TRUNCATE, view, records: undefined, relocated: false, index: from, first: view.first, emptying: from <= view.first, bytes: recordSize(view.pgBytes, 0), positions: [] });
   }
 
   trim(view: JournalLog, to: number, emptying: boolean): Promise<void> {
-    const done = this.enqueue({ kind: TRIM, view, records: undefined, relocated: undefined, index: to, first: to, emptying, bytes: recordSize(view.pgBytes, 0), positions: [] });
+    const done = this.enqueue({ kind: TRIM, view, records: undefined, relocated: false, index: to, first: to, emptying, bytes: recordSize(view.pgBytes, 0), positions: [] });
     // A trim that kept records moved the view's anchor already.
     if (!emptying) {
       this.anchorsMoved = true;
@@ -413,19 +416,20 @@ export class ShardJournal {
   /** Bytes the views' live records take (what a relocation of everything, a grow, writes). */
   private liveBytes(): number {
     let live = 0;
-    for (const view of this.views.values()) live += view.held.length * (RECORD_HEADER + view.pgBytes.length) + view.dataBytes + RECORD_HEADER + view.pgBytes.length;
+    for (const view of this.views.values()) live += view.size * (RECORD_HEADER + view.pgBytes.length) + view.dataBytes + RECORD_HEADER + view.pgBytes.length;
     return live;
   }
 
   private async makeRoom(batch: Batch): Promise<void> {
     if (this.tail + batch.bytes - this.durableHead > this.capacity / 2 && this.tail >= this.nextRelocationCheck && this.lowestAnchor() < this.tail - this.capacity / 2) {
       // Past half full with old records live: little live data means PGs that do not trim pin
-      // the head (relocate them); much means the ring is too small for the logs' tails (grow it).
-      // Looked at again an eighth of a ring later.
+      // the head (relocate them); much means the ring is too small for the logs' tails (grow it:
+      // the new ring is prepared meanwhile). Looked at again an eighth of a ring later.
       this.nextRelocationCheck = this.tail + this.capacity / 8;
       const live = this.liveBytes() + batch.bytes;
-      if (live <= this.capacity / 2 || !(await this.grow(live))) this.relocate(batch);
+      if (live <= this.capacity / 2 || (this.nextRing === undefined && !this.prepareGrow(live))) this.relocate(batch);
     }
+    if (this.nextRing !== undefined && (this.nextRing.ready || this.nextRing.failed)) await this.grow();
     let warned = false;
     while (!this.hasRoom(batch.bytes)) {
       this.checkOpen();
@@ -439,7 +443,10 @@ export class ShardJournal {
         if (this.durableHead > before || this.justifiedHead > justified) continue;
       }
       // A ring the live records fill (their trims may be queued behind this very batch): grow.
-      if (await this.grow(this.liveBytes() + batch.bytes)) continue;
+      if (this.nextRing !== undefined || this.prepareGrow(this.liveBytes() + batch.bytes)) {
+        await this.nextRing!.prefilled;
+        if (await this.grow()) continue;
+      }
       // Nothing to free now: wait for trims (backpressure).
       this.counters.waits++;
       if (!warned) {
@@ -455,13 +462,12 @@ export class ShardJournal {
   }
 
   /**
-   * Moves the journal to a new blob with a ring of at least three times `live` (twice the old one
-   * at least, within host.maxBytes): every view's run is written there from memory, made durable,
-   * then the new blob's header (a higher epoch), made durable; only then is the old blob deleted.
-   * A crash before the new header is durable leaves the old journal in force. False when the
-   * journal is at its size limit or the device has no room for the new ring (nothing changed).
+   * Starts preparing a ring of at least three times `live` (twice the old one at least, within
+   * host.maxBytes) in a new blob: reserved, then written once (prefill) in the background while
+   * the journal goes on in the old ring. False when the journal is at its size limit or the
+   * device has no room for the new ring.
    */
-  private async grow(live: number): Promise<boolean> {
+  private prepareGrow(live: number): boolean {
     const wanted = Math.min(this.host.maxBytes, Math.max(2 * this.capacity, 3 * live));
     if (wanted <= this.capacity || wanted < 2 * live) return false;
     let blob: Blob;
@@ -479,13 +485,35 @@ export class ShardJournal {
       this.host.logger?.warn({ err, capacity: this.capacity, wanted }, 'shard journal cannot grow');
       return false;
     }
-    try {
-      await ShardJournal.prefill(blob, capacity);
-    } catch (err) {
-      // Nothing of the journal changed yet: it stays as it is, and says why it could not grow.
-      this.host.deleteBlob(blob);
-      throw err;
+    const next: NextRing = { blob, capacity, ready: false, failed: false, prefilled: Promise.resolve() };
+    next.prefilled = ShardJournal.prefill(blob, capacity).then(
+      () => {
+        next.ready = true;
+      },
+      (err: unknown) => {
+        // Nothing of the journal changed: it stays as it is (a later grow may try again).
+        next.failed = true;
+        this.host.logger?.warn({ err, capacity: this.capacity, wanted }, 'shard journal cannot grow');
+      },
+    );
+    this.nextRing = next;
+    return true;
+  }
+
+  /**
+   * Moves the journal to the prepared ring: every view's run is written there from memory, made
+   * durable, then the new blob's header (a higher epoch), made durable; only then is the old blob
+   * deleted. A crash before the new header is durable leaves the old journal in force. False when
+   * the prepared ring could not be written (it is dropped; nothing changed).
+   */
+  private async grow(): Promise<boolean> {
+    const next = this.nextRing!;
+    this.nextRing = undefined;
+    if (!next.ready) {
+      this.host.deleteBlob(next.blob);
+      return false;
     }
+    const { blob, capacity } = next;
     const started = Date.now();
     this.counters.grows++;
     const old = { blob: this.blob, capacity: this.capacity };
@@ -529,7 +557,7 @@ export class ShardJournal {
     this.anchorsMoved = true;
     this.nextRelocationCheck = 0;
     this.host.deleteBlob(old.blob);
-    this.host.logger?.info({ from: old.capacity, to: capacity, live, ms: Date.now() - started }, 'shard journal grown');
+    this.host.logger?.info({ from: old.capacity, to: capacity, ms: Date.now() - started }, 'shard journal grown');
     this.roomChanged();
     return true;
   }
@@ -556,7 +584,7 @@ export class ShardJournal {
       const op = this.relocation(view);
       if (op === undefined) continue;
       // A run larger than the budget is not moved (an active log: its own trims free it).
-      if (op.bytes > budget && view.held.length !== 0) continue;
+      if (op.bytes > budget && view.size !== 0) continue;
       ops.push(op);
       budget -= op.bytes;
       this.counters.relocations++;
@@ -568,12 +596,14 @@ export class ShardJournal {
 
   /** The records that write the view's state again: its run, or the record naming its first index when empty. */
   private relocation(view: JournalLog): Op | undefined {
-    if (view.held.length === 0) {
+    if (view.size === 0) {
       if (view.markPos < 0) return undefined;
-      return { kind: TRIM, view, records: undefined, relocated: undefined, index: view.first, first: view.first, emptying: true, bytes: recordSize(view.pgBytes, 0), positions: [] };
+      return { kind: TRIM, view, records: undefined, relocated: true, index: view.first, first: view.first, emptying: true, bytes: recordSize(view.pgBytes, 0), positions: [] };
     }
-    const bytes = view.held.length * (RECORD_HEADER + view.pgBytes.length) + view.dataBytes;
-    return { kind: APPEND, view, records: undefined, relocated: view.held.slice(), index: view.first, first: view.first, emptying: false, bytes, positions: [] };
+    const records: LogRecord[] = new Array<LogRecord>(view.size);
+    for (let i = 0; i < records.length; i++) records[i] = { index: view.first + i, term: view.terms[i], type: view.types[i], data: view.datas[i] };
+    const bytes = view.size * (RECORD_HEADER + view.pgBytes.length) + view.dataBytes;
+    return { kind: APPEND, view, records, relocated: true, index: view.first, first: view.first, emptying: false, bytes, positions: [] };
   }
 
   // ---- writing -------------------------------------------------------------------------------
@@ -595,11 +625,12 @@ export class ShardJournal {
       for (const op of batch.ops) {
         const pg = op.view.pgBytes;
         if (op.kind === APPEND) {
-          const n = op.records !== undefined ? op.records.length : op.relocated!.length;
+          const list = op.records!;
+          const n = list.length;
           op.positions = new Array<number>(n);
           for (let i = 0; i < n; i++) {
-            const h = op.records !== undefined ? op.records[i] : op.relocated![i];
-            const kind = op.records !== undefined ? APPEND : i === n - 1 ? APPEND | RELOCATED | RUN_END : APPEND | RELOCATED;
+            const h = list[i];
+            const kind = !op.relocated ? APPEND : i === n - 1 ? APPEND | RELOCATED | RUN_END : APPEND | RELOCATED;
             prev = encode(buffer, view, at, kind, h.type, pg, pos, op.index + i, h.term, op.first, h.data, prev, this.nonce);
             op.positions[i] = pos;
             const size = RECORD_HEADER + pg.length + h.data.length;
@@ -636,12 +667,12 @@ export class ShardJournal {
       const v = op.view;
       switch (op.kind) {
         case APPEND:
-          if (op.relocated !== undefined) {
-            for (let i = 0; i < op.relocated.length; i++) op.relocated[i].pos = op.positions[i];
+          if (op.relocated) {
+            v.applyRelocation(op.index, op.positions);
             freed = true;
           } else {
             // An append moves the anchor only of a log that was empty (from its mark to the record).
-            if (v.held.length === 0) this.anchorsMoved = true;
+            if (v.size === 0) this.anchorsMoved = true;
             v.applyAppend(op.records!, op.positions);
           }
           break;
@@ -763,6 +794,13 @@ export class ShardJournal {
     this.roomChanged();
     // The next reopen replays from the current head.
     this.headerWanted = true;
+    // A ring prepared for a grow that did not happen goes (open would delete it anyway).
+    const next = this.nextRing;
+    this.nextRing = undefined;
+    if (next !== undefined) {
+      await next.prefilled;
+      this.host.deleteBlob(next.blob);
+    }
   }
 
   private checkOpen(): void {
@@ -844,10 +882,14 @@ export class ShardJournal {
     this.tailPage.fill(0, pos - pageStart);
     for (const [pg, s] of states) {
       const view = this.log(pg);
-      view.first = s.first;
-      // Copies: the scan windows hold dead records too.
-      view.held = s.held.map((h) => ({ term: h.term, type: h.type, data: h.data.slice(), pos: h.pos }));
-      for (const h of view.held) view.dataBytes += h.data.length;
+      // Copies of the data: the scan windows hold dead records too.
+      view.restore(
+        s.first,
+        s.held.map((h) => h.term),
+        s.held.map((h) => h.type),
+        s.held.map((h) => h.data.slice()),
+        s.held.map((h) => h.pos),
+      );
       view.markPos = s.held.length === 0 ? s.markPos : -1;
     }
     this.host.logger?.info({ head, tail: pos, capacity: this.capacity, logs: states.size }, 'shard journal replayed');
@@ -855,6 +897,15 @@ export class ShardJournal {
 }
 
 const EMPTY = new Uint8Array(0);
+
+interface NextRing {
+  readonly blob: Blob;
+  readonly capacity: number;
+  /** Written once (prefill done): the journal may move there. */
+  ready: boolean;
+  failed: boolean;
+  prefilled: Promise<void>;
+}
 
 interface JournalHeader {
   readonly head: number;

@@ -163,7 +163,7 @@ function suiteFor(kind: DeviceKind, logMode: RaftLogMode): void {
     await store.flush();
     const blob = store.blobstore.openBlob([...store.blobstore.blobIds()].find((id) => new TextDecoder().decode(store.blobstore.openBlob(id).getXattr('kind')) === (mode === 'per-pg' ? 'log' : 'journal'))!);
     // Record 6 starts at 5 * (48 + ~5040) bytes into the ring, past the header page.
-    const inRing = log instanceof JournalLog ? log.held[5].pos : 5 * 5100;
+    const inRing = log instanceof JournalLog ? log.positions[5] : 5 * 5100;
     const ringOffset = 4096 + inRing + 200;
     const device = blob.clusterAt(Math.floor(ringOffset / CLUSTER)) * CLUSTER + (ringOffset % CLUSTER);
     const page = Buffer.alloc(4096);
