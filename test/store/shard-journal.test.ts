@@ -285,6 +285,26 @@ test('a journal the live logs outgrow moves to a larger blob; the records and th
   await store.close();
 });
 
+test('records of an earlier ring in the same place never replay (the CRC is seeded with the ring\'s nonce)', async () => {
+  const medium = new MemoryBdev(16 * MiB);
+  let store = await BlobShardStore.openOn(new FaultBdev(medium), 0, tuning(1 * MiB));
+  await (await store.diskLog('1.0')).append(records(1, 5, 1));
+  await store.close();
+  // A new ring over the same bytes, as a journal made on clusters an old one used: same head,
+  // positions and records, another nonce.
+  store = await BlobShardStore.openOn(new FaultBdev(medium.reopen()), 0, { create: false });
+  const blob = store.journal!.blob;
+  const page = Buffer.alloc(4096);
+  await blob.read(0, page);
+  page.writeUInt32LE((page.readUInt32LE(40) + 1) >>> 0, 40);
+  page.writeUInt32LE(crc32c(page.subarray(0, 4092)), 4092);
+  await blob.write(0, page);
+  await store.flush();
+  store = await BlobShardStore.openOn(new FaultBdev(medium.reopen()), 0, { create: false });
+  assert.is((await store.diskLog('1.0')).lastIndex, 0, 'nothing of the old ring');
+  await store.close();
+});
+
 test('the raft log mode is the store\'s: a reopen never switches it', async () => {
   const medium = new MemoryBdev(16 * MiB);
   let store = await BlobShardStore.openOn(medium.reopen(), 0, { create: true, clusterSize: CLUSTER, raftLog: 'per-pg' });
