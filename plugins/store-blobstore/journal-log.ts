@@ -27,6 +27,15 @@ export interface Held {
 
 const RESOLVED = Promise.resolve();
 
+/** `work()`, its synchronous throw turned into a rejection. */
+function attempt(work: () => Promise<void>): Promise<void> {
+  try {
+    return work();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 export class JournalLog implements DiskLog {
   first = 1;
   /**
@@ -128,7 +137,7 @@ export class JournalLog implements DiskLog {
       if (from > this.lastIndex) return RESOLVED;
       return this.journal.truncate(this, from);
     };
-    if (this.pending === 0) return this.track(run());
+    if (this.pending === 0) return this.track(attempt(run));
     return this.serial(run);
   }
 
@@ -148,7 +157,7 @@ export class JournalLog implements DiskLog {
       }
       return this.journal.trim(this, toIndex, true);
     };
-    if (this.pending === 0) return this.track(run());
+    if (this.pending === 0) return this.track(attempt(run));
     return this.serial(run);
   }
 
