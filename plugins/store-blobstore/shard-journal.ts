@@ -33,7 +33,7 @@
  * records it relies on are durable (see prepareFlush). Past half full, the PGs that pin the head
  * (idle ones keeping their tail, stuck followers) are relocated: their whole run is appended
  * again at the tail, from memory, so the head can pass their old records. When the live records
- * themselves fill half the ring, the journal grows instead: to a new, larger blob (see grow), up
+ * themselves fill two thirds of the ring, the journal grows instead: to a new, larger blob (see grow), up
  * to a size limit. Past it, appends wait (backpressure) for trims.
  */
 import { randomBytes } from 'node:crypto';
@@ -273,6 +273,11 @@ export class ShardJournal {
     return journal;
   }
 
+  /** Device bytes the journal holds (its blob, and a ring being prepared for a grow). */
+  get reservedBytes(): number {
+    return this.blob.sizeBytes + (this.nextRing?.blob.sizeBytes ?? 0);
+  }
+
   get stats(): JournalStats {
     return { ...this.counters, capacityBytes: this.capacity, usedBytes: this.tail - this.durableHead };
   }
@@ -422,12 +427,13 @@ export class ShardJournal {
 
   private async makeRoom(batch: Batch): Promise<void> {
     if (this.tail + batch.bytes - this.durableHead > this.capacity / 2 && this.tail >= this.nextRelocationCheck && this.lowestAnchor() < this.tail - this.capacity / 2) {
-      // Past half full with old records live: little live data means PGs that do not trim pin
-      // the head (relocate them); much means the ring is too small for the logs' tails (grow it:
-      // the new ring is prepared meanwhile). Looked at again an eighth of a ring later.
+      // Past half full with old records live: up to two thirds of the ring live means PGs that do
+      // not trim pin the head (relocate them); more means the ring is too small for the logs'
+      // tails (grow it: the new ring is prepared meanwhile). Looked at again an eighth of a ring
+      // later.
       this.nextRelocationCheck = this.tail + this.capacity / 8;
       const live = this.liveBytes() + batch.bytes;
-      if (live <= this.capacity / 2 || (this.nextRing === undefined && !this.prepareGrow(live))) this.relocate(batch);
+      if (live <= (this.capacity * 2) / 3 || (this.nextRing === undefined && !this.prepareGrow(live))) this.relocate(batch);
     }
     if (this.nextRing !== undefined && (this.nextRing.ready || this.nextRing.failed)) await this.grow();
     let warned = false;
