@@ -39,7 +39,7 @@ export function defaultJournalBytes(deviceBytes: number): number {
 }
 
 /** Where new stores keep their raft logs unless told otherwise. */
-export const DEFAULT_RAFT_LOG: RaftLogMode = 'journal';
+export const DEFAULT_RAFT_LOG: RaftLogMode = 'per-pg';
 
 function raftLogMode(requested: RaftLogMode | undefined): RaftLogMode {
   const mode = requested ?? process.env.FASTBLOCK_STORE_RAFT_LOG ?? DEFAULT_RAFT_LOG;
@@ -131,6 +131,7 @@ export class BlobShardStore implements ShardStore {
         if (!blob.deleted) blobstore.deleteBlob(blob);
       },
       maxBytes: options.journalMaxBytes ?? bdev.sizeBytes / 2,
+      freeBytes: () => blobstore.freeClusters * blobstore.clusterSize,
     };
     if (journalBlobs.length !== 0) {
       if (store.logBlobs.size !== 0) logger?.warn({ logs: store.logBlobs.size }, 'per-PG log blobs beside the journal left alone');
