@@ -82,8 +82,6 @@ export interface JournalHost {
   deleteBlob(blob: Blob): void;
   /** Bytes the journal may grow to. */
   readonly maxBytes: number;
-  /** Free bytes of the device (a grow must leave room for the objects). */
-  freeBytes(): number;
   readonly logger?: Logger;
 }
 
@@ -478,9 +476,6 @@ export class ShardJournal {
   private prepareGrow(live: number): boolean {
     const wanted = Math.min(this.host.maxBytes, Math.max(2 * this.capacity, 3 * live));
     if (wanted <= this.capacity || wanted < 2 * live) return false;
-    // The old ring stays until the new one is written: both must fit with room to spare, or the
-    // journal would eat the objects' space (it stays as it is: relocation, then backpressure).
-    if (this.host.freeBytes() < 2 * wanted) return false;
     let blob: Blob;
     let capacity: number;
     try {

@@ -131,7 +131,6 @@ export class BlobShardStore implements ShardStore {
         if (!blob.deleted) blobstore.deleteBlob(blob);
       },
       maxBytes: options.journalMaxBytes ?? bdev.sizeBytes / 2,
-      freeBytes: () => blobstore.freeClusters * blobstore.clusterSize,
     };
     if (journalBlobs.length !== 0) {
       if (store.logBlobs.size !== 0) logger?.warn({ logs: store.logBlobs.size }, 'per-PG log blobs beside the journal left alone');
