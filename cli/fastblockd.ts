@@ -88,31 +88,42 @@ async function main(): Promise<void> {
     return;
   }
 
-  const host = await PluginHost.start(prepared);
+  // The handlers go in before the plugins start: a signal that arrives while they start (or
+  // right after "fastblockd ready" was logged) still stops them cleanly instead of killing the
+  // process with the signal's default action.
+  let host: PluginHost | undefined;
+  let pending: NodeJS.Signals | undefined;
   let signals = 0;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      host.logger.error({ signal }, 'second signal while stopping; exiting now');
-      process.exit(1);
-    }
-    host.logger.info({ signal }, 'signal received');
-    host.stop().then(
+  const stop = (running: PluginHost, signal: NodeJS.Signals): void => {
+    running.logger.info({ signal }, 'signal received');
+    running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        host.logger.error({ err }, 'stop failed');
+        running.logger.error({ err }, 'stop failed');
         process.exit(1);
       },
     );
   };
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      host?.logger.error({ signal }, 'second signal while stopping; exiting now');
+      process.exit(1);
+    }
+    if (host === undefined) pending = signal;
+    else stop(host, signal);
+  };
   process.on('SIGINT', shutdown);
   process.on('SIGTERM', shutdown);
+  host = await PluginHost.start(prepared);
+  if (pending !== undefined) stop(host, pending);
+  const started = host;
   // A bug that escapes a plugin leaves the daemon in an unknown state: log it, stop what can be
   // stopped, and exit non-zero so a supervisor restarts it.
   const crash = (err: unknown, origin: string): void => {
-    host.logger.fatal({ err, origin }, 'unhandled error; stopping');
-    const deadline = setTimeout(() => process.exit(1), host.prepared.config.values.daemon.stopTimeoutMs);
+    started.logger.fatal({ err, origin }, 'unhandled error; stopping');
+    const deadline = setTimeout(() => process.exit(1), started.prepared.config.values.daemon.stopTimeoutMs);
     deadline.unref();
-    host.stop().finally(() => process.exit(1));
+    started.stop().finally(() => process.exit(1));
   };
   process.on('uncaughtException', (err) => crash(err, 'uncaughtException'));
   process.on('unhandledRejection', (reason) => crash(reason, 'unhandledRejection'));
