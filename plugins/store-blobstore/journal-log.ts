@@ -126,11 +126,7 @@ export class JournalLog implements DiskLog {
   }
 
   truncateSuffix(fromIndex: number): Promise<void> {
-    try {
-      this.checkOpen();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    // run() checks that the log is open (a closed one rejects, at once or in turn).
     const run = (): Promise<void> => {
       this.checkOpen();
       const from = Math.max(fromIndex, this.first);
@@ -142,11 +138,7 @@ export class JournalLog implements DiskLog {
   }
 
   trimPrefix(toIndex: number): Promise<void> {
-    try {
-      this.checkOpen();
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    // run() checks that the log is open (a closed one rejects, at once or in turn).
     const run = (): Promise<void> => {
       this.checkOpen();
       if (toIndex <= this.first) return RESOLVED;

@@ -6,6 +6,7 @@ import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
 import { JournalLog } from '../../plugins/store-blobstore/journal-log.js';
 import { BlobShardStore, type RaftLogMode } from '../../plugins/store-blobstore/shard-store.js';
 import { type DeviceKind, type TestDevice, deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
+import { records, same } from './log-records.js';
 
 const MiB = 1 << 20;
 const CLUSTER = 64 * 1024;
@@ -13,20 +14,6 @@ const CLUSTER = 64 * 1024;
 /** The DiskLog contract holds in both raft log modes: per-PG log blobs and the shard journal. */
 let mode: RaftLogMode = 'per-pg';
 const open = (dev: TestDevice): Promise<BlobShardStore> => BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: CLUSTER, raftLog: mode });
-
-function records(from: number, count: number, term: number, size = 100): LogRecord[] {
-  return Array.from({ length: count }, (_, i) => ({ index: from + i, term, type: (from + i) % 3, data: pattern(from + i + term * 1000, size + ((from + i) % 7) * 13) }));
-}
-
-function same(actual: LogRecord[], expected: LogRecord[]): void {
-  assert.is(actual.length, expected.length);
-  actual.forEach((r, i) => {
-    assert.is(r.index, expected[i].index);
-    assert.is(r.term, expected[i].term);
-    assert.is(r.type, expected[i].type);
-    assert.ok(Buffer.from(r.data).equals(Buffer.from(expected[i].data)), `data of ${r.index}`);
-  });
-}
 
 function suiteFor(kind: DeviceKind, logMode: RaftLogMode): void {
   const test = suite(`disk_log (${logMode}) on ${kind}`);

@@ -12,6 +12,8 @@ import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
 import { crc32c } from '../../plugins/store-blobstore/crc32c.js';
 import { BlobShardStore, type BlobShardStoreTuning, DEFAULT_RAFT_LOG } from '../../plugins/store-blobstore/shard-store.js';
 import { deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
+import { records, same } from './log-records.js';
+import { Random } from '../sim/random.js';
 
 const MiB = 1 << 20;
 const KiB = 1024;
@@ -46,20 +48,6 @@ class CountingBdev implements Bdev {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-function records(from: number, count: number, term: number, size = 100): LogRecord[] {
-  return Array.from({ length: count }, (_, i) => ({ index: from + i, term, type: (from + i) % 3, data: pattern(from + i + term * 1000, size + ((from + i) % 7) * 13) }));
-}
-
-function same(actual: LogRecord[], expected: LogRecord[]): void {
-  assert.is(actual.length, expected.length);
-  actual.forEach((r, i) => {
-    assert.is(r.index, expected[i].index);
-    assert.is(r.term, expected[i].term);
-    assert.is(r.type, expected[i].type);
-    assert.ok(Buffer.from(r.data).equals(Buffer.from(expected[i].data)), `data of ${r.index}`);
-  });
 }
 
 const tuning = (journalBytes: number, extra: BlobShardStoreTuning = {}): BlobShardStoreTuning & { create: boolean } => ({
@@ -340,17 +328,6 @@ test.run();
  */
 const crash = suite('shard journal power loss');
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface PgState {
   first: number;
   entries: { term: number; hash: number }[];
@@ -365,8 +342,9 @@ crash('crash at a random point, reload, every log is a state it went through sin
   let grows = 0;
   let relocations = 0;
   for (let seed = 1; seed <= seeds; seed++) {
-    const rand = mulberry32(seed);
-    const int = (n: number): number => Math.floor(rand() * n);
+    const random = new Random(seed);
+    const rand = (): number => random.next();
+    const int = (n: number): number => random.int(n);
     const medium = new MemoryBdev(8 * MiB);
     const setup = await BlobShardStore.openOn(new FaultBdev(medium), 0, tuning(128 * KiB));
     await setup.close();
