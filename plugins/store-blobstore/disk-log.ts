@@ -16,8 +16,9 @@
  * agree, so a torn append, a stale record from an earlier lap, or one truncated away ends the log.
  * truncateSuffix bumps the generation and zeroes the rest of the new tail page.
  *
- * Space: trimPrefix moves the head in the header; the ring space before it is reused only once
- * that header is durable. A full ring grows: new clusters, the live records copied into them,
+ * Space: the ring's clusters are written with zeroes when the log gets them (Blob.materialize), so
+ * appends are plain overwrites on a file device. trimPrefix moves the head in the header; the ring
+ * space before it is reused only once that header is durable. A full ring grows: new clusters, the live records copied into them,
  * a flush, the header switched to the new mapping, a flush — the old mapping stays intact until
  * the new one is durable.
  */
@@ -118,6 +119,7 @@ export class BlobDiskLog implements DiskLog {
   /** A new, empty log in `blob` (already created with its xattrs, size 0). */
   static async create(blob: Blob, host: DiskLogHost, firstIndex = 1): Promise<BlobDiskLog> {
     blob.resize(1);
+    await blob.materialize(0, 1);
     const header: Header = { generation: 1, headPrevCrc: 0, head: 0, firstIndex, base: 0, capacity: blob.sizeBytes - P };
     const log = new BlobDiskLog(blob, host, header);
     await log.writeHeader();
@@ -399,7 +401,9 @@ export class BlobDiskLog implements DiskLog {
     const capacity = clusters * cs - P;
     // Live data lands just past the old ring (new clusters), away from anything the old header names.
     const base = liveStart - this.capacity;
+    const before = this.blob.clusterCount;
     this.blob.resize(clusters);
+    await this.blob.materialize(before, clusters);
     const chunk = Buffer.alloc(Math.min(COPY_CHUNK, live));
     for (let done = 0; done < live; done += chunk.length) {
       const n = Math.min(chunk.length, live - done);

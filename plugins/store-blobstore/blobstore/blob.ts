@@ -4,6 +4,7 @@
  * does read-modify-write). Metadata changes live in memory until the blobstore syncs them.
  */
 import { FastblockError, ErrorCode, assert } from '../../../kernel/errors.js';
+import { allocAligned } from '../bdev/aligned-memory.js';
 import { type Bdev, type Buffers, type WriteCaching, asList, totalLength } from '../bdev/bdev.js';
 import { type BlobMd, checkXattr } from './md-page.js';
 import { PAGE_SIZE } from './layout.js';
@@ -47,6 +48,20 @@ export function sliceBuffers(list: readonly Uint8Array[], start: number, length:
     skip = 0;
   }
   return out;
+}
+
+/** Cluster writes materialize() keeps in flight. */
+const MATERIALIZE_DEPTH = 8;
+const zeroClusters = new Map<number, Buffer>();
+
+/** One page-aligned cluster of zeroes per cluster size, shared (only ever written from). */
+function zeroCluster(clusterSize: number): Buffer {
+  let zeroes = zeroClusters.get(clusterSize);
+  if (zeroes === undefined) {
+    zeroes = allocAligned(clusterSize).fill(0);
+    zeroClusters.set(clusterSize, zeroes);
+  }
+  return zeroes;
 }
 
 export class Blob {
@@ -193,6 +208,26 @@ export class Blob {
     const last = Math.floor((offset + length - 1) / cs);
     for (let i = Math.floor(offset / cs); i <= last; i++) if (this.map[i] === 0) return false;
     return true;
+  }
+
+  /**
+   * Writes zeroes over clusters [from, to), as data, allocating them: every block of those
+   * clusters is then written data on the device. For a ring rewritten for ever (a raft log) on a
+   * device that is a file: a block the filesystem holds as a hole or as an unwritten extent (what
+   * writeZeroes leaves) makes the first write to it allocate or convert, so the next fdatasync
+   * commits the filesystem's journal, and io_uring cannot issue that write inline (it goes to a
+   * worker thread). Once written, every later write of the ring is a plain overwrite.
+   */
+  async materialize(from: number, to: number): Promise<void> {
+    assert(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && to <= this.count, 'materialize within the blob');
+    const cs = this.host.clusterSize;
+    const zeroes = zeroCluster(cs);
+    const inFlight: Promise<void>[] = [];
+    for (let i = from; i < to; i++) {
+      inFlight.push(this.write(i * cs, zeroes));
+      if (inFlight.length === MATERIALIZE_DEPTH) await Promise.all(inFlight.splice(0));
+    }
+    await Promise.all(inFlight);
   }
 
   /** `cache`: what the write does to the device's read cache, if it has one (see WriteCaching). */
