@@ -40,7 +40,7 @@ import { randomBytes } from 'node:crypto';
 import { FastblockError, ErrorCode, assert } from '../../kernel/errors.js';
 import type { LogRecord } from '../../kernel/contracts/store.js';
 import type { Logger } from '../../kernel/logger.js';
-import { allocAligned, bufferPool } from './bdev/aligned-memory.js';
+import { bufferPool } from './bdev/aligned-memory.js';
 import type { Blob } from './blobstore/blob.js';
 import { PAGE_SIZE, pageIntact, readU64, sealPage, viewOf, writeU64 } from './blobstore/layout.js';
 import { crc32c } from './crc32c.js';
@@ -50,8 +50,6 @@ const P = PAGE_SIZE;
 const RECORD_HEADER = 48;
 const MAGIC = 'FBJRNL01';
 const SCAN_WINDOW = 1 << 20;
-const PREFILL_CHUNK = 4 << 20;
-const PREFILL_DEPTH = 4;
 
 const APPEND = 1;
 const TRUNCATE = 2;
@@ -198,33 +196,19 @@ export class ShardJournal {
   /** A new journal in `blob` (created with its xattrs, size 0): at least `capacityBytes` of ring, all reserved now. */
   static async create(blob: Blob, host: JournalHost, capacityBytes: number, batching: JournalBatching = 'microtask'): Promise<ShardJournal> {
     const capacity = ShardJournal.reserve(blob, host.clusterSize, capacityBytes);
-    await ShardJournal.prefill(blob, capacity);
+    await ShardJournal.prefill(blob);
     const journal = new ShardJournal(blob, host, capacity, 0, 1, randomNonce(), 0, batching);
     await journal.writeHeader(0);
     return journal;
   }
 
   /**
-   * Writes the whole ring once. On a file the reserved clusters are holes (or unwritten extents):
-   * the first write of each block then allocates it, and the next fdatasync commits that to the
-   * file system's journal — every append of a fresh ring paid for it (measured: 10-20% more CPU
-   * per replicated write, for as long as the first lap lasts). Written once, the ring is
-   * overwritten in place. Database WALs preallocate their segments the same way.
+   * Writes the whole ring once (Blob.materialize: on a file, a fresh ring's blocks are holes, and
+   * each first append to one would allocate it and make the next fdatasync commit the file
+   * system's journal; measured 10-20% more CPU per replicated write for the first lap).
    */
-  private static async prefill(blob: Blob, capacity: number): Promise<void> {
-    const chunk = Math.min(PREFILL_CHUNK, capacity);
-    const zeroes = allocAligned(chunk).fill(0);
-    const end = P + capacity;
-    let next = P;
-    const worker = async (): Promise<void> => {
-      while (next < end) {
-        const at = next;
-        const n = Math.min(chunk, end - at);
-        next += n;
-        await blob.write(at, zeroes.subarray(0, n));
-      }
-    };
-    await Promise.all(Array.from({ length: PREFILL_DEPTH }, worker));
+  private static prefill(blob: Blob): Promise<void> {
+    return blob.materialize(0, blob.clusterCount);
   }
 
   /** Sizes `blob` for a ring of at least `capacityBytes` and reserves its clusters; returns the ring's bytes. */
@@ -492,7 +476,7 @@ export class ShardJournal {
       return false;
     }
     const next: NextRing = { blob, capacity, ready: false, failed: false, prefilled: Promise.resolve() };
-    next.prefilled = ShardJournal.prefill(blob, capacity).then(
+    next.prefilled = ShardJournal.prefill(blob).then(
       () => {
         next.ready = true;
       },

@@ -19,6 +19,8 @@ export interface TestDevice {
   /** Opens the device (closing the previous opening: a restart); the same bytes every time. */
   open(): Bdev;
   destroy(): void;
+  /** The file behind a file device. */
+  readonly path?: string;
 }
 
 const wanted = (process.env.FASTBLOCK_STORE_DEVICES ?? 'memory,cached,uring,fs').split(',');
@@ -66,6 +68,7 @@ export function makeDevice(kind: DeviceKind, sizeBytes: number): TestDevice {
   let current: FileBdev | undefined;
   return {
     kind,
+    path,
     open: () => {
       // FileBdev.close() releases the descriptor (and its lock) synchronously.
       void current?.close();

@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { LogRecord } from '../../kernel/contracts/store.js';
 import { FaultBdev } from '../../plugins/store-blobstore/bdev/fault-bdev.js';
 import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
+import type { BlobDiskLog } from '../../plugins/store-blobstore/disk-log.js';
 import { JournalLog } from '../../plugins/store-blobstore/journal-log.js';
 import { BlobShardStore, type RaftLogMode } from '../../plugins/store-blobstore/shard-store.js';
 import { type DeviceKind, type TestDevice, deviceKinds, makeDevice, pattern, rejectsWith } from './devices.js';
@@ -212,6 +214,53 @@ power('trimmed ring space is reused only after the trim is durable', async () =>
 });
 
 power.run();
+
+/**
+ * Filesystem extents of `path` by 4 KiB block (filefrag -v): true for a block of written data,
+ * false for one in an unwritten extent; absent for a hole. Undefined with the reason when the
+ * filesystem cannot tell (no FIEMAP, no filefrag).
+ */
+function writtenBlocks(path: string): Map<number, boolean> | string {
+  const run = spawnSync('filefrag', ['-v', '-b4096', path], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
+  if (run.error !== undefined || run.status !== 0) return `filefrag cannot map ${path}: ${run.error?.message ?? run.stderr.trim()}`;
+  const blocks = new Map<number, boolean>();
+  for (const line of run.stdout.split('\n')) {
+    const extent = /^\s*\d+:\s+(\d+)\.\.\s*(\d+):/.exec(line);
+    if (extent === null) continue;
+    for (let block = Number(extent[1]); block <= Number(extent[2]); block++) blocks.set(block, !line.includes('unwritten'));
+  }
+  return blocks;
+}
+
+const ring = suite('disk_log ring on a file');
+
+ring('every block of a log ring is written data: appends neither allocate nor convert extents', async () => {
+  const kind = deviceKinds().find((k) => k === 'uring' || k === 'fs');
+  if (kind === undefined) {
+    console.log('SKIP disk_log ring on a file: no file device in FASTBLOCK_STORE_DEVICES');
+    return;
+  }
+  const dev = makeDevice(kind, 16 * MiB);
+  const store = await BlobShardStore.openOn(dev.open(), 0, { create: true, clusterSize: CLUSTER, raftLog: 'per-pg' });
+  const log = (await store.diskLog('1.0')) as BlobDiskLog;
+  // Grows twice: one cluster, then at least two more.
+  for (let index = 1; log.blob.clusterCount < 4; index += 5) await log.append(records(index, 5, 1, 3000));
+  const blocks = writtenBlocks(dev.path!);
+  if (typeof blocks === 'string') {
+    console.log(`SKIP disk_log ring on a file: ${blocks}`);
+  } else {
+    for (let i = 0; i < log.blob.clusterCount; i++) {
+      const first = (log.blob.clusterAt(i) * CLUSTER) / 4096;
+      for (let block = first; block < first + CLUSTER / 4096; block++) {
+        assert.is(blocks.get(block), true, `ring cluster ${i}: device block ${block} is ${blocks.has(block) ? 'an unwritten extent' : 'a hole'}`);
+      }
+    }
+  }
+  await store.close();
+  dev.destroy();
+});
+
+ring.run();
 
 for (const kind of deviceKinds()) {
   suiteFor(kind, 'per-pg');
