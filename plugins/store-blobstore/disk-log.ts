@@ -16,8 +16,8 @@
  * agree, so a torn append, a stale record from an earlier lap, or one truncated away ends the log.
  * truncateSuffix bumps the generation and zeroes the rest of the new tail page.
  *
- * Space: the ring's clusters are written with zeroes when the log gets them (Blob.materialize), so
- * appends are plain overwrites on a file device. trimPrefix moves the head in the header; the ring
+ * Space: the ring is thin, and a ring cluster is written with zeroes before its first record
+ * (Blob.materialize), so appends are plain overwrites on a file device. trimPrefix moves the head in the header; the ring
  * space before it is reused only once that header is durable. A full ring grows: new clusters, the live records copied into them,
  * a flush, the header switched to the new mapping, a flush — the old mapping stays intact until
  * the new one is durable.
@@ -401,9 +401,7 @@ export class BlobDiskLog implements DiskLog {
     const capacity = clusters * cs - P;
     // Live data lands just past the old ring (new clusters), away from anything the old header names.
     const base = liveStart - this.capacity;
-    const before = this.blob.clusterCount;
     this.blob.resize(clusters);
-    await this.blob.materialize(before, clusters);
     const chunk = Buffer.alloc(Math.min(COPY_CHUNK, live));
     for (let done = 0; done < live; done += chunk.length) {
       const n = Math.min(chunk.length, live - done);
@@ -453,8 +451,34 @@ export class BlobDiskLog implements DiskLog {
 
   private writeRingWith(pos: number, buffer: Uint8Array, base: number, capacity: number): Promise<void> {
     const segments = this.ringSegments(pos, buffer.length, base, capacity);
+    const fresh = this.unallocatedClusters(segments);
+    if (fresh !== undefined) return this.materialize(fresh).then(() => this.writeSegments(segments, buffer));
+    return this.writeSegments(segments, buffer);
+  }
+
+  private writeSegments(segments: readonly { blobOffset: number; start: number; length: number }[], buffer: Uint8Array): Promise<void> {
     if (segments.length === 1) return this.blob.write(segments[0].blobOffset, buffer);
     return Promise.all(segments.map((s) => this.blob.write(s.blobOffset, buffer.subarray(s.start, s.start + s.length)))).then(() => undefined);
+  }
+
+  /** Blob clusters the segments touch that have no device cluster yet; undefined when none. */
+  private unallocatedClusters(segments: readonly { blobOffset: number; length: number }[]): number[] | undefined {
+    const cs = this.blob.sizeBytes / this.blob.clusterCount;
+    let fresh: number[] | undefined;
+    for (const s of segments) {
+      for (let i = Math.floor(s.blobOffset / cs); i <= Math.floor((s.blobOffset + s.length - 1) / cs); i++) {
+        if (this.blob.clusterAt(i) === 0) (fresh ??= []).push(i);
+      }
+    }
+    return fresh;
+  }
+
+  /**
+   * A ring cluster is written whole with zeroes before its first record (the log's operations run
+   * one at a time, so no write of the log races it): see Blob.materialize.
+   */
+  private async materialize(clusters: readonly number[]): Promise<void> {
+    for (const i of clusters) await this.blob.materialize(i, i + 1);
   }
 
   /** The record at `at` in `buffer` if it is intact and at logical position `pos`. */

@@ -90,7 +90,10 @@ test('an OSD past monitor.fullRatio makes the leaders of its PGs refuse writes, 
       osds: 3,
       pool: { name: 'rbd', size: 3, pgNum: 8 },
       image: { name: 'disk', sizeBytes: 256 * MiB },
-      storeSizeMb: 256,
+      // The PGs' log rings stay as large as they grew (each up to about twice what a log holds
+      // before it is compacted, ~4 MiB): on a 256 MiB store eight of them alone could hold the
+      // OSD past 0.3 after the discard.
+      storeSizeMb: 512,
       gateway: false,
       logLevel: 'warn',
       // The OSDs' own check would trip only at 0.99: what refuses writes here is the monitor's.
