@@ -24,14 +24,19 @@ export interface CompactionBounds {
   readonly maxBytes: number;
 }
 
+/** Entries an oversized log keeps behind applied whatever their size (a follower a step behind). */
+const MIN_TAIL_ENTRIES = 4;
+
 /** The index to snapshot at (entries up to it are dropped), or undefined to leave the log alone. */
 export function compactionPoint(log: LogShape, bounds: CompactionBounds): number | undefined {
   let keep = bounds.keepEntries;
   const oversized = log.heldBytes > bounds.maxBytes;
   if (oversized) {
-    // A log of large entries keeps a tail of about half the byte bound.
+    // A log of large entries keeps a tail of about half the byte bound, and a few entries at
+    // least. The floor was 16: with 1 MiB writes every PG then kept 16 MiB behind applied, in
+    // memory (RaftStorage reads are synchronous) and in a log ring grown to twice that.
     const average = log.heldBytes / Math.max(1, log.lastIndex - log.firstIndex + 1);
-    keep = Math.max(16, Math.min(keep, Math.floor(bounds.maxBytes / 2 / average)));
+    keep = Math.max(MIN_TAIL_ENTRIES, Math.min(keep, Math.floor(bounds.maxBytes / 2 / average)));
   }
   if (!oversized && log.applied - log.firstIndex <= keep * 2) return undefined;
   const at = Math.max(log.firstIndex - 1, log.applied - keep);
