@@ -112,6 +112,8 @@ export interface KvStore {
 export interface ShardStoreStats {
   readonly capacityBytes: number;
   readonly usedBytes: number;
+  /** Of usedBytes, what the PGs' raft logs hold (log rings or a shared journal), when the store can tell. */
+  readonly raftLogBytes?: number;
   /** The store's read cache of object data, when it has one. */
   readonly readCache?: { readonly hits: number; readonly misses: number; readonly cachedBytes: number; readonly capacityBytes: number };
 }

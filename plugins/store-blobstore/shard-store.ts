@@ -238,8 +238,17 @@ export class BlobShardStore implements ShardStore {
     return {
       capacityBytes: this.blobstore.totalClusters * cs,
       usedBytes: this.blobstore.usedClusters * cs,
+      raftLogBytes: this.raftLogBytes(),
       readCache: cache && { hits: cache.hits, misses: cache.misses, cachedBytes: cache.cachedBlocks * cache.blockSize, capacityBytes: cache.capacityBlocks * cache.blockSize },
     };
+  }
+
+  /** Device bytes the raft logs hold: the journal's rings, or the per-PG log blobs' clusters. */
+  private raftLogBytes(): number {
+    if (this.journal !== undefined) return this.journal.reservedBytes;
+    let clusters = 0;
+    for (const blob of this.logBlobs.values()) if (!blob.deleted) clusters += blob.allocatedClusters();
+    return clusters * this.blobstore.clusterSize;
   }
 
   async close(): Promise<void> {

@@ -96,6 +96,9 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
   gauge('fastblock_osd_store_used_bytes', 'Space used in each shard\'s store (objects and raft logs)', ['shard'], (s, set) => {
     for (const x of s.shards) set({ shard: String(x.figures.shard) }, x.figures.store.usedBytes);
   });
+  gauge('fastblock_osd_store_raft_log_bytes', "Of the used space, what each shard's raft logs hold (log rings, or the shard journal)", ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.raftLogBytes !== undefined) set({ shard: String(x.figures.shard) }, x.figures.store.raftLogBytes);
+  });
   counter('fastblock_osd_store_read_cache_hits_total', 'Object reads of each shard served from its read cache (blobstore.cacheMb)', ['shard'], (s, set) => {
     for (const x of s.shards) if (x.figures.store.readCache) set({ shard: String(x.figures.shard) }, x.figures.store.readCache.hits);
   });

@@ -146,6 +146,8 @@ if (!storePlugin()) {
       for (let i = 0; i < osds.length; i++) {
         assert.is(value(osdAfter[i], 'fastblock_osd_pgs{role="hosted"}'), 8);
         assert.ok(value(osdAfter[i], 'fastblock_osd_store_used_bytes{shard="0"}') > 0);
+        const logs = value(osdAfter[i], 'fastblock_osd_store_raft_log_bytes{shard="0"}');
+        assert.ok(logs > 0 && logs <= value(osdAfter[i], 'fastblock_osd_store_used_bytes{shard="0"}'), `raft logs hold ${logs} bytes`);
         assert.ok(value(osdAfter[i], 'fastblock_osd_store_capacity_bytes{shard="0"}') > 200 * MiB);
         assert.is(value(osdAfter[i], 'fastblock_osd_shards_answering'), 1);
       }

@@ -182,6 +182,26 @@ function suiteFor(kind: DeviceKind, logMode: RaftLogMode): void {
     dev.destroy();
   });
 
+  test("the store's stats name the space its raft logs hold", async () => {
+    const dev = makeDevice(kind, 16 * MiB);
+    const store = await open(dev);
+    const before = store.stats();
+    for (let pg = 0; pg < 4; pg++) await (await store.diskLog(`3.${pg}`)).append(records(1, 20, 1, 3000));
+    const after = store.stats();
+    assert.ok(after.raftLogBytes! > 0 && after.raftLogBytes! <= after.usedBytes, `raft logs ${after.raftLogBytes} of ${after.usedBytes} used`);
+    if (logMode === 'per-pg') {
+      // Four logs of 60 KB each: a ring cluster or two apiece, nothing before.
+      assert.is(before.raftLogBytes, 0);
+      assert.ok(after.raftLogBytes! >= 4 * CLUSTER, `${after.raftLogBytes} bytes for four logs`);
+      for (let pg = 0; pg < 4; pg++) await store.removeDiskLog(`3.${pg}`);
+      assert.is(store.stats().raftLogBytes, 0, 'removed logs hold nothing');
+    } else {
+      assert.is(after.raftLogBytes, before.raftLogBytes, 'the journal is reserved whole at creation');
+    }
+    await store.close();
+    dev.destroy();
+  });
+
   test.run();
 }
 
