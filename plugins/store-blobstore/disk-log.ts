@@ -17,10 +17,10 @@
  * truncateSuffix bumps the generation and zeroes the rest of the new tail page.
  *
  * Space: the ring is thin, and a ring cluster is written with zeroes before its first record
- * (Blob.materialize), so appends are plain overwrites on a file device. trimPrefix moves the head in the header; the ring
- * space before it is reused only once that header is durable. A full ring grows: new clusters, the live records copied into them,
- * a flush, the header switched to the new mapping, a flush — the old mapping stays intact until
- * the new one is durable.
+ * (Blob.materialize), so appends are plain overwrites on a file device. trimPrefix moves the head
+ * in the header; the ring space before it is reused only once that header is durable. A full ring
+ * grows: new clusters, the live records copied into them, a flush, the header switched to the new
+ * mapping, a flush — the old mapping stays intact until the new one is durable.
  */
 import { FastblockError, ErrorCode, assert } from '../../kernel/errors.js';
 import type { DiskLog, LogRecord } from '../../kernel/contracts/store.js';
