@@ -114,6 +114,12 @@ export interface ShardStoreStats {
   readonly usedBytes: number;
   /** Of usedBytes, what the PGs' raft logs hold (log rings or a shared journal), when the store can tell. */
   readonly raftLogBytes?: number;
+  /**
+   * When the PGs' raft logs share one bounded space (a shard journal): the bytes their live records
+   * take, and what they should stay within. The OSD then compacts logs by this space as well as
+   * by time and volume, and bounds each PG's log by its share of the budget.
+   */
+  readonly raftLogSpace?: { readonly liveBytes: number; readonly budgetBytes: number };
   /** The store's read cache of object data, when it has one. */
   readonly readCache?: { readonly hits: number; readonly misses: number; readonly cachedBytes: number; readonly capacityBytes: number };
 }

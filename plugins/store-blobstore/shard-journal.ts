@@ -266,6 +266,15 @@ export class ShardJournal {
     return { ...this.counters, capacityBytes: this.capacity, usedBytes: this.tail - this.durableHead };
   }
 
+  /**
+   * The live records' bytes and what the logs should stay within: a third of the ring, half of the
+   * two thirds past which the journal grows, so that compaction driven by this keeps the ring its
+   * size and leaves room for what arrives between checkpoints.
+   */
+  get space(): { liveBytes: number; budgetBytes: number } {
+    return { liveBytes: this.liveBytes(), budgetBytes: Math.floor(this.capacity / 3) };
+  }
+
   /** The PG's log (an empty one, starting at 1, when the journal holds none). */
   log(pg: string): JournalLog {
     this.checkOpen();

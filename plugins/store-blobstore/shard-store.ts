@@ -30,16 +30,17 @@ export type RaftLogMode = 'journal' | 'per-pg';
 const MiB = 1024 * 1024;
 
 /**
- * Journal size of a new store: a quarter of the device, at most 1 GiB. It should hold every PG's
- * live log tail twice over (DiskRaftStorage compacts a PG's log past ~4 MiB); a journal that the
- * tails outgrow grows (up to half the device).
+ * Journal size of a new store: an eighth of the device (a quarter of a small one, up to 64 MiB), at
+ * most 1 GiB. The OSD keeps the logs' live records within a third of the ring (it compacts by the
+ * journal's space, and bounds each PG's log by its share), so the rest takes what arrives between
+ * checkpoints; a journal that the logs' tails outgrow all the same grows, up to half the device.
  */
 export function defaultJournalBytes(deviceBytes: number): number {
-  return Math.min(deviceBytes / 4, 1024 * MiB);
+  return Math.min(Math.max(deviceBytes / 8, Math.min(64 * MiB, deviceBytes / 4)), 1024 * MiB);
 }
 
 /** Where new stores keep their raft logs unless told otherwise. */
-export const DEFAULT_RAFT_LOG: RaftLogMode = 'per-pg';
+export const DEFAULT_RAFT_LOG: RaftLogMode = 'journal';
 
 function raftLogMode(requested: RaftLogMode | undefined): RaftLogMode {
   const mode = requested ?? process.env.FASTBLOCK_STORE_RAFT_LOG ?? DEFAULT_RAFT_LOG;
@@ -239,6 +240,7 @@ export class BlobShardStore implements ShardStore {
       capacityBytes: this.blobstore.totalClusters * cs,
       usedBytes: this.blobstore.usedClusters * cs,
       raftLogBytes: this.raftLogBytes(),
+      raftLogSpace: this.journal?.space,
       readCache: cache && { hits: cache.hits, misses: cache.misses, cachedBytes: cache.cachedBlocks * cache.blockSize, capacityBytes: cache.capacityBlocks * cache.blockSize },
     };
   }

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { ClusterMap, OsdInfo, PgMapping } from '../../kernel/contracts/cluster-map.js';
-import type { PgId, ShardStore } from '../../kernel/contracts/store.js';
+import type { PgId, ShardStore, ShardStoreStats } from '../../kernel/contracts/store.js';
 import type { InboundConnection, InboundHandler, InboundMessage, NetAddress, OutboundReply, Transport, TransportConnection, TransportListener } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { MultiRaft, decodeNodeMessage, encodeNodeMessage, type Entry, type GroupId, type NodeMessage, type RaftStorageWriter, type ReadState, type Snapshot, type SoftState, type Membership } from '../../kernel/raft/index.js';
@@ -76,6 +76,10 @@ export interface PgReport {
 }
 
 const READ_INDEX_TIMEOUT_MS = 5000;
+/** A PG log holding more entry bytes than this is compacted at the next checkpoint (compactAfterBytes' default). */
+const DEFAULT_COMPACT_AFTER_BYTES = 4 * 1024 * 1024;
+/** The least a PG log's byte bound gets from a shared log space, however many PGs share it. */
+const MIN_SHARED_LOG_BYTES = 256 * 1024;
 /** A proposal or flush older than this is reported as a stall (clients retry after 5 s). */
 const STALL_WARN_MS = 3000;
 const STALL_CHECK_MS = 2000;
@@ -150,7 +154,9 @@ export class Shard implements PgDirectory {
       setInterval(() => {
         this.raft.tick();
         this.kick();
-        this.checkFull();
+        const stats = this.options.store.stats();
+        this.checkFull(stats);
+        this.checkLogSpace(stats);
       }, tickMs),
       setInterval(() => this.reconcileLogged(), 1000),
       setInterval(() => this.requestCheckpoint(), 5000),
@@ -226,8 +232,7 @@ export class Shard implements PgDirectory {
   }
 
   /** Refuses writes while the store is past the full ratio, and says so once each way in the log. */
-  private checkFull(): void {
-    const { capacityBytes, usedBytes } = this.options.store.stats();
+  private checkFull({ capacityBytes, usedBytes }: ShardStoreStats = this.options.store.stats()): void {
     const ratio = capacityBytes > 0 ? usedBytes / capacityBytes : 0;
     const limit = this.options.fullRatio ?? DEFAULT_FULL_RATIO;
     const wasFull = this.full !== undefined;
@@ -515,18 +520,45 @@ export class Shard implements PgDirectory {
    */
   private checkpointing: Promise<void> | undefined;
   private appliedBytes = 0;
+  /**
+   * Live log bytes past which the next checkpoint is run for log space: the budget, or more when
+   * the last such checkpoint could not bring the logs under it (tails at their floor), so that
+   * one does not run every tick.
+   */
+  private logSpaceTrigger = 0;
+
+  /** Checkpoints when the logs' live records outgrow the space the store gives them (a journal). */
+  private checkLogSpace({ raftLogSpace: space }: ShardStoreStats): void {
+    if (space === undefined || this.checkpointing || space.liveBytes <= Math.max(space.budgetBytes, this.logSpaceTrigger)) return;
+    void this.requestCheckpoint()?.then(() => {
+      const after = this.options.store.stats().raftLogSpace;
+      if (after) this.logSpaceTrigger = after.liveBytes > after.budgetBytes ? after.liveBytes + after.budgetBytes / 4 : 0;
+    });
+  }
+
+  /**
+   * A PG log's byte bound: the configured one, or, when the logs share a bounded space, the PG's
+   * share of half of it (a compacted log keeps about half its bound), whichever is smaller.
+   */
+  private logBytesBound(space: ShardStoreStats['raftLogSpace']): number {
+    const configured = this.options.compactAfterBytes ?? DEFAULT_COMPACT_AFTER_BYTES;
+    if (space === undefined) return configured;
+    return Math.min(configured, Math.max(MIN_SHARED_LOG_BYTES, Math.floor(space.budgetBytes / (2 * Math.max(1, this.pgs.size)))));
+  }
 
   /** Runs a checkpoint unless one is running (timer, or enough bytes applied since the last). */
-  private requestCheckpoint(): void {
-    if (this.checkpointing || this.stopped) return;
+  private requestCheckpoint(): Promise<void> | undefined {
+    if (this.checkpointing || this.stopped) return undefined;
     this.appliedBytes = 0;
     this.checkpointing = this.checkpoint()
       .catch((err) => this.logger.error({ err }, 'checkpoint failed'))
       .finally(() => (this.checkpointing = undefined));
+    return this.checkpointing;
   }
 
   async checkpoint(): Promise<void> {
     const applied = [...this.pgs.values()].map((pg) => ({ pg, applied: pg.appliedIndex }));
+    const maxBytes = this.logBytesBound(this.options.store.stats().raftLogSpace);
     await this.options.store.flush();
     for (const { pg, applied: index } of applied) {
       if (pg.restoring) continue;
@@ -536,7 +568,7 @@ export class Shard implements PgDirectory {
       if (!group || !storage) continue;
       const at = compactionPoint(
         { applied: index, firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex(), heldBytes: this.options.raftStorage.heldBytes(pg.id) },
-        { keepEntries: this.options.compactAfterEntries ?? 2048, maxBytes: this.options.compactAfterBytes ?? 4 * 1024 * 1024 },
+        { keepEntries: this.options.compactAfterEntries ?? 2048, maxBytes },
       );
       if (at !== undefined) storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });
     }

@@ -13,7 +13,7 @@ import { ClusterClient } from '../../client/cluster-client.js';
 import { StaticMapSource } from '../../client/map-source.js';
 import type { ClusterMap } from '../../kernel/contracts/cluster-map.js';
 import type { ShardStore } from '../../kernel/contracts/store.js';
-import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
+import { BlobShardStore, type BlobShardStoreTuning } from '../../plugins/store-blobstore/shard-store.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { DiskRaftStorage } from '../../services/osd/disk-raft-storage.js';
 import { Shard } from '../../services/osd/shard.js';
@@ -37,9 +37,9 @@ interface Node {
   port: number;
 }
 
-async function startNode(osd: number, port: number, compactAfterEntries?: number): Promise<Node> {
+async function startNode(osd: number, port: number, compactAfterEntries?: number, tuning: BlobShardStoreTuning & { file?: string } = {}): Promise<Node> {
   const transport = new TcpTransport({ source: `osd.${osd}` }, logger);
-  const store = await BlobShardStore.open({ shard: 0, path: join(dir, `osd${osd}.blob`), sizeBytes: 256 * MiB, create: true, logger });
+  const store = await BlobShardStore.open({ shard: 0, path: join(dir, tuning.file ?? `osd${osd}.blob`), sizeBytes: 256 * MiB, create: true, logger, ...tuning });
   const shard = new Shard({ osd, shard: 0, listen: { host: '127.0.0.1', port }, transport, store, raftStorage: new DiskRaftStorage(store), logger, tickMs: 50, compactAfterEntries });
   const address = await shard.start();
   return { osd, transport, store, shard, port: address.port };
@@ -90,6 +90,47 @@ test('replicated writes survive a restart of every OSD from its files', async ()
     await c.client.close();
     await c.transport.close();
     for (const n of nodes) await stopNode(n);
+  }
+});
+
+test("the shard journal's space bounds the raft logs: they are compacted by it, and the journal keeps its size", async () => {
+  // An 8 MiB journal and 4 PGs: with the default 4 MiB bound per PG log and checkpoints only by
+  // time (5 s) or volume (64 MiB applied), 24 MiB of writes leave the logs' live records past two
+  // thirds of the ring, and the journal grows. Compacting by the journal's space keeps them within it.
+  const journalBytes = 8 * MiB;
+  const nodes = [0, 1, 2];
+  const started: Node[] = [];
+  for (const osd of nodes) started.push(await startNode(osd, 0, undefined, { file: `osd${osd}-journal.blob`, raftLog: 'journal', journalBytes }));
+  const map = mapFor(started);
+  for (const n of started) n.shard.setMap(map);
+  const c = client(map);
+  const capacity = (started[0]!.store as BlobShardStore).journal!.stats.capacityBytes;
+  try {
+    const image = await c.client.openImage('rbd/disk');
+    const chunk = 64 * KiB;
+    let maxLive = 0;
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < (24 * MiB) / chunk; i++) {
+      writes.push(image.write((i * chunk) % (16 * MiB), [pattern(chunk, i)]));
+      if (writes.length === 8) {
+        await Promise.all(writes.splice(0));
+        for (const n of started) maxLive = Math.max(maxLive, n.store.stats().raftLogSpace!.liveBytes);
+      }
+    }
+    await Promise.all(writes);
+    for (let i = (24 * MiB) / chunk - 256; i < (24 * MiB) / chunk; i += 37) {
+      assert.equal(await image.read((i * chunk) % (16 * MiB), chunk), pattern(chunk, i));
+    }
+    for (const n of started) {
+      const journal = (n.store as BlobShardStore).journal!;
+      assert.is(journal.stats.grows, 0, `osd.${n.osd}: the journal did not grow`);
+      assert.is(journal.stats.capacityBytes, capacity);
+    }
+    assert.ok(maxLive <= (capacity * 2) / 3, `the logs' live records stayed within two thirds of the ring (at most ${maxLive} bytes)`);
+  } finally {
+    await c.client.close();
+    await c.transport.close();
+    for (const n of started) await stopNode(n).catch(() => undefined);
   }
 });
 
