@@ -71,8 +71,11 @@ if (!storePlugin()) {
         }
 
         for (const handle of cluster.daemons.values()) assert.ok(processAlive(handle.pid), `${handle.name} is still running`);
-        const log = readFileSync(join(cluster.dir, 'logs', 'osd0.log'), 'utf8');
-        assert.ok(/bad frame|closing connection/.test(log), 'the OSD logged why it closed the connections');
+        // A shard worker's log lines go through its thread's stdout, which reaches the daemon's
+        // asynchronously: a loaded machine writes them after the connection closed. Look for 10 s.
+        const logged = () => /bad frame|closing connection/.test(readFileSync(join(cluster.dir, 'logs', 'osd0.log'), 'utf8'));
+        for (const deadline = Date.now() + 10_000; !logged() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 100));
+        assert.ok(logged(), 'the OSD logged why it closed the connections');
         assert.equal(await image.read(0, before.length), new Uint8Array(before));
         const after = randomBytes(64 * 1024);
         await image.write(1024 * 1024, [after]);
