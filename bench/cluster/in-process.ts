@@ -152,7 +152,9 @@ async function main(): Promise<void> {
       await transport.close();
     }
   } finally {
-    for (const n of nodes) {
+    for (const [osd, n] of nodes.entries()) {
+      // Where the shard journal's writes went (relocations and grows copy live records again).
+      if (n.store.journal) console.log(`journal of osd.${osd}: ${JSON.stringify(n.store.journal.stats)}`);
       await n.shard.stop();
       await n.transport.close();
       await n.store.close();

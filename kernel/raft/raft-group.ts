@@ -462,6 +462,18 @@ export class RaftGroup {
     }
   }
 
+  /**
+   * Leading: the highest index every other member (voter or learner) is known to hold durably,
+   * the lowest of their matches (the last index when there is no other member); undefined when
+   * not leading. The log before it is needed by no replica that keeps up.
+   */
+  replicatedIndex(): number | undefined {
+    if (this.role !== Role.Leader) return undefined;
+    let lowest = this.log.lastIndex();
+    for (const [id, pr] of this.progress) if (id !== this.id && pr.match < lowest) lowest = pr.match;
+    return lowest;
+  }
+
   status(): RaftStatus {
     const progress = new Map<NodeId, ProgressStatus>();
     if (this.role === Role.Leader) {

@@ -15,6 +15,16 @@ export interface LogShape {
   readonly lastIndex: number;
   /** Entry bytes the log holds in memory. */
   readonly heldBytes: number;
+  /**
+   * Leading: the highest index every other replica holds durably (RaftGroup.replicatedIndex).
+   * Entries up to it are needed by no replica: they go whatever the kept tail.
+   */
+  readonly replicated?: number;
+  /**
+   * Following, and nothing appended since the last checkpoint with all of it applied: an idle
+   * PG, whose leader has had the time to bring every replica that is up to the same entries.
+   */
+  readonly quiet?: boolean;
 }
 
 export interface CompactionBounds {
@@ -29,6 +39,17 @@ const MIN_TAIL_ENTRIES = 4;
 
 /** The index to snapshot at (entries up to it are dropped), or undefined to leave the log alone. */
 export function compactionPoint(log: LogShape, bounds: CompactionBounds): number | undefined {
+  const bounded = boundedPoint(log, bounds);
+  // Idle PGs keeping their tails (4 entries of 1 MiB writes each) pinned the head of a shard
+  // journal, which copied their runs forward again and again (relocations) and grew.
+  const unneeded = log.replicated !== undefined ? Math.min(log.applied, log.replicated) : log.quiet && log.applied === log.lastIndex ? log.applied : undefined;
+  if (unneeded === undefined || unneeded < log.firstIndex || (bounded !== undefined && bounded >= unneeded)) return bounded;
+  assert(unneeded <= log.applied, `compaction at ${unneeded} past the applied index ${log.applied}`);
+  return unneeded;
+}
+
+/** The point by the kept tail's bounds alone. */
+function boundedPoint(log: LogShape, bounds: CompactionBounds): number | undefined {
   let keep = bounds.keepEntries;
   const oversized = log.heldBytes > bounds.maxBytes;
   if (oversized) {

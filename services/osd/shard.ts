@@ -330,6 +330,7 @@ export class Shard implements PgDirectory {
     if (this.pgs.get(id) !== pg) return; // another reconcile got here first
     this.logger.info({ pg: id }, 'removing PG replica that left the map');
     this.pgs.delete(id);
+    this.lastIndexAtCheckpoint.delete(id);
     this.storages.delete(id);
     pg.close('PG removed from this OSD');
     if (this.raft.group(id)) this.raft.destroyGroup(id);
@@ -526,6 +527,8 @@ export class Shard implements PgDirectory {
    * one does not run every tick.
    */
   private logSpaceTrigger = 0;
+  /** Each PG's last log index at the previous checkpoint: one that has not moved is idle. */
+  private readonly lastIndexAtCheckpoint = new Map<PgId, number>();
 
   /** Checkpoints when the logs' live records outgrow the space the store gives them (a journal). */
   private checkLogSpace({ raftLogSpace: space }: ShardStoreStats): void {
@@ -566,8 +569,11 @@ export class Shard implements PgDirectory {
       const group = this.raft.group(pg.id);
       const storage = group && this.raftStorageOf(pg.id);
       if (!group || !storage) continue;
+      const lastIndex = storage.lastIndex();
+      const quiet = this.lastIndexAtCheckpoint.get(pg.id) === lastIndex;
+      this.lastIndexAtCheckpoint.set(pg.id, lastIndex);
       const at = compactionPoint(
-        { applied: index, firstIndex: storage.firstIndex(), lastIndex: storage.lastIndex(), heldBytes: this.options.raftStorage.heldBytes(pg.id) },
+        { applied: index, firstIndex: storage.firstIndex(), lastIndex, heldBytes: this.options.raftStorage.heldBytes(pg.id), replicated: group.replicatedIndex(), quiet },
         { keepEntries: this.options.compactAfterEntries ?? 2048, maxBytes },
       );
       if (at !== undefined) storage.createSnapshot({ meta: { index: at, term: storage.term(at) ?? 0, membership: group.membershipAt(at) }, data: new Uint8Array(0) });

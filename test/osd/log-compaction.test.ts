@@ -40,6 +40,27 @@ test('never past the applied index, however oversized the log and however often 
   assert.ok(log.firstIndex <= log.applied + 1, `the log starts at ${log.firstIndex}, past applied ${log.applied} + 1`);
 });
 
+test('a leader drops what every replica holds, whatever the kept tail', () => {
+  // Followers hold up to 190: entries to 190 go, although the tail would keep 100 and a small log is left alone.
+  assert.is(compactionPoint({ applied: 195, firstIndex: 1, lastIndex: 200, heldBytes: 200 * 4096, replicated: 190 }, bounds), 190);
+  // Not past applied, even when the followers hold more.
+  assert.is(compactionPoint({ applied: 150, firstIndex: 1, lastIndex: 200, heldBytes: 200 * 4096, replicated: 200 }, bounds), 150);
+  // A follower far behind (down): the bounds decide, as without it.
+  assert.is(compactionPoint({ applied: 4000, firstIndex: 1, lastIndex: 4000, heldBytes: 4000 * 512, replicated: 3 }, bounds), 3900);
+  // Nothing new to drop.
+  assert.is(compactionPoint({ applied: 195, firstIndex: 191, lastIndex: 200, heldBytes: 10 * 4096, replicated: 190 }, bounds), undefined);
+});
+
+test('an idle follower drops its whole applied log; a busy one keeps its tail', () => {
+  // Four entries of 1 MiB: the floor keeps all of them while writes go on...
+  const log = { applied: 8, firstIndex: 5, lastIndex: 8, heldBytes: 4 * MiB };
+  assert.is(compactionPoint(log, { keepEntries: 100, maxBytes: 1 * MiB }), undefined);
+  // ...and once nothing came in since the last checkpoint, they go.
+  assert.is(compactionPoint({ ...log, quiet: true }, { keepEntries: 100, maxBytes: 1 * MiB }), 8);
+  // Quiet but not all applied: the tail rule only.
+  assert.is(compactionPoint({ ...log, applied: 7, quiet: true }, { keepEntries: 100, maxBytes: 1 * MiB }), undefined);
+});
+
 test('randomised: the point is within [firstIndex, applied] or absent', () => {
   let seed = 7;
   const next = (n: number) => {
@@ -51,7 +72,8 @@ test('randomised: the point is within [firstIndex, applied] or absent', () => {
     const lastIndex = firstIndex - 1 + next(5000);
     const applied = Math.max(firstIndex - 1, Math.min(lastIndex, firstIndex - 1 + next(5000)));
     const heldBytes = (lastIndex - firstIndex + 1) * (1 + next(1 * MiB));
-    const at = compactionPoint({ applied, firstIndex, lastIndex, heldBytes }, { keepEntries: 1 + next(3000), maxBytes: 1 + next(16 * MiB) });
+    const shape = next(3) === 0 ? { replicated: firstIndex - 1 + next(lastIndex - firstIndex + 2) } : next(2) === 0 ? { quiet: true } : {};
+    const at = compactionPoint({ applied, firstIndex, lastIndex, heldBytes, ...shape }, { keepEntries: 1 + next(3000), maxBytes: 1 + next(16 * MiB) });
     if (at !== undefined) assert.ok(at >= firstIndex && at <= applied, `at ${at} outside [${firstIndex}, ${applied}]`);
   }
 });
