@@ -99,6 +99,12 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
   gauge('fastblock_osd_store_raft_log_bytes', "Of the used space, what each shard's raft logs hold (log rings, or the shard journal)", ['shard'], (s, set) => {
     for (const x of s.shards) if (x.figures.store.raftLogBytes !== undefined) set({ shard: String(x.figures.shard) }, x.figures.store.raftLogBytes);
   });
+  gauge('fastblock_osd_store_raft_log_live_bytes', "Bytes of live records in each shard's journal (the raft logs' tails not yet compacted); compaction keeps them near the budget", ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.raftLogSpace) set({ shard: String(x.figures.shard) }, x.figures.store.raftLogSpace.liveBytes);
+  });
+  gauge('fastblock_osd_store_raft_log_budget_bytes', "Live record bytes each shard's journal is kept within (a third of its ring): past it, the OSD checkpoints and compacts", ['shard'], (s, set) => {
+    for (const x of s.shards) if (x.figures.store.raftLogSpace) set({ shard: String(x.figures.shard) }, x.figures.store.raftLogSpace.budgetBytes);
+  });
   counter('fastblock_osd_store_read_cache_hits_total', 'Object reads of each shard served from its read cache (blobstore.cacheMb)', ['shard'], (s, set) => {
     for (const x of s.shards) if (x.figures.store.readCache) set({ shard: String(x.figures.shard) }, x.figures.store.readCache.hits);
   });

@@ -148,6 +148,10 @@ if (!storePlugin()) {
         assert.ok(value(osdAfter[i], 'fastblock_osd_store_used_bytes{shard="0"}') > 0);
         const logs = value(osdAfter[i], 'fastblock_osd_store_raft_log_bytes{shard="0"}');
         assert.ok(logs > 0 && logs <= value(osdAfter[i], 'fastblock_osd_store_used_bytes{shard="0"}'), `raft logs hold ${logs} bytes`);
+        // New stores keep their logs in a shard journal: its live records and their budget (a third of the ring).
+        const budget = value(osdAfter[i], 'fastblock_osd_store_raft_log_budget_bytes{shard="0"}');
+        assert.ok(budget > 0 && budget < logs, `journal budget ${budget} of a ${logs}-byte journal`);
+        assert.ok(value(osdAfter[i], 'fastblock_osd_store_raft_log_live_bytes{shard="0"}') > 0, 'the journal holds live records');
         assert.ok(value(osdAfter[i], 'fastblock_osd_store_capacity_bytes{shard="0"}') > 200 * MiB);
         assert.is(value(osdAfter[i], 'fastblock_osd_shards_answering'), 1);
       }
