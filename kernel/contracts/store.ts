@@ -133,6 +133,12 @@ export interface ShardStore {
   readonly kv: KvStore;
   /** Makes every completed write of this shard durable (one device flush). */
   flush(): Promise<void>;
+  /**
+   * True when a DiskLog operation is on the medium once its promise settles (the store writes its
+   * logs durably): a raft round then needs no flush() for its log. Absent or false: log writes are
+   * durable only after the next flush().
+   */
+  readonly durableLogWrites?: boolean;
   stats(): ShardStoreStats;
   close(): Promise<void>;
 }

@@ -6,7 +6,8 @@ import { loadNativeAddon } from '../../kernel/native-addon.js';
 
 export interface NativeRing {
   read(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number): void;
-  write(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number): void;
+  /** `durable`: RWF_DSYNC, on the medium when it completes. */
+  write(fd: number, offset: number, buffers: Uint8Array | readonly Uint8Array[], tag: number, durable?: boolean): void;
   /** fdatasync */
   fsync(fd: number, tag: number): void;
   /** fallocate(ZERO_RANGE | KEEP_SIZE) */

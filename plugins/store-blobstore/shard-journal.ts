@@ -18,8 +18,9 @@
  *
  * Batching: operations issued in the same JS turn go out as one write (the partial tail page,
  * kept in memory, rewritten with the new pages), one write in flight at a time; operations that
- * arrive meanwhile make the next batch. A batch's operations settle when its write completed; the
- * shard's flush makes them durable.
+ * arrive meanwhile make the next batch. Batch writes are durable writes (RWF_DSYNC): a batch's
+ * operations settle when they are on the medium, so the logs need no flush of the shard (what
+ * the header says of the head still waits for one, see prepareFlush).
  *
  * Replay (open): from the header's head, a record counts only if its CRC, position and previous
  * CRC agree (a torn write, or a stale record of an earlier lap, ends the journal). Per PG: an
@@ -709,8 +710,10 @@ export class ShardJournal {
   private writeRing(pos: number, buffer: Uint8Array): Promise<void> {
     const segments = this.ringSegments(pos, buffer.length);
     this.counters.writes += segments.length;
-    if (segments.length === 1) return this.blob.write(segments[0].blobOffset, buffer);
-    return Promise.all(segments.map((s) => this.blob.write(s.blobOffset, buffer.subarray(s.start, s.start + s.length)))).then(() => undefined);
+    // Durable writes: a raft round's appends are on the medium when their batch settles, and the
+    // round needs no device flush of its own (the ring's clusters were reserved and flushed).
+    if (segments.length === 1) return this.blob.write(segments[0].blobOffset, buffer, 'none', true);
+    return Promise.all(segments.map((s) => this.blob.write(s.blobOffset, buffer.subarray(s.start, s.start + s.length), 'none', true))).then(() => undefined);
   }
 
   private async readRing(pos: number, buffer: Uint8Array): Promise<void> {

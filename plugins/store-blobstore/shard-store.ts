@@ -164,6 +164,11 @@ export class BlobShardStore implements ShardStore {
   }
 
   /** Where this store keeps its raft logs. */
+  /** The journal writes its batches durably (RWF_DSYNC); per-PG logs wait for the shard's flush. */
+  get durableLogWrites(): boolean {
+    return this.journal !== undefined;
+  }
+
   get raftLog(): RaftLogMode {
     return this.journal !== undefined ? 'journal' : 'per-pg';
   }

@@ -6,7 +6,9 @@
  *
  * Writes are issued at once, in order per PG, and made durable together by flush(): every PG's
  * pending log writes, then one device flush, then the kv (only if something in it changed).
- * That is the one flush per MultiRaft round.
+ * That is the one flush per MultiRaft round. With a store that writes its logs durably (a shard
+ * journal), the round waits for its log writes alone: object writes applied meanwhile reach the
+ * medium at the next checkpoint's flush, and the log replays them until then.
  */
 import type { DiskLog, KvStore, PgId, ShardStore } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
@@ -327,7 +329,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
 
   /**
    * Makes every log write issued so far durable with one device flush (none when nothing was
-   * written: a round that only commits or applies), then the kv if it changed. The round's flush
+   * written: a round that only commits or applies; none either when the store's log writes are
+   * durable as they complete), then the kv if it changed. The round's flush
    * and the checkpoint's may run at once: writes an earlier flush took on are durable only when
    * it is, so a flush also waits for the ones still running. Costs what the dirty PGs cost, not
    * what the shard hosts.
@@ -359,7 +362,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
     return logs === RESOLVED ? this.kvFlushing : logs.then(() => this.kvFlushing);
   }
 
-  private readonly flushStore = (): Promise<void> => this.store.flush();
+  /** A store whose log writes are durable when they settle (a shard journal) needs no device flush for them. */
+  private readonly flushStore = (): Promise<void> => (this.store.durableLogWrites === true ? RESOLVED : this.store.flush());
 
   /**
    * Persists the kv as it is now: joins a queued kv flush (it has not started, so it takes this

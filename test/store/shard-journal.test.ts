@@ -92,7 +92,7 @@ test('replay after a clean close and after a crash: appends, truncations, trims 
   await b.append(records(6, 3, 1, 2000));
   await a.trimPrefix(10);
   await store.close();
-  const expectA = [...records(10, 5, 1), ...records(15, 10, 2)];
+  let expectA = [...records(10, 5, 1), ...records(15, 10, 2)];
   const expectB = [...records(4, 2, 1, 2000), ...records(6, 3, 1, 2000)];
   for (let pass = 0; pass < 2; pass++) {
     const fault = new FaultBdev(medium.reopen());
@@ -101,13 +101,16 @@ test('replay after a clean close and after a crash: appends, truncations, trims 
     const ra = await store.diskLog('1.a');
     const rb = await store.diskLog('2.1f');
     assert.is(ra.firstIndex, 10);
-    assert.is(ra.lastIndex, 24);
+    assert.is(ra.lastIndex, 9 + expectA.length);
     assert.is(ra.termAt(15), 2);
-    same(await ra.read(10, 25), expectA);
+    same(await ra.read(10, 10 + expectA.length), expectA);
     assert.is(rb.firstIndex, 4);
     same(await rb.read(4, 9), expectB);
-    // The second pass: unflushed work is lost at a crash, the flushed state stays.
+    if (pass === 1) break;
+    // The second pass: batch writes are durable, so an append that settled survives a crash with
+    // no flush of the store after it.
     await ra.append(records(25, 3, 2));
+    expectA = [...expectA, ...records(25, 3, 2)];
     fault.crash();
   }
 });

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
@@ -16,6 +16,48 @@ import { UringEngine } from '../../plugins/store-blobstore/bdev/uring-engine.js'
 const reason = uringUnavailableReason();
 if (reason !== undefined) console.log(`SKIP uring engine: ${reason}`);
 const dir = mkdtempSync(join(tmpdir(), 'fastblock-uring-'));
+
+/** Flush requests the block device under `path` completed (field 16 of its stat), or why that cannot be read or says nothing. */
+function deviceFlushes(path: string): { flushes: number } | { skip: string } {
+  const st = statSync(path);
+  const sys = `/sys/dev/block/${Math.floor(st.dev / 256) & 0xfff}:${(st.dev & 0xff) | ((st.dev >> 12) & 0xfff00)}`;
+  if (!existsSync(`${sys}/stat`)) return { skip: `${path} is not on a block device` };
+  const queue = existsSync(`${sys}/queue`) ? `${sys}/queue` : `${sys}/../queue`;
+  if (!existsSync(`${queue}/write_cache`) || readFileSync(`${queue}/write_cache`, 'utf8').trim() !== 'write back' || readFileSync(`${queue}/fua`, 'utf8').trim() !== '0') {
+    return { skip: 'the device has no volatile write cache, or has FUA: a durable write needs no flush there' };
+  }
+  const fields = readFileSync(`${sys}/stat`, 'utf8').trim().split(/\s+/);
+  if (fields.length < 16) return { skip: 'the kernel reports no flush count' };
+  return { flushes: Number(fields[15]) };
+}
+
+test('a durable write is on the medium when it completes: on a write-back cache without FUA, the kernel flushes after each', async () => {
+  if (reason !== undefined) return;
+  const path = join(dir, 'durable');
+  writeFileSync(path, Buffer.alloc(4 * PAGE));
+  const fd = openSync(path, 'r+');
+  try {
+    const engine = UringEngine.get();
+    const page = allocAligned(PAGE).fill(0x3c);
+    await engine.write(fd, 0, page, PAGE);
+    await engine.fdatasync(fd);
+    const before = deviceFlushes(path);
+    const WRITES = 8;
+    for (let i = 0; i < WRITES; i++) await engine.write(fd, (i % 4) * PAGE, page, PAGE, true);
+    const after = deviceFlushes(path);
+    const back = allocAligned(PAGE);
+    await engine.read(fd, 3 * PAGE, back, PAGE);
+    assert.ok(back.every((b) => b === 0x3c), 'durable writes land like others');
+    if ('skip' in before || 'skip' in after) {
+      console.log(`SKIP the flush count check: ${'skip' in before ? before.skip : 'skip' in after ? after.skip : ''}`);
+      return;
+    }
+    // Other processes' flushes only add to the count.
+    assert.ok(after.flushes - before.flushes >= WRITES, `${after.flushes - before.flushes} device flushes for ${WRITES} durable writes`);
+  } finally {
+    closeSync(fd);
+  }
+});
 
 test('writes and reads round-trip; a short read and a bad descriptor fail alone, with their context', async () => {
   if (reason !== undefined) return;

@@ -1,7 +1,8 @@
 /**
  * A block device: what the blobstore writes to. Offsets and lengths are multiples of `blockSize`.
  * Writes complete into the device's volatile cache; flush() makes every write completed before it
- * durable. Implementations: FileBdev (io_uring or the fs module), MemoryBdev, FaultBdev.
+ * durable. A durable write is on the medium when it completes (RWF_DSYNC: FUA, or a flush the
+ * kernel issues after it), for a log that must not wait for the next flush. Implementations: FileBdev (io_uring or the fs module), MemoryBdev, FaultBdev.
  */
 import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
 
@@ -23,8 +24,11 @@ export interface Bdev {
    * cache (CachedBdev) if there is one; a device without a cache ignores it.
    */
   read(offset: number, buffers: Buffers, cache?: boolean): Promise<void>;
-  /** Writes `buffers` (a gather list) at offset; `cache` as WriteCaching says (default none). */
-  write(offset: number, buffers: Buffers, cache?: WriteCaching): Promise<void>;
+  /**
+   * Writes `buffers` (a gather list) at offset; `cache` as WriteCaching says (default none);
+   * `durable`: on the medium once the promise resolves, not only in the device's cache.
+   */
+  write(offset: number, buffers: Buffers, cache?: WriteCaching, durable?: boolean): Promise<void>;
   /** The range reads as zeroes afterwards (without transferring zeroes where the device can). */
   writeZeroes(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;

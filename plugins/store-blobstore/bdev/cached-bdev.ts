@@ -91,7 +91,7 @@ export class CachedBdev implements Bdev {
     );
   }
 
-  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none'): Promise<void> {
+  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none', durable = false): Promise<void> {
     const length = totalLength(buffers);
     checkRange(this, offset, length);
     const start = offset / this.blockSize;
@@ -99,7 +99,7 @@ export class CachedBdev implements Bdev {
     const from = cache === 'none' ? undefined : single(buffers);
     if (from !== undefined) this.copyIn(start, end, from, cache === 'store' ? 'store' : 'update');
     else this.drop(start, end);
-    return this.mutate(start, end, this.inner.write(offset, buffers));
+    return this.mutate(start, end, this.inner.write(offset, buffers, 'none', durable));
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {

@@ -2,11 +2,12 @@
  * A device with a volatile write cache that can lose power. Completed writes sit in the cache
  * until flush() moves them to the medium (a MemoryBdev); crash() drops the cache — or, with
  * `tear`, lets a random subset of its pages reach the medium, which is what a torn multi-page
- * write or a reordering cache leaves behind. After a crash every operation fails, like a device
+ * write or a reordering cache leaves behind; a durable write completed before the crash always
+ * reaches it (in order with the others). After a crash every operation fails, like a device
  * that is gone; the medium then holds exactly what survived and can be loaded again.
  */
 import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
-import { type Bdev, type Buffers, asList, checkRange, totalLength } from './bdev.js';
+import { type Bdev, type Buffers, type WriteCaching, asList, checkRange, totalLength } from './bdev.js';
 import type { MemoryBdev } from './memory-bdev.js';
 
 export interface FaultOptions {
@@ -25,6 +26,8 @@ interface CachedWrite {
   /** undefined: zeroes */
   readonly data: Uint8Array | undefined;
   readonly length: number;
+  /** A durable write (RWF_DSYNC): it stays in the cache, in order, but a crash never drops it. */
+  readonly durable?: boolean;
 }
 
 export class FaultBdev implements Bdev {
@@ -78,7 +81,7 @@ export class FaultBdev implements Bdev {
     }
   }
 
-  async write(offset: number, buffers: Buffers): Promise<void> {
+  async write(offset: number, buffers: Buffers, _cache?: WriteCaching, durable = false): Promise<void> {
     const length = totalLength(buffers);
     this.startOp(offset, length);
     if (FaultBdev.matches(this.failWrites, offset, length)) throw this.injected('write', offset, length);
@@ -90,7 +93,7 @@ export class FaultBdev implements Bdev {
     }
     await Promise.resolve();
     this.checkAlive(offset, length);
-    this.cache.push({ offset, data, length });
+    this.cache.push({ offset, data, length, durable });
     for (let p = 0; p < length; p += this.blockSize) this.overlay.set((offset + p) / this.blockSize, data.subarray(p, p + this.blockSize));
   }
 
@@ -123,9 +126,12 @@ export class FaultBdev implements Bdev {
     this.crashedAt = this.ops;
     let survived = 0;
     const survives = this.options.survives;
-    if (this.options.tear || survives !== undefined) {
-      const random = this.options.random ?? Math.random;
-      for (const w of this.cache) {
+    const torn = this.options.tear || survives !== undefined;
+    const random = this.options.random ?? Math.random;
+    // In order: a durable write lands over what came before it, and what came after may land over it.
+    for (const w of this.cache) {
+      if (w.durable) this.apply(w, () => true);
+      else if (torn) {
         this.apply(w, (offset) => {
           const keep = survives !== undefined ? survives(offset) : random() < 0.5;
           if (keep) survived++;

@@ -9,7 +9,7 @@ import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync } 
 import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
 import type { Logger } from '../../../kernel/logger.js';
 import { native, nativeLoadError } from '../native.js';
-import { type Bdev, type Buffers, checkRange, totalLength } from './bdev.js';
+import { type Bdev, type Buffers, type WriteCaching, checkRange, totalLength } from './bdev.js';
 import { FsEngine } from './fs-engine.js';
 import type { IoBackend, IoEngine } from './io-engine.js';
 import { UringEngine } from './uring-engine.js';
@@ -138,10 +138,10 @@ export class FileBdev implements Bdev {
     return this.engine.read(this.fd, this.base + offset, buffers, length);
   }
 
-  write(offset: number, buffers: Buffers): Promise<void> {
+  write(offset: number, buffers: Buffers, _cache?: WriteCaching, durable = false): Promise<void> {
     const length = totalLength(buffers);
     this.check(offset, length);
-    return this.engine.write(this.fd, this.base + offset, buffers, length);
+    return this.engine.write(this.fd, this.base + offset, buffers, length, durable);
   }
 
   writeZeroes(offset: number, length: number): Promise<void> {

@@ -27,7 +27,8 @@ export class FsEngine implements IoEngine {
     });
   }
 
-  write(fd: number, offset: number, buffers: Buffers, length: number): Promise<void> {
+  write(fd: number, offset: number, buffers: Buffers, length: number, durable = false): Promise<void> {
+    if (durable) return this.write(fd, offset, buffers, length).then(() => this.fdatasync(fd));
     return new Promise((resolve, reject) => {
       writev(fd, asList(buffers) as Uint8Array[], offset, (err, n) => {
         if (err) reject(failure('write', err, { fd, offset, length }));

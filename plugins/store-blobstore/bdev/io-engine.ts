@@ -13,7 +13,8 @@ export interface IoEngine {
   /** Whether the descriptor must be opened with O_DIRECT (and buffers aligned). */
   readonly direct: boolean;
   read(fd: number, offset: number, buffers: Buffers, length: number): Promise<void>;
-  write(fd: number, offset: number, buffers: Buffers, length: number): Promise<void>;
+  /** `durable`: on the medium when the promise resolves (RWF_DSYNC; the fs engine adds an fdatasync), not only in the device's cache. */
+  write(fd: number, offset: number, buffers: Buffers, length: number, durable?: boolean): Promise<void>;
   zero(fd: number, offset: number, length: number): Promise<void>;
   fdatasync(fd: number): Promise<void>;
 }

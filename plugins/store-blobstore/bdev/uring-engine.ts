@@ -16,9 +16,9 @@ const ENTRIES = 256;
 /** In-flight operations per ring; more wait in a queue (backpressure, not failure). */
 const MAX_INFLIGHT = 1024;
 
-const Op = { read: 0, write: 1, zero: 2, fdatasync: 3 } as const;
+const Op = { read: 0, write: 1, zero: 2, fdatasync: 3, durableWrite: 4 } as const;
 type Op = (typeof Op)[keyof typeof Op];
-const OP_NAMES = ['read', 'write', 'zero', 'fdatasync'] as const;
+const OP_NAMES = ['read', 'write', 'zero', 'fdatasync', 'write'] as const;
 
 /** An operation waiting for a free tag (more than MAX_INFLIGHT in flight). */
 interface Waiting {
@@ -80,8 +80,8 @@ export class UringEngine implements IoEngine {
     return this.issue(Op.read, fd, offset, length, buffers);
   }
 
-  write(fd: number, offset: number, buffers: Buffers, length: number): Promise<void> {
-    return this.issue(Op.write, fd, offset, length, buffers);
+  write(fd: number, offset: number, buffers: Buffers, length: number, durable = false): Promise<void> {
+    return this.issue(durable ? Op.durableWrite : Op.write, fd, offset, length, buffers);
   }
 
   zero(fd: number, offset: number, length: number): Promise<void> {
@@ -111,6 +111,9 @@ export class UringEngine implements IoEngine {
         case Op.write:
           this.ring.write(fd, offset, buffers!, tag);
           break;
+        case Op.durableWrite:
+          this.ring.write(fd, offset, buffers!, tag, true);
+          break;
         case Op.zero:
           this.ring.zero(fd, offset, length, tag);
           break;
@@ -129,7 +132,7 @@ export class UringEngine implements IoEngine {
     this.ops[tag] = op;
     this.fds[tag] = fd;
     this.offsets[tag] = offset;
-    this.expected[tag] = op === Op.read || op === Op.write ? length : 0;
+    this.expected[tag] = op === Op.read || op === Op.write || op === Op.durableWrite ? length : 0;
     if (!this.submitScheduled) {
       this.submitScheduled = true;
       setImmediate(this.submitNow);

@@ -230,8 +230,13 @@ export class Blob {
     await Promise.all(inFlight);
   }
 
-  /** `cache`: what the write does to the device's read cache, if it has one (see WriteCaching). */
-  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none'): Promise<void> {
+  /**
+   * `cache`: what the write does to the device's read cache, if it has one (see WriteCaching).
+   * `durable`: the bytes are on the medium when it resolves (Bdev.write). Only the bytes: clusters
+   * the write allocates are named by md that the next flush makes durable, so a durable write
+   * belongs in clusters allocated and flushed before (a reserved ring).
+   */
+  write(offset: number, buffers: Buffers, cache: WriteCaching = 'none', durable = false): Promise<void> {
     // The common case — allocated clusters, one device range — goes straight to the device.
     try {
       const length = totalLength(buffers);
@@ -241,23 +246,23 @@ export class Blob {
       const last = Math.floor((offset + length - 1) / cs);
       this.allocateFor(offset, length, first, last);
       if (this.initializing.size === 0) {
-        if (first === last) return this.host.bdev.write(this.map[first] * cs + (offset - first * cs), buffers, cache);
+        if (first === last) return this.host.bdev.write(this.map[first] * cs + (offset - first * cs), buffers, cache, durable);
         const segments = this.segments(offset, length);
-        if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache);
+        if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache, durable);
       }
-      return this.writeSegments(offset, length, first, last, buffers, cache);
+      return this.writeSegments(offset, length, first, last, buffers, cache, durable);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers, cache: WriteCaching): Promise<void> {
+  private async writeSegments(offset: number, length: number, first: number, last: number, buffers: Buffers, cache: WriteCaching, durable: boolean): Promise<void> {
     if (this.initializing.size !== 0) await this.initialized(first, last);
     this.host.checkUsable(this);
     const list = asList(buffers);
     const segments = this.segments(offset, length);
-    if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache);
-    await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length), cache)));
+    if (segments.length === 1) return this.host.bdev.write(segments[0].device, buffers, cache, durable);
+    await Promise.all(segments.map((s) => this.host.bdev.write(s.device, sliceBuffers(list, s.blobOffset - offset, s.length), cache, durable)));
   }
 
   /** Fills `buffers` from offset; unallocated ranges read as zeroes. `cache`: object data, worth caching. */

@@ -3,11 +3,16 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+
+#ifndef RWF_DSYNC
+#define RWF_DSYNC 0x00000002  // linux/fs.h: per-write O_DSYNC (Linux 4.7)
+#endif
 
 namespace {
 
@@ -186,7 +191,8 @@ void Ring::Started() {
   if (inflight_++ == 0 && poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
-// read|write(fd, offset, buffers, tag)
+// read|write(fd, offset, buffers, tag[, durable]): a durable write is RWF_DSYNC (on the medium
+// when it completes: FUA where the device has it, else the kernel flushes after it).
 bool Ring::PrepareRw(const Napi::CallbackInfo& info, bool isRead) {
   Napi::Env env = info.Env();
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -228,6 +234,7 @@ bool Ring::PrepareRw(const Napi::CallbackInfo& info, bool isRead) {
     io_uring_prep_readv(sqe, fd, slot->iov.data(), slot->iov.size(), offset);
   } else {
     io_uring_prep_writev(sqe, fd, slot->iov.data(), slot->iov.size(), offset);
+    if (info.Length() > 4 && info[4].ToBoolean()) sqe->rw_flags = RWF_DSYNC;
   }
   io_uring_sqe_set_data64(sqe, info[3].As<Napi::Number>().Uint32Value());
   Started();
