@@ -200,6 +200,9 @@ export class ShardJournal {
     await ShardJournal.prefill(blob);
     const journal = new ShardJournal(blob, host, capacity, 0, 1, randomNonce(), 0, batching);
     await journal.writeHeader(0);
+    // Batches are durable writes: they count only once the blob's md, the ring and the header
+    // that lets replay find them are durable too (the crash test lost settled appends without it).
+    await host.flush();
     return journal;
   }
 

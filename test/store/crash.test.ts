@@ -8,7 +8,8 @@
  *  - every object page, size and existence is what the last completed flush left, or what a
  *    later acknowledged operation wrote (never anything else: no half-described blob);
  *  - every log is one lineage the model went through since that flush (a prefix of it when an
- *    append was torn), and keeps every record that flush made durable;
+ *    append was torn), and keeps every record that flush made durable; on a store that writes its
+ *    logs durably (the shard journal), since the log's last operation that settled;
  *  - the kv map is the last flushed state or one whose flush had started.
  *
  * FASTBLOCK_CRASH_SEEDS=N runs seeds 1..N (default 1000); FASTBLOCK_CRASH_SEED=S replays one.
@@ -96,6 +97,12 @@ class Model {
       if (set === undefined) since!.pages.set(p, (set = new Set()));
       set.add(h);
     });
+  }
+
+  /** A log operation settled on a store that writes its logs durably: that state is the oldest the log may come back in. */
+  logSettled(pg: string): void {
+    this.logStates.delete(pg);
+    this.noteLog(pg);
   }
 
   noteLog(pg: string): void {
@@ -230,6 +237,7 @@ async function runSeed(seed: number): Promise<void> {
     model.noteLog(pg);
     try {
       await run();
+      if (store.durableLogWrites) model.logSettled(pg);
     } catch (err) {
       if ((err as { code?: string }).code !== 'NO_SPACE') throw err;
       model.logs.set(pg, before);
