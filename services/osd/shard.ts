@@ -466,10 +466,16 @@ export class Shard implements PgDirectory {
   private apply(group: GroupId, entries: readonly Entry[]): void {
     const pg = this.pgs.get(group);
     if (!pg) return;
-    for (const e of entries) this.appliedBytes += e.data.byteLength;
+    let bytes = 0;
+    for (const e of entries) bytes += e.data.byteLength;
+    this.appliedBytes += bytes;
     this.meter.applied(entries.length);
     // Large writes fill the logs fast: checkpoint (and compact) by volume, not only by time.
     if (this.appliedBytes > 64 * 1024 * 1024) this.requestCheckpoint();
+    // And look at the logs' space every eighth of its budget applied, not only every tick: a busy
+    // shard on a small journal fills the margin between the budget and a grow within a few ticks.
+    this.appliedSinceSpaceCheck += bytes;
+    if (this.logSpaceCheckBytes > 0 && this.appliedSinceSpaceCheck > this.logSpaceCheckBytes) this.checkLogSpace(this.options.store.stats());
     void pg
       .apply(entries)
       .catch((err) => this.logger.error({ err, pg: group }, 'apply failed'));
@@ -527,11 +533,16 @@ export class Shard implements PgDirectory {
    * one does not run every tick.
    */
   private logSpaceTrigger = 0;
+  /** Bytes applied since the log space was last looked at, and how many make the next look (0: no shared log space). */
+  private appliedSinceSpaceCheck = 0;
+  private logSpaceCheckBytes = 0;
   /** Each PG's last log index at the previous checkpoint: one that has not moved is idle. */
   private readonly lastIndexAtCheckpoint = new Map<PgId, number>();
 
   /** Checkpoints when the logs' live records outgrow the space the store gives them (a journal). */
   private checkLogSpace({ raftLogSpace: space }: ShardStoreStats): void {
+    this.appliedSinceSpaceCheck = 0;
+    this.logSpaceCheckBytes = space === undefined ? 0 : space.budgetBytes / 8;
     if (space === undefined || this.checkpointing || space.liveBytes <= Math.max(space.budgetBytes, this.logSpaceTrigger)) return;
     void this.requestCheckpoint()?.then(() => {
       const after = this.options.store.stats().raftLogSpace;

@@ -94,10 +94,10 @@ test('replicated writes survive a restart of every OSD from its files', async ()
 });
 
 test("the shard journal's space bounds the raft logs: they are compacted by it, and the journal keeps its size", async () => {
-  // An 8 MiB journal and 4 PGs: with the default 4 MiB bound per PG log and checkpoints only by
-  // time (5 s) or volume (64 MiB applied), 24 MiB of writes leave the logs' live records past two
+  // A 16 MiB journal and 4 PGs: with the default 4 MiB bound per PG log and checkpoints only by
+  // time (5 s) or volume (64 MiB applied), 40 MiB of writes leave the logs' live records past two
   // thirds of the ring, and the journal grows. Compacting by the journal's space keeps them within it.
-  const journalBytes = 8 * MiB;
+  const journalBytes = 16 * MiB;
   const nodes = [0, 1, 2];
   const started: Node[] = [];
   for (const osd of nodes) started.push(await startNode(osd, 0, undefined, { file: `osd${osd}-journal.blob`, raftLog: 'journal', journalBytes }));
@@ -110,7 +110,7 @@ test("the shard journal's space bounds the raft logs: they are compacted by it, 
     const chunk = 64 * KiB;
     let maxLive = 0;
     const writes: Promise<void>[] = [];
-    for (let i = 0; i < (24 * MiB) / chunk; i++) {
+    for (let i = 0; i < (40 * MiB) / chunk; i++) {
       writes.push(image.write((i * chunk) % (16 * MiB), [pattern(chunk, i)]));
       if (writes.length === 8) {
         await Promise.all(writes.splice(0));
@@ -118,7 +118,7 @@ test("the shard journal's space bounds the raft logs: they are compacted by it, 
       }
     }
     await Promise.all(writes);
-    for (let i = (24 * MiB) / chunk - 256; i < (24 * MiB) / chunk; i += 37) {
+    for (let i = (40 * MiB) / chunk - 256; i < (40 * MiB) / chunk; i += 37) {
       assert.equal(await image.read((i * chunk) % (16 * MiB), chunk), pattern(chunk, i));
     }
     for (const n of started) {
