@@ -36,7 +36,12 @@ export interface RaftStorageProvider {
   /** The PG's objects were rebuilt from a snapshot: the restore need not be redone after a crash. */
   restored(pg: PgId): void;
   remove(pg: PgId): Promise<void>;
-  /** Makes every write issued so far durable (one flush for the whole shard). */
+  /**
+   * Makes every raft write issued so far durable: log operations, and the kv records (hard state,
+   * checkpoints, restore marks) with one flush of the whole store when they changed. Object
+   * writes only ride along when the store needs a device flush for its logs (per-PG logs): with
+   * durable log writes (a shard journal) the checkpoint's store flush covers them.
+   */
   flush(): Promise<void>;
   /** Records that the PG's objects are durable up to `applied` (the store was flushed first). */
   checkpoint(pg: PgId, applied: number): void;
