@@ -163,12 +163,12 @@ export class BlobShardStore implements ShardStore {
     return this.blobstore.damaged;
   }
 
-  /** Where this store keeps its raft logs. */
   /** The journal writes its batches durably (RWF_DSYNC); per-PG logs wait for the shard's flush. */
   get durableLogWrites(): boolean {
     return this.journal !== undefined;
   }
 
+  /** Where this store keeps its raft logs. */
   get raftLog(): RaftLogMode {
     return this.journal !== undefined ? 'journal' : 'per-pg';
   }

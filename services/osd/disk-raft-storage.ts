@@ -330,10 +330,9 @@ export class DiskRaftStorage implements RaftStorageProvider {
   /**
    * Makes every log write issued so far durable with one device flush (none when nothing was
    * written: a round that only commits or applies; none either when the store's log writes are
-   * durable as they complete), then the kv if it changed. The round's flush
-   * and the checkpoint's may run at once: writes an earlier flush took on are durable only when
-   * it is, so a flush also waits for the ones still running. Costs what the dirty PGs cost, not
-   * what the shard hosts.
+   * durable as they complete), then the kv if it changed. The round's flush and the checkpoint's
+   * may run at once: writes an earlier flush took on are durable only when it is, so a flush also
+   * waits for the ones still running. Costs what the dirty PGs cost, not what the shard hosts.
    */
   flush(): Promise<void> {
     let logs = this.logsFlushed;

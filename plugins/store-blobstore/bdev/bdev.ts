@@ -2,7 +2,8 @@
  * A block device: what the blobstore writes to. Offsets and lengths are multiples of `blockSize`.
  * Writes complete into the device's volatile cache; flush() makes every write completed before it
  * durable. A durable write is on the medium when it completes (RWF_DSYNC: FUA, or a flush the
- * kernel issues after it), for a log that must not wait for the next flush. Implementations: FileBdev (io_uring or the fs module), MemoryBdev, FaultBdev.
+ * kernel issues after it), for a log that must not wait for the next flush. Implementations:
+ * FileBdev (io_uring or the fs module), MemoryBdev, FaultBdev.
  */
 import { FastblockError, ErrorCode } from '../../../kernel/errors.js';
 
