@@ -243,6 +243,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
   private kvFlushing: Promise<void> = Promise.resolve();
   /** A kv flush queued behind the running one: later requests join it. */
   private kvQueued: Promise<void> | undefined;
+  /** The shard's meter: how long each flush with log writes took to make them durable (ms). */
+  onLogFlush: ((ms: number) => void) | undefined;
 
   constructor(private readonly store: ShardStore) {}
 
@@ -347,6 +349,8 @@ export class DiskRaftStorage implements RaftStorageProvider {
         written = Promise.all(settles);
       }
       this.dirtyLogs.clear();
+      const onLogFlush = this.onLogFlush;
+      const asked = onLogFlush === undefined ? 0 : performance.now();
       const done = written.then(this.flushStore);
       // A later flush also waits for this one (and so for every earlier one): its writes are
       // durable only when this flush is.
@@ -355,6 +359,7 @@ export class DiskRaftStorage implements RaftStorageProvider {
         if (this.logsFlushed === all) this.logsFlushed = RESOLVED;
       };
       all.then(finished, finished);
+      if (onLogFlush !== undefined) all.then(() => onLogFlush(performance.now() - asked), nothing);
       this.logsFlushed = logs = all;
     }
     if (this.kvDirty) return logs === RESOLVED ? this.flushKv() : logs.then(() => this.flushKv());

@@ -33,8 +33,18 @@ export const METER_LAYOUT = {
   bytesRead: OPS * RESULTS + OPS * BUCKETS + OPS,
   bytesWritten: OPS * RESULTS + OPS * BUCKETS + OPS + 1,
   entriesApplied: OPS * RESULTS + OPS * BUCKETS + OPS + 2,
-  length: OPS * RESULTS + OPS * BUCKETS + OPS + 3,
+  /** [bucket]: raft log flushes by duration bucket (not cumulative). */
+  logFlushBuckets: OPS * RESULTS + OPS * BUCKETS + OPS + 3,
+  /** Seconds raft rounds waited for their log writes to be durable. */
+  logFlushSeconds: OPS * RESULTS + OPS * BUCKETS + OPS + 3 + BUCKETS,
+  length: OPS * RESULTS + OPS * BUCKETS + OPS + 4 + BUCKETS,
 } as const;
+
+const bucketOf = (ms: number): number => {
+  let bucket = 0;
+  while (bucket < BOUNDS_MS.length && ms > BOUNDS_MS[bucket]) bucket++;
+  return bucket;
+};
 
 const VARINT_FIELD_1 = 0x08;
 const OP_WRITE = 2;
@@ -59,9 +69,7 @@ export class OpMeter {
     counts[METER_LAYOUT.requests + op * RESULTS + result]++;
     if (result !== 0) return;
     const ms = performance.now() - startedMs;
-    let bucket = 0;
-    while (bucket < BOUNDS_MS.length && ms > BOUNDS_MS[bucket]) bucket++;
-    counts[METER_LAYOUT.buckets + op * BUCKETS + bucket]++;
+    counts[METER_LAYOUT.buckets + op * BUCKETS + bucketOf(ms)]++;
     counts[METER_LAYOUT.seconds + op] += ms / 1000;
     if (op === OP_WRITE - 1) counts[METER_LAYOUT.bytesWritten] += payloadBytes;
     else if (op === 0 && reply.payload) for (const part of reply.payload) counts[METER_LAYOUT.bytesRead] += part.length;
@@ -70,6 +78,15 @@ export class OpMeter {
   /** Raft entries this shard applied to its objects (as leader or follower). */
   applied(entries: number): void {
     this.counts[METER_LAYOUT.entriesApplied] += entries;
+  }
+
+  /**
+   * A raft round's log writes became durable `ms` after the round asked: the disk's commit latency
+   * as raft sees it (Ceph's commit_latency). Rounds that wrote no log are not counted.
+   */
+  logFlushed(ms: number): void {
+    this.counts[METER_LAYOUT.logFlushBuckets + bucketOf(ms)]++;
+    this.counts[METER_LAYOUT.logFlushSeconds] += ms / 1000;
   }
 
   /** A copy, for another thread. */
@@ -86,6 +103,8 @@ export const meterFigures = {
   bytesRead: (m: Float64Array): number => m[METER_LAYOUT.bytesRead],
   bytesWritten: (m: Float64Array): number => m[METER_LAYOUT.bytesWritten],
   entriesApplied: (m: Float64Array): number => m[METER_LAYOUT.entriesApplied],
+  logFlushBucket: (m: Float64Array, bucket: number): number => m[METER_LAYOUT.logFlushBuckets + bucket],
+  logFlushSeconds: (m: Float64Array): number => m[METER_LAYOUT.logFlushSeconds],
 };
 
 /** The shards' snapshots added up. */

@@ -77,6 +77,17 @@ export function registerOsdMetrics(registry: MetricsRegistry, service: { survey(
       }));
     },
   });
+  new BucketHistogram({
+    name: 'fastblock_osd_raft_log_flush_duration_seconds',
+    help: "Time a raft round waited for its log writes to be durable (the disk's commit latency as raft sees it); rounds that wrote no log are not counted",
+    labelNames: [],
+    bounds: LATENCY_BUCKETS_S,
+    registers,
+    read: async () => {
+      const s = await survey();
+      return [{ labels: {}, counts: Array.from({ length: LATENCY_BUCKETS_S.length + 1 }, (_, b) => meterFigures.logFlushBucket(s.meter, b)), sum: meterFigures.logFlushSeconds(s.meter) }];
+    },
+  });
   counter('fastblock_osd_read_bytes_total', 'Bytes returned by OK reads', [], (s, set) => set({}, meterFigures.bytesRead(s.meter)));
   counter('fastblock_osd_written_bytes_total', 'Bytes of OK writes (as the client sent them, once, not per replica)', [], (s, set) => set({}, meterFigures.bytesWritten(s.meter)));
   counter('fastblock_osd_raft_proposals_committed_total', 'Client mutations this OSD proposed as PG leader that committed and applied', [], (s, set) =>

@@ -43,6 +43,8 @@ export interface RaftStorageProvider {
    * durable log writes (a shard journal) the checkpoint's store flush covers them.
    */
   flush(): Promise<void>;
+  /** Told, for each flush that had log writes to make durable, how long they took to be (ms). */
+  onLogFlush?: (ms: number) => void;
   /** Records that the PG's objects are durable up to `applied` (the store was flushed first). */
   checkpoint(pg: PgId, applied: number): void;
   /** Entry bytes the PG's log holds in memory (compaction bounds it). */
@@ -122,6 +124,7 @@ export class Shard implements PgDirectory {
     this.osd = options.osd;
     this.shard = options.shard;
     this.logger = options.logger.child({ shard: options.shard });
+    options.raftStorage.onLogFlush = (ms) => this.meter.logFlushed(ms);
     this.raft = new MultiRaft({
       node: nodeOf(options.osd),
       random: Math.random,
