@@ -13,6 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalCluster } from '../../cli/commands/vstart-cluster.js';
 import { fioJson, run, runOk } from './harness.js';
+import { freePortBlock } from '../support/ports.js';
 
 const test = suite('nbd: whole path (local cluster)');
 const MIB = 1024 * 1024;
@@ -21,9 +22,9 @@ let cluster: LocalCluster;
 let uri: string;
 
 async function startCluster(): Promise<LocalCluster> {
-  // Fixed ports (a cluster keeps them across restarts): below the kernel's ephemeral range, away
-  // from vstart's defaults, random so suites running clusters side by side rarely meet.
-  const base = 12000 + Math.floor(Math.random() * 1800) * 10;
+  // Fixed ports (a cluster keeps them across restarts), reserved against the suites running
+  // beside this one: monitor P, NBD P+5, OSD i at P+10+10i and its shard port after it.
+  const base = await freePortBlock([0, 5, 10, 11, 20, 21, 30, 31]);
   return LocalCluster.start({
     dir: join(dir, 'cluster'),
     osds: 3,
