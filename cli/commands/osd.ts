@@ -4,10 +4,22 @@ import type { OsdInfo } from '../../kernel/contracts/index.js';
 import { action, commandGroup, parseInteger, print, requireYes, table, withCommonOptions, withMonitors, type CommonOptions } from './monitor-admin.js';
 import { formatBytes, percentFull } from './usage-format.js';
 
-/** usage: the store as its last heartbeat reported it (null: never reported to this leader). */
-type OsdRow = OsdInfo & { pgs: number; leaders: number; usage: { capacityBytes: number; usedBytes: number; usedRatio: number; reportedMs: number } | null };
+/**
+ * usage: the store as its last heartbeat reported it (null: never reported to this leader), with
+ * its commit latency over that heartbeat's interval (null: no raft log writes in it).
+ */
+type OsdRow = OsdInfo & {
+  pgs: number;
+  leaders: number;
+  usage: { capacityBytes: number; usedBytes: number; usedRatio: number; commitLatencyMs: number | null; reportedMs: number } | null;
+};
 
 const FLAGS = ['noout'];
+
+/** A commit latency for the table: two significant digits are what an operator compares. */
+function formatMs(ms: number): string {
+  return `${ms < 10 ? ms.toPrecision(2) : Math.round(ms)} ms`;
+}
 
 export function registerOsd(program: Command): void {
   const osd = commandGroup(program, 'osd', 'list OSDs, take them out or in, remove them, set flags');
@@ -16,7 +28,18 @@ export function registerOsd(program: Command): void {
       // From the map and the PG states (both RPC payloads): a big cluster's listing outgrows an admin reply.
       const rows = await withMonitors(o, async (m): Promise<OsdRow[]> => {
         const [map, states, usages] = await Promise.all([m.fetchMap(), m.pgStatus(), m.osdUsage()]);
-        const usage = new Map(usages.map((u) => [u.osd, { capacityBytes: u.capacityBytes, usedBytes: u.usedBytes, usedRatio: u.usedBytes / u.capacityBytes, reportedMs: u.reportedMs }]));
+        const usage = new Map(
+          usages.map((u) => [
+            u.osd,
+            {
+              capacityBytes: u.capacityBytes,
+              usedBytes: u.usedBytes,
+              usedRatio: u.usedBytes / u.capacityBytes,
+              commitLatencyMs: u.commitLatencyUs ? u.commitLatencyUs / 1000 : null,
+              reportedMs: u.reportedMs,
+            },
+          ]),
+        );
         const pgs = new Map<number, number>();
         const leaders = new Map<number, number>();
         for (const pg of map.pgs) for (const r of pg.replicas) pgs.set(r.osd, (pgs.get(r.osd) ?? 0) + 1);
@@ -27,7 +50,7 @@ export function registerOsd(program: Command): void {
         list.length === 0
           ? 'no OSDs'
           : table([
-              ['ID', 'HOST', 'ADDRESS', 'SHARDS', 'WEIGHT', 'STATE', 'PGS', 'LEADERS', 'USED', 'SIZE', '%USE'],
+              ['ID', 'HOST', 'ADDRESS', 'SHARDS', 'WEIGHT', 'STATE', 'PGS', 'LEADERS', 'USED', 'SIZE', '%USE', 'COMMIT'],
               ...list.map((r) => [
                 r.id,
                 r.host,
@@ -40,6 +63,7 @@ export function registerOsd(program: Command): void {
                 r.usage ? formatBytes(r.usage.usedBytes) : '-',
                 r.usage ? formatBytes(r.usage.capacityBytes) : '-',
                 r.usage ? percentFull(r.usage.usedBytes, r.usage.capacityBytes) : '-',
+                r.usage?.commitLatencyMs ? formatMs(r.usage.commitLatencyMs) : '-',
               ]),
             ]),
       );

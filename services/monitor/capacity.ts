@@ -9,6 +9,11 @@ import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 export interface StoreUsage {
   readonly capacityBytes: number;
   readonly usedBytes: number;
+  /**
+   * Mean time the OSD's raft rounds waited for their log writes to be durable since its previous
+   * heartbeat (µs): its disk's commit latency. 0 or absent: no log writes in that interval.
+   */
+  readonly commitLatencyUs?: number;
 }
 
 export interface OsdUsage extends StoreUsage {
@@ -17,6 +22,9 @@ export interface OsdUsage extends StoreUsage {
   readonly reportedMs: number;
 }
 
+/** uint32 on the wire: about 71 minutes, far past any flush a live OSD reports. */
+const MAX_COMMIT_LATENCY_US = 0xffff_ffff;
+
 /** A heartbeat's figures, validated: bytes from outside must not poison the cluster totals. */
 export function checkUsage(usage: StoreUsage): StoreUsage | undefined {
   const { capacityBytes, usedBytes } = usage;
@@ -24,7 +32,11 @@ export function checkUsage(usage: StoreUsage): StoreUsage | undefined {
   if (!Number.isSafeInteger(capacityBytes) || !Number.isSafeInteger(usedBytes) || capacityBytes <= 0 || usedBytes < 0 || usedBytes > capacityBytes) {
     throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat store usage out of range: ${usedBytes} used of ${capacityBytes}`, { capacityBytes, usedBytes });
   }
-  return usage;
+  const commitLatencyUs = usage.commitLatencyUs ?? 0;
+  if (!Number.isSafeInteger(commitLatencyUs) || commitLatencyUs < 0 || commitLatencyUs > MAX_COMMIT_LATENCY_US) {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat commit latency out of range: ${commitLatencyUs} µs`, { commitLatencyUs });
+  }
+  return { capacityBytes, usedBytes, commitLatencyUs };
 }
 
 /** monitor.fullRatio's default: past it, an up OSD's PGs take no writes (and osd.fullRatio's). */
@@ -43,7 +55,7 @@ export class CapacityTable {
   private readonly byOsd = new Map<number, OsdUsage>();
 
   report(osd: number, usage: StoreUsage, now: number): void {
-    this.byOsd.set(osd, { osd, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes, reportedMs: now });
+    this.byOsd.set(osd, { osd, capacityBytes: usage.capacityBytes, usedBytes: usage.usedBytes, commitLatencyUs: usage.commitLatencyUs ?? 0, reportedMs: now });
   }
 
   get(osd: number): OsdUsage | undefined {

@@ -44,6 +44,8 @@ export interface HeartbeatRequestMessage {
   /** The OSD's store summed over its shards; both 0 (or absent): not reported. */
   capacityBytes?: number;
   usedBytes?: number;
+  /** Mean commit latency of the OSD's raft log writes since its previous heartbeat (µs); 0 or absent: none. */
+  commitLatencyUs?: number;
 }
 
 export interface PgViewMessage {
@@ -65,7 +67,7 @@ const M = 'fastblock.monitor.Monitor';
 
 export const MonitorMethods = {
   Boot: rpcMethod<BootRequestMessage, BootReplyMessage>(root, M, 'Boot', ServiceRange.monitor + 0x01),
-  Heartbeat: rpcMethod<{ osdId: number; epoch: number; capacityBytes?: number; usedBytes?: number }, HeartbeatReplyMessage>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
+  Heartbeat: rpcMethod<{ osdId: number; epoch: number; capacityBytes?: number; usedBytes?: number; commitLatencyUs?: number }, HeartbeatReplyMessage>(root, M, 'Heartbeat', ServiceRange.monitor + 0x02),
   Subscribe: rpcMethod<{ knownEpoch: number; name: string }, { epoch: number }>(root, M, 'Subscribe', ServiceRange.monitor + 0x03),
   GetMap: rpcMethod<Record<string, never>, { epoch: number }>(root, M, 'GetMap', ServiceRange.monitor + 0x04),
   WhoLeads: rpcMethod<Record<string, never>, { leader: string; thisMonitorLeads: boolean; epoch: number }>(root, M, 'WhoLeads', ServiceRange.monitor + 0x05),

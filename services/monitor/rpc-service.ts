@@ -40,7 +40,7 @@ export function serveMonitor(server: RpcServer, monitor: Monitor): { distributio
     server.handle(MonitorMethods.Heartbeat, async (request, { payload }) => {
       const { pgs } = payload.length > 0 ? MonitorPayloads.PgStates.decode(payload) : { pgs: [] };
       if (pgs.length > MAX_PG_REPORTS) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `heartbeat carries ${pgs.length} PG reports`, {});
-      const usage = checkUsage({ capacityBytes: request.capacityBytes ?? 0, usedBytes: request.usedBytes ?? 0 });
+      const usage = checkUsage({ capacityBytes: request.capacityBytes ?? 0, usedBytes: request.usedBytes ?? 0, commitLatencyUs: request.commitLatencyUs ?? 0 });
       return { response: await monitor.heartbeat(request.osdId, pgs, usage) };
     }),
     server.handle(MonitorMethods.Subscribe, (request, { connection }) => {

@@ -17,7 +17,7 @@ import { MonitorClient } from '../monitor/client.js';
 import type { OsdConfig } from './config.js';
 import { readIdentity, writeIdentity } from './osd-identity.js';
 import type { PgReport } from './shard.js';
-import { osdStoreUsage, type ShardFigures } from './shard-figures.js';
+import { CommitLatency, osdStoreUsage, type ShardFigures } from './shard-figures.js';
 import type { ShardWorkerData, ToMain, ToWorker } from './worker-protocol.js';
 
 export interface OsdServiceOptions {
@@ -75,6 +75,7 @@ export class OsdService {
   private workers: ShardWorker[] = [];
   /** The OSDs the monitor last reported past monitor.fullRatio, sorted (the shards have them). */
   private fullOsds: number[] = [];
+  private readonly commitLatency = new CommitLatency();
   private heartbeat: NodeJS.Timeout | undefined;
   private nextReport = 1;
   private readonly reportWaiters = new Map<number, (survey: ShardSurvey) => void>();
@@ -222,7 +223,9 @@ export class OsdService {
     try {
       const shards = await this.survey();
       // A shard that did not answer would make the OSD look emptier than it is: usage waits for all.
-      const usage = shards.length === this.workers.length ? osdStoreUsage(shards.map((s) => s.figures)) : { capacityBytes: 0, usedBytes: 0 };
+      const figures = shards.map((s) => s.figures);
+      const complete = shards.length === this.workers.length;
+      const usage = complete ? { ...osdStoreUsage(figures), commitLatencyUs: this.commitLatency.sample(figures) } : { capacityBytes: 0, usedBytes: 0 };
       const reply = await this.monitors.heartbeat({ osdId: this.osdId, epoch: this.monitors.map?.epoch ?? 0, pgs: shards.flatMap((s) => s.reports), ...usage });
       const fullOsds = [...(reply.fullOsds ?? [])].sort((a, b) => a - b);
       if (fullOsds.join(',') !== this.fullOsds.join(',')) {

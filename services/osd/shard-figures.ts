@@ -4,6 +4,7 @@
  * (an OpMeter snapshot) and how much raft work it did. Plain data: it is structured-cloned.
  */
 import type { ShardStore, ShardStoreStats } from '../../kernel/contracts/store.js';
+import { LATENCY_BUCKETS_S, meterFigures } from './op-meter.js';
 import type { Shard } from './shard.js';
 
 export interface ShardFigures {
@@ -28,4 +29,28 @@ export function osdStoreUsage(shards: readonly ShardFigures[]): ShardStoreStats 
     usedBytes += s.store.usedBytes;
   }
   return { capacityBytes, usedBytes };
+}
+
+/**
+ * The OSD's commit latency as its heartbeats carry it: the mean time its shards' raft rounds waited
+ * for their log writes to be durable since the previous sample (µs, rounded), 0 when none were
+ * written meanwhile. Fed the figures of every shard (a partial survey would read as a drop).
+ */
+export class CommitLatency {
+  private flushes = 0;
+  private seconds = 0;
+
+  sample(shards: readonly ShardFigures[]): number {
+    let flushes = 0;
+    let seconds = 0;
+    for (const s of shards) {
+      for (let b = 0; b <= LATENCY_BUCKETS_S.length; b++) flushes += meterFigures.logFlushBucket(s.meter, b);
+      seconds += meterFigures.logFlushSeconds(s.meter);
+    }
+    const newFlushes = flushes - this.flushes;
+    const newSeconds = seconds - this.seconds;
+    this.flushes = flushes;
+    this.seconds = seconds;
+    return newFlushes > 0 && newSeconds >= 0 ? Math.round((newSeconds / newFlushes) * 1e6) : 0;
+  }
 }

@@ -71,6 +71,17 @@ test('impossible figures are refused before they reach the table', () => {
   ]) {
     assert.throws(() => checkUsage(bad), /usage out of range/);
   }
+  for (const commitLatencyUs of [-1, 1.5, 2 ** 32, Number.NaN]) {
+    assert.throws(() => checkUsage({ capacityBytes: GiB, usedBytes: 0, commitLatencyUs }), /commit latency out of range/, String(commitLatencyUs));
+  }
+  assert.equal(checkUsage({ capacityBytes: GiB, usedBytes: 0 }), { capacityBytes: GiB, usedBytes: 0, commitLatencyUs: 0 }, 'absent: none reported');
+});
+
+test("an OSD's commit latency is kept with its usage, and the next heartbeat's replaces it", async () => {
+  await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 420 });
+  assert.is(h.monitor.capacity.get(0)?.commitLatencyUs, 420);
+  await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 0 });
+  assert.is(h.monitor.capacity.get(0)?.commitLatencyUs, 0, 'no log writes in the interval');
 });
 
 test('the monitor gauges read the cluster summary', async () => {

@@ -21,7 +21,7 @@ const NEAR_FULL = 0.4;
 
 interface OsdRow {
   id: number;
-  usage: { capacityBytes: number; usedBytes: number; usedRatio: number; reportedMs: number } | null;
+  usage: { capacityBytes: number; usedBytes: number; usedRatio: number; commitLatencyMs: number | null; reportedMs: number } | null;
 }
 
 const cli = (addr: string, ...args: string[]): Promise<Finished> => run(FASTBLOCK, [...args, '--addr', addr]);
@@ -75,10 +75,26 @@ if (!storePlugin()) {
       assert.is(quiet.cluster.usage.osdsReporting, 3);
 
       // Size 3 on 3 OSDs: every OSD stores every byte, so each grows by at least what was written.
+      // While the writes run, every OSD's heartbeats carry its commit latency (a heartbeat whose
+      // interval saw no log write carries none), so the writes go on until each has shown one.
       const written = 64 * MiB;
       const image = await client.openImage('rbd/disk');
       const chunk = randomBytes(MiB);
-      for (let offset = 0; offset < written; offset += chunk.length) await image.write(offset, [chunk]);
+      const latencies = new Map<number, number>();
+      let writing = true;
+      const writes = (async () => {
+        for (let i = 0; i * chunk.length < written || writing; i++) await image.write((i * chunk.length) % written, [chunk]);
+      })();
+      try {
+        await until('every OSD to report a commit latency', async () => {
+          for (const r of await cliJson<OsdRow[]>(addr, 'osd', 'ls')) if (r.usage?.commitLatencyMs) latencies.set(r.id, r.usage.commitLatencyMs);
+          return latencies.size === 3 ? true : undefined;
+        });
+      } finally {
+        writing = false;
+      }
+      await writes;
+      for (const [osd, ms] of latencies) assert.ok(ms > 0 && ms < 5_000, `osd.${osd}: commit latency ${ms} ms`);
       const after = await until('usage to reflect the writes', async () => {
         const rows = await cliJson<OsdRow[]>(addr, 'osd', 'ls');
         return rows.every((r) => r.usage!.usedBytes >= before.find((b) => b.id === r.id)!.usage!.usedBytes + written) ? rows : undefined;
@@ -93,7 +109,7 @@ if (!storePlugin()) {
         assert.ok(status.cluster.problems.some((p) => new RegExp(`^osd\\.${row.id} is \\d+% full$`).test(p)), `a problem names osd.${row.id} (${percent}%): ${status.cluster.problems.join('; ')}`);
       }
       const table = await cli(addr, 'osd', 'ls');
-      assert.match(table.stdout, /USED\s+SIZE\s+%USE/);
+      assert.match(table.stdout, /USED\s+SIZE\s+%USE\s+COMMIT/);
       assert.match(table.stdout, /\d+\.\d MiB\s+2\d\d\.\d MiB\s+\d+%/);
       const human = await cli(addr, 'status');
       assert.match(human.stdout, /health\s+HEALTH_WARN \(.*osd\.\d+ is \d+% full/);
