@@ -36,6 +36,8 @@ export function osdStoreUsage(shards: readonly ShardFigures[]): ShardStoreStats 
  * for their log writes to be durable since the previous sample (µs, rounded), 0 when none were
  * written meanwhile. Fed the figures of every shard (a partial survey would read as a drop).
  */
+const MAX_US = 0xffff_ffff;
+
 export class CommitLatency {
   private flushes = 0;
   private seconds = 0;
@@ -51,6 +53,9 @@ export class CommitLatency {
     const newSeconds = seconds - this.seconds;
     this.flushes = flushes;
     this.seconds = seconds;
-    return newFlushes > 0 && newSeconds >= 0 ? Math.round((newSeconds / newFlushes) * 1e6) : 0;
+    if (newFlushes <= 0 || newSeconds < 0) return 0;
+    // At least 1 (0 means no writes), at most what the heartbeat's uint32 holds: a figure the
+    // monitor refused would fail the whole heartbeat and make the OSD look down.
+    return Math.min(MAX_US, Math.max(1, Math.round((newSeconds / newFlushes) * 1e6)));
   }
 }
