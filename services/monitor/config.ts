@@ -21,6 +21,7 @@ export interface MonitorConfig {
   readonly policyMemoryMb: number;
   readonly nearFullRatio: number;
   readonly fullRatio: number;
+  readonly slowCommitMs: number;
 }
 
 export const monitorConfigSchema: Schema<MonitorConfig> = {
@@ -38,6 +39,11 @@ export const monitorConfigSchema: Schema<MonitorConfig> = {
   policyMemoryMb: { doc: 'Memory cap of a policy (MiB)', format: 'nat', default: 256 },
   nearFullRatio: { doc: 'An OSD store fuller than this fraction (0..1) makes the cluster HEALTH_WARN', format: Number, default: 0.85 },
   fullRatio: { doc: 'An up OSD store fuller than this fraction (0..1) makes leaders refuse writes to the PGs it holds a replica of', format: Number, default: 0.95 },
+  slowCommitMs: {
+    doc: "An up OSD whose commit latency (its raft log flushes' mean over its last heartbeat interval) is past this many ms makes the cluster HEALTH_WARN (0: never)",
+    format: 'nat',
+    default: 500,
+  },
 };
 
 /** What convict's formats cannot say. */

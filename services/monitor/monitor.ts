@@ -40,6 +40,8 @@ export interface MonitorOptions {
   readonly nearFullRatio?: number;
   /** An up OSD past this fraction makes leaders refuse writes to its PGs (default 0.95). */
   readonly fullRatio?: number;
+  /** An up OSD whose commit latency is past this (ms) puts the cluster in HEALTH_WARN (default 500; 0: never). */
+  readonly slowCommitMs?: number;
   readonly now?: () => number;
 }
 

@@ -57,6 +57,7 @@ export default definePlugin<MonitorConfig>({
           leaderBalance: { intervalMs: config.leaderBalanceIntervalMs, transfersPerRound: config.leaderTransfersPerRound },
           policyLimits: { timeoutMs: config.policyTimeoutMs, memoryPages: config.policyMemoryMb * 16 },
           nearFullRatio: config.nearFullRatio,
+          slowCommitMs: config.slowCommitMs,
           fullRatio: config.fullRatio,
           logger,
           transferLeader: async (leader: OsdInfo, transfer) => {

@@ -24,10 +24,14 @@ export interface ClusterStatus {
     readonly nearFullRatio: number;
     /** OSDs above nearFullRatio, fullest first. */
     readonly nearFull: readonly { readonly osd: number; readonly ratio: number }[];
+    readonly slowCommitMs: number;
+    /** Up OSDs whose last reported commit latency is past slowCommitMs, slowest first. */
+    readonly slowCommit: readonly { readonly osd: number; readonly commitLatencyMs: number }[];
   };
 }
 
 export const DEFAULT_NEAR_FULL_RATIO = 0.85;
+export const DEFAULT_SLOW_COMMIT_MS = 500;
 
 export function clusterStatus(monitor: Monitor): ClusterStatus {
   const s = monitor.state;
@@ -64,6 +68,17 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
     .filter((u) => u.ratio > nearFullRatio)
     .sort((a, b) => b.ratio - a.ratio);
   for (const u of nearFull) problems.push(`osd.${u.osd} is ${wholePercent(u.ratio)}% full`);
+  // A disk that takes this long to make a raft log durable holds up every write of the PGs on it
+  // (each waits for a flush on its leader and on a follower): the OSD to look at before it fails.
+  const slowCommitMs = monitor.options.slowCommitMs ?? DEFAULT_SLOW_COMMIT_MS;
+  const slowCommit =
+    slowCommitMs === 0
+      ? []
+      : usages
+          .filter((u) => up.has(u.osd) && (u.commitLatencyUs ?? 0) > slowCommitMs * 1000)
+          .map((u) => ({ osd: u.osd, commitLatencyMs: (u.commitLatencyUs ?? 0) / 1000 }))
+          .sort((a, b) => b.commitLatencyMs - a.commitLatencyMs);
+  for (const u of slowCommit) problems.push(`osd.${u.osd} commits slowly (${Math.round(u.commitLatencyMs)} ms per raft log flush)`);
   if (osds.length === 0) problems.push('no OSDs registered');
   const health: Health = unavailable > 0 ? 'HEALTH_ERR' : problems.length > 0 ? 'HEALTH_WARN' : 'HEALTH_OK';
   return {
@@ -78,6 +93,6 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
     images: s.images.size,
     pgs: { total, states, degraded, unavailable },
     policies: [...s.policies.values()].map((p) => ({ kind: p.kind, name: p.name, version: p.version })),
-    usage: { ...totalUsage(usages), osdsReporting: usages.length, nearFullRatio, nearFull },
+    usage: { ...totalUsage(usages), osdsReporting: usages.length, nearFullRatio, nearFull, slowCommitMs, slowCommit },
   };
 }

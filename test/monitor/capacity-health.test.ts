@@ -25,7 +25,7 @@ test.after(async () => {
 });
 
 test('usage adds up over the OSDs that reported; past 0.85 an OSD is named, fullest first', async () => {
-  assert.equal(clusterStatus(h.monitor).usage, { capacityBytes: 0, usedBytes: 0, osdsReporting: 0, nearFull: [], nearFullRatio: 0.85 });
+  assert.equal(clusterStatus(h.monitor).usage, { capacityBytes: 0, usedBytes: 0, osdsReporting: 0, nearFull: [], nearFullRatio: 0.85, slowCommit: [], slowCommitMs: 500 });
   await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB });
   await h.monitor.heartbeat(1, [], { capacityBytes: 100 * GiB, usedBytes: 91 * GiB });
   await h.monitor.heartbeat(2, [], { capacityBytes: 100 * GiB, usedBytes: 96 * GiB });
@@ -94,6 +94,20 @@ test('the monitor gauges read the cluster summary', async () => {
   assert.match(text, /^fastblock_cluster_health 1$/m);
   assert.match(text, /^fastblock_cluster_osd_used_ratio\{osd="1"\} 0\.91$/m);
   assert.match(text, /^fastblock_cluster_capacity_bytes 214748364800$/m);
+});
+
+test('an up OSD whose commit latency is past monitor.slowCommitMs warns until it is back under', async () => {
+  const slow = (s: ReturnType<typeof clusterStatus>) => s.problems.filter((p) => p.includes('commits slowly'));
+  await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 499_000 });
+  assert.equal(slow(clusterStatus(h.monitor)), [], '499 ms is under the default 500');
+  await h.monitor.heartbeat(0, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 812_400 });
+  await h.monitor.heartbeat(3, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 2_000_000 });
+  const s = clusterStatus(h.monitor);
+  assert.equal(slow(s), ['osd.3 commits slowly (2000 ms per raft log flush)', 'osd.0 commits slowly (812 ms per raft log flush)']);
+  assert.equal(s.usage.slowCommit, [{ osd: 3, commitLatencyMs: 2000 }, { osd: 0, commitLatencyMs: 812.4 }]);
+  assert.is(s.health, 'HEALTH_WARN');
+  for (const osd of [0, 3]) await h.monitor.heartbeat(osd, [], { capacityBytes: 100 * GiB, usedBytes: 10 * GiB, commitLatencyUs: 3_000 });
+  assert.equal(slow(clusterStatus(h.monitor)), []);
 });
 
 test.run();
