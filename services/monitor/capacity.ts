@@ -23,7 +23,7 @@ export interface OsdUsage extends StoreUsage {
 }
 
 /** uint32 on the wire: about 71 minutes, far past any flush a live OSD reports. */
-const MAX_COMMIT_LATENCY_US = 0xffff_ffff;
+export const MAX_COMMIT_LATENCY_US = 0xffff_ffff;
 
 /** A heartbeat's figures, validated: bytes from outside must not poison the cluster totals. */
 export function checkUsage(usage: StoreUsage): StoreUsage | undefined {

@@ -75,8 +75,9 @@ export function clusterStatus(monitor: Monitor): ClusterStatus {
     slowCommitMs === 0
       ? []
       : usages
-          .filter((u) => up.has(u.osd) && (u.commitLatencyUs ?? 0) > slowCommitMs * 1000)
+          .filter((u) => up.has(u.osd))
           .map((u) => ({ osd: u.osd, commitLatencyMs: (u.commitLatencyUs ?? 0) / 1000 }))
+          .filter((u) => u.commitLatencyMs > slowCommitMs)
           .sort((a, b) => b.commitLatencyMs - a.commitLatencyMs);
   for (const u of slowCommit) problems.push(`osd.${u.osd} commits slowly (${Math.round(u.commitLatencyMs)} ms per raft log flush)`);
   if (osds.length === 0) problems.push('no OSDs registered');

@@ -4,6 +4,7 @@
  * (an OpMeter snapshot) and how much raft work it did. Plain data: it is structured-cloned.
  */
 import type { ShardStore, ShardStoreStats } from '../../kernel/contracts/store.js';
+import { MAX_COMMIT_LATENCY_US } from '../monitor/capacity.js';
 import { LATENCY_BUCKETS_S, meterFigures } from './op-meter.js';
 import type { Shard } from './shard.js';
 
@@ -36,8 +37,6 @@ export function osdStoreUsage(shards: readonly ShardFigures[]): ShardStoreStats 
  * for their log writes to be durable since the previous sample (µs, rounded), 0 when none were
  * written meanwhile. Fed the figures of every shard (a partial survey would read as a drop).
  */
-const MAX_US = 0xffff_ffff;
-
 export class CommitLatency {
   private flushes = 0;
   private seconds = 0;
@@ -56,6 +55,6 @@ export class CommitLatency {
     if (newFlushes <= 0 || newSeconds < 0) return 0;
     // At least 1 (0 means no writes), at most what the heartbeat's uint32 holds: a figure the
     // monitor refused would fail the whole heartbeat and make the OSD look down.
-    return Math.min(MAX_US, Math.max(1, Math.round((newSeconds / newFlushes) * 1e6)));
+    return Math.min(MAX_COMMIT_LATENCY_US, Math.max(1, Math.round((newSeconds / newFlushes) * 1e6)));
   }
 }
