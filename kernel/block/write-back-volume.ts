@@ -1,0 +1,548 @@
+/**
+ * A write-back cache in front of a BlockVolume, for frontends that offer the guest a volatile
+ * write cache (virtio-blk's VIRTIO_BLK_F_FLUSH): what librbd's cache and its persistent write log
+ * are to Ceph. A write is acknowledged once it is a record in the write-back log (WriteBackLog: a
+ * file, on tmpfs by default, that outlives the process), and goes to the volume in the background;
+ * flush() resolves once every write acknowledged before it is durable in the volume. So a killed
+ * and restarted gateway loses nothing it acknowledged (the log is replayed when the volume is next
+ * opened), and a host crash loses what a disk's cache would: writes the guest never flushed.
+ *
+ * Order: a record goes to the volume only after every earlier record it overlaps (per block) has;
+ * discards and write-zeroes are barriers (after everything before them, before everything after).
+ * A read waits for the pending records of its blocks, then reads the volume. A write larger than
+ * an eighth of the log goes around it: new records wait while everything before it drains, the
+ * log's tail is persisted past them (so no replay can write older data over it), and it runs.
+ *
+ * Failures: a write-back that fails is retried with backoff, its dependents waiting, as long as
+ * the error may pass (timeouts, no leader, a full cluster); one that cannot (the image is gone, the
+ * range is invalid) is dropped with an error logged, and the next flush() reports it once, as
+ * Linux reports a writeback error to the next fsync.
+ */
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { BlockVolume, BlockWriteOptions } from '../contracts/block.js';
+import { assert, ErrorCode, FastblockError, isFastblockError } from '../errors.js';
+import { RecordKind, WriteBackLog } from './write-back-log.js';
+
+export interface WriteBackOptions {
+  /** The log file (one per volume). */
+  readonly path: string;
+  /** Bytes of the log's ring: the most acknowledged data not yet in the volume. */
+  readonly capacityBytes: number;
+  readonly log: Logger;
+  /** Most write-backs in flight to the volume at once. */
+  readonly maxInFlight?: number;
+  /** First retry delay of a failed write-back (ms); doubles per attempt up to 5 s. */
+  readonly retryMs?: number;
+}
+
+export interface WriteBackStats {
+  readonly capacityBytes: number;
+  /** Ring bytes in use (records not yet known to be in the volume, plus padding). */
+  readonly usedBytes: number;
+  /** Data bytes acknowledged and not yet in the volume. */
+  readonly dirtyBytes: number;
+  readonly dirtyRecords: number;
+  readonly inFlight: number;
+  /** Write-backs that failed and were retried, since open. */
+  readonly retries: number;
+  /** Records replayed from the log when the volume was opened. */
+  readonly replayed: number;
+}
+
+/** A record of the log, from append until it is in the volume. */
+interface Pending {
+  readonly kind: RecordKind;
+  readonly seq: number;
+  /** Where its append began (a PAD before it counts) and that position's sequence number. */
+  readonly start: number;
+  readonly startSeq: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly data: Uint8Array | undefined;
+  readonly barrier: boolean;
+  /** Earlier records it waits for. */
+  waitingOn: number;
+  dependents: Pending[] | undefined;
+  /** The last record linked after this one: a write over many blocks links to it once. */
+  lastDependent: Pending | undefined;
+  done: boolean;
+  /** Set when the record was dropped (a permanent failure). */
+  error: unknown;
+  attempts: number;
+  waiters: (() => void)[] | undefined;
+}
+
+/**
+ * An operation waiting its turn: an append waits for ring space (`dataBytes` of data), a write
+ * around the log (`around`) for nothing, but everything behind it waits for it to finish.
+ */
+interface Queued {
+  readonly dataBytes: number;
+  readonly around: boolean;
+  readonly run: () => void;
+}
+
+const MAX_RETRY_MS = 5000;
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/** Errors after which a write-back can never succeed: retrying would hold the log forever. */
+function permanent(err: unknown): boolean {
+  return isFastblockError(err, ErrorCode.INVALID_ARGUMENT) || isFastblockError(err, ErrorCode.NOT_FOUND);
+}
+
+/**
+ * Opens the write-back cache of `inner` at `options.path`. A log left by an earlier process is
+ * taken over (its records are written back first, in order); a log held by a live process is
+ * refused.
+ */
+export function openWriteBack(inner: BlockVolume, options: WriteBackOptions): WriteBackVolume {
+  const lock = takeLock(`${options.path}.lock`);
+  try {
+    const { log, state } = WriteBackLog.open(options.path, inner.name, options.capacityBytes);
+    return new WriteBackVolume(inner, log, state, lock, options);
+  } catch (err) {
+    releaseLock(lock);
+    throw err;
+  }
+}
+
+export class WriteBackVolume implements BlockVolume {
+  readonly name: string;
+  readonly blockSize: number;
+  private readonly maxRecordData: number;
+  private readonly maxInFlight: number;
+  private readonly retryMs: number;
+  private readonly log: Logger;
+
+  /** Records not yet in the volume, in sequence order, from `front`. */
+  private records: Pending[] = [];
+  private front = 0;
+  /** Per block: the latest record writing it that is not in the volume yet. */
+  private readonly lastWriter = new Map<number, Pending>();
+  /** The latest discard or write-zeroes not in the volume yet. */
+  private barrier: Pending | undefined;
+  private ready: Pending[] = [];
+  private readyFront = 0;
+  private inFlight = 0;
+
+  private head: number;
+  private nextSeq: number;
+  /** The tail the file's header names: ring space from here on is not free. */
+  private persistedTail: number;
+  private persistScheduled = false;
+  private readonly queued: Queued[] = [];
+  /** Writes around the log in progress: appends wait. */
+  private gated = 0;
+  private readonly flushWaiters: { seq: number; resolve: () => void }[] = [];
+  private stickyError: unknown;
+  private closing = false;
+  private closed = false;
+
+  private dirtyBytes = 0;
+  private retries = 0;
+  private readonly replayed: number;
+
+  constructor(
+    private readonly inner: BlockVolume,
+    private readonly file: WriteBackLog,
+    state: ReturnType<typeof WriteBackLog.open>['state'],
+    private readonly lock: string,
+    options: WriteBackOptions,
+  ) {
+    this.name = inner.name;
+    this.blockSize = inner.blockSize;
+    this.maxRecordData = Math.floor(file.capacity / 8);
+    this.maxInFlight = options.maxInFlight ?? 64;
+    this.retryMs = options.retryMs ?? 100;
+    this.log = options.log;
+    this.head = state.head;
+    this.nextSeq = state.nextSeq;
+    this.persistedTail = state.tail;
+    this.replayed = state.records.length;
+    if (state.records.length > 0) {
+      const bytes = state.records.reduce((sum, r) => sum + (r.data?.byteLength ?? 0), 0);
+      this.log.warn({ path: file.path, records: state.records.length, bytes }, 'write-back log replayed: writing back what an earlier process acknowledged');
+    }
+    for (const r of state.records) this.track(r.kind, r.seq, r.position, r.seq, r.offset, r.length, r.data);
+  }
+
+  get size(): number {
+    return this.inner.size;
+  }
+
+  stats(): WriteBackStats {
+    return {
+      capacityBytes: this.file.capacity,
+      usedBytes: this.head - this.persistedTail,
+      dirtyBytes: this.dirtyBytes,
+      dirtyRecords: this.records.length - this.front,
+      inFlight: this.inFlight,
+      retries: this.retries,
+      replayed: this.replayed,
+    };
+  }
+
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const waits = this.pendingOver(offset, length);
+    if (waits === undefined) return this.inner.read(offset, length, into);
+    return Promise.all(waits).then(() => this.inner.read(offset, length, into));
+  }
+
+  write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
+    if (this.closing) return closedError(this.name);
+    let length = 0;
+    for (const part of data) length += part.byteLength;
+    if (length > this.maxRecordData) return this.around(() => this.inner.write(offset, data, options));
+    return this.append(RecordKind.WRITE, offset, length, data, options?.fua === true);
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    if (this.closing) return closedError(this.name);
+    return this.append(RecordKind.DISCARD, offset, length, undefined, false);
+  }
+
+  writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void> {
+    if (this.closing) return closedError(this.name);
+    return this.append(RecordKind.ZEROES, offset, length, undefined, options?.fua === true);
+  }
+
+  async flush(): Promise<void> {
+    this.reportError();
+    const last = this.nextSeq - 1;
+    if (this.firstPendingSeq() <= last) await new Promise<void>((resolve) => this.flushWaiters.push({ seq: last, resolve }));
+    this.reportError();
+    await this.inner.flush();
+  }
+
+  /** Writes back everything, empties and removes the log, then closes the volume. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    // Behind everything queued; runs once every record is in the volume (and names an empty log).
+    await this.around(() => RESOLVED);
+    this.file.close();
+    this.closed = true;
+    try {
+      unlinkSync(this.file.path);
+    } catch {
+      // already gone
+    }
+    releaseLock(this.lock);
+    await this.inner.close();
+  }
+
+  private reportError(): void {
+    const err = this.stickyError;
+    if (err === undefined) return;
+    this.stickyError = undefined;
+    throw new FastblockError(ErrorCode.IO_ERROR, `a write acknowledged by the write-back cache of ${this.name} could not be written back: ${(err as Error).message}`, { volume: this.name });
+  }
+
+  private append(kind: RecordKind, offset: number, length: number, data: readonly Uint8Array[] | undefined, fua: boolean): Promise<void> {
+    const dataBytes = kind === RecordKind.WRITE ? length : 0;
+    if (this.queued.length === 0 && this.gated === 0 && this.fits(dataBytes)) {
+      const record = this.appendNow(kind, offset, length, data);
+      return fua ? this.durable(record) : RESOLVED;
+    }
+    // Data views (guest memory) stay valid until this promise settles: the frontend holds them.
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({
+        dataBytes,
+        around: false,
+        run: () => {
+          try {
+            const record = this.appendNow(kind, offset, length, data);
+            if (fua) this.durable(record).then(resolve, reject);
+            else resolve();
+          } catch (err) {
+            reject(err);
+          }
+        },
+      });
+    });
+  }
+
+  private fits(dataBytes: number): boolean {
+    return this.head - this.persistedTail + this.file.footprint(this.head, dataBytes) <= this.file.capacity;
+  }
+
+  private appendNow(kind: RecordKind, offset: number, length: number, data: readonly Uint8Array[] | undefined): Pending {
+    const start = this.head;
+    const startSeq = this.nextSeq;
+    const { dataAt, next, seq } = this.file.append(start, startSeq, kind, offset, length, data);
+    this.head = next;
+    this.nextSeq = seq + 1;
+    const view = kind === RecordKind.WRITE ? this.file.ring.subarray(dataAt, dataAt + length) : undefined;
+    return this.track(kind, seq, start, startSeq, offset, length, view);
+  }
+
+  /** Makes a logged record pending: links it after what it overlaps, and starts it if it can. */
+  private track(kind: RecordKind, seq: number, start: number, startSeq: number, offset: number, length: number, data: Uint8Array | undefined): Pending {
+    const barrier = kind !== RecordKind.WRITE;
+    const record: Pending = { kind, seq, start, startSeq, offset, length, data, barrier, waitingOn: 0, dependents: undefined, lastDependent: undefined, done: false, error: undefined, attempts: 0, waiters: undefined };
+    if (barrier) {
+      for (let i = this.front; i < this.records.length; i++) this.link(this.records[i]!, record);
+      this.barrier = record;
+    } else {
+      if (this.barrier !== undefined) this.link(this.barrier, record);
+      const bs = this.blockSize;
+      const last = Math.ceil((offset + length) / bs);
+      for (let block = Math.floor(offset / bs); block < last; block++) {
+        const before = this.lastWriter.get(block);
+        if (before !== undefined) this.link(before, record);
+        this.lastWriter.set(block, record);
+      }
+    }
+    this.records.push(record);
+    this.dirtyBytes += data?.byteLength ?? 0;
+    if (record.waitingOn === 0) this.makeReady(record);
+    return record;
+  }
+
+  private link(before: Pending, after: Pending): void {
+    if (before.done || before.lastDependent === after) return;
+    before.lastDependent = after;
+    (before.dependents ??= []).push(after);
+    after.waitingOn++;
+  }
+
+  private makeReady(record: Pending): void {
+    this.ready.push(record);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.readyFront < this.ready.length) {
+      const record = this.ready[this.readyFront]!;
+      this.ready[this.readyFront++] = undefined as unknown as Pending;
+      this.issue(record);
+    }
+    if (this.readyFront === this.ready.length) {
+      this.ready = [];
+      this.readyFront = 0;
+    }
+  }
+
+  private issue(record: Pending): void {
+    this.inFlight++;
+    let issued: Promise<unknown>;
+    try {
+      issued =
+        record.kind === RecordKind.WRITE
+          ? this.inner.write(record.offset, [record.data!])
+          : record.kind === RecordKind.DISCARD
+            ? this.inner.discard(record.offset, record.length)
+            : this.inner.writeZeroes(record.offset, record.length);
+    } catch (err) {
+      issued = Promise.reject(err);
+    }
+    issued.then(
+      () => this.written(record),
+      (err: unknown) => this.failed(record, err),
+    );
+  }
+
+  private failed(record: Pending, err: unknown): void {
+    this.inFlight--;
+    record.attempts++;
+    if (permanent(err)) {
+      this.log.error({ err, offset: record.offset, length: record.length, seq: record.seq }, 'write-back failed for good: the write is dropped and the next flush reports it');
+      this.stickyError = err;
+      record.error = err;
+      this.written(record, true);
+      return;
+    }
+    this.retries++;
+    const delay = Math.min(MAX_RETRY_MS, this.retryMs * 2 ** Math.min(record.attempts - 1, 16));
+    if (record.attempts === 1 || record.attempts % 10 === 0) {
+      this.log.warn({ err, offset: record.offset, length: record.length, attempts: record.attempts, retryInMs: delay }, 'write-back failed: retrying');
+    }
+    setTimeout(() => this.makeReady(record), delay);
+    this.pump();
+  }
+
+  private written(record: Pending, dropped = false): void {
+    if (!dropped) this.inFlight--;
+    assert(!record.done, 'a record is written back once');
+    record.done = true;
+    this.dirtyBytes -= record.data?.byteLength ?? 0;
+    if (record.barrier) {
+      if (this.barrier === record) this.barrier = undefined;
+    } else {
+      const bs = this.blockSize;
+      const last = Math.ceil((record.offset + record.length) / bs);
+      for (let block = Math.floor(record.offset / bs); block < last; block++) if (this.lastWriter.get(block) === record) this.lastWriter.delete(block);
+    }
+    const dependents = record.dependents;
+    record.dependents = undefined;
+    record.lastDependent = undefined;
+    if (dependents !== undefined) for (const d of dependents) if (--d.waitingOn === 0) this.ready.push(d);
+    const waiters = record.waiters;
+    record.waiters = undefined;
+    if (waiters !== undefined) for (const w of waiters) w();
+    this.advance();
+    this.pump();
+  }
+
+  /** Moves the front past records in the volume; flushes waiting for them resolve. */
+  private advance(): void {
+    const records = this.records;
+    let front = this.front;
+    while (front < records.length && records[front]!.done) records[front++] = undefined as unknown as Pending;
+    if (front === this.front) return;
+    if (front === records.length) {
+      this.records = [];
+      this.front = 0;
+    } else if (front > 1024 && front * 2 > records.length) {
+      this.records = records.slice(front);
+      this.front = 0;
+    } else {
+      this.front = front;
+    }
+    const firstPending = this.firstPendingSeq();
+    for (let i = 0; i < this.flushWaiters.length; ) {
+      const w = this.flushWaiters[i]!;
+      if (w.seq < firstPending) {
+        this.flushWaiters.splice(i, 1);
+        w.resolve();
+      } else {
+        i++;
+      }
+    }
+    if (!this.persistScheduled) {
+      this.persistScheduled = true;
+      setImmediate(() => this.persist());
+    }
+  }
+
+  private firstPendingSeq(): number {
+    return this.front < this.records.length ? this.records[this.front]!.seq : this.nextSeq;
+  }
+
+  /** Names the new tail in the file's header, which frees the ring before it, and lets waiting appends in. */
+  private persist(): void {
+    this.persistScheduled = false;
+    if (this.closed) return;
+    const first = this.front < this.records.length ? this.records[this.front] : undefined;
+    const tail = first ? first.start : this.head;
+    if (tail !== this.persistedTail) {
+      this.file.writeHeader(tail, first ? first.startSeq : this.nextSeq);
+      this.persistedTail = tail;
+    }
+    this.admit();
+  }
+
+  /** Lets waiting operations in, in order, while the first has room (a write around the log needs none, but holds the rest). */
+  private admit(): void {
+    while (this.queued.length > 0 && this.gated === 0) {
+      const next = this.queued[0]!;
+      if (!next.around && !this.fits(next.dataBytes)) return;
+      this.queued.shift();
+      next.run();
+    }
+  }
+
+  /** Promises of the pending records a read of [offset, offset+length) must wait for; undefined if none. */
+  private pendingOver(offset: number, length: number): Promise<void>[] | undefined {
+    let waits: Promise<void>[] | undefined;
+    if (this.barrier !== undefined) (waits ??= []).push(this.doneOf(this.barrier));
+    if (this.lastWriter.size === 0) return waits;
+    const bs = this.blockSize;
+    const last = Math.ceil((offset + length) / bs);
+    let previous: Pending | undefined;
+    for (let block = Math.floor(offset / bs); block < last; block++) {
+      const record = this.lastWriter.get(block);
+      if (record === undefined || record === previous) continue;
+      previous = record;
+      (waits ??= []).push(this.doneOf(record));
+    }
+    return waits;
+  }
+
+  private doneOf(record: Pending): Promise<void> {
+    if (record.done) return RESOLVED;
+    return new Promise<void>((resolve) => (record.waiters ??= []).push(resolve));
+  }
+
+  /** Settles when the record is in the volume; rejects if it was dropped. */
+  private durable(record: Pending): Promise<void> {
+    return this.doneOf(record).then(() => {
+      if (record.error !== undefined) throw record.error;
+    });
+  }
+
+  /** Runs `op` on the volume with nothing before it pending and nothing after it started. */
+  private around(op: () => Promise<void>): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const start = (): void => {
+        this.gated++;
+        void this.waitForEmpty().then(async () => {
+          try {
+            // No replay may write a record older than this write over it.
+            this.file.writeHeader(this.head, this.nextSeq);
+            this.persistedTail = this.head;
+            await op();
+            resolve();
+          } catch (err) {
+            reject(err);
+          } finally {
+            this.gated--;
+            this.admit();
+          }
+        });
+      };
+      if (this.queued.length === 0 && this.gated === 0) start();
+      else this.queued.push({ dataBytes: 0, around: true, run: start });
+    });
+  }
+
+  /** Resolves once every record is in the volume (appends are gated meanwhile, so none is added). */
+  private waitForEmpty(): Promise<void> {
+    if (this.front === this.records.length) return RESOLVED;
+    // The front record is never done here: written() moves the front before its waiters run.
+    return this.doneOf(this.records[this.front]!).then(() => this.waitForEmpty());
+  }
+}
+
+function closedError(name: string): Promise<never> {
+  return Promise.reject(new FastblockError(ErrorCode.CLOSED, `volume ${name} is closing`, { volume: name }));
+}
+
+/** An exclusive lock file holding the owner's PID; one whose owner is dead is taken over. */
+function takeLock(path: string): string {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return path;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(path, 'utf8'));
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
+        throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is in use by process ${owner}`, { path, owner });
+      }
+      if (owner === process.pid) throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is already open in this process`, { path });
+      unlinkSync(path);
+    }
+  }
+  throw new FastblockError(ErrorCode.BUSY, `could not take the lock ${path}`, { path });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function releaseLock(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
+}

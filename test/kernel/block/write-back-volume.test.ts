@@ -1,0 +1,331 @@
+// The write-back cache over a volume whose completions the test controls: acknowledgement before
+// the volume has the data, reads and flushes that wait for it, order of overlapping writes and of
+// barriers, ring wrap and backpressure, retries and dropped writes, the lock, writes around the
+// log, and replay of a log left behind (torn tail included). The kill -9 of a real process is in
+// write-back-kill.test.ts.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as tick } from 'node:timers/promises';
+import { ErrorCode, isFastblockError } from '../../../kernel/errors.js';
+import { silentLogger } from '../../../kernel/logger.js';
+import { openWriteBack, type WriteBackVolume } from '../../../kernel/block/write-back-volume.js';
+import { HEADER_BYTES, RECORD_HEADER } from '../../../kernel/block/write-back-log.js';
+import { ControlledVolume } from './controlled-volume.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const dirs: string[] = [];
+
+function logPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-wb-'));
+  dirs.push(dir);
+  return join(dir, 'rbd%2Fwb.wblog');
+}
+
+function open(inner: ControlledVolume, path: string, capacityBytes = 4 * MiB, retryMs = 1): WriteBackVolume {
+  return openWriteBack(inner, { path, capacityBytes, log: silentLogger(), retryMs });
+}
+
+function pattern(length: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(length);
+  for (let i = 0; i < length; i++) bytes[i] = (seed * 31 + i * 7) & 0xff;
+  return bytes;
+}
+
+async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) await tick();
+}
+
+/** Simulates the death of the process that had the log open: its lock is left behind with a dead PID. */
+function abandon(path: string): void {
+  writeFileSync(`${path}.lock`, '999999999');
+}
+
+test.after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+test('a write is acknowledged before the volume has it; a read and a flush wait for it', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const path = logPath();
+  const wb = open(inner, path);
+  const data = pattern(8 * KiB, 1);
+  await wb.write(4 * KiB, [data]);
+  assert.is(inner.pending.length, 1, 'the write-back is in flight');
+  assert.is(wb.stats().dirtyBytes, 8 * KiB);
+
+  let read: Uint8Array | undefined;
+  let flushed = false;
+  const reading = wb.read(0, 16 * KiB).then((bytes) => (read = bytes));
+  const flushing = wb.flush().then(() => (flushed = true));
+  await settle();
+  assert.is(read, undefined, 'the read waits for the write it overlaps');
+  assert.is(flushed, false, 'the flush waits for the write-back');
+
+  // A read of blocks nobody wrote does not wait.
+  assert.equal(await wb.read(1 * MiB, 4 * KiB), new Uint8Array(4 * KiB));
+
+  await inner.pending[0]!.release();
+  await reading;
+  await flushing;
+  assert.equal(read!.subarray(4 * KiB, 12 * KiB), data);
+  assert.is(inner.flushes, 1, 'the flush reaches the volume after the write-back');
+  assert.is(wb.stats().dirtyBytes, 0);
+  await wb.close();
+  assert.ok(inner.closed);
+  assert.not.ok(existsSync(path), 'a clean close removes the log');
+  assert.not.ok(existsSync(`${path}.lock`));
+});
+
+test('overlapping writes reach the volume in the order they were acknowledged; others run at once', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const wb = open(inner, logPath());
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(0, [pattern(8 * KiB, 2)]); // overlaps the first
+  await wb.write(64 * KiB, [pattern(4 * KiB, 3)]); // overlaps nothing
+  await settle();
+  assert.equal(
+    inner.pending.map((op) => op.offset),
+    [0, 64 * KiB],
+    'the second write to block 0 waits for the first',
+  );
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(
+    inner.pending.map((op) => [op.offset, op.length]),
+    [
+      [64 * KiB, 4 * KiB],
+      [0, 8 * KiB],
+    ],
+  );
+  await inner.releaseAllNewestFirst();
+  await wb.flush();
+  assert.equal(await inner.read(0, 8 * KiB), pattern(8 * KiB, 2));
+  await wb.close();
+});
+
+test('a discard is a barrier: after what came before it, before what comes after', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const wb = open(inner, logPath());
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(1 * MiB, [pattern(4 * KiB, 2)]);
+  await wb.discard(0, 2 * MiB);
+  await wb.write(1 * MiB, [pattern(4 * KiB, 3)]);
+  await wb.write(3 * MiB, [pattern(4 * KiB, 4)]); // outside the discard, still after it
+  await settle();
+  assert.equal(inner.pending.map((op) => op.kind), ['write', 'write']);
+  for (const op of [...inner.pending].reverse()) await op.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => op.kind), ['discard']);
+  let zeroRead: Uint8Array | undefined;
+  const reading = wb.read(0, 4 * KiB).then((bytes) => (zeroRead = bytes));
+  await settle();
+  assert.is(zeroRead, undefined, 'a read waits for a pending discard');
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => op.offset).sort(), [1 * MiB, 3 * MiB]);
+  await inner.releaseAllNewestFirst();
+  await wb.flush();
+  await reading;
+  assert.equal(zeroRead, new Uint8Array(4 * KiB));
+  assert.equal(await wb.read(1 * MiB, 4 * KiB), pattern(4 * KiB, 3));
+  assert.equal(await wb.read(3 * MiB, 4 * KiB), pattern(4 * KiB, 4));
+  await wb.close();
+});
+
+test('a full ring makes writes wait (not fail) until write-back frees it; the ring wraps', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const wb = open(inner, logPath(), 1 * MiB);
+  const record = 64 * KiB;
+  const acked: number[] = [];
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < 20; i++) writes.push(wb.write(i * record, [pattern(record, i)]).then(() => void acked.push(i)));
+  await settle();
+  assert.ok(acked.length >= 14 && acked.length < 16, `about 1 MiB acknowledged (${acked.length} records of 64 KiB + headers)`);
+  assert.equal(acked, [...acked].sort((a, b) => a - b), 'in order');
+  while (inner.pending.length > 0) {
+    await inner.pending[0]!.release();
+    await settle();
+  }
+  await Promise.all(writes);
+  assert.is(acked.length, 20);
+  // Several more laps with the volume completing at once.
+  inner.hold = false;
+  for (let i = 0; i < 100; i++) await wb.write((i % 40) * record, [pattern(record, 100 + i)]);
+  await wb.flush();
+  for (let i = 60; i < 100; i++) assert.equal(await inner.read((i % 40) * record, record), pattern(record, 100 + i), `record ${i}`);
+  await wb.close();
+});
+
+test('a write-back that fails for a while is retried in order; one that cannot succeed is reported by the next flush', async () => {
+  const inner = new ControlledVolume();
+  const wb = open(inner, logPath());
+  inner.failures.push(ErrorCode.TIMEOUT, ErrorCode.NOT_LEADER);
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(0, [pattern(4 * KiB, 2)]);
+  await wb.flush();
+  assert.is(wb.stats().retries, 2);
+  assert.equal(await inner.read(0, 4 * KiB), pattern(4 * KiB, 2), 'the retried write did not land over the later one');
+
+  inner.failures.push(ErrorCode.INVALID_ARGUMENT);
+  await wb.write(8 * KiB, [pattern(4 * KiB, 3)]);
+  try {
+    await wb.flush();
+    assert.unreachable('the dropped write is reported');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.IO_ERROR), String(err));
+    assert.match((err as Error).message, 'could not be written back');
+  }
+  await wb.flush(); // reported once
+  inner.failures.push(ErrorCode.INVALID_ARGUMENT);
+  try {
+    await wb.write(12 * KiB, [pattern(4 * KiB, 4)], { fua: true });
+    assert.unreachable('a FUA write waits for its write-back and sees its failure');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.INVALID_ARGUMENT), String(err));
+  }
+  await wb.close();
+});
+
+test('a write larger than an eighth of the ring goes around it, after what is pending', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const path = logPath();
+  const wb = open(inner, path, 1 * MiB);
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  let bigDone = false;
+  const big = wb.write(0, [pattern(256 * KiB, 2)]).then(() => (bigDone = true));
+  let afterAcked = false;
+  const after = wb.write(512 * KiB, [pattern(4 * KiB, 3)]).then(() => (afterAcked = true));
+  await settle();
+  assert.equal(inner.pending.map((op) => op.length), [4 * KiB], 'the big write waits for the pending record');
+  assert.not.ok(afterAcked, 'what comes after the big write waits for it');
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => op.length), [256 * KiB]);
+  await inner.pending[0]!.release();
+  await big;
+  await after;
+  assert.ok(bigDone && afterAcked);
+  await inner.releaseAllNewestFirst();
+  await wb.flush();
+  assert.equal(await inner.read(0, 256 * KiB), pattern(256 * KiB, 2));
+  await wb.close();
+});
+
+test('a log left behind is replayed on open, in order; a torn record ends it', async () => {
+  const path = logPath();
+  const first = new ControlledVolume();
+  first.hold = true;
+  const wb = open(first, path);
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.writeZeroes(64 * KiB, 64 * KiB);
+  await wb.write(0, [pattern(4 * KiB, 2)]);
+  await wb.write(8 * KiB, [pattern(4 * KiB, 3)]);
+  await wb.write(16 * KiB, [pattern(4 * KiB, 4)]); // torn below
+  abandon(path); // the process dies: nothing more reaches the file
+
+  // The last record's data is damaged, as a write cut by the death would leave it.
+  const recordBytes = RECORD_HEADER + 4 * KiB;
+  const lastData = HEADER_BYTES + 3 * recordBytes + RECORD_HEADER;
+  const fd = openSync(path, 'r+');
+  writeSync(fd, new Uint8Array([0xff, 0xfe]), 0, 2, lastData + RECORD_HEADER + 100);
+  closeSync(fd);
+
+  const second = new ControlledVolume();
+  await second.memory.write(64 * KiB, [pattern(64 * KiB, 9)]);
+  const replay = open(second, path);
+  assert.is(replay.stats().replayed, 4);
+  await replay.flush();
+  assert.equal(await second.read(0, 4 * KiB), pattern(4 * KiB, 2));
+  assert.equal(await second.read(8 * KiB, 4 * KiB), pattern(4 * KiB, 3));
+  assert.equal(await second.read(64 * KiB, 64 * KiB), new Uint8Array(64 * KiB), 'the write-zeroes replayed');
+  assert.equal(await second.read(16 * KiB, 4 * KiB), new Uint8Array(4 * KiB), 'the torn record is not replayed');
+  assert.equal(
+    second.applied.map((op) => op.kind),
+    ['write', 'zeroes', 'write', 'write'],
+  );
+  // Writes after the replay go on from where the log ended.
+  await replay.write(16 * KiB, [pattern(4 * KiB, 5)]);
+  abandon(path);
+  const third = new ControlledVolume();
+  const again = open(third, path);
+  await again.flush();
+  assert.equal(await third.read(16 * KiB, 4 * KiB), pattern(4 * KiB, 5));
+  await again.close();
+});
+
+test('replay after wrapping the ring starts at the persisted tail and finds every later record', async () => {
+  const path = logPath();
+  const first = new ControlledVolume();
+  const wb = open(first, path, 1 * MiB);
+  const record = 48 * KiB;
+  for (let i = 0; i < 50; i++) await wb.write((i % 16) * record, [pattern(record, i)]);
+  await wb.flush();
+  await settle(); // the header names the new tail
+  first.hold = true;
+  for (let i = 50; i < 60; i++) await wb.write((i % 16) * record, [pattern(record, i)]);
+  abandon(path);
+  const second = new ControlledVolume();
+  for (let i = 0; i < 50; i++) await second.memory.write((i % 16) * record, [pattern(record, i)]);
+  const replay = open(second, path, 1 * MiB);
+  assert.ok(replay.stats().replayed >= 10, `replayed ${replay.stats().replayed}`);
+  await replay.flush();
+  for (let i = 44; i < 60; i++) assert.equal(await second.read((i % 16) * record, record), pattern(record, i), `record ${i}`);
+  await replay.close();
+});
+
+test('the lock: a live owner is refused, a dead one is taken over; a log of another volume is refused', async () => {
+  const path = logPath();
+  const wb = open(new ControlledVolume(), path);
+  try {
+    open(new ControlledVolume(), path);
+    assert.unreachable('a second open is refused');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
+  }
+  writeFileSync(`${path}.lock`, String(process.ppid)); // a live process that is not us
+  try {
+    open(new ControlledVolume(), path);
+    assert.unreachable('a live owner keeps it');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
+    assert.match((err as Error).message, `process ${process.ppid}`);
+  }
+  abandon(path);
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  const other = new ControlledVolume('rbd/other');
+  try {
+    open(other, path);
+    assert.unreachable('the log of rbd/wb is not rbd/other\'s');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.ALREADY_EXISTS), String(err));
+  }
+  assert.ok(existsSync(`${path}.lock`) === false, 'a refused open leaves no lock behind');
+  unlinkSync(path);
+});
+
+test('a file that is not a write-back log is refused, not overwritten', () => {
+  const path = logPath();
+  writeFileSync(path, Buffer.alloc(HEADER_BYTES + MiB, 7));
+  try {
+    open(new ControlledVolume(), path);
+    assert.unreachable('bad magic');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.CORRUPT), String(err));
+  }
+  const bytes = Buffer.alloc(16);
+  const fd = openSync(path, 'r');
+  readSync(fd, bytes, 0, 16, 0);
+  closeSync(fd);
+  assert.equal([...bytes], new Array(16).fill(7));
+});
+
+test.run();
