@@ -38,6 +38,8 @@ export interface LocalClusterOptions {
   /** Extra `--set key=value` for the monitor (e.g. shorter down/out times in tests). */
   readonly monitorSettings?: Readonly<Record<string, string | number>>;
   readonly osdSettings?: Readonly<Record<string, string | number>>;
+  /** Extra `--set key=value` for the gateway (e.g. vhost.cache=writeback in bench/vhost). */
+  readonly gatewaySettings?: Readonly<Record<string, string | number>>;
   readonly gateway?: boolean;
   /**
    * Frontends the gateway serves besides NBD. Off by default so that clusters of the test suites,
@@ -275,7 +277,7 @@ export class LocalCluster {
       plugins.push('nvmf');
       settings.push('--set', `nvmf.port=${nvmf.port}`, '--set', `nvmf.exports=${this.volume}`);
     }
-    this.spawnDaemon('gateway', ['--plugins', plugins.join(','), '--listen', '127.0.0.1:0', ...settings]);
+    this.spawnDaemon('gateway', ['--plugins', plugins.join(','), '--listen', '127.0.0.1:0', ...settings, ...this.sets(this.options.gatewaySettings)]);
     await waitForPort(this.state.nbdPort, 30_000, 'the NBD gateway');
     if (nvmf) await waitForPort(nvmf.port, 30_000, 'the NVMe/TCP target');
     if (socket) await waitForPath(socket, 30_000, 'the vhost-user-blk socket');

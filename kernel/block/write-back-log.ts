@@ -150,9 +150,9 @@ export class WriteBackLog {
     const phys = position % this.capacity;
     assert(phys + RECORD_HEADER + dataBytes <= this.capacity, 'a record never wraps');
     ring.writeUInt32LE(kind, phys + 4);
-    ring.writeBigUInt64LE(BigInt(seq), phys + 8);
-    ring.writeBigUInt64LE(BigInt(position), phys + 16);
-    ring.writeBigUInt64LE(BigInt(offset), phys + 24);
+    writeU64(ring, phys + 8, seq);
+    writeU64(ring, phys + 16, position);
+    writeU64(ring, phys + 24, offset);
     ring.writeUInt32LE(length, phys + 32);
     ring.writeUInt32LE(dataBytes, phys + 36);
     let written = 0;
@@ -177,9 +177,9 @@ export class WriteBackLog {
     h.fill(0, 0, HEADER_CHECKED);
     h.write(MAGIC, 0, 'latin1');
     h.writeUInt32LE(VERSION, 12);
-    h.writeBigUInt64LE(BigInt(this.capacity), 16);
-    h.writeBigUInt64LE(BigInt(tail), 24);
-    h.writeBigUInt64LE(BigInt(tailSeq), 32);
+    writeU64(h, 16, this.capacity);
+    writeU64(h, 24, tail);
+    writeU64(h, 32, tailSeq);
     const nameBytes = h.write(this.volumeName, 42, 'utf8');
     h.writeUInt16LE(nameBytes, 40);
     h.writeUInt32LE(crc32(h.subarray(12, HEADER_CHECKED)), 8);
@@ -205,13 +205,13 @@ export class WriteBackLog {
       const dataBytes = ring.readUInt32LE(phys + 36);
       if (kind < RecordKind.WRITE || kind > RecordKind.PAD) break;
       if (phys + RECORD_HEADER + dataBytes > this.capacity) break;
-      if (Number(ring.readBigUInt64LE(phys + 8)) !== seq || Number(ring.readBigUInt64LE(phys + 16)) !== at) break;
+      if (readU64(ring, phys + 8) !== seq || readU64(ring, phys + 16) !== at) break;
       const checked = kind === RecordKind.PAD ? RECORD_HEADER : RECORD_HEADER + dataBytes;
       if (ring.readUInt32LE(phys) !== crc32(ring.subarray(phys + 4, phys + checked))) break;
       const length = ring.readUInt32LE(phys + 32);
       if (kind === RecordKind.WRITE && dataBytes !== length) break;
       if (kind !== RecordKind.PAD) {
-        const offset = Number(ring.readBigUInt64LE(phys + 24));
+        const offset = readU64(ring, phys + 24);
         const data = kind === RecordKind.WRITE ? ring.subarray(phys + RECORD_HEADER, phys + RECORD_HEADER + dataBytes) : undefined;
         records.push({ kind: kind as RecordKind, seq, position: at, offset, length, data });
       }
@@ -220,6 +220,16 @@ export class WriteBackLog {
     }
     return { capacity: this.capacity, tail, records, head: at, nextSeq: seq };
   }
+}
+
+/** A safe integer as a little-endian u64, without a BigInt per field (this runs per write). */
+function writeU64(buffer: Buffer, at: number, value: number): void {
+  buffer.writeUInt32LE(value % 0x1_0000_0000, at);
+  buffer.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
+}
+
+function readU64(buffer: Buffer, at: number): number {
+  return buffer.readUInt32LE(at) + buffer.readUInt32LE(at + 4) * 0x1_0000_0000;
 }
 
 function corrupt(path: string, reason: string): FastblockError {
