@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { runAdmin } from '../../kernel/rpc/control.js';
+import { CACHE_MODES, type CacheMode } from '../../plugins/frontend-vhost/config.js';
 import { qemuOptions } from '../../plugins/frontend-vhost/qemu-options.js';
 import { addrOption, jsonOption, output, timeoutOption, withDaemon } from '../daemon-client.js';
 
@@ -13,9 +14,25 @@ interface Common {
   json?: boolean;
 }
 
+function mib(bytes: unknown): string {
+  return typeof bytes === 'number' ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : '?';
+}
+
+/** The cache column: the mode and, for writeback, what is acknowledged and not yet in the image. */
+function cacheColumn(details: ExportInfo['details']): string {
+  const mode = details?.cache;
+  if (mode !== 'writeback') return `cache=${typeof mode === 'string' ? mode : 'writethrough'}`;
+  const retries = typeof details?.retries === 'number' && details.retries > 0 ? ` retries=${details.retries}` : '';
+  return `cache=writeback dirty=${mib(details?.dirtyBytes)} log=${mib(details?.usedBytes)}/${mib(details?.capacityBytes)}${retries}`;
+}
+
 function table(controllers: ExportInfo[]): string {
   if (controllers.length === 0) return '(no vhost controllers)';
-  return controllers.map((c) => `${c.volume.padEnd(24)} ${c.location}  clients=${c.clients}`).join('\n');
+  return controllers.map((c) => `${c.volume.padEnd(24)} ${c.location}  clients=${c.clients}  ${cacheColumn(c.details)}`).join('\n');
+}
+
+function cacheOption(): Option {
+  return new Option('--cache <mode>', 'writethrough: a write completes once the image has it; writeback: once it is in the local write-back log (default: vhost.cache)').choices(CACHE_MODES);
 }
 
 function queuesOption(): Option {
@@ -33,14 +50,20 @@ export function registerVhost(program: Command): void {
     .description('serve pool/image on a vhost-user socket')
     .requiredOption('--socket <path>', 'unix socket QEMU connects to (-chardev socket,path=...)')
     .addOption(queuesOption())
+    .addOption(cacheOption())
     .addOption(addrOption())
     .addOption(timeoutOption())
     .addOption(jsonOption())
-    .action(async (volume: string, options: Common & { socket: string; queues?: number }) => {
+    .action(async (volume: string, options: Common & { socket: string; queues?: number; cache?: CacheMode }) => {
       const info = (await withDaemon(options.addr, options.timeout, (c) =>
-        runAdmin(c, 'vhost create', { volume, socket: resolve(options.socket), ...(options.queues ? { queues: options.queues } : {}) }),
+        runAdmin(c, 'vhost create', {
+          volume,
+          socket: resolve(options.socket),
+          ...(options.queues ? { queues: options.queues } : {}),
+          ...(options.cache ? { cache: options.cache } : {}),
+        }),
       )) as ExportInfo;
-      output(options.json, info, (i) => `${i.volume} on ${i.location}\nQEMU: ${qemuOptions(i.location, { queues: options.queues })}`);
+      output(options.json, info, (i) => `${i.volume} on ${i.location} (${cacheColumn(i.details)})\nQEMU: ${qemuOptions(i.location, { queues: options.queues })}`);
     });
   vhost
     .command('ls')

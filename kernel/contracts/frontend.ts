@@ -17,6 +17,8 @@ export interface ExportInfo {
   /** How a host reaches it: an nbd:// URI, a socket path, "traddr:trsvcid nqn". */
   readonly location: string;
   readonly clients: number;
+  /** Protocol-specific state for listings (a vhost controller's cache mode and write-back figures). */
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface Frontend {

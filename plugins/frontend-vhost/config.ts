@@ -1,9 +1,25 @@
 /**
  * The `vhost` section of the configuration: controllers created at start, each
- * "pool/image=/path/to.sock" or "pool/image=/path/to.sock:QUEUES".
+ * "pool/image=/path/to.sock[:QUEUES[:CACHE]]", and the write-back cache's settings.
  */
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+
+/**
+ * How a controller's writes reach the volume. `writethrough`: a write is acknowledged once the
+ * volume has it. `writeback`: once it is a record in the controller's write-back log (a file under
+ * `writeBackDir`); it goes to the volume in the background and a guest FLUSH waits for it.
+ */
+export type CacheMode = 'writethrough' | 'writeback';
+export const CACHE_MODES: readonly CacheMode[] = ['writethrough', 'writeback'];
+
+export function isCacheMode(value: unknown): value is CacheMode {
+  return typeof value === 'string' && (CACHE_MODES as readonly string[]).includes(value);
+}
+
+export const MIN_WRITE_BACK_MIB = 4;
+/** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
+export const MAX_WRITE_BACK_MIB = 4096;
 
 export interface VhostConfig {
   readonly controllers: readonly string[];
@@ -11,10 +27,16 @@ export interface VhostConfig {
   readonly defaultQueues: number;
   /** How often volumes are checked for a resize to tell the front-end of (ms). */
   readonly sizeCheckMs: number;
+  /** Cache mode of a controller whose entry (or `vhost create`) names none. */
+  readonly cache: CacheMode;
+  /** Where write-back logs live, one file per controller (tmpfs by default, like a disk's DRAM cache). */
+  readonly writeBackDir: string;
+  /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
+  readonly writeBackMiB: number;
 }
 
 export const vhostConfigSchema: Schema<VhostConfig> = {
-  controllers: { doc: 'controllers created at start: "pool/image=/path/sock[:queues]"', format: Array, default: [] },
+  controllers: { doc: 'controllers created at start: "pool/image=/path/sock[:queues[:writethrough|writeback]]"', format: Array, default: [] },
   defaultQueues: { doc: 'virtqueues of a controller whose entry names none', format: 'nat', default: 2 },
   sizeCheckMs: {
     doc: 'how often volumes are checked for a resize, which the front-end is told of through a config change notice (ms)',
@@ -23,18 +45,70 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
     },
     default: 1000,
   },
+  cache: {
+    doc:
+      'cache mode of a controller that names none: writethrough (a write is acknowledged once the volume has it) or ' +
+      'writeback (once it is in the write-back log under writeBackDir; it reaches the volume in the background, a guest flush waits for it)',
+    format: (value: unknown) => {
+      if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
+    },
+    default: 'writethrough',
+  },
+  writeBackDir: {
+    doc: 'directory of the write-back logs, one file per writeback controller (created with mode 0700 when missing); tmpfs: a host reboot loses what the guests never flushed, as a disk cache would',
+    format: (value: unknown) => {
+      if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
+    },
+    default: '/dev/shm/fastblock-write-back',
+  },
+  writeBackMiB: {
+    doc: 'ring size of each writeback controller\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_WRITE_BACK_MIB || value > MAX_WRITE_BACK_MIB) {
+        throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
+      }
+    },
+    default: 64,
+  },
 };
 
-export const VHOST_CONFIG_DEFAULTS: VhostConfig = { controllers: [], defaultQueues: 2, sizeCheckMs: 1000 };
+export const VHOST_CONFIG_DEFAULTS: VhostConfig = {
+  controllers: [],
+  defaultQueues: 2,
+  sizeCheckMs: 1000,
+  cache: 'writethrough',
+  writeBackDir: '/dev/shm/fastblock-write-back',
+  writeBackMiB: 64,
+};
 
 export interface ControllerEntry {
   readonly volume: string;
   readonly socket: string;
   readonly queues: number;
+  /** The mode the entry names; undefined: the configured default. */
+  readonly cache: CacheMode | undefined;
 }
 
+/**
+ * "pool/image=/path/sock", "...:QUEUES", "...:QUEUES:CACHE" or "...::CACHE" (default queues).
+ * An unknown cache mode is refused rather than served in a mode the operator did not ask for.
+ */
 export function parseControllerEntry(entry: string, defaultQueues: number): ControllerEntry {
-  const match = /^([^=]+)=([^:]+)(?::(\d+))?$/.exec(entry);
-  if (!match) throw new FastblockError(ErrorCode.CONFIG_INVALID, `vhost controller entry "${entry}" is not "pool/image=/path/sock[:queues]"`, { entry });
-  return { volume: match[1]!, socket: match[2]!, queues: match[3] ? Number(match[3]) : defaultQueues };
+  const match = /^([^=]+)=([^:]+)(?::(\d+)|:(\d*):([^:]*))?$/.exec(entry);
+  if (!match) {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `vhost controller entry "${entry}" is not "pool/image=/path/sock[:queues[:cache]]"`, { entry });
+  }
+  const mode = match[5];
+  const queues = match[3] ?? match[4];
+  let cache: CacheMode | undefined;
+  if (mode !== undefined) {
+    if (!isCacheMode(mode)) {
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, `vhost controller entry "${entry}": cache mode "${mode}" is not one of ${CACHE_MODES.join(', ')}`, {
+        entry,
+        cache: mode,
+      });
+    }
+    cache = mode;
+  }
+  return { volume: match[1]!, socket: match[2]!, queues: queues ? Number(queues) : defaultQueues, cache };
 }

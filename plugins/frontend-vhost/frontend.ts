@@ -2,21 +2,37 @@
  * VhostFrontend: the Frontend contract over vhost-user-blk controllers. Volumes come only from the
  * BlockVolumeProvider, so the same code serves client-library images on a node and test targets.
  * Controllers are created and removed while the daemon runs (admin commands) or from config.
+ *
+ * Each controller is writethrough (the guest's write completes once the volume has it) or
+ * writeback: the volume is wrapped in a WriteBackVolume whose log file, under
+ * `vhost.writeBackDir`, holds what was acknowledged and is not in the volume yet. The guest was
+ * offered a volatile cache either way (VIRTIO_BLK_F_FLUSH); a FLUSH waits for the write-back.
  */
-import { resolve } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+import { openWriteBack, type WriteBackVolume } from '../../kernel/block/write-back-volume.js';
 import { VhostController } from './controller.js';
-import { parseControllerEntry, type VhostConfig } from './config.js';
+import { CACHE_MODES, isCacheMode, parseControllerEntry, type CacheMode, type VhostConfig } from './config.js';
 import { vhostNative, type VhostNative } from './native.js';
 import { qemuOptions } from './qemu-options.js';
+
+const MiB = 1024 * 1024;
+
+interface Served {
+  readonly controller: VhostController;
+  readonly cache: CacheMode;
+  /** The controller's volume when it is writeback. */
+  readonly writeBack: WriteBackVolume | undefined;
+}
 
 export class VhostFrontend implements Frontend {
   readonly protocol = 'vhost-user-blk';
   /** By id, which is the socket path: one controller per socket. */
-  private readonly controllers = new Map<string, VhostController>();
+  private readonly controllers = new Map<string, Served>();
   private readonly native: VhostNative;
 
   constructor(
@@ -32,8 +48,8 @@ export class VhostFrontend implements Frontend {
   async start(): Promise<void> {
     try {
       for (const entry of this.config.controllers) {
-        const { volume, socket, queues } = parseControllerEntry(entry, this.config.defaultQueues);
-        await this.createExport({ volume, options: { socket, queues } });
+        const { volume, socket, queues, cache } = parseControllerEntry(entry, this.config.defaultQueues);
+        await this.createExport({ volume, options: { socket, queues, ...(cache === undefined ? {} : { cache }) } });
       }
     } catch (err) {
       await this.stop();
@@ -52,35 +68,113 @@ export class VhostFrontend implements Frontend {
     }
     const queues = spec.options?.queues ?? this.config.defaultQueues;
     if (typeof queues !== 'number') throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'queues must be a number', { queues });
+    const cache = spec.options?.cache ?? this.config.cache;
+    if (!isCacheMode(cache)) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `cache must be one of ${CACHE_MODES.join(', ')}`, { volume: spec.volume, cache });
+    }
     const socket = resolve(socketOption);
     if (this.controllers.has(socket)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `a vhost controller already serves ${socket}`, { socket });
-    const volume = await this.provider.open(spec.volume);
+    const log = this.log.child({ socket, volume: spec.volume });
+    const logPath = this.writeBackPath(spec.volume);
+    const inner = await this.provider.open(spec.volume);
+    let volume: BlockVolume = inner;
+    let writeBack: WriteBackVolume | undefined;
+    try {
+      if (cache === 'writeback') {
+        mkdirSync(resolve(this.config.writeBackDir), { recursive: true, mode: 0o700 });
+        writeBack = openWriteBack(inner, { path: logPath, capacityBytes: this.config.writeBackMiB * MiB, log });
+        volume = writeBack;
+      } else {
+        await this.writeBackLeftover(inner, logPath, log);
+      }
+    } catch (err) {
+      await inner.close();
+      throw err;
+    }
     let controller: VhostController;
     try {
-      controller = new VhostController(volume, { socket, queues, sizeCheckMs: this.config.sizeCheckMs }, this.native, this.log.child({ socket, volume: spec.volume }));
+      controller = new VhostController(volume, { socket, queues, sizeCheckMs: this.config.sizeCheckMs }, this.native, log);
     } catch (err) {
+      // A writeback volume drains (a replayed log included) and removes its log as it closes.
       await volume.close();
       throw err;
     }
-    this.controllers.set(socket, controller);
-    this.log.info({ volume: spec.volume, socket, queues, qemu: qemuOptions(socket, { queues }) }, 'vhost controller created');
-    return this.describe(socket, controller);
+    const served: Served = { controller, cache, writeBack };
+    this.controllers.set(socket, served);
+    this.log.info(
+      { volume: spec.volume, socket, queues, cache, ...(writeBack ? { writeBackLog: logPath, writeBackMiB: writeBack.stats().capacityBytes / MiB } : {}), qemu: qemuOptions(socket, { queues }) },
+      'vhost controller created',
+    );
+    return this.describe(socket, served);
+  }
+
+  /** The write-back log of a volume: one file per volume, so no two controllers write back the same image. */
+  private writeBackPath(volume: string): string {
+    return join(resolve(this.config.writeBackDir), `${encodeURIComponent(volume)}.wblog`);
+  }
+
+  /**
+   * A writethrough controller over a volume that has a write-back log left by an earlier (killed)
+   * process writes that log back first: what it holds was acknowledged to a guest, and serving the
+   * volume without it would lose those writes, or let a later writeback open replay them over newer
+   * data. A log another live process holds is refused (BUSY): that process serves the volume.
+   */
+  private async writeBackLeftover(inner: BlockVolume, path: string, log: Logger): Promise<void> {
+    if (!existsSync(path)) return;
+    log.warn({ path }, 'a write-back log of an earlier process: writing it back before serving writethrough');
+    const leftover = openWriteBack(keepOpen(inner), { path, capacityBytes: this.config.writeBackMiB * MiB, log });
+    await leftover.close();
   }
 
   async removeExport(id: string): Promise<void> {
     const socket = resolve(id);
-    const controller = this.controllers.get(socket);
-    if (!controller) throw new FastblockError(ErrorCode.NOT_FOUND, `no vhost controller on ${socket}`, { socket });
+    const served = this.controllers.get(socket);
+    if (!served) throw new FastblockError(ErrorCode.NOT_FOUND, `no vhost controller on ${socket}`, { socket });
     this.controllers.delete(socket);
-    await controller.close();
-    this.log.info({ socket }, 'vhost controller removed');
+    // Closing the volume drains a write-back cache into the volume and removes its log.
+    await served.controller.close();
+    this.log.info({ socket, cache: served.cache }, 'vhost controller removed');
   }
 
   listExports(): ExportInfo[] {
-    return [...this.controllers].map(([socket, controller]) => this.describe(socket, controller));
+    return [...this.controllers].map(([socket, served]) => this.describe(socket, served));
   }
 
-  private describe(socket: string, controller: VhostController): ExportInfo {
-    return { id: socket, protocol: this.protocol, volume: controller.volume.name, location: socket, clients: controller.clients };
+  private describe(socket: string, { controller, cache, writeBack }: Served): ExportInfo {
+    let details: ExportInfo['details'] = { cache };
+    if (writeBack !== undefined) {
+      const stats = writeBack.stats();
+      details = {
+        cache,
+        dirtyBytes: stats.dirtyBytes,
+        dirtyRecords: stats.dirtyRecords,
+        usedBytes: stats.usedBytes,
+        capacityBytes: stats.capacityBytes,
+        retries: stats.retries,
+        replayed: stats.replayed,
+      };
+    }
+    return { id: socket, protocol: this.protocol, volume: controller.volume.name, location: socket, clients: controller.clients, details };
   }
+}
+
+/** The volume behind a view whose close() leaves it open (a leftover log's write-back closes its view). */
+function keepOpen(volume: BlockVolume): BlockVolume {
+  return {
+    get name() {
+      return volume.name;
+    },
+    get size() {
+      return volume.size;
+    },
+    get blockSize() {
+      return volume.blockSize;
+    },
+    read: (offset, length, into) => volume.read(offset, length, into),
+    write: (offset, data, options) => volume.write(offset, data, options),
+    flush: () => volume.flush(),
+    discard: (offset, length) => volume.discard(offset, length),
+    writeZeroes: (offset, length, options) => volume.writeZeroes(offset, length, options),
+    close: async () => {},
+  };
 }

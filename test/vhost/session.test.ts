@@ -3,14 +3,20 @@
 // out of order, and every malformed message: a wrong size, a missing fd, a bad version, an index out
 // of range close that connection with a logged reason; an unknown request is refused and the session
 // goes on; a guest that breaks a ring loses its connection while another controller keeps serving.
+// A writeback controller completes an OUT whose volume write is held, and its FLUSH only once the
+// write is in the volume; a writethrough one writes back a log an earlier process left first.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import type { BlockVolume } from '../../kernel/contracts/block.js';
+import { openWriteBack } from '../../kernel/block/write-back-volume.js';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { VHOST_CONFIG_DEFAULTS } from '../../plugins/frontend-vhost/config.js';
 import { VhostFrontend } from '../../plugins/frontend-vhost/frontend.js';
 import { vhostNative } from '../../plugins/frontend-vhost/native.js';
 import { BlkStatus, BlkType } from '../../plugins/frontend-vhost/blk-request.js';
@@ -175,8 +181,9 @@ function setup() {
       return gate.volume;
     },
   };
-  const frontend = new VhostFrontend(provider, { controllers: [], defaultQueues: 2, sizeCheckMs: 20 }, log);
-  return { dir, memory, frontend, openGate: () => gate?.open(), sock: (n: string) => join(dir, `${n}.sock`) };
+  const writeBackDir = join(dir, 'write-back');
+  const frontend = new VhostFrontend(provider, { ...VHOST_CONFIG_DEFAULTS, defaultQueues: 2, sizeCheckMs: 20, writeBackDir, writeBackMiB: 4 }, log);
+  return { dir, writeBackDir, memory, frontend, openGate: () => gate?.open(), sock: (n: string) => join(dir, `${n}.sock`) };
 }
 
 test('negotiation: features, protocol features, queue count and the config space', async () => {
@@ -431,6 +438,120 @@ test('a reconnect waits until the dead session has no request left that could wr
     second.close();
   } finally {
     s.openGate();
+    await s.frontend.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('writeback: an OUT completes while the volume write is held, FLUSH waits for it, ls shows the dirty bytes', async () => {
+  const s = setup();
+  try {
+    const created = await s.frontend.createExport({ volume: 'rbd/a', options: { socket: s.sock('a'), queues: 1, cache: 'writeback' } });
+    assert.equal(created.details, { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0 });
+    const logFile = join(s.writeBackDir, 'rbd%2Fa.wblog');
+    assert.ok(existsSync(logFile), 'the log is a file under writeBackDir named after the volume');
+    assert.is(statSync(s.writeBackDir).mode & 0o777, 0o700, 'writeBackDir is created private');
+    assert.ok(logLines.some((l) => l.includes('vhost controller created') && l.includes('"cache":"writeback"')), 'the mode is logged');
+
+    const { fe, q } = await attach(s.sock('a'), 1);
+    const r = q[0]!.ring;
+    const data = Uint8Array.from({ length: 8192 }, (_, i) => (i * 7) & 0xff);
+    const writeStatus = r.status();
+    r.publish(r.chain([r.header(BlkType.OUT, 16), { address: r.alloc(8192, data), length: 8192 }, writeStatus]));
+    native.eventfdWrite(q[0]!.kick);
+    await until(() => r.usedIdx() === 1, 'the OUT, acknowledged from the log while the volume write is held');
+    assert.is(s.frontend.listExports()[0]!.details?.dirtyBytes, 8192);
+    assert.is(s.frontend.listExports()[0]!.details?.dirtyRecords, 1);
+    assert.is(s.frontend.listExports()[0]!.details?.usedBytes, 8192 + 40);
+    const inner = await s.memory.open('rbd/a');
+    assert.equal(await inner.read(8192, 8192), new Uint8Array(8192), 'the volume does not have it yet');
+
+    const flushStatus = r.status();
+    r.publish(r.chain([r.header(BlkType.FLUSH, 0), flushStatus]));
+    native.eventfdWrite(q[0]!.kick);
+    await sleep(100);
+    assert.is(r.usedIdx(), 1, 'FLUSH waits while the write-back is held');
+    s.openGate();
+    await until(() => r.usedIdx() === 2, 'the FLUSH, once the write is in the volume');
+    assert.is(q[0]!.ring.bytes[writeStatus.address], BlkStatus.OK);
+    assert.is(q[0]!.ring.bytes[flushStatus.address], BlkStatus.OK);
+    assert.equal(await inner.read(8192, 8192), data, 'the volume has the write');
+    const after = s.frontend.listExports()[0]!.details;
+    assert.is(after?.dirtyBytes, 0);
+    assert.is(after?.dirtyRecords, 0);
+
+    // Read back through the controller.
+    const into = r.alloc(8192);
+    r.publish(r.chain([r.header(BlkType.IN, 16), { address: into, length: 8192, write: true }, r.status()]));
+    native.eventfdWrite(q[0]!.kick);
+    await until(() => r.usedIdx() === 3, 'the read');
+    assert.equal(q[0]!.ring.bytes.slice(into, into + 8192), data);
+    fe.close();
+
+    await s.frontend.removeExport(s.sock('a'));
+    assert.not.ok(existsSync(logFile), 'removing the controller drains and removes its log');
+    assert.not.ok(existsSync(`${logFile}.lock`), 'and its lock');
+  } finally {
+    s.openGate();
+    await s.frontend.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('cache modes: an unknown one is refused and leaves nothing behind; a log held by this process is BUSY', async () => {
+  const s = setup();
+  try {
+    try {
+      await s.frontend.createExport({ volume: 'rbd/b', options: { socket: s.sock('b'), queues: 1, cache: 'writearound' } });
+      assert.unreachable('an unknown cache mode was accepted');
+    } catch (err) {
+      assert.ok(isFastblockError(err, ErrorCode.INVALID_ARGUMENT), String(err));
+    }
+    assert.not.ok(existsSync(s.sock('b')));
+    assert.equal(s.frontend.listExports(), []);
+
+    const wt = await s.frontend.createExport({ volume: 'rbd/b', options: { socket: s.sock('b'), queues: 1 } });
+    assert.equal(wt.details, { cache: 'writethrough' }, 'the configured default');
+    await s.frontend.createExport({ volume: 'rbd/a', options: { socket: s.sock('a1'), queues: 1, cache: 'writeback' } });
+    try {
+      await s.frontend.createExport({ volume: 'rbd/a', options: { socket: s.sock('a2'), queues: 1, cache: 'writeback' } });
+      assert.unreachable('a second write-back cache of one volume was opened');
+    } catch (err) {
+      assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
+    }
+    assert.not.ok(existsSync(s.sock('a2')));
+    assert.is(s.frontend.listExports().length, 2);
+  } finally {
+    s.openGate();
+    await s.frontend.stop();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+test('a writethrough controller writes back the log an earlier (killed) process left before serving', async () => {
+  const s = setup();
+  try {
+    mkdirSync(s.writeBackDir, { recursive: true });
+    const logFile = join(s.writeBackDir, 'rbd%2Fb.wblog');
+    // An earlier process's cache: it acknowledged a write its volume never finished, then died.
+    const stuck = await s.memory.open('rbd/b');
+    const never: BlockVolume = Object.assign(Object.create(stuck) as BlockVolume, { write: () => new Promise<void>(() => {}) });
+    const earlier = openWriteBack(never, { path: logFile, capacityBytes: 4 * 1024 * 1024, log });
+    const data = new Uint8Array(4096).fill(0xa5);
+    await earlier.write(12288, [data]);
+    assert.is(earlier.stats().dirtyBytes, 4096);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    writeFileSync(`${logFile}.lock`, String(dead));
+
+    const before = logLines.length;
+    await s.frontend.createExport({ volume: 'rbd/b', options: { socket: s.sock('b'), queues: 1, cache: 'writethrough' } });
+    const lines = logLines.slice(before).join('\n');
+    assert.match(lines, 'write-back log replayed');
+    assert.match(lines, 'writing it back before serving writethrough');
+    assert.equal(await (await s.memory.open('rbd/b')).read(12288, 4096), data, 'the acknowledged write reached the volume');
+    assert.not.ok(existsSync(logFile), 'the log is gone');
+    assert.not.ok(existsSync(`${logFile}.lock`));
+  } finally {
     await s.frontend.stop();
     rmSync(s.dir, { recursive: true, force: true });
   }

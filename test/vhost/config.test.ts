@@ -1,0 +1,59 @@
+// The vhost plugin's configuration: controller entries "pool/image=/path/sock[:queues[:cache]]"
+// (an unknown cache mode is refused, not served as something else) and the schema's checks of the
+// cache mode, the write-back directory and the ring size.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import convict from 'convict';
+import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { parseControllerEntry, VHOST_CONFIG_DEFAULTS, vhostConfigSchema, type VhostConfig } from '../../plugins/frontend-vhost/config.js';
+
+test('controller entries: queues and cache mode are optional, cache needs the queues field', () => {
+  assert.equal(parseControllerEntry('rbd/vm1=/run/vm1.sock', 2), { volume: 'rbd/vm1', socket: '/run/vm1.sock', queues: 2, cache: undefined });
+  assert.equal(parseControllerEntry('rbd/vm1=/run/vm1.sock:4', 2), { volume: 'rbd/vm1', socket: '/run/vm1.sock', queues: 4, cache: undefined });
+  assert.equal(parseControllerEntry('rbd/vm1=/run/vm1.sock:2:writeback', 1), { volume: 'rbd/vm1', socket: '/run/vm1.sock', queues: 2, cache: 'writeback' });
+  assert.equal(parseControllerEntry('rbd/vm1=/run/vm1.sock:1:writethrough', 2), { volume: 'rbd/vm1', socket: '/run/vm1.sock', queues: 1, cache: 'writethrough' });
+  assert.equal(parseControllerEntry('rbd/vm1=/run/vm1.sock::writeback', 3), { volume: 'rbd/vm1', socket: '/run/vm1.sock', queues: 3, cache: 'writeback' });
+});
+
+test('controller entries: a bad cache mode or a malformed entry is CONFIG_INVALID', () => {
+  const refused = (entry: string, what: string | RegExp): void => {
+    try {
+      parseControllerEntry(entry, 2);
+      assert.unreachable(`${entry} was accepted`);
+    } catch (err) {
+      assert.ok(isFastblockError(err, ErrorCode.CONFIG_INVALID), `${entry}: ${String(err)}`);
+      assert.match((err as Error).message, what);
+    }
+  };
+  refused('rbd/vm1=/run/vm1.sock:2:writearound', 'cache mode "writearound" is not one of writethrough, writeback');
+  refused('rbd/vm1=/run/vm1.sock:2:WriteBack', 'cache mode "WriteBack"');
+  refused('rbd/vm1=/run/vm1.sock:2:', 'cache mode ""');
+  refused('rbd/vm1=/run/vm1.sock:writeback', 'is not "pool/image=/path/sock[:queues[:cache]]"');
+  refused('rbd/vm1=/run/vm1.sock:2:writeback:x', 'is not');
+  refused('rbd/vm1=/run/vm1.sock:', 'is not');
+  refused('/run/vm1.sock', 'is not');
+});
+
+test('schema: defaults, and the cache mode, write-back directory and ring size are checked', () => {
+  const load = (values: Partial<VhostConfig>): VhostConfig => {
+    const config = convict(vhostConfigSchema);
+    config.load(values);
+    config.validate({ allowed: 'strict' });
+    return config.getProperties();
+  };
+  assert.equal(load({}), VHOST_CONFIG_DEFAULTS);
+  assert.equal(VHOST_CONFIG_DEFAULTS.cache, 'writethrough');
+  assert.equal(VHOST_CONFIG_DEFAULTS.writeBackDir, '/dev/shm/fastblock-write-back');
+  assert.equal(VHOST_CONFIG_DEFAULTS.writeBackMiB, 64);
+  assert.is(load({ cache: 'writeback', writeBackMiB: 4, writeBackDir: '/tmp/wb' }).cache, 'writeback');
+  const bad = (values: Record<string, unknown>, what: string): void => {
+    assert.throws(() => load(values as Partial<VhostConfig>), (err: Error) => err.message.includes(what), JSON.stringify(values));
+  };
+  bad({ cache: 'writearound' }, 'must be one of writethrough, writeback');
+  bad({ writeBackMiB: 3 }, 'must be an integer in [4, 4096]');
+  bad({ writeBackMiB: 8.5 }, 'must be an integer');
+  bad({ writeBackMiB: 4097 }, 'must be an integer');
+  bad({ writeBackDir: '' }, 'must be a non-empty path');
+});
+
+test.run();
