@@ -24,7 +24,7 @@
  * be replayed again (the header lags the write-back): replaying them in order ends in the same
  * state, as long as nothing reached the volume around the log (see WriteBackVolume's barriers).
  */
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { crc32 } from '../rpc/checksum.js';
 import { assert, ErrorCode, FastblockError } from '../errors.js';
 
@@ -84,17 +84,10 @@ export class WriteBackLog {
   static open(path: string, volumeName: string, capacity: number): { log: WriteBackLog; state: LogState } {
     assert(Number.isSafeInteger(capacity) && capacity >= 1 << 20, 'write-back log capacity must be at least 1 MiB');
     if (Buffer.byteLength(volumeName) > MAX_NAME) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'volume name too long for a write-back log', { volumeName });
-    const fd = openSync(path, 'a+');
-    closeSync(fd);
+    if (!existsSync(path)) WriteBackLog.create(path, volumeName, capacity);
     const rw = openSync(path, 'r+');
     try {
       const size = fstatSync(rw).size;
-      if (size === 0) {
-        const log = new WriteBackLog(path, rw, capacity, volumeName);
-        ftruncateSync(rw, HEADER_BYTES + capacity);
-        log.writeHeader(0, 1);
-        return { log, state: { capacity, tail: 0, records: [], head: 0, nextSeq: 1 } };
-      }
       const header = Buffer.alloc(HEADER_BYTES);
       if (readSync(rw, header, 0, HEADER_BYTES, 0) !== HEADER_BYTES) throw corrupt(path, 'header shorter than a page');
       if (header.toString('latin1', 0, 8) !== MAGIC) throw corrupt(path, 'not a write-back log (bad magic)');
@@ -116,6 +109,33 @@ export class WriteBackLog {
       closeSync(rw);
       throw err;
     }
+  }
+
+  /**
+   * Makes an empty log whole under another name, then renames it into place: a process killed
+   * meanwhile leaves no half-made log at `path`. The ring is written out (zeroes), so that tmpfs
+   * holds its pages now: a full tmpfs fails this open, never an append.
+   */
+  private static create(path: string, volumeName: string, capacity: number): void {
+    const making = `${path}.new`;
+    const fd = openSync(making, 'w');
+    try {
+      const log = new WriteBackLog(making, fd, capacity, volumeName);
+      log.writeHeader(0, 1);
+      const zeroes = Buffer.alloc(Math.min(capacity, 8 << 20));
+      for (let at = 0; at < capacity; at += zeroes.length) {
+        const bytes = Math.min(zeroes.length, capacity - at);
+        if (writeSync(fd, zeroes, 0, bytes, HEADER_BYTES + at) !== bytes) throw new FastblockError(ErrorCode.IO_ERROR, `short write to ${making}`, { path: making });
+      }
+    } catch (err) {
+      closeSync(fd);
+      rmSync(making, { force: true });
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC') throw new FastblockError(ErrorCode.NO_SPACE, `no room for a ${capacity}-byte write-back log at ${path}`, { path, capacity });
+      throw err;
+    }
+    closeSync(fd);
+    renameSync(making, path);
   }
 
   /** Bytes a record of `dataBytes` takes at `position`, with the padding before it if it must start a new lap. */
@@ -167,7 +187,13 @@ export class WriteBackLog {
     const checked = kind === RecordKind.PAD ? RECORD_HEADER : RECORD_HEADER + dataBytes;
     ring.writeUInt32LE(crc32(ring.subarray(phys + 4, phys + checked)), phys);
     const bytes = kind === RecordKind.PAD ? RECORD_HEADER : RECORD_HEADER + dataBytes;
-    if (writeSync(this.fd, ring, phys, bytes, HEADER_BYTES + phys) !== bytes) throw new FastblockError(ErrorCode.IO_ERROR, `short write to ${this.path}`, { path: this.path });
+    let done: number;
+    try {
+      done = writeSync(this.fd, ring, phys, bytes, HEADER_BYTES + phys);
+    } catch (err) {
+      throw new FastblockError(ErrorCode.IO_ERROR, `write to the write-back log ${this.path} failed: ${(err as Error).message}`, { path: this.path, position });
+    }
+    if (done !== bytes) throw new FastblockError(ErrorCode.IO_ERROR, `short write to ${this.path}`, { path: this.path, position });
     return phys;
   }
 

@@ -140,6 +140,7 @@ export class WriteBackVolume implements BlockVolume {
   private closed = false;
 
   private dirtyBytes = 0;
+  private dirtyRecords = 0;
   private retries = 0;
   private readonly replayed: number;
 
@@ -176,7 +177,7 @@ export class WriteBackVolume implements BlockVolume {
       capacityBytes: this.file.capacity,
       usedBytes: this.head - this.persistedTail,
       dirtyBytes: this.dirtyBytes,
-      dirtyRecords: this.records.length - this.front,
+      dirtyRecords: this.dirtyRecords,
       inFlight: this.inFlight,
       retries: this.retries,
       replayed: this.replayed,
@@ -217,7 +218,11 @@ export class WriteBackVolume implements BlockVolume {
 
   /** Writes back everything, empties and removes the log, then closes the volume. */
   async close(): Promise<void> {
-    if (this.closing) return;
+    if (this.closing) {
+      // abandon()ed: the log stays; the volume is still ours to close.
+      if (this.closed) await this.inner.close();
+      return;
+    }
     this.closing = true;
     // Behind everything queued; runs once every record is in the volume (and names an empty log).
     await this.around(() => RESOLVED);
@@ -232,6 +237,20 @@ export class WriteBackVolume implements BlockVolume {
     await this.inner.close();
   }
 
+  /**
+   * Stops using the log without writing it back, as a killed process would: the next open (here or
+   * in the next process) replays it. For a shutdown that must not wait on an unreachable cluster.
+   * Write-backs in flight may still land; nothing new is issued.
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.closed = true;
+    this.file.close();
+    releaseLock(this.lock);
+    this.log.warn({ path: this.file.path, dirtyBytes: this.dirtyBytes, dirtyRecords: this.dirtyRecords }, 'write-back log left for the next open to replay');
+  }
+
   private reportError(): void {
     const err = this.stickyError;
     if (err === undefined) return;
@@ -242,7 +261,12 @@ export class WriteBackVolume implements BlockVolume {
   private append(kind: RecordKind, offset: number, length: number, data: readonly Uint8Array[] | undefined, fua: boolean): Promise<void> {
     const dataBytes = kind === RecordKind.WRITE ? length : 0;
     if (this.queued.length === 0 && this.gated === 0 && this.fits(dataBytes)) {
-      const record = this.appendNow(kind, offset, length, data);
+      let record: Pending;
+      try {
+        record = this.appendNow(kind, offset, length, data);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return fua ? this.durable(record) : RESOLVED;
     }
     // Data views (guest memory) stay valid until this promise settles: the frontend holds them.
@@ -296,6 +320,7 @@ export class WriteBackVolume implements BlockVolume {
     }
     this.records.push(record);
     this.dirtyBytes += data?.byteLength ?? 0;
+    this.dirtyRecords++;
     if (record.waitingOn === 0) this.makeReady(record);
     return record;
   }
@@ -313,6 +338,7 @@ export class WriteBackVolume implements BlockVolume {
   }
 
   private pump(): void {
+    if (this.closed) return;
     while (this.inFlight < this.maxInFlight && this.readyFront < this.ready.length) {
       const record = this.ready[this.readyFront]!;
       this.ready[this.readyFront++] = undefined as unknown as Pending;
@@ -367,6 +393,7 @@ export class WriteBackVolume implements BlockVolume {
     assert(!record.done, 'a record is written back once');
     record.done = true;
     this.dirtyBytes -= record.data?.byteLength ?? 0;
+    this.dirtyRecords--;
     if (record.barrier) {
       if (this.barrier === record) this.barrier = undefined;
     } else {
@@ -509,28 +536,56 @@ function closedError(name: string): Promise<never> {
   return Promise.reject(new FastblockError(ErrorCode.CLOSED, `volume ${name} is closing`, { volume: name }));
 }
 
-/** An exclusive lock file holding the owner's PID; one whose owner is dead is taken over. */
+/** Lock files this process holds: a PID in a lock file may be ours again after a restart (containers). */
+const HELD = new Set<string>();
+
+/**
+ * An exclusive lock file naming its owner by PID and start time (a PID alone is reused, by the
+ * next container's gateway as often as not); one whose owner is gone is taken over.
+ */
 function takeLock(path: string): string {
-  for (let attempt = 0; attempt < 2; attempt++) {
+  if (HELD.has(path)) throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is already open in this process`, { path });
+  const me = `${process.pid} ${startTimeOf(process.pid) ?? 0}`;
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
+      writeSync(fd, me);
       closeSync(fd);
+      HELD.add(path);
       return path;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(readFileSync(path, 'utf8'));
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && alive(owner)) {
-        throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is in use by process ${owner}`, { path, owner });
-      }
-      if (owner === process.pid) throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is already open in this process`, { path });
-      unlinkSync(path);
     }
+    let content: string;
+    try {
+      content = readFileSync(path, 'utf8');
+    } catch {
+      continue; // removed meanwhile: try again
+    }
+    const [pid, start] = content.split(' ').map(Number);
+    if (pid !== undefined && pid > 0 && alive(pid, start ?? 0) && content !== me) {
+      throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is in use by process ${pid}`, { path, owner: pid });
+    }
+    // Another process taking over the same stale lock may have replaced it meanwhile: remove only
+    // what was read (the window left is between this read and the unlink).
+    if (readFileSync(path, 'utf8') === content) unlinkSync(path);
   }
   throw new FastblockError(ErrorCode.BUSY, `could not take the lock ${path}`, { path });
 }
 
-function alive(pid: number): boolean {
+/** A process's start time in clock ticks since boot (Linux /proc), or undefined. */
+function startTimeOf(pid: number): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the process that wrote a lock (pid, start time) still runs: the same PID started later is another one. */
+function alive(pid: number, start: number): boolean {
+  const now = startTimeOf(pid);
+  if (now !== undefined) return start === 0 || now === start;
   try {
     process.kill(pid, 0);
     return true;
@@ -540,6 +595,7 @@ function alive(pid: number): boolean {
 }
 
 function releaseLock(path: string): void {
+  HELD.delete(path);
   try {
     unlinkSync(path);
   } catch {

@@ -39,10 +39,6 @@ async function settle(rounds = 5): Promise<void> {
   for (let i = 0; i < rounds; i++) await tick();
 }
 
-/** Simulates the death of the process that had the log open: its lock is left behind with a dead PID. */
-function abandon(path: string): void {
-  writeFileSync(`${path}.lock`, '999999999');
-}
 
 test.after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -230,7 +226,7 @@ test('a log left behind is replayed on open, in order; a torn record ends it', a
   await wb.write(0, [pattern(4 * KiB, 2)]);
   await wb.write(8 * KiB, [pattern(4 * KiB, 3)]);
   await wb.write(16 * KiB, [pattern(4 * KiB, 4)]); // torn below
-  abandon(path); // the process dies: nothing more reaches the file
+  wb.abandon(); // as if the process died: nothing more reaches the file
 
   // The last record's data is damaged, as a write cut by the death would leave it.
   const recordBytes = RECORD_HEADER + 4 * KiB;
@@ -254,7 +250,7 @@ test('a log left behind is replayed on open, in order; a torn record ends it', a
   );
   // Writes after the replay go on from where the log ended.
   await replay.write(16 * KiB, [pattern(4 * KiB, 5)]);
-  abandon(path);
+  replay.abandon();
   const third = new ControlledVolume();
   const again = open(third, path);
   await again.flush();
@@ -272,7 +268,7 @@ test('replay after wrapping the ring starts at the persisted tail and finds ever
   await settle(); // the header names the new tail
   first.hold = true;
   for (let i = 50; i < 60; i++) await wb.write((i % 16) * record, [pattern(record, i)]);
-  abandon(path);
+  wb.abandon();
   const second = new ControlledVolume();
   for (let i = 0; i < 50; i++) await second.memory.write((i % 16) * record, [pattern(record, i)]);
   const replay = open(second, path, 1 * MiB);
@@ -291,6 +287,8 @@ test('the lock: a live owner is refused, a dead one is taken over; a log of anot
   } catch (err) {
     assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
   }
+  wb.abandon();
+  assert.not.ok(existsSync(`${path}.lock`), 'abandon() lets the lock go');
   writeFileSync(`${path}.lock`, String(process.ppid)); // a live process that is not us
   try {
     open(new ControlledVolume(), path);
@@ -299,8 +297,13 @@ test('the lock: a live owner is refused, a dead one is taken over; a log of anot
     assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
     assert.match((err as Error).message, `process ${process.ppid}`);
   }
-  abandon(path);
-  await wb.write(0, [pattern(4 * KiB, 1)]);
+  // Our own PID with another start time: the gateway of the last container, which had this PID too.
+  writeFileSync(`${path}.lock`, `${process.pid} 1`);
+  const reborn = open(new ControlledVolume(), path);
+  assert.ok(existsSync(`${path}.lock`));
+  await reborn.write(0, [pattern(4 * KiB, 1)]);
+  reborn.abandon();
+  writeFileSync(`${path}.lock`, '999999999 5'); // a dead owner
   const other = new ControlledVolume('rbd/other');
   try {
     open(other, path);
@@ -310,6 +313,24 @@ test('the lock: a live owner is refused, a dead one is taken over; a log of anot
   }
   assert.ok(existsSync(`${path}.lock`) === false, 'a refused open leaves no lock behind');
   unlinkSync(path);
+});
+
+test('a log being made when its process died (path.new) is not taken for a log; stats count what is dirty', async () => {
+  const path = logPath();
+  writeFileSync(`${path}.new`, Buffer.alloc(HEADER_BYTES + MiB));
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const wb = open(inner, path, MiB);
+  assert.is(wb.stats().replayed, 0);
+  assert.not.ok(existsSync(`${path}.new`), 'replaced by the new log');
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(64 * KiB, [pattern(4 * KiB, 2)]);
+  await wb.write(128 * KiB, [pattern(4 * KiB, 3)]);
+  await inner.pending[2]!.release();
+  assert.is(wb.stats().dirtyRecords, 2, 'a record written back behind a pending one is not dirty');
+  assert.is(wb.stats().dirtyBytes, 8 * KiB);
+  await inner.releaseAllNewestFirst();
+  await wb.close();
 });
 
 test('a file that is not a write-back log is refused, not overwritten', () => {
