@@ -1,15 +1,22 @@
 /**
- * Issue 7's benchmark. One QEMU TCG guest gets two virtio-blk disks:
+ * Issue 7's benchmark. One QEMU TCG guest gets these virtio-blk disks:
  *   - vda: fastblock's vhost controller over a 1-replica image of a local cluster (the default,
  *     --backend cluster: fastblockd with the client and vhost plugins beside a monitor and one
  *     OSD), or over the in-memory test target (--backend memory: test/vhost/daemon.ts, the
- *     frontend alone, no cluster in the path), and
+ *     frontend alone, no cluster in the path);
  *   - vdb: qemu-storage-daemon's vhost-user-blk export of a raw file, the reference, with qsd's
  *     default options. The raw file lives where the backend keeps its data: with the cluster, on
  *     the filesystem of the OSD's store (the issue's "raw file", on the same disk, as
- *     bench/cluster does); with the memory target, on tmpfs (RAM against RAM). qsd's defaults
- *     go through the host's page cache and flush nothing unless the guest asks (fio's direct=1
- *     does not), where an acknowledged fastblock write is in a raft log flushed to the device.
+ *     bench/cluster does); with the memory target, on tmpfs (RAM against RAM);
+ *   - vdc (cluster backend): a second controller of the same gateway on a second image, in
+ *     write-through mode (the side "writethrough", randwrite only).
+ * What the sides promise differs, and the figures say which is which. qsd's defaults go through
+ * the host's page cache and flush nothing unless the guest asks (fio's direct=1 does not): an
+ * acknowledged write survives qsd's death but not the host's. vda runs with the write-back cache
+ * (--cache writeback, the default): acknowledged once in the gateway's crash-safe log on tmpfs,
+ * the same promise. vdc acknowledges a write only once it is in a raft log flushed to the device,
+ * which no page cache can match in latency; its ratio is printed beside the others. Write jobs end
+ * with a flush (end_fsync) on every side, so no side leaves a backlog to the job after it.
  * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating which goes
  * first from round to round; each figure is the best of its rounds (the machine is shared, and a
  * round that loses the CPU to a neighbour says nothing about either server). The guest is CPU-bound
@@ -33,8 +40,11 @@ const opts = new Command()
   .option('--reference-direct', "qsd opens its file with O_DIRECT (cache.direct=on, aio=io_uring, as bench/cluster's qsd): not the issue's reference, a measure of what the host page cache gives it")
   .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
   .option('--guest-cpus <n>', 'vCPUs of the guest', '2')
+  .option('--cache <mode>', "vda's cache with the cluster backend: writeback (the reference's promise) or writethrough", 'writeback')
   .parse()
-  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string }>();
+  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string; cache: string }>();
+if (opts.cache !== 'writeback' && opts.cache !== 'writethrough') throw new Error(`--cache ${opts.cache}: writeback or writethrough`);
+const cluster = opts.backend === 'cluster';
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
 const runtime = Number(opts.runtime);
 const rounds = Number(opts.rounds);
@@ -53,6 +63,8 @@ const referenceSocket = join(dir, 'qsd.sock');
 // target's data is in RAM, so its reference's is on tmpfs when there is one.
 const referenceDir = opts.backend === 'memory' && existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'fastblock-bench-vhost-')) : dir;
 const referenceImage = join(referenceDir, 'qsd.img');
+// The write-back log on tmpfs, as the gateway's default (/dev/shm/fastblock-write-back), but apart.
+const writeBackDir = existsSync('/dev/shm') ? mkdtempSync(join('/dev/shm', 'fastblock-bench-write-back-')) : join(dir, 'write-back');
 writeFileSync(referenceImage, '');
 truncateSync(referenceImage, SIZE_MIB * 1024 * 1024);
 
@@ -81,8 +93,8 @@ function vcpuSeconds(pid: number): number {
   return total;
 }
 
-/** fastblock's side: the vhost frontend over the chosen backend, serving `socket`. */
-async function startFastblock(): Promise<{ socket: string; stop(): Promise<void>; pids: Record<string, number> }> {
+/** fastblock's side: the vhost frontend over the chosen backend, serving `socket` (and `writethroughSocket` with the cluster). */
+async function startFastblock(): Promise<{ socket: string; writethroughSocket?: string; stop(): Promise<void>; pids: Record<string, number> }> {
   if (opts.backend === 'memory') {
     const socket = join(dir, 'fastblock.sock');
     const daemon = await VhostDaemon.start({
@@ -99,7 +111,10 @@ async function startFastblock(): Promise<{ socket: string; stop(): Promise<void>
   // The cluster's own gateway (vstart's: tcp,client,nbd,vhost) serves the controller, so it runs
   // with the node flags of every daemon, and FASTBLOCK_DAEMON_NODE_ARGS (e.g. --cpu-prof) reaches
   // it as it reaches the OSD.
-  const cluster = await LocalCluster.start({
+  // Where LocalCluster expects its image's controller (it waits for that socket).
+  const socket = join(dir, 'cluster', 'vhost-rbd-bench.sock');
+  const writethroughSocket = join(dir, 'fastblock-wt.sock');
+  const local = await LocalCluster.start({
     dir: join(dir, 'cluster'),
     osds: 1,
     monitorPort: base,
@@ -107,14 +122,20 @@ async function startFastblock(): Promise<{ socket: string; stop(): Promise<void>
     nbdPort: base + 5,
     pool: { name: 'rbd', size: 1, pgNum: 16 },
     image: { name: 'bench', sizeBytes: SIZE_MIB * 1024 * 1024 },
+    extraImages: [{ name: 'bench-wt', sizeBytes: SIZE_MIB * 1024 * 1024 }],
     storeSizeMb: 1024,
     frontends: { vhost: true },
+    gatewaySettings: {
+      'vhost.controllers': `rbd/bench=${socket}:2:${opts.cache},rbd/bench-wt=${writethroughSocket}:2:writethrough`,
+      'vhost.writeBackDir': writeBackDir,
+    },
     logLevel: 'warn',
   });
   return {
-    socket: cluster.vhostSocket!,
-    stop: () => cluster.stop(),
-    pids: Object.fromEntries([...cluster.daemons.values()].map((d) => [d.name, d.pid])),
+    socket,
+    writethroughSocket,
+    stop: () => local.stop(),
+    pids: Object.fromEntries([...local.daemons.values()].map((d) => [d.name, d.pid])),
   };
 }
 
@@ -133,7 +154,7 @@ if (qsd.status !== 0) {
 const qsdProcess = Number(readFileSync(qsdPid, 'utf8'));
 
 const job = (dev: string, rw: string) =>
-  `host fio --name=b --filename=${dev} --direct=1 --ioengine=libaio --rw=${rw} --bs=4k --iodepth=16 --size=${SIZE_MIB}M ` +
+  `host fio --name=b --filename=${dev} --direct=1 --ioengine=libaio --rw=${rw} --bs=4k --iodepth=16 --size=${SIZE_MIB}M $([ ${rw} = randwrite ] && echo --end_fsync=1) ` +
   `--time_based --runtime=${runtime} --ramp_time=1 --randrepeat=0 --output-format=terse --terse-version=3 | tail -n 1`;
 // Each disk is written whole first, so reads hit allocated data on both.
 const script = `
@@ -141,12 +162,13 @@ ios() { awk '{ print $1 + $5 }' /sys/block/$1/stat; }
 irqs() { n=$(basename $(readlink /sys/block/$1/device)); awk -v n="$n-" 'index($0, n) { for (i = 2; i <= 3; i++) s += $i } END { print s + 0 }' /proc/interrupts; }
 # Guest-wide: local timer interrupts, rescheduling and call-function IPIs (both CPUs), idle jiffies.
 cpuwide() { awk '$1 == "LOC:" || $1 == "RES:" || $1 == "CAL:" { printf "%d ", $2 + $3 }' /proc/interrupts; awk '$1 == "cpu" { print $5 }' /proc/stat; }
-for d in vda vdb; do dd if=/dev/zero of=/dev/$d bs=1M count=${SIZE_MIB} oflag=direct 2>/dev/null; done
+for d in ${cluster ? 'vda vdb vdc' : 'vda vdb'}; do dd if=/dev/zero of=/dev/$d bs=1M count=${SIZE_MIB} oflag=direct conv=fsync 2>/dev/null; done
 for round in $(seq ${rounds}); do
   for rw in randwrite randread; do
     if [ $((round % 2)) = 1 ]; then order="fastblock reference"; else order="reference fastblock"; fi
+    ${cluster ? 'if [ $rw = randwrite ]; then order="$order writethrough"; fi' : ''}
     for who in $order; do
-      if [ $who = fastblock ]; then dev=/dev/vda; else dev=/dev/vdb; fi
+      case $who in fastblock) dev=/dev/vda;; reference) dev=/dev/vdb;; writethrough) dev=/dev/vdc;; esac
       echo "START $who $rw"
       before=$(irqs $(basename $dev)); iosBefore=$(ios $(basename $dev)); wideBefore="$(cpuwide)"
       result="$(${job('$dev', '$rw')})"
@@ -164,7 +186,7 @@ let figures: Record<string, number> = {};
 // that side: what the guest pays for kicks and interrupts differs from one back-end to the other,
 // and the guest is what the figure is bound by. Sampled from START to RESULT of each job, so it
 // includes fio's 1 s ramp and start-up: compare sides and versions, not absolute values.
-const sidePids = (who: string): Record<string, number> => (who === 'fastblock' ? daemon.pids : { qsd: qsdProcess });
+const sidePids = (who: string): Record<string, number> => (who === 'reference' ? { qsd: qsdProcess } : daemon.pids);
 let jobStart: Record<string, number> = {};
 let guestPid = 0;
 const cpuPerKIo: Record<string, number[]> = {};
@@ -198,20 +220,24 @@ const recordCpu = (who: string, rw: string, ios: number): void => {
   const used = Object.entries(sidePids(who)).map(([name, pid]) => [name, cpuSeconds(pid) - (jobStart[name] ?? 0)] as const);
   const per = (seconds: number) => (ios > 0 ? (seconds / ios) * 1e6 : 0);
   (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}`] ??= []).push(per(used.reduce((sum, [, s]) => sum + s, 0)));
-  if (who === 'fastblock') for (const [name, s] of used) (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}_${name}`] ??= []).push(per(s));
+  if (who !== 'reference') for (const [name, s] of used) (cpuPerKIo[`cpu_ms_per_1k_io_${who}_${rw}_${name}`] ??= []).push(per(s));
   (cpuPerKIo[`cpu_ms_per_1k_io_guest_${who}_${rw}`] ??= []).push(per(cpuSeconds(guestPid) - (jobStart.guest ?? 0)));
   // The guest's vCPUs (guest code, TCG) apart from QEMU's other threads (main loop: interrupt injection).
   (cpuPerKIo[`cpu_ms_per_1k_io_guest_vcpus_${who}_${rw}`] ??= []).push(per(vcpuSeconds(guestPid) - (jobStart.vcpus ?? 0)));
 };
 try {
   const guest = startGuest({
-    devices: [...vhostUserBlk(daemon.socket, { id: 'fb', queues: 2 }), ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 })],
+    devices: [
+      ...vhostUserBlk(daemon.socket, { id: 'fb', queues: 2 }),
+      ...vhostUserBlk(referenceSocket, { id: 'ref', queues: 2 }),
+      ...(daemon.writethroughSocket ? vhostUserBlk(daemon.writethroughSocket, { id: 'fbwt', queues: 2 }) : []),
+    ],
     hostfs: true,
     memoryMiB: 512,
     cpus: Number(opts.guestCpus),
     script,
     onLine,
-    timeoutMs: (4 * rounds * (runtime + 20) + 180) * 1000,
+    timeoutMs: (5 * rounds * (runtime + 20) + 240) * 1000,
   });
   guestPid = guest.pid ?? 0;
   const result = await guest.done.finally(() => guest.kill());
@@ -237,9 +263,10 @@ try {
   await daemon.stop().catch((err: unknown) => console.error(`stopping fastblock: ${(err as Error).message}`));
   rmSync(dir, { recursive: true, force: true });
   rmSync(referenceDir, { recursive: true, force: true });
+  rmSync(writeBackDir, { recursive: true, force: true });
 }
 
-const ratio = (rw: string) => figures[`fastblock_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
+const ratio = (rw: string, who = 'fastblock') => figures[`${who}_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
 figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
 // The median round of each CPU figure: a round that lost the CPU to a neighbour inflates it.
 for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
@@ -247,15 +274,18 @@ for (const [key, values] of Object.entries(irqsPerIo)) figures[key] = Math.round
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
 figures.guest_cpus = Number(opts.guestCpus);
+figures.fastblock_write_back_cache = cluster && opts.cache === 'writeback' ? 1 : 0;
+const ratios: Record<string, number> = { randwrite_iops_4k_qd16: Number(ratio('randwrite').toFixed(3)), randread_iops_4k_qd16: Number(ratio('randread').toFixed(3)) };
+if (cluster) ratios.randwrite_writethrough_iops_4k_qd16 = Number(ratio('randwrite', 'writethrough').toFixed(3));
 console.log(
   JSON.stringify({
     bench: 'vhost',
     figures,
-    ratios: { randwrite_iops_4k_qd16: Number(ratio('randwrite').toFixed(3)), randread_iops_4k_qd16: Number(ratio('randread').toFixed(3)) },
+    ratios,
     notes:
       'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. ' +
       (opts.backend === 'cluster'
-        ? 'fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway; '
+        ? `fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway, ${opts.cache === 'writeback' ? "with the write-back cache (acknowledged in the gateway's crash-safe log on tmpfs, as qsd acknowledges from the page cache); writethrough: a second image without it (acknowledged once in the OSD's flushed raft log); " : 'write-through; '}`
         : 'fastblock serves the in-memory test target (no cluster in the path); ') +
       `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}${opts.referenceDirect ? ' opened with O_DIRECT' : ''}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
   }),

@@ -38,7 +38,9 @@ export interface LocalClusterOptions {
   /** Extra `--set key=value` for the monitor (e.g. shorter down/out times in tests). */
   readonly monitorSettings?: Readonly<Record<string, string | number>>;
   readonly osdSettings?: Readonly<Record<string, string | number>>;
-  /** Extra `--set key=value` for the gateway (e.g. vhost.cache=writeback in bench/vhost). */
+  /** More images in the pool, created with the first (bench/vhost serves two). */
+  readonly extraImages?: readonly { readonly name: string; readonly sizeBytes: number }[];
+  /** Extra `--set key=value` for the gateway (e.g. vhost.controllers in bench/vhost). */
   readonly gatewaySettings?: Readonly<Record<string, string | number>>;
   readonly gateway?: boolean;
   /**
@@ -311,10 +313,12 @@ export class LocalCluster {
     const image = this.options.image ?? { name: 'disk', sizeBytes: 1024 ** 3 };
     const pools = await this.admin<Array<{ name: string }>>('pool ls');
     if (!pools.some((p) => p.name === pool.name)) await this.admin('pool create', { name: pool.name, size: pool.size, pgNum: pool.pgNum, failureDomain: 'host' });
-    try {
-      await this.admin('image create', { pool: pool.name, name: image.name, sizeBytes: image.sizeBytes });
-    } catch (err) {
-      if (!isFastblockError(err, ErrorCode.ALREADY_EXISTS) && !String((err as Error).message).includes('already exists')) throw err;
+    for (const { name, sizeBytes } of [image, ...(this.options.extraImages ?? [])]) {
+      try {
+        await this.admin('image create', { pool: pool.name, name, sizeBytes });
+      } catch (err) {
+        if (!isFastblockError(err, ErrorCode.ALREADY_EXISTS) && !String((err as Error).message).includes('already exists')) throw err;
+      }
     }
   }
 
