@@ -9,7 +9,9 @@
  *
  * Order: a record goes to the volume only after every earlier record it overlaps (per block) has;
  * discards and write-zeroes are barriers (after everything before them, before everything after).
- * A read waits for the pending records of its blocks, then reads the volume. A write larger than
+ * A read of bytes that pending records hold is a copy from the ring; a read that also needs the
+ * volume's bytes waits for the write-back of the records it overlaps, then reads the volume (as
+ * does any read while a discard or write-zeroes is pending). A write larger than
  * an eighth of the log goes around it: new records wait while everything before it drains, the
  * log's tail is persisted past them (so no replay can write older data over it), and it runs.
  *
@@ -185,6 +187,10 @@ export class WriteBackVolume implements BlockVolume {
   }
 
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    if (this.lastWriter.size > 0 && this.barrier === undefined) {
+      const served = this.fromRing(offset, length, into);
+      if (served !== undefined) return Promise.resolve(served);
+    }
     const waits = this.pendingOver(offset, length);
     if (waits === undefined) return this.inner.read(offset, length, into);
     return Promise.all(waits).then(() => this.inner.read(offset, length, into));
@@ -468,6 +474,30 @@ export class WriteBackVolume implements BlockVolume {
       this.queued.shift();
       next.run();
     }
+  }
+
+  /**
+   * The bytes of [offset, offset+length) when pending records hold all of them (the newest write
+   * of each block covers what the read needs of it): a read of what was just written is a copy
+   * from the ring, not a wait for the write-back. Undefined when any byte must come from the volume.
+   */
+  private fromRing(offset: number, length: number, into: Uint8Array | undefined): Uint8Array | undefined {
+    const bs = this.blockSize;
+    const end = offset + length;
+    const last = Math.ceil(end / bs);
+    for (let block = Math.floor(offset / bs); block < last; block++) {
+      const record = this.lastWriter.get(block);
+      if (record === undefined || record.data === undefined) return undefined;
+      if (record.offset > Math.max(offset, block * bs) || record.offset + record.length < Math.min(end, (block + 1) * bs)) return undefined;
+    }
+    const out = into ?? new Uint8Array(length);
+    for (let block = Math.floor(offset / bs); block < last; block++) {
+      const record = this.lastWriter.get(block)!;
+      const from = Math.max(offset, block * bs);
+      const to = Math.min(end, (block + 1) * bs);
+      out.set(record.data!.subarray(from - record.offset, to - record.offset), from - offset);
+    }
+    return out;
   }
 
   /** Promises of the pending records a read of [offset, offset+length) must wait for; undefined if none. */

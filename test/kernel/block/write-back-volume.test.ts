@@ -77,6 +77,33 @@ test('a write is acknowledged before the volume has it; a read and a flush wait 
   assert.not.ok(existsSync(`${path}.lock`));
 });
 
+test('a read of what pending writes hold is served from the ring, the newest write of each block winning', async () => {
+  const inner = new ControlledVolume();
+  inner.hold = true;
+  const wb = open(inner, logPath());
+  const a = pattern(8 * KiB, 1);
+  const b = pattern(4 * KiB, 2);
+  await wb.write(0, [a]);
+  await wb.write(4 * KiB, [b]);
+  // Both are held: an answer now can only come from the ring.
+  assert.equal(await wb.read(0, 8 * KiB), Uint8Array.from([...a.subarray(0, 4 * KiB), ...b]));
+  assert.equal(await wb.read(6 * KiB, 1 * KiB), b.subarray(2 * KiB, 3 * KiB));
+  const into = new Uint8Array(4 * KiB);
+  assert.is(await wb.read(0, 4 * KiB, into), into, 'into the caller\'s buffer');
+  assert.equal(into, a.subarray(0, 4 * KiB));
+  // A 512-byte write covers only part of its block: the rest is the volume's, so the read waits.
+  await wb.write(64 * KiB, [pattern(512, 3)]);
+  let partial: Uint8Array | undefined;
+  const reading = wb.read(64 * KiB, 4 * KiB).then((bytes) => (partial = bytes));
+  await settle();
+  assert.is(partial, undefined);
+  await inner.releaseAllNewestFirst();
+  await reading;
+  assert.equal(partial!.subarray(0, 512), pattern(512, 3));
+  assert.equal(partial!.subarray(512), new Uint8Array(4 * KiB - 512));
+  await wb.close();
+});
+
 test('overlapping writes reach the volume in the order they were acknowledged; others run at once', async () => {
   const inner = new ControlledVolume();
   inner.hold = true;
