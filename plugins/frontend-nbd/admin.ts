@@ -5,6 +5,7 @@
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdminArgs, AdminCommand } from '../../kernel/rpc/admin-commands.js';
+import { CACHE_MODES, isCacheMode } from './config.js';
 import type { NbdFrontend } from './frontend.js';
 
 function volumeName(args: AdminArgs): string {
@@ -17,14 +18,22 @@ export function nbdAdminCommands(frontend: NbdFrontend): AdminCommand[] {
   return [
     {
       name: 'nbd create',
-      summary: 'export a volume over NBD: { volume, readOnly? }',
+      summary: 'export a volume over NBD: { volume, readOnly?, cache?: "writethrough" | "writeback" (read-only exports are writethrough) }',
       run: (args): Promise<ExportInfo> => {
         const readOnly = args.readOnly ?? false;
         if (typeof readOnly !== 'boolean') throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'readOnly must be a boolean', { readOnly });
-        return frontend.createExport({ volume: volumeName(args), options: { readOnly } });
+        const cache = args.cache ?? undefined;
+        if (cache !== undefined && !isCacheMode(cache)) {
+          throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `cache must be one of ${CACHE_MODES.join(', ')}`, { cache });
+        }
+        return frontend.createExport({ volume: volumeName(args), options: { readOnly, ...(cache === undefined ? {} : { cache }) } });
       },
     },
-    { name: 'nbd ls', summary: 'list NBD exports and their clients', run: () => frontend.listExports() },
+    {
+      name: 'nbd ls',
+      summary: 'list NBD exports and their clients (details: cache mode, readOnly; writeback: dirtyBytes, usedBytes, capacityBytes, retries, replayed)',
+      run: () => frontend.listExports(),
+    },
     {
       name: 'nbd rm',
       summary: 'stop exporting a volume (connected clients keep it until they disconnect): { volume }',

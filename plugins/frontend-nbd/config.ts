@@ -1,15 +1,40 @@
 /**
  * The `nbd` section of the configuration: a convict schema (validated by the kernel's config
  * loader, which also derives FASTBLOCK_NBD_* environment names) and the typed settings the
- * frontend runs with.
+ * frontend runs with, and the export entries "pool/image[:ro][:writethrough|:writeback]".
  */
 import type { Schema } from 'convict';
+import { ErrorCode, FastblockError } from '../../kernel/errors.js';
+
+/**
+ * How an export's writes reach the volume. `writethrough`: a write is acknowledged once the volume
+ * has it. `writeback`: once it is a record in the export's write-back log (a file under
+ * `writeBackDir`); it goes to the volume in the background and a client FLUSH waits for it. Both
+ * advertise NBD_FLAG_SEND_FLUSH, so clients treat the export as a disk with a volatile cache.
+ * (The same modes as the vhost plugin's controllers.)
+ */
+export type CacheMode = 'writethrough' | 'writeback';
+export const CACHE_MODES: readonly CacheMode[] = ['writethrough', 'writeback'];
+
+export function isCacheMode(value: unknown): value is CacheMode {
+  return typeof value === 'string' && (CACHE_MODES as readonly string[]).includes(value);
+}
+
+export const MIN_WRITE_BACK_MIB = 4;
+/** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
+export const MAX_WRITE_BACK_MIB = 4096;
+/** The vhost plugin's default too: one log per image name on a host, whichever frontend serves it. */
+export const DEFAULT_WRITE_BACK_DIR = '/dev/shm/fastblock-write-back';
+
 export interface NbdConfig {
   /** Address to listen on; 127.0.0.1 unless the gateway is meant to be reached from elsewhere. */
   readonly host: string;
   /** TCP port; 0 picks a free one (read it back from the frontend). */
   readonly port: number;
-  /** Volumes exported from start, "pool/image" or "pool/image:ro" for a read-only export. */
+  /**
+   * Volumes exported from start: "pool/image", with ":ro" for a read-only export and/or
+   * ":writeback" / ":writethrough" for a cache mode other than `cache`.
+   */
   readonly exports: readonly string[];
   /** Also serve any volume the block provider can open, by its name, without createExport(). */
   readonly dynamicExports: boolean;
@@ -24,6 +49,12 @@ export interface NbdConfig {
   readonly maxInFlightBytes: number;
   /** A client that has not finished negotiating by then is disconnected. */
   readonly handshakeTimeoutMs: number;
+  /** Cache mode of an export whose entry (or `nbd create`) names none, dynamic exports included. */
+  readonly cache: CacheMode;
+  /** Where write-back logs live, one file per image (tmpfs by default, like a disk's DRAM cache). */
+  readonly writeBackDir: string;
+  /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
+  readonly writeBackMiB: number;
 }
 
 const MIB = 1024 * 1024;
@@ -31,7 +62,11 @@ const MIB = 1024 * 1024;
 export const nbdConfigSchema: Schema<NbdConfig> = {
   host: { doc: 'NBD listen address', format: String, default: '127.0.0.1' },
   port: { doc: 'NBD listen port (0: any free port)', format: 'port', default: 10809 },
-  exports: { doc: 'volumes exported at start: "pool/image" or "pool/image:ro"', format: Array, default: [] },
+  exports: {
+    doc: 'volumes exported at start: "pool/image[:ro][:writethrough|:writeback]" (":ro": read-only, never cached; an unknown suffix is refused)',
+    format: Array,
+    default: [],
+  },
   dynamicExports: { doc: 'serve any volume the block provider can open', format: Boolean, default: true },
   defaultExport: { doc: 'volume served for the empty export name ("" for none)', format: String, default: '' },
   maxConnections: { doc: 'simultaneous client connections', format: 'nat', default: 1024 },
@@ -39,6 +74,33 @@ export const nbdConfigSchema: Schema<NbdConfig> = {
   maxPayload: { doc: 'largest read/write payload in bytes', format: 'nat', default: 32 * MIB },
   maxInFlightBytes: { doc: 'payload bytes in flight over all connections', format: 'nat', default: 1024 * MIB },
   handshakeTimeoutMs: { doc: 'time allowed for negotiation (ms)', format: 'nat', default: 10_000 },
+  cache: {
+    doc:
+      'cache mode of an export that names none (dynamic exports too): writethrough (a write is acknowledged once the volume has it) or ' +
+      'writeback (once it is in the write-back log under writeBackDir; it reaches the volume in the background, a client flush waits for it)',
+    format: (value: unknown) => {
+      if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
+    },
+    default: 'writethrough',
+  },
+  writeBackDir: {
+    doc:
+      'directory of the write-back logs, one file per image (created with mode 0700 when missing; the vhost plugin\'s default too, so an image is cached once per host); ' +
+      'tmpfs: a host reboot loses what the clients never flushed, as a disk cache would',
+    format: (value: unknown) => {
+      if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
+    },
+    default: DEFAULT_WRITE_BACK_DIR,
+  },
+  writeBackMiB: {
+    doc: 'ring size of each writeback export\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_WRITE_BACK_MIB || value > MAX_WRITE_BACK_MIB) {
+        throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
+      }
+    },
+    default: 64,
+  },
 };
 
 /** The schema's defaults, for embedding the frontend without the config loader (tests, tools). */
@@ -53,10 +115,43 @@ export const NBD_CONFIG_DEFAULTS: NbdConfig = {
   maxPayload: 32 * MIB,
   maxInFlightBytes: 1024 * MIB,
   handshakeTimeoutMs: 10_000,
+  cache: 'writethrough',
+  writeBackDir: DEFAULT_WRITE_BACK_DIR,
+  writeBackMiB: 64,
 };
 
-/** "pool/image:ro" -> name and options. */
-export function parseExportEntry(entry: string): { volume: string; readOnly: boolean } {
-  const readOnly = entry.endsWith(':ro');
-  return { volume: readOnly ? entry.slice(0, -3) : entry, readOnly };
+export interface ExportEntry {
+  readonly volume: string;
+  readonly readOnly: boolean;
+  /** The mode the entry names; undefined: the configured default. */
+  readonly cache: CacheMode | undefined;
+}
+
+/**
+ * "pool/image", then optional suffixes in any order, each at most once: ":ro" and one cache mode
+ * (":writeback" or ":writethrough"). Volume names have no ':' (pool and image names are letters,
+ * digits, '_', '.', '-'), so everything after the first ':' is a suffix. An unknown or repeated
+ * suffix is refused rather than served as something the operator did not ask for. ":ro:writeback"
+ * parses (the frontend serves a read-only export writethrough: it has no writes to cache).
+ */
+export function parseExportEntry(entry: string): ExportEntry {
+  const [volume, ...suffixes] = entry.split(':');
+  if (volume === undefined || volume === '') {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `nbd export entry "${entry}" is not "pool/image[:ro][:writethrough|:writeback]"`, { entry });
+  }
+  let readOnly = false;
+  let cache: CacheMode | undefined;
+  for (const suffix of suffixes) {
+    if (suffix === 'ro' && !readOnly) readOnly = true;
+    else if (isCacheMode(suffix) && cache === undefined) cache = suffix;
+    else {
+      const repeated = suffix === 'ro' || isCacheMode(suffix);
+      throw new FastblockError(
+        ErrorCode.CONFIG_INVALID,
+        `nbd export entry "${entry}": ${repeated ? 'a repeated' : 'unknown'} suffix ":${suffix}" (allowed: :ro and one of ${CACHE_MODES.map((m) => `:${m}`).join(', ')})`,
+        { entry, suffix },
+      );
+    }
+  }
+  return { volume, readOnly, cache };
 }

@@ -223,6 +223,8 @@ export class Transmission {
 
   /** The volume call of a valid request; its promise resolves when the reply is queued. */
   private dispatch(request: Request, payload: Buffer[] | undefined): Promise<void> {
+    // FUA goes to the volume with the write: a writeback export's WriteBackVolume then resolves only
+    // once that record is written back, a writethrough volume once the write is durable.
     const fua = (request.flags & CMD_FLAG_FUA) !== 0;
     switch (request.type) {
       case Command.READ:
