@@ -30,11 +30,14 @@ export class TestGateway {
     readonly port: number,
   ) {}
 
-  /** Starts serve-memory.ts with `args` (e.g. ['--volume', 'pool/a:64M']) and waits until it listens. */
+  /**
+   * Starts serve-memory.ts with `args` (e.g. ['--volume', 'pool/a:64M']) and waits until it listens.
+   * With '--control' among them its stdin is a pipe for control().
+   */
   static async start(args: readonly string[]): Promise<TestGateway> {
     const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'serve-memory.ts'), ...args], {
       cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [args.includes('--control') ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     const stdout = createInterface({ input: child.stdout! });
     const first = await new Promise<string>((resolve, reject) => {
@@ -76,6 +79,26 @@ export class TestGateway {
     }
   }
 
+  /** A command of serve-memory's --control ("hold", "release", "held", "ls"); resolves with its reply. */
+  async control(command: string): Promise<unknown> {
+    const seen = this.stdoutLines.length;
+    this.child.stdin!.write(`${command}\n`);
+    for (;;) {
+      const line = this.stdoutLines.slice(seen).find((l) => l.startsWith('{"reply"'));
+      if (line) return (JSON.parse(line) as { reply: unknown }).reply;
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`test gateway exited before answering ${command}`);
+      await new Promise<void>((resolve) => this.lineWaiters.push(resolve));
+    }
+  }
+
+  /** SIGKILL, as a crash of the gateway process: nothing is drained or cleaned up. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+
   /** Waits until a log line matches (the gateway logs asynchronously to the test). */
   async waitForLog(match: (line: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
     const deadline = Date.now() + timeoutMs;
@@ -94,7 +117,7 @@ export class TestGateway {
 
   /** SIGTERM, then waits for the exit; SIGKILL if it does not come. */
   async stop(): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     const exited = new Promise<number | null>((resolve) => this.child.once('exit', (code) => resolve(code)));
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
