@@ -86,6 +86,10 @@ interface Queued {
 }
 
 const MAX_RETRY_MS = 5000;
+
+const OPEN = new Set<WriteBackVolume>();
+/** The write-back caches open in this process, from open to close or abandon (what /metrics reports). */
+export const openWriteBackVolumes: ReadonlySet<WriteBackVolume> = OPEN;
 const RESOLVED: Promise<void> = Promise.resolve();
 
 /** Errors after which a write-back can never succeed: retrying would hold the log forever. */
@@ -168,6 +172,7 @@ export class WriteBackVolume implements BlockVolume {
       this.log.warn({ path: file.path, records: state.records.length, bytes }, 'write-back log replayed: writing back what an earlier process acknowledged');
     }
     for (const r of state.records) this.track(r.kind, r.seq, r.position, r.seq, r.offset, r.length, r.data);
+    OPEN.add(this);
   }
 
   get size(): number {
@@ -232,6 +237,7 @@ export class WriteBackVolume implements BlockVolume {
     this.closing = true;
     // Behind everything queued; runs once every record is in the volume (and names an empty log).
     await this.around(() => RESOLVED);
+    OPEN.delete(this);
     this.file.close();
     this.closed = true;
     try {
@@ -254,6 +260,7 @@ export class WriteBackVolume implements BlockVolume {
     this.closed = true;
     this.file.close();
     releaseLock(this.lock);
+    OPEN.delete(this);
     this.log.warn({ path: this.file.path, dirtyBytes: this.dirtyBytes, dirtyRecords: this.dirtyRecords }, 'write-back log left for the next open to replay');
   }
 

@@ -12,6 +12,7 @@
 import { Counter } from 'prom-client';
 import type { BlockVolume, BlockVolumeProvider, BlockWriteOptions } from '../contracts/block.js';
 import type { MetricsRegistry } from '../contracts/metrics.js';
+import { registerWriteBackMetrics } from './write-back-metrics.js';
 
 const OPS = ['read', 'write', 'flush', 'discard', 'write_zeroes'] as const;
 const [READ, WRITE, FLUSH, DISCARD, WRITE_ZEROES] = [0, 1, 2, 3, 4];
@@ -62,6 +63,8 @@ class FrontendMeters {
     perOp('fastblock_frontend_errors_total', 'I/O requests of a frontend that the image failed (the host saw an I/O error), by op', (c) => c.errors);
     perExport('fastblock_frontend_read_bytes_total', 'Bytes a frontend read from an export', (c) => c.readBytes);
     perExport('fastblock_frontend_written_bytes_total', 'Bytes a frontend wrote to an export (write-zeroes and discards not included)', (c) => c.writtenBytes);
+    // Every frontend comes here once per registry; the writeback exports of any of them are reported.
+    registerWriteBackMetrics(registry);
   }
 
   counts(frontend: string, name: string): ExportCounts {

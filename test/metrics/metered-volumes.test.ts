@@ -5,6 +5,12 @@ import { Registry } from 'prom-client';
 import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openWriteBack } from '../../kernel/block/write-back-volume.js';
+import { silentLogger } from '../../kernel/logger.js';
+import { ControlledVolume } from '../kernel/block/controlled-volume.js';
 
 /** A 1 MiB volume that fails every I/O touching its second half. */
 function halfBrokenProvider(): BlockVolumeProvider {
@@ -52,6 +58,33 @@ test('a failed I/O is counted as a request and as an error of its op, and still 
   assert.is(sample(text, `fastblock_frontend_errors_total${labels('write_zeroes')}`), 1);
   assert.is(sample(text, `fastblock_frontend_errors_total${labels('flush')}`), 0);
   assert.is(sample(text, 'fastblock_frontend_read_bytes_total{frontend="nbd",export="rbd/half"}'), 4096 + 8192);
+});
+
+test('a writeback export shows its dirty bytes, log use and in-flight write-backs until it is closed', async () => {
+  const registry = new Registry();
+  meteredVolumes(halfBrokenProvider(), registry, 'vhost');
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-wb-metrics-'));
+  try {
+    const inner = new ControlledVolume('rbd/cached');
+    inner.hold = true;
+    const cache = openWriteBack(inner, { path: join(dir, 'log'), capacityBytes: 4 << 20, log: silentLogger() });
+    await cache.write(0, [new Uint8Array(8192)]);
+    let text = await registry.metrics();
+    assert.is(sample(text, 'fastblock_write_back_dirty_bytes{volume="rbd/cached"}'), 8192);
+    assert.is(sample(text, 'fastblock_write_back_log_used_bytes{volume="rbd/cached"}'), 8192 + 40);
+    assert.is(sample(text, 'fastblock_write_back_log_capacity_bytes{volume="rbd/cached"}'), 4 << 20);
+    assert.is(sample(text, 'fastblock_write_back_in_flight{volume="rbd/cached"}'), 1);
+    assert.is(sample(text, 'fastblock_write_back_retries_total{volume="rbd/cached"}'), 0);
+    await inner.releaseAllNewestFirst();
+    await cache.flush();
+    text = await registry.metrics();
+    assert.is(sample(text, 'fastblock_write_back_dirty_bytes{volume="rbd/cached"}'), 0);
+    await cache.close();
+    text = await registry.metrics();
+    assert.not.match(text, 'volume="rbd/cached"', 'a closed cache has no series');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
