@@ -5,6 +5,7 @@
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdminArgs, AdminCommand } from '../../kernel/rpc/admin-commands.js';
+import { CACHE_MODES, isCacheMode } from './write-back.js';
 import type { NvmfTarget } from './target.js';
 
 function text(args: AdminArgs, key: string, required: boolean): string | undefined {
@@ -34,17 +35,26 @@ export function nvmfAdminCommands(target: NvmfTarget): AdminCommand[] {
   return [
     {
       name: 'nvmf create',
-      summary: 'export a volume as an NVMe/TCP subsystem: { volume, nqn? }',
+      summary: 'export a volume as an NVMe/TCP subsystem: { volume, nqn?, cache?: "writethrough" | "writeback" }',
       run: async (args) => {
         const volume = text(args, 'volume', true)!;
         const nqn = text(args, 'nqn', false);
-        return exportView(target, await target.createExport({ volume, ...(nqn ? { options: { nqn } } : {}) }));
+        const cache = args.cache ?? undefined;
+        if (cache !== undefined && !isCacheMode(cache)) {
+          throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `cache must be one of ${CACHE_MODES.join(', ')}`, { cache });
+        }
+        const options = { ...(nqn ? { nqn } : {}), ...(cache ? { cache } : {}) };
+        return exportView(target, await target.createExport({ volume, options }));
       },
     },
-    { name: 'nvmf ls', summary: 'list NVMe/TCP subsystems', run: () => target.listExports().map((info) => exportView(target, info)) },
+    {
+      name: 'nvmf ls',
+      summary: 'list NVMe/TCP subsystems (details: cache mode; writeback: dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed)',
+      run: () => target.listExports().map((info) => exportView(target, info)),
+    },
     {
       name: 'nvmf rm',
-      summary: 'remove an NVMe/TCP subsystem (its hosts are disconnected): { nqn }',
+      summary: 'remove an NVMe/TCP subsystem (its hosts are disconnected; a writeback one drains its log first): { nqn }',
       run: async (args) => {
         const nqn = text(args, 'nqn', true)!;
         await target.removeExport(nqn);

@@ -5,6 +5,9 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { DEFAULT_NVMF_OPTIONS, type NvmfTargetOptions } from './target.js';
+import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode } from './write-back.js';
+
+export { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
 
 export interface NvmfConfig {
   /** Listen address; 127.0.0.1 unless hosts elsewhere are meant to connect. */
@@ -13,7 +16,10 @@ export interface NvmfConfig {
   readonly port: number;
   /** Address the discovery log advertises ("" : the listen address). */
   readonly advertiseAddress: string;
-  /** Subsystems created at start: "pool/image" or "pool/image=NQN". */
+  /**
+   * Subsystems created at start: "pool/image" or "pool/image=NQN", the volume optionally followed
+   * by ":writeback" or ":writethrough" for a cache mode other than `cache` ("pool/image:writeback=NQN").
+   */
   readonly exports: readonly string[];
   readonly nqnPrefix: string;
   readonly maxIoQueues: number;
@@ -23,13 +29,23 @@ export interface NvmfConfig {
   readonly maxH2CData: number;
   readonly keepAliveGraceMs: number;
   readonly sizeCheckMs: number;
+  /** Cache mode of an export whose entry (or `nvmf create`) names none. */
+  readonly cache: CacheMode;
+  /** Where write-back logs live, one file per image (tmpfs by default, like a disk's DRAM cache). */
+  readonly writeBackDir: string;
+  /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
+  readonly writeBackMiB: number;
 }
 
 export const nvmfConfigSchema: Schema<NvmfConfig> = {
   listen: { doc: 'NVMe/TCP listen address', format: String, default: DEFAULT_NVMF_OPTIONS.listenAddress },
   port: { doc: 'NVMe/TCP listen port (0: any free port)', format: 'port', default: DEFAULT_NVMF_OPTIONS.port },
   advertiseAddress: { doc: 'address the discovery log gives hosts ("": the listen address)', format: String, default: '' },
-  exports: { doc: 'subsystems created at start: "pool/image" or "pool/image=NQN"', format: Array, default: [] },
+  exports: {
+    doc: 'subsystems created at start: "pool/image[:writethrough|:writeback][=NQN]" (an unknown suffix is refused)',
+    format: Array,
+    default: [],
+  },
   nqnPrefix: { doc: 'prefix of default subsystem NQNs (<prefix>:<pool>:<image>)', format: String, default: DEFAULT_NVMF_OPTIONS.nqnPrefix },
   maxIoQueues: { doc: 'I/O queues per controller', format: 'nat', default: DEFAULT_NVMF_OPTIONS.maxIoQueues },
   queueDepth: { doc: 'entries per I/O submission queue (CAP.MQES + 1)', format: 'nat', default: DEFAULT_NVMF_OPTIONS.maxQueueEntries },
@@ -50,6 +66,33 @@ export const nvmfConfigSchema: Schema<NvmfConfig> = {
     },
     default: DEFAULT_NVMF_OPTIONS.sizeCheckMs,
   },
+  cache: {
+    doc:
+      'cache mode of an export that names none: writethrough (a write completes once the volume has it) or writeback ' +
+      '(once it is in the write-back log under writeBackDir; it reaches the volume in the background, the namespace reports a volatile write cache and a host Flush waits for it)',
+    format: (value: unknown) => {
+      if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
+    },
+    default: 'writethrough',
+  },
+  writeBackDir: {
+    doc:
+      'directory of the write-back logs, one file per image (created with mode 0700 when missing; the vhost and nbd plugins\' default too, so an image is cached once per host); ' +
+      'tmpfs: a host reboot loses what the hosts never flushed, as a disk cache would',
+    format: (value: unknown) => {
+      if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
+    },
+    default: DEFAULT_WRITE_BACK_DIR,
+  },
+  writeBackMiB: {
+    doc: 'ring size of each writeback export\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    format: (value: unknown) => {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_WRITE_BACK_MIB || value > MAX_WRITE_BACK_MIB) {
+        throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
+      }
+    },
+    default: DEFAULT_WRITE_BACK_MIB,
+  },
 };
 
 export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
@@ -65,12 +108,42 @@ export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
     maxH2CData: config.maxH2CData,
     keepAliveGraceMs: config.keepAliveGraceMs,
     sizeCheckMs: config.sizeCheckMs,
+    cache: config.cache,
+    writeBackDir: config.writeBackDir,
+    writeBackBytes: config.writeBackMiB * 1024 * 1024,
   };
 }
 
-/** "pool/image" or "pool/image=nqn...." */
-export function parseExportEntry(entry: string): { volume: string; nqn?: string } {
+export interface ExportEntry {
+  readonly volume: string;
+  readonly nqn?: string;
+  /** The mode the entry names; absent: the configured default. */
+  readonly cache?: CacheMode;
+}
+
+const ENTRY_FORM = '"pool/image[:writethrough|:writeback][=NQN]"';
+
+/**
+ * "pool/image" or "pool/image=NQN", the volume optionally followed by one cache mode suffix,
+ * ":writeback" or ":writethrough" ("pool/image:writeback=nqn.2024-01.io.example:vm1"). The suffix
+ * sits on the volume, not after the NQN: NQNs contain ':' themselves, volume names do not (pool and
+ * image names are letters, digits, '_', '.', '-'). An unknown or repeated suffix is refused rather
+ * than served as something the operator did not ask for.
+ */
+export function parseExportEntry(entry: string): ExportEntry {
   const match = /^([^=\s]+)(?:=(\S+))?$/.exec(entry);
-  if (!match) throw new FastblockError(ErrorCode.CONFIG_INVALID, `nvmf export entry "${entry}" is not "pool/image" or "pool/image=NQN"`, { entry });
-  return match[2] ? { volume: match[1]!, nqn: match[2] } : { volume: match[1]! };
+  if (!match) throw new FastblockError(ErrorCode.CONFIG_INVALID, `nvmf export entry "${entry}" is not ${ENTRY_FORM}`, { entry });
+  const [volume, ...suffixes] = match[1]!.split(':');
+  if (volume === undefined || volume === '') {
+    throw new FastblockError(ErrorCode.CONFIG_INVALID, `nvmf export entry "${entry}" is not ${ENTRY_FORM}`, { entry });
+  }
+  let cache: CacheMode | undefined;
+  for (const suffix of suffixes) {
+    if (isCacheMode(suffix) && cache === undefined) cache = suffix;
+    else {
+      const what = isCacheMode(suffix) ? `a repeated cache mode ":${suffix}"` : `unknown suffix ":${suffix}" (allowed: one of :writethrough, :writeback)`;
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, `nvmf export entry "${entry}": ${what}`, { entry, suffix });
+    }
+  }
+  return { volume, ...(match[2] ? { nqn: match[2] } : {}), ...(cache ? { cache } : {}) };
 }

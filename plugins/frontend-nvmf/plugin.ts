@@ -4,6 +4,7 @@
  * gateway) and provides a Frontend and the `nvmf create|ls|rm` admin commands.
  *
  *   fastblockd --plugins tcp,nvmf --set nvmf.port=4420 --set nvmf.exports=rbd/disk0
+ *   fastblockd --plugins tcp,nvmf --set nvmf.exports=rbd/disk0:writeback   (write-back cache, docs/nvmf.md)
  */
 import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import { TOKENS } from '../../kernel/container.js';
@@ -26,6 +27,7 @@ export default definePlugin<NvmfConfig>({
   register(container, config, { logger, kernelVersion }) {
     const provider = meteredVolumes(container.resolve<BlockVolumeProvider>(TOKENS.BlockVolumeProvider), metricsRegistry(container), 'nvmf');
     const admin = container.resolve<AdminCommands>(TOKENS.AdminCommands);
+    // Every entry is parsed before any export opens: a bad one refuses the start as a whole.
     const entries = config.exports.map(parseExportEntry);
     // The firmware revision hosts see (FR, firmware slot log) is fastblock's version.
     const target = new NvmfTarget(provider, logger, { ...targetOptions(config), firmware: kernelVersion.slice(0, 8) });
@@ -35,13 +37,18 @@ export default definePlugin<NvmfConfig>({
       start: async () => {
         await target.start();
         try {
-          for (const entry of entries) await target.createExport({ volume: entry.volume, ...(entry.nqn ? { options: { nqn: entry.nqn } } : {}) });
+          for (const entry of entries) {
+            const options = { ...(entry.nqn ? { nqn: entry.nqn } : {}), ...(entry.cache ? { cache: entry.cache } : {}) };
+            await target.createExport({ volume: entry.volume, options });
+          }
         } catch (err) {
           await target.stop();
           throw err;
         }
         unregister = nvmfAdminCommands(target).map((command) => admin.register(command));
       },
+      // Removing the exports drains writeback logs (the daemon waits daemon.stopTimeoutMs for it,
+      // then exits with the log in place for the next start to replay).
       stop: async () => {
         for (const remove of unregister) remove();
         await target.stop();

@@ -2,10 +2,18 @@
  * The NVMe/TCP target: a listener, the discovery subsystem, and one NVM subsystem per exported
  * volume. It is the plugin's Frontend: exports are created and removed at runtime (admin commands,
  * config at start) and each appears in the discovery log as it comes and goes.
+ *
+ * Each export is writethrough (a write completes once the volume has it) or writeback: its volume is
+ * wrapped in ONE WriteBackVolume, shared by every controller and queue of the subsystem, whose log
+ * file under `writeBackDir` holds what was acknowledged and is not in the volume yet. So a Flush on
+ * any queue waits for every write acknowledged before it, whichever queue or host sent it. A
+ * writeback namespace is reported as a volatile write cache (Identify Controller VWC), so hosts
+ * flush at their commit points; a FUA write waits for its own write-back.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdvertisedPort } from './controller/admin-commands.js';
@@ -17,6 +25,18 @@ import { Namespace } from './subsystem/namespace.js';
 import { NvmSubsystem } from './subsystem/nvm-subsystem.js';
 import { NvmeTcpConnection } from './tcp/connection.js';
 import { SocketWire } from './tcp/socket-wire.js';
+import {
+  CACHE_MODES,
+  DEFAULT_WRITE_BACK_DIR,
+  DEFAULT_WRITE_BACK_MIB,
+  MAX_WRITE_BACK_MIB,
+  MIN_WRITE_BACK_MIB,
+  isCacheMode,
+  openExportWriteBack,
+  writeBackLeftover,
+  type CacheMode,
+  type WriteBackSettings,
+} from './write-back.js';
 
 export interface NvmfTargetOptions extends ControllerLimits {
   /** Address the listener binds. */
@@ -29,13 +49,24 @@ export interface NvmfTargetOptions extends ControllerLimits {
   readonly nqnPrefix: string;
   /** How often exported volumes' sizes are checked; a change is reported to hosts (ms). */
   readonly sizeCheckMs: number;
+  /** Cache mode of an export whose spec names none. */
+  readonly cache: CacheMode;
+  /** Directory of the write-back logs, one per image (shared with the vhost and nbd plugins by default). */
+  readonly writeBackDir: string;
+  /** Ring size of each writeback export's log, bytes. */
+  readonly writeBackBytes: number;
 }
+
+const MiB = 1024 * 1024;
 
 export const DEFAULT_NVMF_OPTIONS: NvmfTargetOptions = {
   listenAddress: '127.0.0.1',
   port: 4420,
   nqnPrefix: 'nqn.2024-01.io.fastblock',
   sizeCheckMs: 1000,
+  cache: 'writethrough',
+  writeBackDir: DEFAULT_WRITE_BACK_DIR,
+  writeBackBytes: DEFAULT_WRITE_BACK_MIB * MiB,
   maxIoQueues: 8,
   maxQueueEntries: 128,
   maxTransferBytes: 1024 * 1024,
@@ -52,6 +83,9 @@ const MAX_NQN_BYTES = 223;
 interface Export {
   readonly subsystem: NvmSubsystem;
   readonly volume: string;
+  readonly cache: CacheMode;
+  /** The namespace's volume when writeback. */
+  readonly writeBack: WriteBackVolume | undefined;
 }
 
 export class NvmfTarget implements Frontend, QueueDirectory {
@@ -59,6 +93,8 @@ export class NvmfTarget implements Frontend, QueueDirectory {
   readonly limits: ControllerLimits;
   private readonly options: NvmfTargetOptions;
   private readonly exports = new Map<string, Export>();
+  /** Closes under way (a writeback one drains its log), by volume name: an export of it waits for them. */
+  private readonly closing = new Map<string, Promise<void>>();
   private readonly discovery: DiscoverySubsystem;
   private readonly connections = new Map<Socket, NvmeTcpConnection>();
   private server: Server | undefined;
@@ -112,6 +148,7 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     this.sizeCheckTimer = undefined;
     for (const socket of this.connections.keys()) socket.destroy();
     for (const id of [...this.exports.keys()]) await this.removeExport(id);
+    await Promise.all([...this.closing.values()]);
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -173,42 +210,89 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     return `${this.options.nqnPrefix}:${volume.replace(/\//g, ':')}`;
   }
 
+  /**
+   * Options: `nqn` (default `<nqnPrefix>:<pool>:<image>`), `cache` ('writethrough' | 'writeback',
+   * default nvmf.cache). A writeback export of an image whose log another export or process holds
+   * is BUSY, and so is a writethrough one while a writeback export serves the image.
+   */
   async createExport(spec: ExportSpec): Promise<ExportInfo> {
     const requested = spec.options?.nqn;
     if (requested !== undefined && typeof requested !== 'string') {
       throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'nqn must be a string', { nqn: requested });
     }
+    const cache = spec.options?.cache ?? this.options.cache;
+    if (!isCacheMode(cache)) {
+      throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `cache must be one of ${CACHE_MODES.join(', ')}`, { volume: spec.volume, cache });
+    }
     const nqn = requested ?? this.defaultNqn(spec.volume);
     const problem = nqnProblem(nqn);
     if (problem) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `invalid NQN ${JSON.stringify(nqn)}: ${problem}`, { nqn });
     if (this.exports.has(nqn)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `subsystem ${nqn} already exists`, { nqn });
-    const volume = await this.provider.open(spec.volume);
+    // A removed export of this image may still be draining its log (and holds its lock).
+    await this.closing.get(spec.volume);
+    const { volume, writeBack } = await this.openVolume(spec.volume, cache);
     if (this.exports.has(nqn)) {
       await volume.close();
       throw new FastblockError(ErrorCode.ALREADY_EXISTS, `subsystem ${nqn} already exists`, { nqn });
     }
     let namespace: Namespace;
     try {
-      namespace = new Namespace(1, volume, nqn);
+      namespace = new Namespace(1, volume, nqn, cache === 'writeback');
     } catch (err) {
       await volume.close();
       throw err;
     }
     const subsystem = new NvmSubsystem(nqn, [namespace]);
-    this.exports.set(nqn, { subsystem, volume: spec.volume });
+    this.exports.set(nqn, { subsystem, volume: spec.volume, cache, writeBack });
     this.discoveryChanged();
-    this.logger.info({ nqn, volume: spec.volume, uuid: namespace.uuidString }, 'NVMe/TCP export created');
+    const settings = writeBack ? { writeBackDir: this.options.writeBackDir, writeBackBytes: this.options.writeBackBytes } : {};
+    this.logger.info({ nqn, volume: spec.volume, uuid: namespace.uuidString, cache, ...settings }, 'NVMe/TCP export created');
     return this.info(nqn);
   }
 
+  /**
+   * The provider's volume, behind a WriteBackVolume when writeback. A writethrough one first writes
+   * back a log an earlier process left for it. A failure closes what was opened.
+   */
+  private async openVolume(name: string, cache: CacheMode): Promise<{ volume: BlockVolume; writeBack: WriteBackVolume | undefined }> {
+    const inner = await this.provider.open(name);
+    const log = this.logger.child({ volume: name });
+    const settings: WriteBackSettings = { dir: this.options.writeBackDir, capacityBytes: this.options.writeBackBytes };
+    try {
+      if (cache === 'writeback') {
+        const writeBack = openExportWriteBack(name, inner, settings, log);
+        return { volume: writeBack, writeBack };
+      }
+      await writeBackLeftover(name, inner, settings, log);
+      return { volume: inner, writeBack: undefined };
+    } catch (err) {
+      await inner.close().catch((closeErr: unknown) => log.warn({ err: closeErr }, 'closing a volume failed'));
+      throw err;
+    }
+  }
+
+  /**
+   * Disconnects the export's hosts, then closes its volume: a writeback one first writes back
+   * everything acknowledged (as long as the volume takes) and removes its log. Resolves after that.
+   */
   async removeExport(id: string): Promise<void> {
     const entry = this.exports.get(id);
     if (!entry) throw new FastblockError(ErrorCode.NOT_FOUND, `no NVMe/TCP export ${id}`, { id });
     this.exports.delete(id);
     for (const controller of [...entry.subsystem.controllers.values()]) controller.destroy('subsystem removed');
     this.discoveryChanged();
-    await Promise.allSettled([...entry.subsystem.namespaces.values()].map((ns) => ns.volume.close()));
-    this.logger.info({ nqn: id, volume: entry.volume }, 'NVMe/TCP export removed');
+    const dirty = entry.writeBack?.stats();
+    if (dirty) this.logger.info({ nqn: id, volume: entry.volume, dirtyBytes: dirty.dirtyBytes, dirtyRecords: dirty.dirtyRecords }, 'NVMe/TCP export removed: draining its write-back log');
+    const earlier = this.closing.get(entry.volume);
+    const closed = Promise.allSettled([...entry.subsystem.namespaces.values()].map((ns) => ns.volume.close())).then((results) => {
+      for (const r of results) if (r.status === 'rejected') this.logger.warn({ err: r.reason, nqn: id, volume: entry.volume }, 'closing a volume failed');
+    });
+    const done = Promise.all([earlier, closed]).then(() => {
+      if (this.closing.get(entry.volume) === done) this.closing.delete(entry.volume);
+    });
+    this.closing.set(entry.volume, done);
+    await done;
+    this.logger.info({ nqn: id, volume: entry.volume, cache: entry.cache }, 'NVMe/TCP export removed');
   }
 
   listExports(): ExportInfo[] {
@@ -224,8 +308,15 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     const entry = this.exports.get(nqn);
     if (!entry) throw new FastblockError(ErrorCode.NOT_FOUND, `no NVMe/TCP export ${nqn}`, { nqn });
     const { address, port } = this.advertised;
-    return { id: nqn, protocol: this.protocol, volume: entry.volume, location: `${address}:${port} ${nqn}`, clients: entry.subsystem.controllers.size };
+    return { id: nqn, protocol: this.protocol, volume: entry.volume, location: `${address}:${port} ${nqn}`, clients: entry.subsystem.controllers.size, details: details(entry) };
   }
+}
+
+/** The listing's details: the cache mode, and a writeback export's write-back figures. */
+function details(entry: Export): NonNullable<ExportInfo['details']> {
+  if (entry.writeBack === undefined) return { cache: entry.cache };
+  const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = entry.writeBack.stats();
+  return { cache: entry.cache, dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed };
 }
 
 function nqnProblem(nqn: string): string | undefined {
@@ -244,5 +335,10 @@ function validateLimits(o: NvmfTargetOptions): string | undefined {
   if (o.maxQueueEntries < 2 || o.maxQueueEntries > 65536) return 'maxQueueEntries must be in [2, 65536]';
   if (o.maxIoQueues < 1 || o.maxIoQueues > 65535) return 'maxIoQueues must be in [1, 65535]';
   if (!Number.isInteger(o.sizeCheckMs) || o.sizeCheckMs < 10) return 'sizeCheckMs must be an integer of at least 10';
+  if (!isCacheMode(o.cache)) return `cache must be one of ${CACHE_MODES.join(', ')}`;
+  if (typeof o.writeBackDir !== 'string' || o.writeBackDir === '') return 'writeBackDir must be a non-empty path';
+  if (!Number.isInteger(o.writeBackBytes) || o.writeBackBytes < MIN_WRITE_BACK_MIB * MiB || o.writeBackBytes > MAX_WRITE_BACK_MIB * MiB) {
+    return `writeBackBytes must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] MiB`;
+  }
   return undefined;
 }

@@ -84,8 +84,9 @@ function identify(controller: Controller, ctx: CommandContext): CommandResult {
         maxCommands: controller.limits.maxQueueEntries,
         namespaces: nvm ? subsystem.maxNsid : 0,
         oncs: nvm ? Oncs.DatasetManagement | Oncs.WriteZeroes : 0,
-        // Writes resolve only once durable (BlockVolume contract): there is no volatile cache to flush.
-        volatileWriteCache: false,
+        // A writethrough volume's writes resolve only once durable (BlockVolume contract): no volatile
+        // cache to flush. A writeback export's do once in its write-back log: a cache hosts must flush.
+        volatileWriteCache: nvm && subsystem.volatileWriteCache,
         inCapsuleDataSize: controller.limits.inCapsuleDataSize,
         asyncEventLimit: ASYNC_EVENT_LIMIT,
         errorLogEntries: ERROR_LOG_ENTRIES,
@@ -200,6 +201,12 @@ function setFeatures(controller: Controller, ctx: CommandContext): CommandResult
     case Feature.KeepAliveTimer:
       controller.setKeepAliveTimeout(value >>> 0);
       return ok();
+    case Feature.VolatileWriteCache:
+      // Only where a volatile write cache is present (VWC); WCE 0 makes this controller's writes
+      // write through (each one FUA), the cache stays for the subsystem's other controllers.
+      if (controller.subsystem.kind !== 'nvm' || !controller.subsystem.volatileWriteCache) break;
+      controller.writeCacheEnabled = (value & 1) === 1;
+      return ok(undefined, value & 1);
   }
   fail(GenericStatus.InvalidField, `feature 0x${fid.toString(16)} cannot be set`);
 }
@@ -210,11 +217,12 @@ function getFeatures(controller: Controller, ctx: CommandContext): CommandResult
   const fid = ctx.sqe.cdw(10) & 0xff;
   const select = (ctx.sqe.cdw(10) >> 8) & 0x7;
   const nvm = controller.subsystem.kind === 'nvm';
-  const known = fid === Feature.AsyncEventConfig || fid === Feature.KeepAliveTimer || (nvm && (fid === Feature.NumberOfQueues || fid === Feature.Arbitration || fid === Feature.PowerManagement || fid === Feature.ErrorRecovery || fid === Feature.WriteAtomicity));
+  const writeCache = controller.subsystem.kind === 'nvm' && controller.subsystem.volatileWriteCache;
+  const known = (writeCache && fid === Feature.VolatileWriteCache) || fid === Feature.AsyncEventConfig || fid === Feature.KeepAliveTimer || (nvm && (fid === Feature.NumberOfQueues || fid === Feature.Arbitration || fid === Feature.PowerManagement || fid === Feature.ErrorRecovery || fid === Feature.WriteAtomicity));
   if (!known) fail(GenericStatus.InvalidField, `feature 0x${fid.toString(16)} is not supported`);
   // Current, default and saved read the same (nothing is saveable); capabilities: changeable or not.
   if (select === SELECT_SUPPORTED_CAPABILITIES) {
-    const changeable = fid === Feature.AsyncEventConfig || fid === Feature.KeepAliveTimer || fid === Feature.NumberOfQueues;
+    const changeable = fid === Feature.AsyncEventConfig || fid === Feature.KeepAliveTimer || fid === Feature.NumberOfQueues || fid === Feature.VolatileWriteCache;
     return ok(undefined, changeable ? 0x4 : 0);
   }
   if (select > SELECT_SUPPORTED_CAPABILITIES) fail(GenericStatus.InvalidField, `feature select ${select}`);
@@ -227,6 +235,9 @@ function getFeatures(controller: Controller, ctx: CommandContext): CommandResult
       return ok(undefined, controller.asyncEventConfig);
     case Feature.KeepAliveTimer:
       return ok(undefined, controller.keepAliveTimeoutMs);
+    case Feature.VolatileWriteCache:
+      // Current: WCE as set (enabled unless the host disabled it); default and saved: enabled.
+      return ok(undefined, select === 0 ? (controller.writeCacheEnabled ? 1 : 0) : 1);
     default:
       return ok(undefined, 0);
   }

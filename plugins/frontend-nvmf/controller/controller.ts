@@ -39,6 +39,11 @@ export class Controller {
   cc = 0;
   csts = 0;
   asyncEventConfig = 0;
+  /**
+   * Volatile Write Cache feature, WCE (only settable where the subsystem has one): when the host
+   * disables it, this controller's writes go FUA, completing once durable in the volume.
+   */
+  writeCacheEnabled = true;
   /** I/O queues granted by Set Features (Number of Queues), 1-based. */
   grantedIoQueues: number;
   readonly ioQueues = new Map<number, QueueLink>();

@@ -14,7 +14,13 @@ const FLUSH_ALL_NAMESPACES = 0xffffffff;
 const DSM_RANGE_LENGTH = 16;
 const MediaStatus = { WriteFault: 0x80, UnrecoveredReadError: 0x81 } as const;
 
-export async function executeIo(subsystem: NvmSubsystem, ctx: CommandContext): Promise<CommandResult> {
+/**
+ * `writeCacheEnabled`: the controller's Volatile Write Cache feature (WCE); when off, writes go with
+ * FUA. Flush calls the volume's flush() (a writeback export's waits for every write acknowledged
+ * before it, from any queue of the subsystem: they share one WriteBackVolume). FUA (CDW12 bit 30) is
+ * passed to the volume: a writeback export's write then completes once it is written back.
+ */
+export async function executeIo(subsystem: NvmSubsystem, ctx: CommandContext, writeCacheEnabled = true): Promise<CommandResult> {
   const opcode = ctx.sqe.opcode;
   if (opcode === IoOpcode.Flush && ctx.sqe.nsid === FLUSH_ALL_NAMESPACES) {
     await volumeCall(Promise.all([...subsystem.namespaces.values()].map((ns) => ns.volume.flush())), false);
@@ -26,12 +32,12 @@ export async function executeIo(subsystem: NvmSubsystem, ctx: CommandContext): P
     case IoOpcode.Read:
       return read(subsystem, ns, ctx);
     case IoOpcode.Write:
-      return write(subsystem, ns, ctx);
+      return write(subsystem, ns, ctx, !writeCacheEnabled);
     case IoOpcode.Flush:
       await volumeCall(ns.volume.flush(), false);
       return ok();
     case IoOpcode.WriteZeroes:
-      return writeZeroes(ns, ctx);
+      return writeZeroes(ns, ctx, !writeCacheEnabled);
     case IoOpcode.DatasetManagement:
       return datasetManagement(ns, ctx);
     default:
@@ -77,21 +83,21 @@ async function read(subsystem: NvmSubsystem, ns: Namespace, ctx: CommandContext)
   return ok(data);
 }
 
-async function write(subsystem: NvmSubsystem, ns: Namespace, ctx: CommandContext): Promise<CommandResult> {
+async function write(subsystem: NvmSubsystem, ns: Namespace, ctx: CommandContext, forceFua: boolean): Promise<CommandResult> {
   const range = blockRange(ns, ctx);
   checkTransfer(range, ctx);
   const data = await ctx.receive();
-  await volumeCall(ns.volume.write(range.offset, data, { fua: forceUnitAccess(ctx) }), false, subsystem);
+  await volumeCall(ns.volume.write(range.offset, data, { fua: forceFua || forceUnitAccess(ctx) }), false, subsystem);
   subsystem.counters.writeCommands++;
   subsystem.counters.bytesWritten += range.length;
   return ok();
 }
 
-async function writeZeroes(ns: Namespace, ctx: CommandContext): Promise<CommandResult> {
+async function writeZeroes(ns: Namespace, ctx: CommandContext, forceFua: boolean): Promise<CommandResult> {
   const range = blockRange(ns, ctx);
   const deallocate = (ctx.sqe.cdw(12) & (1 << 25)) !== 0;
   // A discard reads back as zeroes (BlockVolume contract), so DEAC may release the space.
-  const done = deallocate ? ns.volume.discard(range.offset, range.length) : ns.volume.writeZeroes(range.offset, range.length, { fua: forceUnitAccess(ctx) });
+  const done = deallocate ? ns.volume.discard(range.offset, range.length) : ns.volume.writeZeroes(range.offset, range.length, { fua: forceFua || forceUnitAccess(ctx) });
   await volumeCall(done, false);
   return ok();
 }

@@ -87,7 +87,7 @@ export class Queue implements QueueLink {
     }
     if (!controller.ready) fail(GenericStatus.CommandSequenceError, 'controller is not enabled');
     if (controller.subsystem.kind !== 'nvm') fail(GenericStatus.InvalidOpcode, 'no I/O on a discovery controller');
-    return executeIo(controller.subsystem, ctx);
+    return executeIo(controller.subsystem, ctx, controller.writeCacheEnabled);
   }
 
   private async fabrics(ctx: CommandContext): Promise<CommandResult> {

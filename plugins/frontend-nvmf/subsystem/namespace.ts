@@ -19,6 +19,11 @@ export class Namespace {
     readonly nsid: number,
     readonly volume: BlockVolume,
     subsystemNqn: string,
+    /**
+     * The volume acknowledges writes before they are durable (a writeback export's write-back log):
+     * the controller reports a volatile write cache, so hosts send Flush (and FUA) at commit points.
+     */
+    readonly volatileWriteCache = false,
   ) {
     const shift = Math.log2(volume.blockSize);
     if (!Number.isInteger(shift) || shift < 9 || shift > 16) {

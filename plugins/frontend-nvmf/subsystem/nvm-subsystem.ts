@@ -21,6 +21,11 @@ export class NvmSubsystem extends Subsystem {
     this.serial = createHash('sha1').update(nqn).digest('hex').slice(0, 20);
   }
 
+  /** A namespace acknowledges writes before they are durable (Identify Controller VWC). */
+  get volatileWriteCache(): boolean {
+    return [...this.namespaces.values()].some((ns) => ns.volatileWriteCache);
+  }
+
   /** Highest namespace id (Identify Controller NN). */
   get maxNsid(): number {
     return Math.max(0, ...this.namespaces.keys());
