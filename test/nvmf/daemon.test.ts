@@ -24,7 +24,9 @@ import { TestHost } from './support/test-host.js';
 let daemon: NvmfDaemon;
 
 test.before(async () => {
-  daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:16,rbd/c:8', 'nvmf.exports=rbd/a,rbd/c=nqn.2024-01.io.example:c']);
+  // Writethrough exports look for a leftover write-back log: in a directory of this test, not the host's default.
+  const writeBackDir = join(tmpdir(), `fastblock-nvmf-daemon-${process.pid}`);
+  daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:16,rbd/c:8', 'nvmf.exports=rbd/a,rbd/c=nqn.2024-01.io.example:c', `nvmf.writeBackDir=${writeBackDir}`]);
 });
 
 test.after(async () => {
