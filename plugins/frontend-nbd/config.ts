@@ -6,25 +6,10 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-/**
- * How an export's writes reach the volume. `writethrough`: a write is acknowledged once the volume
- * has it. `writeback`: once it is a record in the export's write-back log (a file under
- * `writeBackDir`); it goes to the volume in the background and a client FLUSH waits for it. Both
- * advertise NBD_FLAG_SEND_FLUSH, so clients treat the export as a disk with a volatile cache.
- * (The same modes as the vhost plugin's controllers.)
- */
-export type CacheMode = 'writethrough' | 'writeback';
-export const CACHE_MODES: readonly CacheMode[] = ['writethrough', 'writeback'];
+import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode } from '../../kernel/block/export-cache.js';
 
-export function isCacheMode(value: unknown): value is CacheMode {
-  return typeof value === 'string' && (CACHE_MODES as readonly string[]).includes(value);
-}
-
-export const MIN_WRITE_BACK_MIB = 4;
-/** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
-export const MAX_WRITE_BACK_MIB = 4096;
-/** The vhost plugin's default too: one log per image name on a host, whichever frontend serves it. */
-export const DEFAULT_WRITE_BACK_DIR = '/dev/shm/fastblock-write-back';
+// The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
+export { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
 
 export interface NbdConfig {
   /** Address to listen on; 127.0.0.1 unless the gateway is meant to be reached from elsewhere. */
@@ -99,7 +84,7 @@ export const nbdConfigSchema: Schema<NbdConfig> = {
         throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
       }
     },
-    default: 64,
+    default: DEFAULT_WRITE_BACK_MIB,
   },
 };
 
@@ -117,7 +102,7 @@ export const NBD_CONFIG_DEFAULTS: NbdConfig = {
   handshakeTimeoutMs: 10_000,
   cache: 'writethrough',
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
-  writeBackMiB: 64,
+  writeBackMiB: DEFAULT_WRITE_BACK_MIB,
 };
 
 export interface ExportEntry {

@@ -26,7 +26,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import type { CacheMode } from './config.js';
-import { openExportWriteBack, writeBackLeftover, type WriteBackSettings } from './write-back.js';
+import { openExportWriteBack, writeBackLeftover, type WriteBackSettings } from '../../kernel/block/export-cache.js';
 
 export interface ExportOptions {
   readonly readOnly: boolean;

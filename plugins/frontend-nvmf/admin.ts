@@ -5,7 +5,7 @@
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { AdminArgs, AdminCommand } from '../../kernel/rpc/admin-commands.js';
-import { CACHE_MODES, isCacheMode } from './write-back.js';
+import { CACHE_MODES, isCacheMode } from '../../kernel/block/export-cache.js';
 import type { NvmfTarget } from './target.js';
 
 function text(args: AdminArgs, key: string, required: boolean): string | undefined {

@@ -36,7 +36,7 @@ import {
   writeBackLeftover,
   type CacheMode,
   type WriteBackSettings,
-} from './write-back.js';
+} from '../../kernel/block/export-cache.js';
 
 export interface NvmfTargetOptions extends ControllerLimits {
   /** Address the listener binds. */

@@ -5,21 +5,10 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-/**
- * How a controller's writes reach the volume. `writethrough`: a write is acknowledged once the
- * volume has it. `writeback`: once it is a record in the controller's write-back log (a file under
- * `writeBackDir`); it goes to the volume in the background and a guest FLUSH waits for it.
- */
-export type CacheMode = 'writethrough' | 'writeback';
-export const CACHE_MODES: readonly CacheMode[] = ['writethrough', 'writeback'];
+import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode } from '../../kernel/block/export-cache.js';
 
-export function isCacheMode(value: unknown): value is CacheMode {
-  return typeof value === 'string' && (CACHE_MODES as readonly string[]).includes(value);
-}
-
-export const MIN_WRITE_BACK_MIB = 4;
-/** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
-export const MAX_WRITE_BACK_MIB = 4096;
+// The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
+export { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
 
 export interface VhostConfig {
   readonly controllers: readonly string[];
@@ -59,7 +48,7 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
     format: (value: unknown) => {
       if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
     },
-    default: '/dev/shm/fastblock-write-back',
+    default: DEFAULT_WRITE_BACK_DIR,
   },
   writeBackMiB: {
     doc: 'ring size of each writeback controller\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
@@ -68,7 +57,7 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
         throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
       }
     },
-    default: 64,
+    default: DEFAULT_WRITE_BACK_MIB,
   },
 };
 
@@ -77,8 +66,8 @@ export const VHOST_CONFIG_DEFAULTS: VhostConfig = {
   defaultQueues: 2,
   sizeCheckMs: 1000,
   cache: 'writethrough',
-  writeBackDir: '/dev/shm/fastblock-write-back',
-  writeBackMiB: 64,
+  writeBackDir: DEFAULT_WRITE_BACK_DIR,
+  writeBackMiB: DEFAULT_WRITE_BACK_MIB,
 };
 
 export interface ControllerEntry {

@@ -8,13 +8,13 @@
  * `vhost.writeBackDir`, holds what was acknowledged and is not in the volume yet. The guest was
  * offered a volatile cache either way (VIRTIO_BLK_F_FLUSH); a FLUSH waits for the write-back.
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { openWriteBack, type WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import { openExportWriteBack, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
 import { VhostController } from './controller.js';
 import { CACHE_MODES, isCacheMode, parseControllerEntry, type CacheMode, type VhostConfig } from './config.js';
 import { vhostNative, type VhostNative } from './native.js';
@@ -75,17 +75,16 @@ export class VhostFrontend implements Frontend {
     const socket = resolve(socketOption);
     if (this.controllers.has(socket)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `a vhost controller already serves ${socket}`, { socket });
     const log = this.log.child({ socket, volume: spec.volume });
-    const logPath = this.writeBackPath(spec.volume);
+    const settings = { dir: this.config.writeBackDir, capacityBytes: this.config.writeBackMiB * MiB };
     const inner = await this.provider.open(spec.volume);
     let volume: BlockVolume = inner;
     let writeBack: WriteBackVolume | undefined;
     try {
       if (cache === 'writeback') {
-        mkdirSync(resolve(this.config.writeBackDir), { recursive: true, mode: 0o700 });
-        writeBack = openWriteBack(inner, { path: logPath, capacityBytes: this.config.writeBackMiB * MiB, log });
+        writeBack = openExportWriteBack(spec.volume, inner, settings, log);
         volume = writeBack;
       } else {
-        await this.writeBackLeftover(inner, logPath, log);
+        await writeBackLeftover(spec.volume, inner, settings, log);
       }
     } catch (err) {
       await inner.close();
@@ -102,28 +101,10 @@ export class VhostFrontend implements Frontend {
     const served: Served = { controller, cache, writeBack };
     this.controllers.set(socket, served);
     this.log.info(
-      { volume: spec.volume, socket, queues, cache, ...(writeBack ? { writeBackLog: logPath, writeBackMiB: writeBack.stats().capacityBytes / MiB } : {}), qemu: qemuOptions(socket, { queues }) },
+      { volume: spec.volume, socket, queues, cache, ...(writeBack ? { writeBackLog: writeBackPath(settings.dir, spec.volume), writeBackMiB: writeBack.stats().capacityBytes / MiB } : {}), qemu: qemuOptions(socket, { queues }) },
       'vhost controller created',
     );
     return this.describe(socket, served);
-  }
-
-  /** The write-back log of a volume: one file per volume, so no two controllers write back the same image. */
-  private writeBackPath(volume: string): string {
-    return join(resolve(this.config.writeBackDir), `${encodeURIComponent(volume)}.wblog`);
-  }
-
-  /**
-   * A writethrough controller over a volume that has a write-back log left by an earlier (killed)
-   * process writes that log back first: what it holds was acknowledged to a guest, and serving the
-   * volume without it would lose those writes, or let a later writeback open replay them over newer
-   * data. A log another live process holds is refused (BUSY): that process serves the volume.
-   */
-  private async writeBackLeftover(inner: BlockVolume, path: string, log: Logger): Promise<void> {
-    if (!existsSync(path)) return;
-    log.warn({ path }, 'a write-back log of an earlier process: writing it back before serving writethrough');
-    const leftover = openWriteBack(keepOpen(inner), { path, capacityBytes: this.config.writeBackMiB * MiB, log });
-    await leftover.close();
   }
 
   async removeExport(id: string): Promise<void> {
@@ -156,25 +137,4 @@ export class VhostFrontend implements Frontend {
     }
     return { id: socket, protocol: this.protocol, volume: controller.volume.name, location: socket, clients: controller.clients, details };
   }
-}
-
-/** The volume behind a view whose close() leaves it open (a leftover log's write-back closes its view). */
-function keepOpen(volume: BlockVolume): BlockVolume {
-  return {
-    get name() {
-      return volume.name;
-    },
-    get size() {
-      return volume.size;
-    },
-    get blockSize() {
-      return volume.blockSize;
-    },
-    read: (offset, length, into) => volume.read(offset, length, into),
-    write: (offset, data, options) => volume.write(offset, data, options),
-    flush: () => volume.flush(),
-    discard: (offset, length) => volume.discard(offset, length),
-    writeZeroes: (offset, length, options) => volume.writeZeroes(offset, length, options),
-    close: async () => {},
-  };
 }

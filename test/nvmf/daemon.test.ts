@@ -16,7 +16,7 @@ import { randomBytes, createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeBackPath } from '../../plugins/frontend-nvmf/write-back.js';
+import { writeBackPath } from '../../kernel/block/export-cache.js';
 import { FASTBLOCK, FASTBLOCKD, run } from '../cli/daemon-process.js';
 import { startNvmfDaemon, type NvmfDaemon } from './support/daemon.js';
 import { TestHost } from './support/test-host.js';

@@ -24,7 +24,7 @@ import type { BlockVolume, BlockVolumeProvider, BlockWriteOptions } from '../../
 import type { ExportInfo } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { NvmfTarget } from '../../plugins/frontend-nvmf/target.js';
-import { writeBackPath } from '../../plugins/frontend-nvmf/write-back.js';
+import { writeBackPath } from '../../kernel/block/export-cache.js';
 import { MemoryVolumeProvider } from '../support/memory-volume.js';
 import { HOST_NQN } from './support/host-pdu.js';
 import { TestHost, sc, type Reply } from './support/test-host.js';

@@ -1,22 +1,23 @@
 /**
- * The NVMe/TCP target's cache modes, where an export's write-back log lives, and what a
- * writethrough export does about a log an earlier process left. Mirrors
- * plugins/frontend-nbd/write-back.ts and plugins/frontend-vhost/frontend.ts on purpose: the file
- * name must be the same in every frontend (one log per image name in a `writeBackDir` they share by
- * default), so an image is never cached twice on a host and a log left by any of them is found by all.
+ * What every frontend (NBD, vhost-user-blk, NVMe/TCP) does to offer writeback exports: the cache
+ * modes and their settings' bounds, where an export's write-back log lives, and what a
+ * writethrough export does about a log an earlier process left. Here, not in each plugin, because
+ * the file name must be the same whichever frontend serves an image (one log per image name in a
+ * `writeBackDir` they share by default): an image is then never cached twice on a host, and a log
+ * left by any frontend is found by all.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { BlockVolume } from '../../kernel/contracts/block.js';
-import { openWriteBack, type WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import type { BlockVolume } from '../contracts/block.js';
+import { openWriteBack, type WriteBackVolume } from './write-back-volume.js';
 
 /**
  * How an export's writes reach the volume. `writethrough`: a write completes once the volume has
- * it, and the controller reports no volatile write cache (Identify VWC 0). `writeback`: once it is a
- * record in the export's write-back log (a file under `writeBackDir`); it goes to the volume in the
- * background, the controller reports a volatile write cache (VWC 1), and a host's Flush waits for
- * the write-back, a FUA write for its own. (The vhost and NBD plugins' modes too.)
+ * it. `writeback`: once it is a record in the export's write-back log (a file under
+ * `writeBackDir`); it goes to the volume in the background, the frontend tells its host it has a
+ * volatile write cache (NBD SEND_FLUSH, virtio-blk FLUSH, NVMe VWC), and a host's flush waits for
+ * the write-back, a FUA write for its own.
  */
 export type CacheMode = 'writethrough' | 'writeback';
 export const CACHE_MODES: readonly CacheMode[] = ['writethrough', 'writeback'];
@@ -28,18 +29,18 @@ export function isCacheMode(value: unknown): value is CacheMode {
 export const MIN_WRITE_BACK_MIB = 4;
 /** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
 export const MAX_WRITE_BACK_MIB = 4096;
-/** The vhost and NBD plugins' default too: one log per image name on a host, whichever frontend serves it. */
+/** One log per image name on a host, whichever frontend serves it. */
 export const DEFAULT_WRITE_BACK_DIR = '/dev/shm/fastblock-write-back';
 export const DEFAULT_WRITE_BACK_MIB = 64;
 
 export interface WriteBackSettings {
-  /** nvmf.writeBackDir */
+  /** The frontend's writeBackDir. */
   readonly dir: string;
-  /** nvmf.writeBackMiB, in bytes. */
+  /** The frontend's writeBackMiB, in bytes. */
   readonly capacityBytes: number;
 }
 
-/** The write-back log of a volume: `<dir>/<encodeURIComponent(pool/image)>.wblog` (the vhost and NBD plugins' name too). */
+/** The write-back log of a volume: `<dir>/<encodeURIComponent(pool/image)>.wblog`. */
 export function writeBackPath(dir: string, volume: string): string {
   return join(resolve(dir), `${encodeURIComponent(volume)}.wblog`);
 }
