@@ -12,6 +12,12 @@ export interface KernelAddon {
   readonly crc32Accelerated: boolean;
   /** "vpclmulqdq-avx512", "pclmulqdq" or "table". */
   readonly crc32Path: string;
+  /**
+   * flock(fd, LOCK_EX | LOCK_NB): 0 once held, else the errno (EWOULDBLOCK when another open file
+   * description holds it). The kernel drops the lock when the descriptor closes, so a killed
+   * holder never leaves a stale one. Absent in addons built before it.
+   */
+  readonly flockExclusive?: (fd: number) => number;
 }
 
 const loaded = loadNativeAddon<KernelAddon>(import.meta.url, 'kernel_native.node');

@@ -20,10 +20,12 @@
  * range is invalid) is dropped with an error logged, and the next flush() reports it once, as
  * Linux reports a writeback error to the next fsync.
  */
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import type { Logger } from 'pino';
 import type { BlockVolume, BlockWriteOptions } from '../contracts/block.js';
 import { assert, ErrorCode, FastblockError, isFastblockError } from '../errors.js';
+import { kernelAddon } from '../native.js';
 import { RecordKind, WriteBackLog } from './write-back-log.js';
 
 export interface WriteBackOptions {
@@ -573,41 +575,89 @@ function closedError(name: string): Promise<never> {
   return Promise.reject(new FastblockError(ErrorCode.CLOSED, `volume ${name} is closing`, { volume: name }));
 }
 
-/** Lock files this process holds: a PID in a lock file may be ours again after a restart (containers). */
-const HELD = new Set<string>();
+/**
+ * Lock files this process holds, and the descriptor that holds the flock of each (undefined when
+ * the kernel addon has no flock and the lock is a PID file).
+ */
+const HELD = new Map<string, number | undefined>();
 
 /**
- * An exclusive lock file naming its owner by PID and start time (a PID alone is reused, by the
- * next container's gateway as often as not); one whose owner is gone is taken over.
+ * Takes `path` as this process's lock, or throws BUSY naming the process that holds it.
+ *
+ * With the kernel addon: an flock on the file, which the kernel drops when the holder's descriptor
+ * closes, however the process ends; the PID written in it is for the message only. Without it: the
+ * file names its owner by PID and start time (a PID alone is reused, by the next container's
+ * gateway as often as not), and one whose owner is gone is taken over; two processes taking over
+ * the same dead owner's lock at the same moment can then both succeed.
  */
 function takeLock(path: string): string {
   if (HELD.has(path)) throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is already open in this process`, { path });
   const me = `${process.pid} ${startTimeOf(process.pid) ?? 0}`;
+  const flock = kernelAddon?.flockExclusive;
   for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, me);
-      closeSync(fd);
-      HELD.add(path);
-      return path;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    let content: string;
-    try {
-      content = readFileSync(path, 'utf8');
-    } catch {
-      continue; // removed meanwhile: try again
-    }
-    const [pid, start] = content.split(' ').map(Number);
-    if (pid !== undefined && pid > 0 && alive(pid, start ?? 0) && content !== me) {
-      throw new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is in use by process ${pid}`, { path, owner: pid });
-    }
-    // Another process taking over the same stale lock may have replaced it meanwhile: remove only
-    // what was read (the window left is between this read and the unlink).
-    if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+    if (flock !== undefined ? takeFlock(path, me, flock) : takePidFile(path, me)) return path;
   }
   throw new FastblockError(ErrorCode.BUSY, `could not take the lock ${path}`, { path });
+}
+
+/** One attempt at the flock of `path`: true when held, false to try again, BUSY when another holds it. */
+function takeFlock(path: string, me: string, flock: (fd: number) => number): boolean {
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600);
+  const errno = flock(fd);
+  if (errno !== 0) {
+    closeSync(fd);
+    if (errno === osConstants.errno.EWOULDBLOCK) throw busy(path);
+    throw new FastblockError(ErrorCode.IO_ERROR, `flock of ${path} failed (errno ${errno})`, { path, errno });
+  }
+  // The holder may have released it (unlinked, then closed) between our open and our flock: we then
+  // hold the lock of a file nobody else opens. Only the file at the path counts.
+  const held = fstatSync(fd);
+  const now = statSync(path, { throwIfNoEntry: false });
+  if (now === undefined || now.ino !== held.ino || now.dev !== held.dev) {
+    closeSync(fd);
+    return false;
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, me, 0);
+  HELD.set(path, fd);
+  return true;
+}
+
+/** One attempt at a PID lock file (no flock): true when taken, false to try again, BUSY when its owner lives. */
+function takePidFile(path: string, me: string): boolean {
+  try {
+    const fd = openSync(path, 'wx');
+    writeSync(fd, me);
+    closeSync(fd);
+    HELD.set(path, undefined);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  let content: string;
+  try {
+    content = readFileSync(path, 'utf8');
+  } catch {
+    return false; // removed meanwhile
+  }
+  const [pid, start] = content.split(' ').map(Number);
+  if (pid !== undefined && pid > 0 && alive(pid, start ?? 0) && content !== me) throw busy(path, pid);
+  // Another process taking over the same stale lock may have replaced it meanwhile: remove only
+  // what was read (the window left is between this read and the unlink).
+  if (readFileSync(path, 'utf8') === content) unlinkSync(path);
+  return false;
+}
+
+function busy(path: string, owner?: number): FastblockError {
+  let pid = owner;
+  if (pid === undefined) {
+    try {
+      pid = Number(readFileSync(path, 'utf8').split(' ')[0]) || undefined;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return new FastblockError(ErrorCode.BUSY, `write-back log ${path.slice(0, -5)} is in use by ${pid === undefined ? 'another process' : `process ${pid}`}`, { path, owner: pid });
 }
 
 /** A process's start time in clock ticks since boot (Linux /proc), or undefined. */
@@ -631,11 +681,14 @@ function alive(pid: number, start: number): boolean {
   }
 }
 
+/** Unlinks the lock, then lets its flock go: whoever opens the path next finds a new file. */
 function releaseLock(path: string): void {
+  const fd = HELD.get(path);
   HELD.delete(path);
   try {
     unlinkSync(path);
   } catch {
     // already gone
   }
+  if (fd !== undefined) closeSync(fd);
 }

@@ -14,6 +14,19 @@ import { silentLogger } from '../../../kernel/logger.js';
 import { openWriteBack, type WriteBackVolume } from '../../../kernel/block/write-back-volume.js';
 import { HEADER_BYTES, RECORD_HEADER } from '../../../kernel/block/write-back-log.js';
 import { ControlledVolume } from './controlled-volume.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { kernelAddon } from '../../../kernel/native.js';
+
+/** A process holding the flock of `path` (util-linux flock(1)), once it holds it. */
+function flockHolder(path: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    // Its own process group: the lock's descriptor is shared with the command flock(1) runs, and both must go.
+    const child = spawn('flock', ['-n', path, 'sh', '-c', 'echo held; exec sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    child.once('error', reject);
+    child.stdout!.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`flock(1) exited ${code}`)));
+  });
+}
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -316,13 +329,24 @@ test('the lock: a live owner is refused, a dead one is taken over; a log of anot
   }
   wb.abandon();
   assert.not.ok(existsSync(`${path}.lock`), 'abandon() lets the lock go');
-  writeFileSync(`${path}.lock`, String(process.ppid)); // a live process that is not us
+  // A live owner that is not us: with the kernel addon, a process holding the flock (util-linux's
+  // flock(1), as another gateway would); without it, a lock file naming a live PID.
+  const holder = kernelAddon?.flockExclusive ? await flockHolder(`${path}.lock`) : undefined;
+  if (!holder) writeFileSync(`${path}.lock`, String(process.ppid));
   try {
     open(new ControlledVolume(), path);
     assert.unreachable('a live owner keeps it');
   } catch (err) {
     assert.ok(isFastblockError(err, ErrorCode.BUSY), String(err));
-    assert.match((err as Error).message, `process ${process.ppid}`);
+    assert.match((err as Error).message, 'is in use by');
+  } finally {
+    if (holder?.pid !== undefined) process.kill(-holder.pid, 'SIGKILL');
+  }
+  if (holder) {
+    await new Promise((resolve) => holder.once('exit', resolve));
+    // Its death let the flock go, whatever the file says.
+    const after = open(new ControlledVolume(), path);
+    after.abandon();
   }
   // Our own PID with another start time: the gateway of the last container, which had this PID too.
   writeFileSync(`${path}.lock`, `${process.pid} 1`);
