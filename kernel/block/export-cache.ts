@@ -33,6 +33,23 @@ export const MAX_WRITE_BACK_MIB = 4096;
 export const DEFAULT_WRITE_BACK_DIR = '/dev/shm/fastblock-write-back';
 export const DEFAULT_WRITE_BACK_MIB = 64;
 
+export function isWriteBackMiB(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= MIN_WRITE_BACK_MIB && value <= MAX_WRITE_BACK_MIB;
+}
+
+/** The convict formats of the `cache`, `writeBackDir` and `writeBackMiB` every frontend's config section has. */
+export const WRITE_BACK_FORMATS = {
+  cache(value: unknown): void {
+    if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
+  },
+  writeBackDir(value: unknown): void {
+    if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
+  },
+  writeBackMiB(value: unknown): void {
+    if (!isWriteBackMiB(value)) throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
+  },
+} as const;
+
 export interface WriteBackSettings {
   /** The frontend's writeBackDir. */
   readonly dir: string;

@@ -16,6 +16,7 @@ import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/fr
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { ByteBudget } from './byte-budget.js';
 import { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, parseExportEntry, type NbdConfig } from './config.js';
+import { isWriteBackMiB } from '../../kernel/block/export-cache.js';
 import { ExportTable, servedCache } from './export-table.js';
 import { NbdServer } from './server.js';
 
@@ -44,7 +45,7 @@ export class NbdFrontend implements Frontend {
     if (!isCacheMode(config.cache)) {
       throw new FastblockError(ErrorCode.CONFIG_INVALID, `nbd.cache must be one of ${CACHE_MODES.join(', ')}`, { cache: config.cache });
     }
-    if (!Number.isInteger(config.writeBackMiB) || config.writeBackMiB < MIN_WRITE_BACK_MIB || config.writeBackMiB > MAX_WRITE_BACK_MIB) {
+    if (!isWriteBackMiB(config.writeBackMiB)) {
       throw new FastblockError(ErrorCode.CONFIG_INVALID, `nbd.writeBackMiB must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}]`, { writeBackMiB: config.writeBackMiB });
     }
     this.exports = new ExportTable(

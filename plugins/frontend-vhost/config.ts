@@ -5,7 +5,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 // The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
 export { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
@@ -38,25 +38,17 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
     doc:
       'cache mode of a controller that names none: writethrough (a write is acknowledged once the volume has it) or ' +
       'writeback (once it is in the write-back log under writeBackDir; it reaches the volume in the background, a guest flush waits for it)',
-    format: (value: unknown) => {
-      if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
-    },
+    format: WRITE_BACK_FORMATS.cache,
     default: 'writethrough',
   },
   writeBackDir: {
     doc: 'directory of the write-back logs, one file per writeback controller (created with mode 0700 when missing); tmpfs: a host reboot loses what the guests never flushed, as a disk cache would',
-    format: (value: unknown) => {
-      if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty path');
-    },
+    format: WRITE_BACK_FORMATS.writeBackDir,
     default: DEFAULT_WRITE_BACK_DIR,
   },
   writeBackMiB: {
     doc: 'ring size of each writeback controller\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
-    format: (value: unknown) => {
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < MIN_WRITE_BACK_MIB || value > MAX_WRITE_BACK_MIB) {
-        throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
-      }
-    },
+    format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
   },
 };
