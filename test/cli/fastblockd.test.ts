@@ -1,7 +1,7 @@
 // @slow
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FASTBLOCK, FASTBLOCKD, run, start } from './daemon-process.js';
@@ -12,6 +12,8 @@ const scratch = mkdtempSync(join(tmpdir(), 'fastblock-cli-'));
 const project = join(scratch, 'project');
 mkdirSync(join(project, 'node_modules'), { recursive: true });
 symlinkSync(new URL('../fixtures/sample-plugin', import.meta.url).pathname, join(project, 'node_modules', 'fastblock-plugin-sample'));
+// rmSync removes the symlink, not the fixture it points to.
+test.after(() => rmSync(scratch, { recursive: true, force: true }));
 
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n');

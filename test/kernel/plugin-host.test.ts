@@ -7,6 +7,7 @@ import { silentLogger } from '../../kernel/logger.js';
 import { PluginHost, prepareHost } from '../../kernel/plugin-host.js';
 import { fetchStatus, runAdmin } from '../../kernel/rpc/control.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
+import { scratchDir } from './plugin-support.js';
 
 function logSink(): { stream: Writable; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
@@ -67,10 +68,9 @@ test('without a transport plugin the daemon runs and says why it does not serve 
 });
 
 test('an empty daemon.listen serves nothing; the file section of an absent plugin is reported', async () => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
-  const { tmpdir } = await import('node:os');
-  const file = join(mkdtempSync(join(tmpdir(), 'fastblock-host-')), 'c.json');
+  const file = join(scratchDir('fastblock-host-'), 'c.json');
   writeFileSync(file, JSON.stringify({ daemon: { listen: '' }, blobstore: { device: '/dev/null' } }));
   const sink = logSink();
   const host = await PluginHost.start(await prepareHost({ plugins: ['tcp'], configFile: file, env: {}, logDestination: sink.stream }));

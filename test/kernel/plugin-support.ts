@@ -1,5 +1,5 @@
 /** Writes throwaway plugin modules into a temporary folder, for loader and lifecycle tests. */
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -15,8 +15,21 @@ export interface FakePluginSpec {
   readonly stop?: string;
 }
 
+const scratchDirs: string[] = [];
+
+/**
+ * A fresh folder under the OS temp dir, removed with everything in it when the process exits
+ * (passed or failed; only a kill leaves it), so no suite has to remember to.
+ */
 export function scratchDir(prefix = 'fastblock-plugins-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  if (scratchDirs.length === 0) {
+    process.once('exit', () => {
+      for (const made of scratchDirs) rmSync(made, { recursive: true, force: true });
+    });
+  }
+  scratchDirs.push(dir);
+  return dir;
 }
 
 /** Writes `<dir>/<file>` with a manifest built from spec; returns the path. */

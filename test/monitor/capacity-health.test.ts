@@ -10,7 +10,7 @@ import { percentFull } from '../../cli/commands/usage-format.js';
 import { checkUsage, wholePercent } from '../../services/monitor/capacity.js';
 import { registerMonitorMetrics } from '../../services/monitor/monitor-metrics.js';
 import { clusterStatus } from '../../services/monitor/status.js';
-import { cleanup, osdBoot, startMonitor, type Harness } from './harness.js';
+import { osdBoot, startMonitor, type Harness } from './harness.js';
 
 const GiB = 1024 ** 3;
 let h: Harness;
@@ -21,7 +21,6 @@ test.before(async () => {
 });
 test.after(async () => {
   await h.close();
-  cleanup(h.dir);
 });
 
 test('usage adds up over the OSDs that reported; past 0.85 an OSD is named, fullest first', async () => {

@@ -16,6 +16,8 @@ const path = join(dir, 'meta.json');
 const writer = fileURLToPath(new URL('./embedded-writer.ts', import.meta.url));
 const text = (b: Uint8Array | undefined): number => Number(new TextDecoder().decode(b ?? new Uint8Array()));
 
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
 function runAndKill(afterAcks: number, extraDelayMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', writer, path], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -62,7 +64,6 @@ test('a damaged file is refused with CORRUPT; a leftover temp file is ignored', 
   let error: Error | undefined;
   await EmbeddedMetaStore.open(path).catch((err: Error) => (error = err));
   assert.match(error?.message ?? '', /fails its checksum/);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();

@@ -53,8 +53,14 @@ export class EtcdCluster {
       members.push({ name: names[i], clientUrl, process: undefined });
     }
     const cluster = new EtcdCluster(dir, members, args);
-    for (const m of members) cluster.startMember(m.name);
-    await cluster.waitHealthy();
+    try {
+      for (const m of members) cluster.startMember(m.name);
+      await cluster.waitHealthy();
+    } catch (err) {
+      // Kills the members that started and removes the directory.
+      await cluster.stop();
+      throw err;
+    }
     return cluster;
   }
 

@@ -15,10 +15,24 @@ export interface Harness {
   readonly clock: { now: number };
   readonly transfers: { leader: OsdInfo; transfer: LeaderTransfer }[];
   readonly dir: string;
+  /** Stops this monitor and starts another on the same directory (the embedded store as it was left). */
+  restart(): Promise<Harness>;
+  /** Stops the monitor and removes its directory, whether the stop went well or not. */
   close(): Promise<void>;
 }
 
-export async function startMonitor(dir = mkdtempSync(join(tmpdir(), 'fastblock-mon-'))): Promise<Harness> {
+/** A monitor on a fresh directory under the OS temp dir, which close() removes. */
+export async function startMonitor(): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-mon-'));
+  try {
+    return await openMonitor(dir);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function openMonitor(dir: string): Promise<Harness> {
   const clock = { now: 1_000_000 };
   const transfers: Harness['transfers'] = [];
   const store = await EmbeddedMetaStore.open(join(dir, 'meta.json'));
@@ -44,9 +58,18 @@ export async function startMonitor(dir = mkdtempSync(join(tmpdir(), 'fastblock-m
     clock,
     transfers,
     dir,
-    async close() {
+    async restart() {
       await monitor.stop();
       await store.close();
+      return openMonitor(dir);
+    },
+    async close() {
+      try {
+        await monitor.stop();
+        await store.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
@@ -61,10 +84,6 @@ export function osdBoot(i: number, hosts = 3): BootRequest {
     failureDomain: `host-${i % hosts}`,
     weight: 1,
   };
-}
-
-export function cleanup(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
 }
 
 /** Resolves with the rejection message of `fn`, failing the test if it resolves. */

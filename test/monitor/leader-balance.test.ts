@@ -59,11 +59,14 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  for (const osd of osds) await osd.close();
-  for (const l of listeners) await l.close();
-  await serverTransport.close();
-  daemon.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    for (const osd of osds) await osd.close();
+    for (const l of listeners) await l.close();
+    await serverTransport.close();
+  } finally {
+    daemon.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('skewed leaders are evened out by bounded rounds of transfer requests to the current leaders', async () => {

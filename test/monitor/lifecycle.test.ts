@@ -7,7 +7,7 @@ import type { ClusterMap } from '../../kernel/contracts/index.js';
 import { join } from 'node:path';
 import { loadOsdIdentity, saveOsdIdentity } from '../../services/monitor/osd-identity.js';
 import { Monitor } from '../../services/monitor/monitor.js';
-import { cleanup, osdBoot, rejection, startMonitor, type Harness } from './harness.js';
+import { osdBoot, rejection, startMonitor, type Harness } from './harness.js';
 
 let h: Harness;
 
@@ -20,7 +20,6 @@ test.before(async () => {
 });
 test.after(async () => {
   await h.close();
-  cleanup(h.dir);
 });
 
 test('boot allocates ids once; a re-boot with the same uuid keeps its id', async () => {
@@ -154,8 +153,7 @@ test('a commit fenced off by another writer reloads and retries: one epoch per c
 
 test('the embedded store brings the same map back after a restart', async () => {
   const map = h.monitor.map();
-  await h.close();
-  h = await startMonitor(h.dir);
+  h = await h.restart();
   assert.equal(h.monitor.map(), map);
 });
 

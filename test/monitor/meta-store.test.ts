@@ -90,8 +90,11 @@ if (etcdAvailable()) {
   });
   const teardown = suite('teardown');
   teardown('stop etcd', async () => {
-    await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await cluster?.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   teardown.run();
 } else {

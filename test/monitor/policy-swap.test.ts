@@ -4,7 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixture } from '../placement/fixtures.js';
-import { cleanup, osdBoot, rejection, startMonitor, type Harness } from './harness.js';
+import { osdBoot, rejection, startMonitor, type Harness } from './harness.js';
 
 let h: Harness;
 interface Report { dryRun: boolean; version: number; pgsMoved: number; epoch?: number; pools: { after: { maxOverMean: number } }[] }
@@ -16,7 +16,6 @@ test.before(async () => {
 });
 test.after(async () => {
   await h.close();
-  cleanup(h.dir);
 });
 
 const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
@@ -63,8 +62,7 @@ test('ls and get show stored versions', async () => {
 });
 
 test('the active version survives a restart; rollback returns to the built-in', async () => {
-  await h.close();
-  h = await startMonitor(h.dir);
+  h = await h.restart();
   assert.is(h.monitor.policies.placement.name, 'forgetful');
   assert.is(h.monitor.policies.placement.version, 1);
   const dry = (await h.admin.run('policy rollback', { kind: 'placement' })) as Report;

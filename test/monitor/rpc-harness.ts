@@ -1,5 +1,5 @@
 /** A monitor served over real TCP (in this process), and simulated OSDs that talk to it. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatAddress } from '../../kernel/address.js';
@@ -29,7 +29,9 @@ export async function serveMonitorOverTcp(times = { downAfterMs: 600, outAfterMs
   const rpc = new RpcServer();
   const listener = await transport.listen({ host: '127.0.0.1', port: 0 }, rpc);
   const address = formatAddress(listener.address);
-  const metaStore = store ?? (await EmbeddedMetaStore.open(join(mkdtempSync(join(tmpdir(), 'fastblock-mon-')), 'meta.json')));
+  // Without a store of the caller's, an embedded one in a directory of its own, which close() removes.
+  const dir = store ? undefined : mkdtempSync(join(tmpdir(), 'fastblock-mon-'));
+  const metaStore = store ?? (await EmbeddedMetaStore.open(join(dir!, 'meta.json')));
   const monitor = new Monitor({
     store: metaStore,
     id: address,
@@ -51,11 +53,15 @@ export async function serveMonitorOverTcp(times = { downAfterMs: 600, outAfterMs
     store: metaStore,
     distribution: served.distribution,
     async close() {
-      served.stop();
-      await monitor.stop();
-      await listener.close();
-      await transport.close();
-      await metaStore.close();
+      try {
+        served.stop();
+        await monitor.stop();
+        await listener.close();
+        await transport.close();
+        await metaStore.close();
+      } finally {
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }

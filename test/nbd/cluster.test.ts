@@ -52,10 +52,14 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await cluster?.stop();
-  const logFile = join(dir, 'cluster', 'logs', 'gateway.log');
-  const gatewayLog = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
-  rmSync(dir, { recursive: true, force: true });
+  let gatewayLog = '';
+  try {
+    await cluster?.stop();
+  } finally {
+    const logFile = join(dir, 'cluster', 'logs', 'gateway.log');
+    gatewayLog = existsSync(logFile) ? readFileSync(logFile, 'utf8') : '';
+    rmSync(dir, { recursive: true, force: true });
+  }
   const errors = gatewayLog.split('\n').filter((l) => l.includes('"level":"error"') || l.includes('"level":"fatal"'));
   assert.equal(errors, [], 'the gateway logged no errors');
 });

@@ -60,12 +60,15 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await run('umount', [mnt]);
-  if (loop) await run('losetup', ['-d', loop]);
-  await stopNbdfuse();
-  assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
-  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    await run('umount', [mnt]);
+    if (loop) await run('losetup', ['-d', loop]);
+    await stopNbdfuse();
+    assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+    assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('mkfs.ext4, mount, write files, umount, e2fsck -fn, remount, checksums', async () => {

@@ -65,9 +65,12 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
-  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+    assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('random byte streams: every connection closed with a reason', async () => {

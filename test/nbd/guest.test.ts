@@ -60,9 +60,12 @@ test.before(async () => {
 
 test.after(async () => {
   if (skip) return;
-  assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
-  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+    assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('nbd-client in a guest: O_DIRECT dd round trip, ext4 mkfs + mount + fsck + remount', async () => {

@@ -41,9 +41,12 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
-  assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    assert.is(await gateway.stop(), 0, 'gateway stops cleanly');
+    assert.equal(gateway.errorLines(), [], 'nothing logged at error level');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('nbdinfo: size, flags, block sizes and base:allocation', async () => {

@@ -103,8 +103,11 @@ test('a guest namespace on a cluster image, through fastblockd with the client a
       await client.close();
     }
   } finally {
-    await gateway?.stop();
-    await cleanup?.();
+    try {
+      await gateway?.stop();
+    } finally {
+      await cleanup?.();
+    }
   }
 });
 

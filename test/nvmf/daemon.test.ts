@@ -116,7 +116,10 @@ test('writeback: a :writeback entry, create --cache, ls shows mode and dirty byt
     'nvmf.exports=rbd/w:writeback',
     `nvmf.writeBackDir=${dir}`,
     'nvmf.writeBackMiB=8',
-  ]);
+  ]).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   try {
     const cliOf = async (...args: string[]): Promise<unknown> => {
       const result = await run(FASTBLOCK, ['nvmf', ...args, '--addr', wb.addr, '--json']);
@@ -163,9 +166,12 @@ test('writeback: a :writeback entry, create --cache, ls shows mode and dirty byt
     assert.is((await wb.digest('rbd/x', 16 * 4096, data.length)).md5, createHash('md5').update(data).digest('hex'), 'drained into the volume');
     host.close();
   } finally {
-    await wb.stop();
-    assert.not.ok(existsSync(writeBackPath(dir, 'rbd/w')), 'the orderly stop drains and removes the entry\'s log');
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await wb.stop();
+      assert.not.ok(existsSync(writeBackPath(dir, 'rbd/w')), 'the orderly stop drains and removes the entry\'s log');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 

@@ -158,7 +158,10 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
   if (skip) return console.log(`SKIP ${skip}`);
   const dir = mkdtempSync(join(tmpdir(), 'fastblock-nvmf-'));
   const qmpSocket = join(dir, 'qmp.sock');
-  const daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:32', 'nvmf.exports=rbd/a', 'nvmf.advertiseAddress=10.0.2.2']);
+  const daemon = await startNvmfDaemon(['nvmf-test-volumes.volumes=rbd/a:64,rbd/b:32', 'nvmf.exports=rbd/a', 'nvmf.advertiseAddress=10.0.2.2']).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   try {
     const guest = startGuest({
       devices: [...userNet(), '-qmp', `unix:${qmpSocket},server=on,wait=off`],
@@ -225,8 +228,11 @@ test('kernel initiator: discover, 1 and 2 queues, dd, runtime subsystem with ext
     assert.is(value('DISCONNECT'), 'ok');
     assert.is(value('LEFT'), '0');
   } finally {
-    await daemon.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await daemon.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 

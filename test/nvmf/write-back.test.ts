@@ -92,9 +92,12 @@ test.before.each(async () => {
 });
 
 test.after.each(async () => {
-  gate.release();
-  await target.stop();
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    gate.release();
+    await target.stop();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 interface Association {

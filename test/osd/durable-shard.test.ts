@@ -22,6 +22,7 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' });
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const dir = mkdtempSync(join(tmpdir(), 'fastblock-osd-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
 
 function pattern(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -172,7 +173,6 @@ test('a replica behind the compacted log catches up by snapshot', async () => {
     await c.client.close();
     await c.transport.close();
     for (const n of nodes) await stopNode(n).catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

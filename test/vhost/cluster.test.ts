@@ -107,12 +107,15 @@ test('a guest disk on a cluster image, through fastblockd with the client and vh
       await client.close();
     }
   } finally {
-    if (gateway) {
-      gateway.child.kill('SIGTERM');
-      await gateway.exit;
+    try {
+      if (gateway) {
+        gateway.child.kill('SIGTERM');
+        await gateway.exit;
+      }
+      await cleanup?.();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    await cleanup?.();
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 

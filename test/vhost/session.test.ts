@@ -182,7 +182,22 @@ function setup() {
   };
   const writeBackDir = join(dir, 'write-back');
   const frontend = new VhostFrontend(provider, { ...VHOST_CONFIG_DEFAULTS, defaultQueues: 2, sizeCheckMs: 20, writeBackDir, writeBackMiB: 4 }, log);
-  return { dir, writeBackDir, memory, frontend, openGate: () => gate?.open(), sock: (n: string) => join(dir, `${n}.sock`) };
+  return {
+    dir,
+    writeBackDir,
+    memory,
+    frontend,
+    openGate: () => gate?.open(),
+    sock: (n: string) => join(dir, `${n}.sock`),
+    /** Stops the frontend and removes the directory, even when the stop fails. */
+    async stop(): Promise<void> {
+      try {
+        await frontend.stop();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
 }
 
 test('negotiation: features, protocol features, queue count and the config space', async () => {
@@ -213,8 +228,7 @@ test('negotiation: features, protocol features, queue count and the config space
     }
     fe.close();
   } finally {
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -259,8 +273,7 @@ test('a resized volume: a config change notice on the back-end channel, and the 
     native.close(ours);
   } finally {
     native.close(listening);
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -303,8 +316,7 @@ test('two queues at once, completed out of order, signalled through the call eve
     fe.close();
   } finally {
     s.openGate();
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -361,8 +373,7 @@ test('malformed messages close only their connection; unknown ones are refused a
     await sleep(20);
     assert.is(readdirSync('/proc/self/fd').length, openFds, 'every fd that came with a refused or malformed message is closed');
   } finally {
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -403,8 +414,7 @@ test('a guest that breaks its ring loses its connection; another controller and 
     assert.is(again.guest[status.address], BlkStatus.OK);
     for (const c of [bad, good, again]) c.fe.close();
   } finally {
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
   assert.not.ok(existsSync(s.sock('a')), 'removing a controller removes its socket');
 });
@@ -437,8 +447,7 @@ test('a reconnect waits until the dead session has no request left that could wr
     second.close();
   } finally {
     s.openGate();
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -492,8 +501,7 @@ test('writeback: an OUT completes while the volume write is held, FLUSH waits fo
     assert.not.ok(existsSync(`${logFile}.lock`), 'and its lock');
   } finally {
     s.openGate();
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -522,8 +530,7 @@ test('cache modes: an unknown one is refused and leaves nothing behind; a log he
     assert.is(s.frontend.listExports().length, 2);
   } finally {
     s.openGate();
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 
@@ -550,8 +557,7 @@ test('a writethrough controller writes back the log an earlier (killed) process 
     assert.not.ok(existsSync(logFile), 'the log is gone');
     assert.not.ok(existsSync(`${logFile}.lock`));
   } finally {
-    await s.frontend.stop();
-    rmSync(s.dir, { recursive: true, force: true });
+    await s.stop();
   }
 });
 

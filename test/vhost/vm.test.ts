@@ -75,7 +75,10 @@ test('a guest uses two controllers: dd, discard, ext4, and fio verify across a b
   truncateSync(images['rbd/b'], 64 * MiB);
   const sockets = { a: join(dir, 'a.sock'), b: join(dir, 'b.sock') };
   const base: Omit<DaemonSpec, 'controllers'> = { target: 'file', volumes: images, delayMs: 10 };
-  let daemon = await VhostDaemon.start({ ...base, controllers: [{ volume: 'rbd/a', socket: sockets.a, queues: 2 }] });
+  let daemon = await VhostDaemon.start({ ...base, controllers: [{ volume: 'rbd/a', socket: sockets.a, queues: 2 }] }).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   let restarted: VhostDaemon | undefined;
   try {
     // The second controller is created while the daemon runs.
@@ -138,9 +141,12 @@ test('a guest uses two controllers: dd, discard, ext4, and fio verify across a b
     // The kill caught requests in flight, and the new daemon replayed them from the inflight region.
     assert.match(restarted.log, 'resubmitting requests in flight', restarted.log.slice(-2000));
   } finally {
-    await daemon.kill();
-    await restarted?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await daemon.kill();
+      await restarted?.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 

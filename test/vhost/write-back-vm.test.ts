@@ -68,7 +68,10 @@ test('writeback: acknowledged writes held in the log survive a back-end SIGKILL 
     // fio's 8 MiB and dd's 4 MiB all fit: the hold never makes a write wait for ring space.
     writeBackMiB: 32,
   };
-  let daemon = await VhostDaemon.start(base);
+  let daemon = await VhostDaemon.start(base).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
   let restarted: VhostDaemon | undefined;
   try {
     assert.is((await details(daemon)).cache, 'writeback');
@@ -118,9 +121,12 @@ test('writeback: acknowledged writes held in the log survive a back-end SIGKILL 
       await volume.close();
     }
   } finally {
-    await daemon.kill();
-    await restarted?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await daemon.kill();
+      await restarted?.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
 

@@ -51,21 +51,35 @@ export interface TestCluster {
 
 export async function startTestCluster(options: Partial<LocalClusterOptions> & { readonly name: string }): Promise<TestCluster> {
   const dir = mkdtempSync(join(tmpdir(), `fastblock-${options.name}-`));
-  const cluster = await LocalCluster.start({
-    storeSizeMb: 1024,
-    logLevel: 'info',
-    ...(await freePorts(options.osds ?? 3)),
-    ...options,
-    dir,
-    storePlugin: storePlugin(),
-  });
+  const removeDir = (): void => {
+    if (!process.env.FASTBLOCK_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
+    else process.stdout.write(`cluster kept in ${dir}\n`);
+  };
+  let cluster: LocalCluster;
+  try {
+    cluster = await LocalCluster.start({
+      storeSizeMb: 1024,
+      logLevel: 'info',
+      ...(await freePorts(options.osds ?? 3)),
+      ...options,
+      dir,
+      storePlugin: storePlugin(),
+    });
+  } catch (err) {
+    // LocalCluster.start stops what it started before it throws; its directory goes too.
+    printClusterWarnings(dir);
+    removeDir();
+    throw err;
+  }
   return {
     cluster,
     cleanup: async (failure?: unknown) => {
       if (failure !== undefined) printClusterWarnings(dir);
-      await cluster.stop();
-      if (!process.env.FASTBLOCK_KEEP_CLUSTER) rmSync(dir, { recursive: true, force: true });
-      else process.stdout.write(`cluster kept in ${dir}\n`);
+      try {
+        await cluster.stop();
+      } finally {
+        removeDir();
+      }
     },
   };
 }
