@@ -14,7 +14,13 @@ export const DATA_METHOD_RECOVERY = 0x0201;
 /** OSD to OSD: does a replica hold state for a PG (services/osd/pg-manager.ts). */
 export const DATA_METHOD_PG_QUERY = 0x0202;
 
-export const DataOp = { READ: 1, WRITE: 2, DISCARD: 3, WRITE_ZEROES: 4 } as const;
+/**
+ * WRITE_EXTENTS: several non-overlapping writes of one object in one request (the header's
+ * `extents`, the bytes concatenated in the payload in the same order). A new op rather than a
+ * WRITE with extents: an OSD that does not know it refuses it instead of writing the bytes as one
+ * contiguous range.
+ */
+export const DataOp = { READ: 1, WRITE: 2, DISCARD: 3, WRITE_ZEROES: 4, WRITE_EXTENTS: 5 } as const;
 export type DataOp = (typeof DataOp)[keyof typeof DataOp];
 
 export const DataStatus = {
@@ -36,6 +42,11 @@ export interface DataRequest {
   readonly offset: number;
   readonly length: number;
   readonly epoch: number;
+  /**
+   * WRITE_EXTENTS only: offset0, length0, offset1, length1, ... inside the object, ascending and
+   * not overlapping; the lengths add up to `length` (the payload). `offset` is unused then.
+   */
+  readonly extents?: readonly number[];
 }
 
 export interface DataReply {
@@ -48,6 +59,8 @@ export interface DataReply {
 
 /** Larger I/Os are split by the client; the OSD refuses them. */
 export const MAX_DATA_LENGTH = 4 * 1024 * 1024;
+/** The most extents one WRITE_EXTENTS request carries. */
+export const MAX_EXTENTS = 1024;
 
 /** The parsed data.proto, for the OSD's other messages (recovery, peering). */
 export const dataProto = loadProto('data.proto');
@@ -62,6 +75,9 @@ const REQUEST_OBJECT = tag(4, WireType.BYTES);
 const REQUEST_OFFSET = tag(5, WireType.VARINT);
 const REQUEST_LENGTH = tag(6, WireType.VARINT);
 const REQUEST_EPOCH = tag(7, WireType.VARINT);
+const REQUEST_EXTENTS = tag(8, WireType.BYTES);
+/** Field 8 unpacked (one varint per key): proto3 parsers accept both forms of a repeated scalar. */
+const REQUEST_EXTENT = tag(8, WireType.VARINT);
 const REPLY_STATUS = tag(1, WireType.VARINT);
 const REPLY_LEADER_HINT = tag(2, WireType.VARINT);
 const REPLY_EPOCH = tag(3, WireType.VARINT);
@@ -98,7 +114,33 @@ export function encodeRequestHeader(op: DataOp, pool: number, pg: number, object
   return out;
 }
 
+/**
+ * A WRITE_EXTENTS header: the fields of encodeRequestHeader (offset 0) followed by the packed
+ * `extents` (offset0, length0, offset1, length1, ...). A separate function so that the one-range
+ * header, nearly every request, costs what it did.
+ */
+export function encodeExtentsRequestHeader(pool: number, pg: number, objectField: Uint8Array, length: number, epoch: number, extents: readonly number[]): Uint8Array {
+  let packed = 0;
+  for (let i = 0; i < extents.length; i++) packed += varintSize(extents[i]);
+  const size = 1 + varintSize(DataOp.WRITE_EXTENTS) + varintField(pool) + varintField(pg) + objectField.length + varintField(length) + varintField(epoch) + 1 + varintSize(packed) + packed;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  at = writeVarint(out, writeVarint(out, at, REQUEST_OP), DataOp.WRITE_EXTENTS);
+  if (pool !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_POOL), pool);
+  if (pg !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_PG), pg);
+  out.set(objectField, at);
+  at += objectField.length;
+  if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
+  if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
+  at = writeVarint(out, writeVarint(out, at, REQUEST_EXTENTS), packed);
+  for (let i = 0; i < extents.length; i++) at = writeVarint(out, at, extents[i]);
+  return out;
+}
+
 export function encodeDataRequest(request: DataRequest): Uint8Array {
+  if (request.extents !== undefined) {
+    return encodeExtentsRequestHeader(request.pool, request.pg, encodeObjectField(request.object), request.length, request.epoch, request.extents);
+  }
   return encodeRequestHeader(request.op, request.pool, request.pg, encodeObjectField(request.object), request.offset, request.length, request.epoch);
 }
 
@@ -118,9 +160,24 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
   let offset = 0;
   let length = 0;
   let epoch = 0;
+  let extents: number[] | undefined;
   while (!reader.done) {
     const key = reader.varint();
     switch (key) {
+      case REQUEST_EXTENTS: {
+        const end = reader.delimitedEnd();
+        extents ??= [];
+        // Bounded before it is read: a header cannot make the server build a huge list.
+        while (reader.at < end && extents.length <= 2 * MAX_EXTENTS) extents.push(reader.varint());
+        if (reader.at > end) throw new FastblockError(ErrorCode.PROTOCOL, 'undecodable data request header: packed extents overrun their field', {});
+        reader.at = end;
+        break;
+      }
+      case REQUEST_EXTENT:
+        extents ??= [];
+        if (extents.length <= 2 * MAX_EXTENTS) extents.push(reader.varint());
+        else reader.varint();
+        break;
       case REQUEST_OP:
         op = reader.varint();
         break;
@@ -146,14 +203,43 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
         reader.skip(key & 7);
     }
   }
-  const request: DataRequest = { op: op as DataOp, pool, pg, object, offset, length, epoch };
-  if (request.op < DataOp.READ || request.op > DataOp.WRITE_ZEROES) {
-    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `unknown data op ${request.op}`, { op: request.op });
+  if (op < DataOp.READ || op > DataOp.WRITE_EXTENTS) {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `unknown data op ${op}`, { op });
   }
-  if (request.object.length === 0 || request.length > MAX_DATA_LENGTH || !Number.isSafeInteger(request.offset)) {
-    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'data request out of bounds', { object: request.object, offset: request.offset, length: request.length });
+  if (object.length === 0 || length > MAX_DATA_LENGTH || !Number.isSafeInteger(offset)) {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'data request out of bounds', { object, offset, length });
   }
-  return request;
+  if (op === DataOp.WRITE_EXTENTS) {
+    checkExtents(extents, length, object);
+    return { op, pool, pg, object, offset, length, epoch, extents };
+  }
+  if (extents !== undefined) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `extents are only for WRITE_EXTENTS, not op ${op}`, { op, object });
+  return { op: op as DataOp, pool, pg, object, offset, length, epoch };
+}
+
+/**
+ * A WRITE_EXTENTS request's extents from outside: 1..MAX_EXTENTS pairs, each length positive,
+ * ascending without overlap, safe integers, the lengths adding up to the request's length.
+ */
+function checkExtents(extents: readonly number[] | undefined, length: number, object: string): asserts extents is readonly number[] {
+  const refuse = (why: string): never => {
+    throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `WRITE_EXTENTS: ${why}`, { object, length });
+  };
+  if (extents === undefined || extents.length === 0) refuse('no extents');
+  if (extents!.length % 2 !== 0) refuse('an extent without its length');
+  if (extents!.length > 2 * MAX_EXTENTS) refuse(`more than ${MAX_EXTENTS} extents`);
+  let total = 0;
+  let end = 0;
+  for (let i = 0; i < extents!.length; i += 2) {
+    const at = extents![i];
+    const n = extents![i + 1];
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(n) || !Number.isSafeInteger(at + n)) refuse(`extent ${i / 2} is not a safe integer range`);
+    if (n <= 0) refuse(`extent ${i / 2} is empty`);
+    if (at < end) refuse(`extent ${i / 2} at ${at} overlaps or precedes the one before (ending at ${end})`);
+    end = at + n;
+    total += n;
+  }
+  if (total !== length) refuse(`extents hold ${total} bytes, the request says ${length}`);
 }
 
 export function encodeDataReply(reply: DataReply): Uint8Array {

@@ -8,6 +8,12 @@ export interface BlockWriteOptions {
   readonly fua?: boolean;
 }
 
+/** One write of a BlockVolume.writeMany call. */
+export interface BlockWrite {
+  readonly offset: number;
+  readonly data: readonly Uint8Array[];
+}
+
 export interface BlockVolume {
   /** "pool/image". */
   readonly name: string;
@@ -22,6 +28,14 @@ export interface BlockVolume {
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Writes a scatter list at offset. Resolves only when the write is durable on a majority. */
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void>;
+  /**
+   * Optional: several writes that do not overlap one another, as one call; resolves once all are durable
+   * (as write() does), rejects if any failed (then any subset may have been applied). A provider may send
+   * the writes that fall in one `writeGroupBytes`-aligned range (an object) as one request.
+   */
+  writeMany?(writes: readonly BlockWrite[]): Promise<void>;
+  /** With writeMany: the aligned range whose writes the provider sends together (the object size). */
+  readonly writeGroupBytes?: number;
   /** Every write resolved before flush() was called is durable when it resolves. */
   flush(): Promise<void>;
   /** The range reads as zeroes afterwards; space may be released. */

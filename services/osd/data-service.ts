@@ -9,7 +9,7 @@ import type { ObjectStore, PgId } from '../../kernel/contracts/store.js';
 import type { InboundConnection, InboundMessage, OutboundReply } from '../../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { DataOp, DataStatus, decodeDataRequest, encodeDataReply, type DataRequest, type DataStatus as Status } from '../../client/data-protocol.js';
-import { encodePgOp } from './pg-op.js';
+import { encodePgExtentsOp, encodePgOp } from './pg-op.js';
 
 /** What the data service needs of a hosted PG (services/osd/pg.ts). */
 export interface ServedPg {
@@ -70,8 +70,8 @@ export class DataService {
       this.logger.warn({ remote: connection.remote, err }, 'undecodable data request');
       throw err;
     }
-    if (request.op === DataOp.WRITE && message.payload.length !== request.length) {
-      return this.reply(DataStatus.INVALID_ARGUMENT, `WRITE of ${request.length} bytes carried ${message.payload.length}`);
+    if ((request.op === DataOp.WRITE || request.op === DataOp.WRITE_EXTENTS) && message.payload.length !== request.length) {
+      return this.reply(DataStatus.INVALID_ARGUMENT, `${request.op === DataOp.WRITE ? 'WRITE' : 'WRITE_EXTENTS'} of ${request.length} bytes carried ${message.payload.length}`);
     }
     const pg = this.directory.pg(request.pool, request.pg);
     if (!pg) {
@@ -99,8 +99,19 @@ export class DataService {
           await pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
           break;
         }
-        default:
+        case DataOp.WRITE_EXTENTS: {
+          // As WRITE: the extents were validated by decodeDataRequest, the payload's length above.
+          const refused = this.directory.writesRefused(request.pool, request.pg);
+          if (refused !== undefined) return this.reply(DataStatus.NO_SPACE, refused);
+          await pg.propose(encodePgExtentsOp(request.object, request.extents!, message.payload));
+          break;
+        }
+        case DataOp.DISCARD:
+        case DataOp.WRITE_ZEROES:
           await pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
+          break;
+        default:
+          return this.reply(DataStatus.INVALID_ARGUMENT, `unknown data op ${request.op as number}`);
       }
       return this.okReply();
     } catch (err) {

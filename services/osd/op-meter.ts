@@ -10,7 +10,7 @@
  */
 import type { OutboundReply } from '../../kernel/contracts/transport.js';
 
-/** DataOp 1..4, then anything else. */
+/** DataOp 1..4, then anything else (WRITE_EXTENTS, 5, counts as a write: requestOp). */
 export const OP_NAMES = ['read', 'write', 'discard', 'write_zeroes', 'other'] as const;
 /** DataStatus 0..6, then anything else. */
 export const RESULT_NAMES = ['ok', 'not_leader', 'stale_epoch', 'no_space', 'timeout', 'invalid_argument', 'io_error', 'other'] as const;
@@ -49,9 +49,13 @@ const bucketOf = (ms: number): number => {
 const VARINT_FIELD_1 = 0x08;
 const OP_WRITE = 2;
 
-/** The op's index in OP_NAMES, from a data request header. */
+const OP_WRITE_EXTENTS = 5;
+
+/** The op's index in OP_NAMES, from a data request header. A WRITE_EXTENTS is a write, its payload the bytes written. */
 export function requestOp(header: Uint8Array): number {
-  return header.length > 1 && header[0] === VARINT_FIELD_1 && header[1] >= 1 && header[1] <= 4 ? header[1] - 1 : OPS - 1;
+  if (header.length < 2 || header[0] !== VARINT_FIELD_1) return OPS - 1;
+  const op = header[1];
+  return op >= 1 && op <= 4 ? op - 1 : op === OP_WRITE_EXTENTS ? OP_WRITE - 1 : OPS - 1;
 }
 
 export class OpMeter {

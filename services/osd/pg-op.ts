@@ -1,30 +1,44 @@
 /**
- * A PG's state-machine command as it sits in a raft entry: a mutation of one object's byte range.
- * Fixed little-endian header, then the object name, then (for WRITE) the bytes. Hand-laid rather
- * than protobuf because the entry is built once from the request and the bytes are copied once,
- * straight from the receive buffer into the entry that the log, the followers and the apply share.
+ * A PG's state-machine command as it sits in a raft entry: a mutation of one object's byte range
+ * (or, WRITE_EXTENTS, of several). Fixed little-endian header, then the object name, then (for
+ * WRITE) the bytes. Hand-laid rather than protobuf because the entry is built once from the
+ * request and the bytes are copied once, straight from the receive buffer into the entry that the
+ * log, the followers and the apply share.
  *
- *   u8 op | u8 0 | u16 nameLength | u32 length | f64 offset | name | data
+ *   WRITE, DISCARD, WRITE_ZEROES:
+ *     u8 op | u8 0 | u16 nameLength | u32 length | f64 offset | name | data (WRITE: `length` bytes)
+ *   WRITE_EXTENTS:
+ *     u8 op | u8 0 | u16 nameLength | u32 count | f64 length | name | count x (f64 offset | u32 length) | data
+ *
+ * A WRITE_EXTENTS entry's `count` (1..MAX_EXTENTS) extents are ascending and do not overlap; their
+ * lengths (each > 0) add up to `length`, the data's bytes, which hold the extents' bytes in order.
+ * The data service built it from a request it validated; a decode that finds otherwise is CORRUPT.
  */
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { DataOp } from '../../client/data-protocol.js';
+import { DataOp, MAX_EXTENTS } from '../../client/data-protocol.js';
 import { writeUtf8 } from '../../kernel/utf8.js';
 
 const HEADER = 16;
+/** One WRITE_EXTENTS table entry: f64 offset, u32 length. */
+const EXTENT = 12;
 const decoder = new TextDecoder();
 
-export type MutatingOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES;
+export type MutatingOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES | typeof DataOp.WRITE_EXTENTS;
 
 export interface PgOp {
   readonly op: MutatingOp;
   readonly object: string;
+  /** WRITE_EXTENTS: the first extent's offset. */
   readonly offset: number;
+  /** WRITE_EXTENTS: the bytes of all extents. */
   readonly length: number;
-  /** WRITE only: a view into the entry. */
+  /** WRITE and WRITE_EXTENTS: a view into the entry. */
   readonly data?: Uint8Array;
+  /** WRITE_EXTENTS only: offset0, length0, offset1, length1, ... (the extents of `data`, in order). */
+  readonly extents?: readonly number[];
 }
 
-export function encodePgOp(op: MutatingOp, object: string, offset: number, length: number, data?: Uint8Array): Uint8Array {
+export function encodePgOp(op: typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES, object: string, offset: number, length: number, data?: Uint8Array): Uint8Array {
   // Sized first and encoded in place (kernel/utf8.ts): TextEncoder.encode allocates a buffer per
   // call, which cost ten times the encoding itself on the write path.
   const nameLength = Buffer.byteLength(object, 'utf8');
@@ -40,6 +54,26 @@ export function encodePgOp(op: MutatingOp, object: string, offset: number, lengt
   return out;
 }
 
+/** A WRITE_EXTENTS entry: `extents` as the request's (offset, length pairs), `data` their bytes in order. */
+export function encodePgExtentsOp(object: string, extents: readonly number[], data: Uint8Array): Uint8Array {
+  const nameLength = Buffer.byteLength(object, 'utf8');
+  const count = extents.length / 2;
+  const table = HEADER + nameLength;
+  const out = Buffer.allocUnsafeSlow(table + count * EXTENT + data.length);
+  out[0] = DataOp.WRITE_EXTENTS;
+  out[1] = 0;
+  out.writeUInt16LE(nameLength, 2);
+  out.writeUInt32LE(count, 4);
+  out.writeDoubleLE(data.length, 8);
+  writeUtf8(object, out, HEADER);
+  for (let i = 0; i < count; i++) {
+    out.writeDoubleLE(extents[2 * i], table + i * EXTENT);
+    out.writeUInt32LE(extents[2 * i + 1], table + i * EXTENT + 8);
+  }
+  out.set(data, table + count * EXTENT);
+  return out;
+}
+
 export function decodePgOp(bytes: Uint8Array): PgOp {
   if (bytes.length < HEADER) throw new FastblockError(ErrorCode.CORRUPT, 'PG op shorter than its header', { bytes: bytes.length });
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -47,12 +81,41 @@ export function decodePgOp(bytes: Uint8Array): PgOp {
   const nameLength = view.getUint16(2, true);
   const length = view.getUint32(4, true);
   const offset = view.getFloat64(8, true);
+  if (HEADER + nameLength > bytes.length) throw new FastblockError(ErrorCode.CORRUPT, 'PG op name past its end', { nameLength, bytes: bytes.length });
   const object = decoder.decode(bytes.subarray(HEADER, HEADER + nameLength));
   if (op === DataOp.WRITE) {
     const data = bytes.subarray(HEADER + nameLength);
     if (data.length !== length) throw new FastblockError(ErrorCode.CORRUPT, 'PG write op length mismatch', { object, length, have: data.length });
     return { op, object, offset, length, data };
   }
+  if (op === DataOp.WRITE_EXTENTS) return decodeExtents(view, bytes, object, HEADER + nameLength, length, offset);
   if (op !== DataOp.DISCARD && op !== DataOp.WRITE_ZEROES) throw new FastblockError(ErrorCode.CORRUPT, `unknown PG op ${op}`, { op });
   return { op, object, offset, length };
+}
+
+/** The rest of a WRITE_EXTENTS entry: its `count` table entries at `table`, then `total` bytes of data. */
+function decodeExtents(view: DataView, bytes: Uint8Array, object: string, table: number, count: number, total: number): PgOp {
+  const corrupt = (why: string): never => {
+    throw new FastblockError(ErrorCode.CORRUPT, `PG write-extents op: ${why}`, { object, count, total });
+  };
+  if (count < 1 || count > MAX_EXTENTS) corrupt(`${count} extents`);
+  const dataAt = table + count * EXTENT;
+  if (dataAt > bytes.length) corrupt('extent table past the end');
+  if (bytes.length - dataAt !== total) corrupt(`${bytes.length - dataAt} data bytes for ${total}`);
+  const extents = new Array<number>(2 * count);
+  let end = 0;
+  let sum = 0;
+  for (let i = 0; i < count; i++) {
+    const at = view.getFloat64(table + i * EXTENT, true);
+    const n = view.getUint32(table + i * EXTENT + 8, true);
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(at + n)) corrupt(`extent ${i} at ${at}`);
+    if (n === 0) corrupt(`extent ${i} is empty`);
+    if (at < end) corrupt(`extent ${i} at ${at} overlaps or precedes the one before (ending at ${end})`);
+    end = at + n;
+    sum += n;
+    extents[2 * i] = at;
+    extents[2 * i + 1] = n;
+  }
+  if (sum !== total) corrupt(`extents hold ${sum} bytes`);
+  return { op: DataOp.WRITE_EXTENTS, object, offset: extents[0], length: total, data: bytes.subarray(dataAt), extents };
 }

@@ -43,6 +43,24 @@ const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal
 const landed = (): undefined => undefined;
 const KEEP_CACHED: ObjectWriteOptions = { keepCached: true };
 
+/**
+ * Settles once every write has (not at the first failure, as Promise.all would: the op must not
+ * count as applied while some of its writes are still landing), failing with the first failure.
+ */
+function allLanded(writes: readonly Promise<void>[]): Promise<void> {
+  if (writes.length === 1) return writes[0];
+  let failed = false;
+  let failure: unknown;
+  const noted = (err: unknown): void => {
+    if (failed) return;
+    failed = true;
+    failure = err;
+  };
+  return Promise.all(writes.map((w) => w.catch(noted))).then(() => {
+    if (failed) throw failure;
+  });
+}
+
 /** An op on its way to the store: settles with undefined once landed, or with what failed it. */
 interface IssuedOp {
   readonly settled: Promise<unknown>;
@@ -219,6 +237,21 @@ export class Pg implements ServedPg {
           // The leader serves the reads: it keeps what it writes in the store's read cache.
           landing = this.objects.write(this.id, op.object, op.offset, [op.data!], this.isLeader ? KEEP_CACHED : undefined);
           break;
+        case DataOp.WRITE_EXTENTS: {
+          // The writes of its extents, in order, as WRITE would make them. Acknowledged early only
+          // when every extent overwrites held space, asked before any is issued (they do not
+          // overlap, and an overwrite allocates nothing, so none changes another's answer).
+          const extents = op.extents!;
+          early = true;
+          for (let i = 0; i < extents.length && early; i += 2) early = this.objects.overwrites(this.id, op.object, extents[i], extents[i + 1]);
+          const options = this.isLeader ? KEEP_CACHED : undefined;
+          const writes: Promise<void>[] = [];
+          for (let i = 0, at = 0; i < extents.length; at += extents[i + 1], i += 2) {
+            writes.push(this.objects.write(this.id, op.object, extents[i], [op.data!.subarray(at, at + extents[i + 1])], options));
+          }
+          landing = allLanded(writes);
+          break;
+        }
         case DataOp.DISCARD:
           landing = this.objects.discard(this.id, op.object, op.offset, op.length);
           break;

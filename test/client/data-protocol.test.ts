@@ -4,8 +4,23 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DataOp, DataStatus, dataProto, dataReplyIsOk, decodeDataReply, decodeDataRequest, encodeDataReply, encodeDataRequest, toNumber } from '../../client/data-protocol.js';
+import {
+  DataOp,
+  DataStatus,
+  MAX_DATA_LENGTH,
+  MAX_EXTENTS,
+  dataProto,
+  dataReplyIsOk,
+  decodeDataReply,
+  decodeDataRequest,
+  encodeDataReply,
+  encodeDataRequest,
+  encodeExtentsRequestHeader,
+  encodeObjectField,
+  toNumber,
+} from '../../client/data-protocol.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
+import { writeVarint } from '../../kernel/rpc/protobuf-wire.js';
 
 const RequestType = dataProto.lookupType('fastblock.data.DataRequest');
 const ReplyType = dataProto.lookupType('fastblock.data.DataReply');
@@ -15,8 +30,13 @@ function* edgeNumbers(): Generator<number> {
   yield* [0, 1, 127, 128, 16_383, 16_384, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35 + 12_345, Number.MAX_SAFE_INTEGER];
 }
 
+/** A decoded request as plain numbers; the repeated `extents` (empty unless WRITE_EXTENTS) left out. */
 const asPlain = (message: ReturnType<typeof RequestType.decode>) =>
-  Object.fromEntries(Object.entries(RequestType.toObject(message, { defaults: true })).map(([k, v]) => [k, typeof v === 'string' ? v : toNumber(v)]));
+  Object.fromEntries(
+    Object.entries(RequestType.toObject(message, { defaults: true }))
+      .filter(([k]) => k !== 'extents')
+      .map(([k, v]) => [k, typeof v === 'string' ? v : toNumber(v)]),
+  );
 
 test('requests we encode decode with protobufjs, field for field', () => {
   for (const offset of edgeNumbers()) {
@@ -111,6 +131,78 @@ test('malformed headers are PROTOCOL errors, bad values INVALID_ARGUMENT', () =>
   } catch (err) {
     assert.ok(isFastblockError(err, ErrorCode.PROTOCOL));
   }
+});
+
+test('WRITE_EXTENTS requests round-trip here and against protobufjs (packed and unpacked extents)', () => {
+  const cases = [
+    [0, 4096],
+    [0, 4096, 8192, 4096, 2 ** 22 - 512, 512],
+    [2 ** 35, 1, Number.MAX_SAFE_INTEGER - 10, 10],
+    Array.from({ length: 2 * MAX_EXTENTS }, (_, i) => (i % 2 === 0 ? i * 4096 : 4096)),
+  ];
+  for (const extents of cases) {
+    let length = 0;
+    for (let i = 1; i < extents.length; i += 2) length += extents[i]!;
+    const request = { op: DataOp.WRITE_EXTENTS, pool: 2, pg: 300, object: 'img.0000000000000007', offset: 0, length, epoch: 9, extents };
+    const ours = encodeDataRequest(request);
+    assert.equal(decodeDataRequest(ours), request);
+    const parsed = RequestType.toObject(RequestType.decode(ours), { defaults: true });
+    assert.is(parsed.op, DataOp.WRITE_EXTENTS);
+    assert.equal((parsed.extents as unknown[]).map(toNumber), extents);
+    assert.is(parsed.length, length);
+    // protobufjs writes packed; a writer of the unpacked form (one key per value) must decode the same.
+    assert.equal(decodeDataRequest(RequestType.encode(request).finish()), request);
+    const unpacked = Uint8Array.from([
+      ...RequestType.encode({ ...request, extents: [] }).finish(),
+      ...extents.flatMap((value) => {
+        const varint = new Uint8Array(10);
+        return [0x40, ...varint.subarray(0, writeVarint(varint, 0, value))];
+      }),
+    ]);
+    assert.equal(decodeDataRequest(unpacked), request);
+  }
+  // The header function and the request encoder agree.
+  const field = encodeObjectField('o');
+  assert.equal(
+    Buffer.from(encodeExtentsRequestHeader(1, 2, field, 8, 3, [0, 4, 8, 4])),
+    Buffer.from(encodeDataRequest({ op: DataOp.WRITE_EXTENTS, pool: 1, pg: 2, object: 'o', offset: 0, length: 8, epoch: 3, extents: [0, 4, 8, 4] })),
+  );
+});
+
+test('malformed WRITE_EXTENTS requests are INVALID_ARGUMENT (or PROTOCOL when they do not parse)', () => {
+  const field = encodeObjectField('obj');
+  const header = (length: number, extents: readonly number[]) => encodeExtentsRequestHeader(1, 2, field, length, 3, extents);
+  const tooMany = Array.from({ length: 2 * (MAX_EXTENTS + 1) }, (_, i) => (i % 2 === 0 ? i * 8 : 1));
+  const cases: [string, Uint8Array, ErrorCode][] = [
+    ['no extents', encodeDataRequest({ op: DataOp.WRITE_EXTENTS, pool: 1, pg: 2, object: 'obj', offset: 0, length: 8, epoch: 3 }), ErrorCode.INVALID_ARGUMENT],
+    ['empty extent list', header(0, []), ErrorCode.INVALID_ARGUMENT],
+    ['odd count', header(8, [0, 4, 8]), ErrorCode.INVALID_ARGUMENT],
+    ['zero-length extent', header(4, [0, 4, 8, 0]), ErrorCode.INVALID_ARGUMENT],
+    ['overlapping', header(9, [0, 5, 4, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['descending', header(8, [8, 4, 0, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['same offset twice', header(8, [0, 4, 0, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['sum below length', header(12, [0, 4, 8, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['sum above length', header(4, [0, 4, 8, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['unsafe offset', header(4, [2 ** 60, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['offset + length past 2^53', header(16, [Number.MAX_SAFE_INTEGER - 8, 16]), ErrorCode.INVALID_ARGUMENT],
+    [`${MAX_EXTENTS + 1} extents`, header(MAX_EXTENTS + 1, tooMany), ErrorCode.INVALID_ARGUMENT],
+    ['total above MAX_DATA_LENGTH', header(MAX_DATA_LENGTH + 4096, [0, MAX_DATA_LENGTH, MAX_DATA_LENGTH, 4096]), ErrorCode.INVALID_ARGUMENT],
+    ['extents with a plain WRITE', Uint8Array.from([...encodeDataRequest({ op: DataOp.WRITE, pool: 1, pg: 2, object: 'obj', offset: 0, length: 4, epoch: 3 }), 0x42, 2, 0, 4]), ErrorCode.INVALID_ARGUMENT],
+    ['packed field truncated mid-varint', Uint8Array.from([0x08, 0x05, 0x22, 0x01, 0x6f, 0x30, 0x04, 0x42, 0x02, 0x00, 0x84]), ErrorCode.PROTOCOL],
+    ['packed varint runs past its field', Uint8Array.from([0x08, 0x05, 0x22, 0x01, 0x6f, 0x30, 0x04, 0x42, 0x02, 0x00, 0x84, 0x01]), ErrorCode.PROTOCOL],
+  ];
+  for (const [what, bytes, code] of cases) {
+    try {
+      decodeDataRequest(bytes);
+      assert.unreachable(`decoded ${what}`);
+    } catch (err) {
+      assert.ok(isFastblockError(err, code), `${what}: ${String(err)}`);
+      if (code === ErrorCode.INVALID_ARGUMENT) assert.match((err as Error).message, /WRITE_EXTENTS|extents|out of bounds/, what);
+    }
+  }
+  // Sound neighbours of those cases decode.
+  assert.ok(decodeDataRequest(header(8, [0, 4, 4, 4])).extents);
+  assert.ok(decodeDataRequest(header(MAX_EXTENTS, tooMany.slice(0, 2 * MAX_EXTENTS))).extents);
 });
 
 test.run();

@@ -2,13 +2,14 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pino from 'pino';
-import { DataOp } from '../../client/data-protocol.js';
+import { DataOp, encodeDataRequest } from '../../client/data-protocol.js';
+import { OP_NAMES, OpMeter, meterFigures, requestOp } from '../../services/osd/op-meter.js';
 import type { ObjectStore } from '../../kernel/contracts/store.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { EntryType, type MultiRaft } from '../../kernel/raft/index.js';
 import { MembershipDriver } from '../../services/osd/membership-driver.js';
 import { Pg, type PgRaftPort } from '../../services/osd/pg.js';
-import { decodePgOp, encodePgOp } from '../../services/osd/pg-op.js';
+import { decodePgOp, encodePgExtentsOp, encodePgOp } from '../../services/osd/pg-op.js';
 import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
 import { makeDevice } from '../store/devices.js';
 import { MemoryShardStore } from './memory-store.js';
@@ -21,6 +22,112 @@ test('PG ops round-trip; a truncated op is CORRUPT, never applied', () => {
   const bytes = encodePgOp(DataOp.WRITE, 'x', 0, 5, data);
   assert.throws(() => decodePgOp(bytes.subarray(0, bytes.length - 1)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
   assert.throws(() => decodePgOp(bytes.subarray(0, 10)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
+});
+
+test('WRITE_EXTENTS PG ops round-trip; a bad extent table is CORRUPT', () => {
+  const data = Uint8Array.from({ length: 12 }, (_, i) => i + 1);
+  const extents = [4096, 4, 2 ** 40, 8];
+  const op = decodePgOp(encodePgExtentsOp('img.é.0000000000000003', extents, data));
+  assert.equal({ ...op, data: [...op.data!] }, { op: DataOp.WRITE_EXTENTS, object: 'img.é.0000000000000003', offset: 4096, length: 12, data: [...data], extents });
+  const one = decodePgOp(encodePgExtentsOp('x', [0, 12], data));
+  assert.equal(one.extents, [0, 12]);
+
+  // Entries hand-edited into each kind of damage: the table starts at 16 + name (1 byte, 'x').
+  const good = () => Buffer.from(encodePgExtentsOp('x', [0, 4, 8, 8], data));
+  const table = 17;
+  const damaged: [string, (b: Buffer) => Uint8Array][] = [
+    ['no extents', (b) => (b.writeUInt32LE(0, 4), b)],
+    ['more than MAX_EXTENTS', (b) => (b.writeUInt32LE(1025, 4), b)],
+    ['count past the table', (b) => (b.writeUInt32LE(3, 4), b)],
+    ['empty extent', (b) => (b.writeUInt32LE(0, table + 8), b)],
+    ['overlapping extents', (b) => (b.writeDoubleLE(2, table + 12), b)],
+    ['descending extents', (b) => (b.writeDoubleLE(100, table), b)],
+    ['fractional offset', (b) => (b.writeDoubleLE(0.5, table), b)],
+    ['negative offset', (b) => (b.writeDoubleLE(-8, table), b)],
+    ['NaN offset', (b) => (b.writeDoubleLE(NaN, table), b)],
+    ['lengths not adding up', (b) => (b.writeUInt32LE(7, table + 20), b)],
+    ['total not the data', (b) => (b.writeDoubleLE(13, 8), b)],
+    ['data truncated', (b) => b.subarray(0, b.length - 1)],
+    ['table truncated', (b) => b.subarray(0, table + 10)],
+    ['name past the end', (b) => (b.writeUInt16LE(500, 2), b)],
+  ];
+  for (const [what, damage] of damaged) {
+    assert.throws(() => decodePgOp(damage(good())), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT), what);
+  }
+});
+
+test('a WRITE_EXTENTS entry applies as the writes of its extents; early only when every extent overwrites; cached as WRITE', async () => {
+  const store = new MemoryShardStore();
+  const objects = gatedObjects(store.objects);
+  const port = fakePort();
+  const pg = new Pg('1.0', 1, 0, 0, objects, port, 0, failStopUnexpected);
+  pg.setLeader(0, 1);
+  const entry = (index: number, data: Uint8Array) => ({ index, term: 1, type: EntryType.Normal, data });
+  const first = encodePgOp(DataOp.WRITE, 'o', 0, 16, new Uint8Array(16).fill(1));
+  void pg.propose(first);
+  objects.open();
+  await pg.apply([entry(1, first)]);
+  objects.close();
+
+  // Both extents inside the object: acknowledged once issued. The second one's second extent grows it: once landed.
+  const inside = encodePgExtentsOp('o', [2, 2, 8, 3], Uint8Array.from([2, 2, 3, 3, 3]));
+  const growing = encodePgExtentsOp('o', [0, 1, 14, 4], Uint8Array.from([4, 5, 5, 5, 5]));
+  const outcome: string[] = [];
+  void pg.propose(inside).then(() => outcome.push('inside'));
+  void pg.propose(growing).then(() => outcome.push('growing'));
+  const applied = pg.apply([entry(2, inside), entry(3, growing)]);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(outcome, ['inside']);
+  assert.is(pg.earlyAcknowledged, 1);
+  assert.is(pg.appliedIndex, 1);
+  objects.open();
+  await applied;
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(outcome, ['inside', 'growing']);
+  assert.is(pg.appliedIndex, 3);
+  assert.equal([...(await store.objects.read('1.0', 'o', 0, 18))], [4, 1, 2, 2, 1, 1, 1, 1, 3, 3, 3, 1, 1, 1, 5, 5, 5, 5]);
+  assert.equal(objects.kept, [true, true, true, true, true], 'the leader keeps every extent it writes in the read cache');
+  pg.setLeader(2, 2);
+  await pg.apply([entry(4, inside)]);
+  assert.equal(objects.kept.slice(5), [false, false], 'a follower does not');
+});
+
+test('a WRITE_EXTENTS that fails on one extent fails its proposal only once all its writes settled', async () => {
+  const store = new MemoryShardStore();
+  const objects = Object.create(store.objects) as ObjectStore;
+  const eio = new Error('EIO');
+  let releaseSlow!: () => void;
+  const slow = new Promise<void>((resolve) => (releaseSlow = resolve));
+  let slowLanded = false;
+  objects.write = (pgId, object, offset, data) => {
+    if (offset === 0) return Promise.reject(eio);
+    return slow.then(() => store.objects.write(pgId, object, offset, data)).then(() => void (slowLanded = true));
+  };
+  const pg = new Pg('1.0', 1, 0, 0, objects, fakePort(), 0, failStopUnexpected);
+  pg.setLeader(0, 1);
+  const op = encodePgExtentsOp('o', [0, 4, 8, 4], new Uint8Array(8).fill(9));
+  const outcome = pg.propose(op).then(() => 'ok', (err: unknown) => err);
+  const applied = pg.apply([{ index: 1, term: 1, type: EntryType.Normal, data: op }]);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.is(pg.appliedIndex, 0, 'not applied while an extent is still landing');
+  releaseSlow();
+  await applied;
+  assert.ok(slowLanded);
+  assert.is(await outcome, eio);
+  assert.is(pg.appliedIndex, 1);
+});
+
+test('the op meter counts a WRITE_EXTENTS as a write, with its payload bytes', () => {
+  const header = encodeDataRequest({ op: DataOp.WRITE_EXTENTS, pool: 1, pg: 2, object: 'o', offset: 0, length: 12_288, epoch: 3, extents: [0, 4096, 8192, 8192] });
+  const write = OP_NAMES.indexOf('write');
+  assert.is(requestOp(header), write);
+  assert.is(requestOp(encodeDataRequest({ op: DataOp.WRITE, pool: 1, pg: 2, object: 'o', offset: 0, length: 1, epoch: 3 })), write);
+  assert.is(requestOp(encodeDataRequest({ op: 6 as DataOp, pool: 1, pg: 2, object: 'o', offset: 0, length: 1, epoch: 3 })), OP_NAMES.indexOf('other'));
+  const meter = new OpMeter();
+  meter.record(requestOp(header), 12_288, { header: new Uint8Array(0) }, performance.now());
+  const figures = meter.snapshot();
+  assert.is(meterFigures.requests(figures, write, 0), 1);
+  assert.is(meterFigures.bytesWritten(figures), 12_288);
 });
 
 const failStopUnexpected = (err: unknown): void => {
