@@ -89,7 +89,11 @@ export async function writeBackLeftover(name: string, inner: BlockVolume, settin
 
 /** The volume behind a view whose close() leaves it open (a leftover log's write-back closes its view). */
 function keepOpen(volume: BlockVolume): BlockVolume {
+  // writeMany goes through too: the write-back of a leftover log groups its writes as any other does.
+  const writeMany = volume.writeMany?.bind(volume);
+  const grouping = writeMany === undefined || volume.writeGroupBytes === undefined ? {} : { writeMany, writeGroupBytes: volume.writeGroupBytes };
   return {
+    ...grouping,
     get name() {
       return volume.name;
     },

@@ -15,6 +15,13 @@
  * an eighth of the log goes around it: new records wait while everything before it drains, the
  * log's tail is persisted past them (so no replay can write older data over it), and it runs.
  *
+ * Grouping: over a volume that takes writeMany (the client library's image), the oldest ready
+ * write goes back with the other ready writes of its object in one call, which the image sends as
+ * one request. Under load the ring holds many writes per object, and one request's fixed cost
+ * (the RPC, the raft proposal, the journal record, the reply: most of what a 4 KiB write costs
+ * the gateway and the OSD) is then spread over all of them. A write waits for nothing to be
+ * grouped: when fewer than maxInFlight calls are in progress it goes at once, alone.
+ *
  * Failures: a write-back that fails is retried with backoff, its dependents waiting, as long as
  * the error may pass (timeouts, no leader, a full cluster); one that cannot (the image is gone, the
  * range is invalid) is dropped with an error logged, and the next flush() reports it once, as
@@ -75,6 +82,10 @@ interface Pending {
   error: unknown;
   attempts: number;
   waiters: (() => void)[] | undefined;
+  /** In the ready queue (and its group's list), not yet issued. */
+  isReady: boolean;
+  /** Written back on its own, never in a group: its group failed for good, and it gets its own verdict. */
+  alone: boolean;
 }
 
 /**
@@ -88,6 +99,13 @@ interface Queued {
 }
 
 const MAX_RETRY_MS = 5000;
+/**
+ * A group (the ready writes of one object, sent as one writeMany) stops at this many records or
+ * bytes: enough to spread a request's fixed cost over many writes, small enough that one group
+ * does not hold a large share of the ring or of the cluster's attention.
+ */
+const MAX_GROUP_RECORDS = 256;
+const MAX_GROUP_BYTES = 1 << 20;
 
 const OPEN = new Set<WriteBackVolume>();
 /** The write-back caches open in this process, from open to close or abandon (what /metrics reports). */
@@ -130,8 +148,13 @@ export class WriteBackVolume implements BlockVolume {
   private readonly lastWriter = new Map<number, Pending>();
   /** The latest discard or write-zeroes not in the volume yet. */
   private barrier: Pending | undefined;
+  /** Records that can go to the volume, oldest first (entries already sent with their group are skipped). */
   private ready: Pending[] = [];
   private readyFront = 0;
+  /** With a volume that takes writeMany: the ready writes of each group (object), oldest first. */
+  private readonly readyByGroup = new Map<number, Pending[]>();
+  private readonly groupBytes: number | undefined;
+  /** Calls to the volume in progress (a group counts once). */
   private inFlight = 0;
 
   private head: number;
@@ -163,6 +186,8 @@ export class WriteBackVolume implements BlockVolume {
     this.blockSize = inner.blockSize;
     this.maxRecordData = Math.floor(file.capacity / 8);
     this.maxInFlight = options.maxInFlight ?? 64;
+    const groupBytes = inner.writeMany !== undefined ? inner.writeGroupBytes : undefined;
+    this.groupBytes = groupBytes !== undefined && groupBytes >= this.blockSize ? groupBytes : undefined;
     this.retryMs = options.retryMs ?? 100;
     this.log = options.log;
     this.head = state.head;
@@ -319,7 +344,25 @@ export class WriteBackVolume implements BlockVolume {
   /** Makes a logged record pending: links it after what it overlaps, and starts it if it can. */
   private track(kind: RecordKind, seq: number, start: number, startSeq: number, offset: number, length: number, data: Uint8Array | undefined): Pending {
     const barrier = kind !== RecordKind.WRITE;
-    const record: Pending = { kind, seq, start, startSeq, offset, length, data, barrier, waitingOn: 0, dependents: undefined, lastDependent: undefined, done: false, error: undefined, attempts: 0, waiters: undefined };
+    const record: Pending = {
+      kind,
+      seq,
+      start,
+      startSeq,
+      offset,
+      length,
+      data,
+      barrier,
+      waitingOn: 0,
+      dependents: undefined,
+      lastDependent: undefined,
+      done: false,
+      error: undefined,
+      attempts: 0,
+      waiters: undefined,
+      isReady: false,
+      alone: false,
+    };
     if (barrier) {
       for (let i = this.front; i < this.records.length; i++) this.link(this.records[i]!, record);
       this.barrier = record;
@@ -348,16 +391,69 @@ export class WriteBackVolume implements BlockVolume {
   }
 
   private makeReady(record: Pending): void {
-    this.ready.push(record);
+    this.enqueue(record);
     this.pump();
   }
 
+  private enqueue(record: Pending): void {
+    assert(!record.isReady && !record.done, 'a record is queued once, while pending');
+    record.isReady = true;
+    this.ready.push(record);
+    const group = this.groupOf(record);
+    if (group === undefined) return;
+    const list = this.readyByGroup.get(group);
+    if (list === undefined) this.readyByGroup.set(group, [record]);
+    else list.push(record);
+  }
+
+  /**
+   * The group a write goes back in, if the volume takes writeMany: the aligned range (object) that
+   * holds it whole. Ready writes never overlap one another (a write waits for every earlier one
+   * over its blocks), so any of them may share a call.
+   */
+  private groupOf(record: Pending): number | undefined {
+    const bytes = this.groupBytes;
+    if (bytes === undefined || record.kind !== RecordKind.WRITE || record.alone) return undefined;
+    const group = Math.floor(record.offset / bytes);
+    return Math.floor((record.offset + record.length - 1) / bytes) === group ? group : undefined;
+  }
+
+  /**
+   * Sends ready records, oldest first, while fewer than maxInFlight calls are in progress. The
+   * oldest ready write takes the other ready writes of its group along (up to MAX_GROUP_*): under
+   * load the ring holds many writes per object, and one request for them costs the gateway and the
+   * OSD little more than one for a single write. Under light load each write goes alone, at once.
+   */
   private pump(): void {
     if (this.closed) return;
     while (this.inFlight < this.maxInFlight && this.readyFront < this.ready.length) {
       const record = this.ready[this.readyFront]!;
       this.ready[this.readyFront++] = undefined as unknown as Pending;
-      this.issue(record);
+      if (!record.isReady) continue;
+      const group = this.groupOf(record);
+      if (group === undefined) {
+        record.isReady = false;
+        this.issue(record);
+        continue;
+      }
+      const list = this.readyByGroup.get(group)!;
+      // The record that came up leads (it is nearly always the list's first: a retried record can
+      // come up from its earlier place in the queue) and the oldest others follow.
+      const at = list[0] === record ? 0 : list.indexOf(record);
+      assert(at >= 0, 'a ready write is in its group');
+      list.splice(at, 1);
+      record.isReady = false;
+      let taken = 0;
+      let bytes = record.length;
+      while (taken < list.length && taken + 1 < MAX_GROUP_RECORDS && bytes + list[taken]!.length <= MAX_GROUP_BYTES) {
+        bytes += list[taken]!.length;
+        list[taken]!.isReady = false;
+        taken++;
+      }
+      const others = list.splice(0, taken);
+      if (list.length === 0) this.readyByGroup.delete(group);
+      if (others.length === 0) this.issue(record);
+      else this.issueGroup([record, ...others]);
     }
     if (this.readyFront === this.ready.length) {
       this.ready = [];
@@ -379,19 +475,55 @@ export class WriteBackVolume implements BlockVolume {
       issued = Promise.reject(err);
     }
     issued.then(
-      () => this.written(record),
-      (err: unknown) => this.failed(record, err),
+      () => {
+        this.inFlight--;
+        this.written(record);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        this.failed(record, err);
+      },
+    );
+  }
+
+  /** Writes of one group as one writeMany; each record is done, retried or dropped as a single one would be. */
+  private issueGroup(batch: Pending[]): void {
+    this.inFlight++;
+    let issued: Promise<unknown>;
+    try {
+      issued = this.inner.writeMany!(batch.map((r) => ({ offset: r.offset, data: [r.data!] })));
+    } catch (err) {
+      issued = Promise.reject(err);
+    }
+    issued.then(
+      () => {
+        this.inFlight--;
+        for (const record of batch) this.written(record);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        if (permanent(err)) {
+          // One write may be what the volume refuses: each goes again alone and gets its own verdict.
+          this.log.warn({ err, records: batch.length }, 'write-back of a group refused: its writes go again one by one');
+          for (const record of batch) {
+            record.alone = true;
+            this.enqueue(record);
+          }
+          this.pump();
+          return;
+        }
+        for (const record of batch) this.failed(record, err);
+      },
     );
   }
 
   private failed(record: Pending, err: unknown): void {
-    this.inFlight--;
     record.attempts++;
     if (permanent(err)) {
       this.log.error({ err, offset: record.offset, length: record.length, seq: record.seq }, 'write-back failed for good: the write is dropped and the next flush reports it');
       this.stickyError = err;
       record.error = err;
-      this.written(record, true);
+      this.written(record);
       return;
     }
     this.retries++;
@@ -403,8 +535,7 @@ export class WriteBackVolume implements BlockVolume {
     this.pump();
   }
 
-  private written(record: Pending, dropped = false): void {
-    if (!dropped) this.inFlight--;
+  private written(record: Pending): void {
     assert(!record.done, 'a record is written back once');
     record.done = true;
     this.dirtyBytes -= record.data?.byteLength ?? 0;
@@ -419,7 +550,7 @@ export class WriteBackVolume implements BlockVolume {
     const dependents = record.dependents;
     record.dependents = undefined;
     record.lastDependent = undefined;
-    if (dependents !== undefined) for (const d of dependents) if (--d.waitingOn === 0) this.ready.push(d);
+    if (dependents !== undefined) for (const d of dependents) if (--d.waitingOn === 0) this.enqueue(d);
     const waiters = record.waiters;
     record.waiters = undefined;
     if (waiters !== undefined) for (const w of waiters) w();

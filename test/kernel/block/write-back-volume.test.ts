@@ -230,6 +230,104 @@ test('a write-back that fails for a while is retried in order; one that cannot s
   await wb.close();
 });
 
+test('under load the ready writes of one object go back together (writeMany); under none each goes at once, alone', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  inner.hold = true;
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, maxInFlight: 1 });
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await settle();
+  assert.equal(inner.pending.map((op) => [op.kind, op.offset]), [['write', 0]], 'nothing else waits: the write goes at once, alone');
+  await wb.write(8 * KiB, [pattern(4 * KiB, 2)]);
+  await wb.write(1 * MiB + 4 * KiB, [pattern(4 * KiB, 3)]); // another object
+  await wb.write(16 * KiB, [pattern(8 * KiB, 4)]);
+  await wb.write(1 * MiB - 4 * KiB, [pattern(8 * KiB, 5)]); // across two objects: never grouped
+  await wb.write(12 * KiB, [pattern(4 * KiB, 6)]);
+  await settle();
+  assert.is(inner.pending.length, 1, 'one call in flight at most');
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(
+    inner.pending.map((op) => [op.kind, op.offsets ?? op.offset]),
+    [['many', [8 * KiB, 16 * KiB, 12 * KiB]]],
+    'the oldest ready write leads, and takes the other ready writes of its object along',
+  );
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => [op.kind, op.offset]), [['write', 1 * MiB + 4 * KiB]], 'alone in its object');
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => [op.kind, op.offset]), [['write', 1 * MiB - 4 * KiB]]);
+  await inner.pending[0]!.release();
+  await wb.flush();
+  for (const [offset, length, seed] of [[0, 4, 1], [8, 4, 2], [1024 + 4, 4, 3], [16, 8, 4], [1024 - 4, 8, 5], [12, 4, 6]] as const) {
+    assert.equal(await inner.read(offset * KiB, length * KiB), pattern(length * KiB, seed), `bytes at ${offset} KiB`);
+  }
+  await wb.close();
+});
+
+test('overlapping writes never share a group: the later one goes after the earlier is in the volume', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  inner.hold = true;
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, maxInFlight: 1 });
+  await wb.write(64 * KiB, [pattern(4 * KiB, 1)]);
+  await wb.write(0, [pattern(4 * KiB, 2)]);
+  await wb.write(0, [pattern(8 * KiB, 3)]); // overlaps the one before
+  await wb.write(32 * KiB, [pattern(4 * KiB, 4)]);
+  await settle();
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => op.offsets ?? op.offset), [[0, 32 * KiB]], 'the overlapping write waits');
+  await inner.pending[0]!.release();
+  await settle();
+  assert.equal(inner.pending.map((op) => [op.kind, op.offset, op.length]), [['write', 0, 8 * KiB]]);
+  await inner.pending[0]!.release();
+  await wb.flush();
+  assert.equal(await inner.read(0, 8 * KiB), pattern(8 * KiB, 3));
+  await wb.close();
+});
+
+test('a group that fails for a while is retried; one refused for good goes again one write at a time, and only the refused write is dropped', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  inner.hold = true;
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, maxInFlight: 1 });
+  await wb.write(512 * KiB, [pattern(4 * KiB, 9)]);
+  for (let i = 0; i < 4; i++) await wb.write(i * 8 * KiB, [pattern(4 * KiB, 10 + i)]);
+  await settle();
+  inner.failures.push(ErrorCode.TIMEOUT);
+  inner.hold = false;
+  await inner.pending[0]!.release();
+  await wb.flush();
+  assert.ok(wb.stats().retries >= 4, `retries ${wb.stats().retries}`);
+  for (let i = 0; i < 4; i++) assert.equal(await inner.read(i * 8 * KiB, 4 * KiB), pattern(4 * KiB, 10 + i));
+
+  inner.hold = true;
+  await wb.write(512 * KiB, [pattern(4 * KiB, 19)]);
+  for (let i = 0; i < 4; i++) await wb.write(i * 8 * KiB, [pattern(4 * KiB, 20 + i)]);
+  await settle();
+  // The group is refused, then its first write alone; the other three land.
+  inner.failures.push(ErrorCode.INVALID_ARGUMENT, ErrorCode.INVALID_ARGUMENT);
+  inner.hold = false;
+  await inner.pending[0]!.release();
+  try {
+    await wb.flush();
+    assert.unreachable('the dropped write is reported');
+  } catch (err) {
+    assert.ok(isFastblockError(err, ErrorCode.IO_ERROR), String(err));
+  }
+  // Which write goes alone first (and is refused) is the cache's choice: they are independent.
+  const landed: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const now = await inner.read(i * 8 * KiB, 4 * KiB);
+    if (Buffer.from(now).equals(pattern(4 * KiB, 20 + i))) landed.push(i);
+    else assert.equal(now, pattern(4 * KiB, 10 + i), `block ${i}: the earlier bytes, its write dropped`);
+  }
+  assert.is(landed.length, 3, 'only the refused write was dropped');
+  const last = inner.applied.slice(-3);
+  assert.equal(last.map((op) => op.kind), ['write', 'write', 'write'], 'after the refusal each write went alone');
+  assert.equal(last.map((op) => op.offset).sort((a, b) => a - b), landed.map((i) => i * 8 * KiB));
+  await wb.close();
+});
+
 test('a write larger than an eighth of the ring goes around it, after what is pending', async () => {
   const inner = new ControlledVolume();
   inner.hold = true;
