@@ -5,11 +5,15 @@
  *
  * Most I/O is one piece (a 4 KiB block inside one 4 MiB object): that case goes straight to one
  * object request, without building extent lists, closures or a Promise.all.
+ *
+ * writeMany takes many small writes at once (a write-back cache's dirty blocks) and sends those
+ * that fall in one object as one request (WRITE_EXTENTS): a request's fixed cost at the OSD (RPC,
+ * raft proposal, journal record, apply, reply) is paid per object rather than per block.
  */
-import type { BlockVolume, BlockWriteOptions } from '../kernel/contracts/block.js';
+import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../kernel/contracts/block.js';
 import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
-import { DataOp, MAX_DATA_LENGTH } from './data-protocol.js';
+import { DataOp, MAX_DATA_LENGTH, MAX_EXTENTS } from './data-protocol.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 import type { ObjectIo, ObjectRequest } from './object-io.js';
 import { ObjectRefs, type ObjectRef } from './object-ref.js';
@@ -19,6 +23,15 @@ import { WriteBarrier, type WriteGeneration } from './write-barrier.js';
 const BLOCK_SIZE = 4096;
 
 type WriteOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES;
+
+/** The writes of a writeMany call that go to one object in one request. */
+interface WriteGroup {
+  readonly index: number;
+  /** offset0, length0, ... inside the object, ascending; adjacent writes merged into one extent. */
+  readonly extents: number[];
+  readonly payload: Uint8Array[];
+  length: number;
+}
 
 export class Image implements BlockVolume {
   readonly blockSize = BLOCK_SIZE;
@@ -69,6 +82,93 @@ export class Image implements BlockVolume {
     let length = 0;
     for (const piece of data) length += piece.length;
     return this.change(DataOp.WRITE, offset, length, data);
+  }
+
+  /** What writeMany sends together: the writes inside one object. */
+  get writeGroupBytes(): number {
+    return this.current.objectSizeBytes;
+  }
+
+  /**
+   * Several writes that do not overlap, as one call: each is checked as write() checks it, and
+   * nothing is sent unless all pass (overlapping writes are refused, INVALID_ARGUMENT). The writes
+   * inside one object go as one request, a WRITE_EXTENTS (or a WRITE when they make one range);
+   * a group longer than one request may be, or of more than MAX_EXTENTS extents, as several. Each
+   * request takes an in-flight slot and is counted for flush() from this call on; it is retried
+   * as a write is. Resolves once every request succeeded; rejects with the first failure (the
+   * others are then still applied, or not, as they go).
+   */
+  writeMany(writes: readonly BlockWrite[]): Promise<void> {
+    let groups: WriteGroup[];
+    try {
+      groups = this.groupWrites(writes);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (groups.length === 1) return this.sendGroup(groups[0], this.writes.enter());
+    // Every request joins the barrier now, before any waits for a slot: a flush() called once
+    // this returns covers them all.
+    const sent: Promise<void>[] = [];
+    for (const group of groups) sent.push(this.sendGroup(group, this.writes.enter()));
+    return Promise.all(sent).then(() => undefined);
+  }
+
+  /** The writes checked, sorted, cut at object (and request) boundaries and grouped by object. */
+  private groupWrites(writes: readonly BlockWrite[]): WriteGroup[] {
+    if (this.closed) throw new FastblockError(ErrorCode.CLOSED, `image ${this.name} is closed`, { image: this.name });
+    const ranges: Array<{ offset: number; length: number; data: readonly Uint8Array[] }> = [];
+    for (const write of writes) {
+      let length = 0;
+      for (const piece of write.data) length += piece.length;
+      this.check(write.offset, length);
+      if (length > 0) ranges.push({ offset: write.offset, length, data: write.data });
+    }
+    ranges.sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < ranges.length; i++) {
+      const before = ranges[i - 1];
+      if (ranges[i].offset < before.offset + before.length) {
+        throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `writes [${before.offset}, +${before.length}) and [${ranges[i].offset}, +${ranges[i].length}) of image ${this.name} overlap`, {
+          image: this.name,
+          offsets: [before.offset, ranges[i].offset],
+        });
+      }
+    }
+    const objectSize = this.current.objectSizeBytes;
+    const groups: WriteGroup[] = [];
+    let group: WriteGroup | undefined;
+    const add = (index: number, offset: number, length: number, payload: readonly Uint8Array[]): void => {
+      const n = group === undefined ? 0 : group.extents.length;
+      const adjacent = n > 0 && group!.extents[n - 2] + group!.extents[n - 1] === offset;
+      if (group === undefined || group.index !== index || group.length + length > this.pieceSize || (!adjacent && n === 2 * MAX_EXTENTS)) {
+        group = { index, extents: [offset, length], payload: [...payload], length };
+        groups.push(group);
+        return;
+      }
+      if (adjacent) group.extents[n - 1] += length;
+      else group.extents.push(offset, length);
+      for (const piece of payload) group.payload.push(piece);
+      group.length += length;
+    };
+    for (const range of ranges) {
+      if (this.onePiece(range.offset, range.length)) {
+        const index = Math.floor(range.offset / objectSize);
+        add(index, range.offset - index * objectSize, range.length, range.data);
+        continue;
+      }
+      for (const piece of this.pieces(range.offset, range.length)) add(piece.objectIndex, piece.offset, piece.length, sliceScatter(range.data, piece.rangeOffset, piece.length));
+    }
+    return groups;
+  }
+
+  /** One object request of writeMany: a WRITE for one extent, a WRITE_EXTENTS otherwise; leaves `generation` when it settles. */
+  private sendGroup(group: WriteGroup, generation: WriteGeneration): Promise<void> {
+    const object = this.objects.of(group.index);
+    const piece =
+      group.extents.length === 2
+        ? new Piece(DataOp.WRITE, this.current.pool, object, group.extents[0], group.length, group.payload, undefined, this.limit, generation, undefined)
+        : new Piece(DataOp.WRITE_EXTENTS, this.current.pool, object, 0, group.length, group.payload, undefined, this.limit, generation, group.extents);
+    if (!this.limit.tryAcquire()) return this.limit.acquire().then(() => this.io.run(piece));
+    return this.io.run(piece);
   }
 
   /** Every acknowledged write is already durable on a majority; flush waits for those still in flight. */
@@ -142,7 +242,7 @@ export class Image implements BlockVolume {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
     const into = at === 0 && out.length === length ? out : out.subarray(at, at + length);
-    const piece = new Piece(DataOp.READ, this.current.pool, this.objects.of(index), offset - index * objectSize, length, undefined, into, this.limit, undefined);
+    const piece = new Piece(DataOp.READ, this.current.pool, this.objects.of(index), offset - index * objectSize, length, undefined, into, this.limit, undefined, undefined);
     return this.io.run(piece).then(() => out);
   }
 
@@ -179,7 +279,7 @@ export class Image implements BlockVolume {
   private changeHeld(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined): Promise<void> {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
-    return this.io.run(new Piece(op, this.current.pool, this.objects.of(index), offset - index * objectSize, length, payload, undefined, this.limit, generation));
+    return this.io.run(new Piece(op, this.current.pool, this.objects.of(index), offset - index * objectSize, length, payload, undefined, this.limit, generation, undefined));
   }
 }
 
@@ -199,6 +299,7 @@ class Piece implements ObjectRequest {
     readonly into: Uint8Array | undefined,
     private readonly limit: InFlightLimit,
     private readonly generation: WriteGeneration | undefined,
+    readonly extents: readonly number[] | undefined,
   ) {}
 
   settled(): void {

@@ -5,7 +5,7 @@
  * - NOT_LEADER, STALE_EPOCH, a refused connection: the request was not accepted anywhere; retry
  *   at the hinted leader or with a fresher map.
  * - TIMEOUT and CLOSED (outcome unknown): a read is retried freely. A write is retried only as the
- *   very same request (same object, offset and bytes). Block writes are idempotent: applying the
+ *   very same request (same object, offset and bytes; a WRITE_EXTENTS the same extents). Block writes are idempotent: applying the
  *   same bytes at the same place once or twice leaves the same state. Ordering cannot betray it:
  *   the caller has not seen this write complete, so no later write of its own to the same range
  *   depends on it yet; and a lost first attempt can only be applied at a raft log position before
@@ -18,7 +18,7 @@
  */
 import type { InboundMessage, Payload, RemoteEndpoint, RequestOptions, Transport, TransportConnection } from '../kernel/contracts/transport.js';
 import { ErrorCode, FastblockError, assert, isFastblockError } from '../kernel/errors.js';
-import { DATA_METHOD_IO, DataOp, DataStatus, dataReplyIsOk, decodeDataReply, encodeRequestHeader, type DataReply } from './data-protocol.js';
+import { DATA_METHOD_IO, DataOp, DataStatus, dataReplyIsOk, decodeDataReply, encodeExtentsRequestHeader, encodeRequestHeader, type DataReply } from './data-protocol.js';
 import type { ClusterMapSource } from './map-source.js';
 import type { ObjectRef } from './object-ref.js';
 import type { PgRoute, PgRouter } from './pg-router.js';
@@ -42,6 +42,11 @@ export interface ObjectRequest {
   readonly offset: number;
   readonly length: number;
   readonly payload?: Payload;
+  /**
+   * WRITE_EXTENTS only: offset0, length0, ... inside the object (ascending, not overlapping), the
+   * payload their bytes in order, `length` their total; `offset` unused.
+   */
+  readonly extents?: readonly number[];
   /** READ: where the bytes go, exactly `length` long. */
   readonly into?: Uint8Array;
   /**
@@ -162,7 +167,10 @@ export class ObjectIo {
   }
 
   private send(connection: TransportConnection, request: ObjectRequest, pg: number, route: PgRoute, deadline: number): Promise<Outcome> {
-    const header = encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch);
+    const header =
+      request.extents === undefined
+        ? encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch)
+        : encodeExtentsRequestHeader(request.pool, pg, request.object.field, request.length, route.epoch, request.extents);
     const options = this.attemptOptions(connection, deadline);
     const take = request.op === DataOp.READ ? (reply: InboundMessage) => readOutcome(reply, request) : changeOutcome;
     if (connection.requestBorrowed !== undefined) return connection.requestBorrowed(DATA_METHOD_IO, header, request.payload, take, options);

@@ -9,6 +9,10 @@
  *
  *   node --import tsx bench/cluster/in-process.ts [--seconds 8] [--jobs 4k:32,4k:1,128k:8] [--replicas 3|1] [--profile DIR]
  *
+ * A job `wm4k:QD` issues Image.writeMany calls instead, each of 16 random 4 KiB blocks of one
+ * random object (one WRITE_EXTENTS request): what a write-back cache's write-back sends. Its
+ * figures are per 4 KiB block, to compare with the 4k job's per write.
+ *
  * Prints one line per job, with what each write cost the shards together: raft rounds,
  * storage flushes (those that reached the device: blobstore flush rounds) and node messages.
  * --profile writes a V8 CPU profile and an allocation profile (sampled, garbage included) of each
@@ -43,6 +47,8 @@ if (REPLICAS !== 1 && REPLICAS !== 3) throw new Error(`--replicas ${opts.replica
 const MiB = 1 << 20;
 const PGS = 64;
 const SPAN = 128 * MiB;
+/** Blocks per writeMany call of a wm job. */
+const WRITE_MANY_BLOCKS = 16;
 const logger = pino({ level: 'warn' });
 
 interface Node {
@@ -66,8 +72,16 @@ function counters(nodes: readonly Node[]): { rounds: number; flushes: number; me
 }
 
 /** A job: random writes for `seconds`, or sequential ones, for `seconds` or once over the span (`seconds` undefined). */
-async function run(nodes: readonly Node[], image: Image, label: string, bs: number, qd: number, seconds: number | undefined, sequential: boolean): Promise<void> {
+async function run(nodes: readonly Node[], image: Image, label: string, bs: number, qd: number, seconds: number | undefined, sequential: boolean, perCall = 1): Promise<void> {
   const block = new Uint8Array(bs).fill(7);
+  const objectBlocks = image.writeGroupBytes / bs;
+  /** perCall distinct random blocks of one random object, as writeMany's writes. */
+  const manyWrites = () => {
+    const base = Math.floor(Math.random() * (SPAN / image.writeGroupBytes)) * image.writeGroupBytes;
+    const picked = new Set<number>();
+    while (picked.size < perCall) picked.add(Math.floor(Math.random() * objectBlocks));
+    return [...picked].map((i) => ({ offset: base + i * bs, data: [block] }));
+  };
   let ops = 0;
   let next = 0;
   let issued = 0;
@@ -88,6 +102,12 @@ async function run(nodes: readonly Node[], image: Image, label: string, bs: numb
   await Promise.all(
     Array.from({ length: qd }, async () => {
       while (more()) {
+        if (perCall > 1) {
+          issued += perCall;
+          await image.writeMany(manyWrites());
+          ops += perCall;
+          continue;
+        }
         issued++;
         const offset = sequential ? next : Math.floor(Math.random() * (SPAN / bs)) * bs;
         next = (next + bs) % SPAN;
@@ -144,8 +164,9 @@ async function main(): Promise<void> {
       await run(nodes, image, 'precondition', MiB, 8, undefined, true);
       for (const job of opts.jobs.split(',')) {
         const [size, depth] = job.split(':');
-        const bs = parseInt(size!, 10) * 1024;
-        await run(nodes, image, `${size} qd${depth}`, bs, Number(depth), Number(opts.seconds), bs >= 128 * 1024);
+        const many = size!.startsWith('wm');
+        const bs = parseInt(many ? size!.slice(2) : size!, 10) * 1024;
+        await run(nodes, image, `${size} qd${depth}`, bs, Number(depth), Number(opts.seconds), !many && bs >= 128 * 1024, many ? WRITE_MANY_BLOCKS : 1);
       }
     } finally {
       await client.close();

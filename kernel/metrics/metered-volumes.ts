@@ -10,7 +10,7 @@
  * saw them fail (the frontend reports each to its host in its own protocol).
  */
 import { Counter } from 'prom-client';
-import type { BlockVolume, BlockVolumeProvider, BlockWriteOptions } from '../contracts/block.js';
+import type { BlockVolume, BlockVolumeProvider, BlockWrite, BlockWriteOptions } from '../contracts/block.js';
 import type { MetricsRegistry } from '../contracts/metrics.js';
 import { registerWriteBackMetrics } from './write-back-metrics.js';
 
@@ -94,6 +94,12 @@ export function meteredVolumes(provider: BlockVolumeProvider, registry: MetricsR
 class MeteredVolume implements BlockVolume {
   // One handler per op, made once: a failed I/O is counted without a closure per request.
   private readonly failed: ((err: unknown) => never)[];
+  /**
+   * Present only when the volume has it (a write-back cache in front asks whether it is there):
+   * each write of the call counts as a write request with its bytes; a failed call as that many
+   * failed writes (any of them may be the one that failed).
+   */
+  readonly writeMany?: (writes: readonly BlockWrite[]) => Promise<void>;
 
   constructor(
     private readonly volume: BlockVolume,
@@ -103,6 +109,21 @@ class MeteredVolume implements BlockVolume {
       counts.errors[op]++;
       throw err;
     });
+    if (volume.writeMany !== undefined) {
+      this.writeMany = (writes) => {
+        counts.requests[WRITE] += writes.length;
+        for (const write of writes) for (let i = 0; i < write.data.length; i++) counts.writtenBytes += write.data[i].length;
+        return volume.writeMany!(writes).catch((err: unknown): never => {
+          counts.errors[WRITE] += writes.length;
+          throw err;
+        });
+      };
+    }
+  }
+
+  /** The volume's, read through (undefined when it has no writeMany). */
+  get writeGroupBytes(): number | undefined {
+    return this.volume.writeGroupBytes;
   }
 
   get name(): string {

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClusterClient } from '../../client/cluster-client.js';
 import { StaticMapSource } from '../../client/map-source.js';
-import { DataOp } from '../../client/data-protocol.js';
+import { DataOp, MAX_DATA_LENGTH, MAX_EXTENTS } from '../../client/data-protocol.js';
 import { mapRange } from '../../client/striping.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { FakeCluster } from './fake-osd-cluster.js';
@@ -154,6 +154,115 @@ test('flush waits for the writes in flight when it is called, not for later ones
   releaseLate();
   await Promise.all([first, second]);
   await image.flush(); // nothing in flight: resolves at once
+  await client.close();
+});
+
+test('writeMany: one request per object (WRITE_EXTENTS, or WRITE for one range), adjacent writes merged; all read back', async () => {
+  const { image, cluster, client } = await setup();
+  assert.is(image.writeGroupBytes, 64 * KiB);
+  const o = (index: number) => index * 64 * KiB;
+  const writes = [
+    // Object 0: three separate blocks and two adjacent ones (one extent), given out of order.
+    { offset: o(0) + 36 * KiB, data: [pattern(4 * KiB, 5)] },
+    { offset: o(0) + 8 * KiB, data: [pattern(1000, 2), pattern(3096, 3)] },
+    { offset: o(0), data: [pattern(4 * KiB, 1)] },
+    { offset: o(0) + 20 * KiB, data: [pattern(4 * KiB, 4)] },
+    { offset: o(0) + 32 * KiB, data: [pattern(4 * KiB, 6)] },
+    // Object 1: one block alone, a plain WRITE.
+    { offset: o(1) + 4 * KiB, data: [pattern(4 * KiB, 7)] },
+    // Objects 2 and 3: a write across their boundary, and another block in object 3.
+    { offset: o(3) - 2 * KiB, data: [pattern(6 * KiB, 8)] },
+    { offset: o(3) + 16 * KiB, data: [pattern(4 * KiB, 9)] },
+    // A write of nothing is no request.
+    { offset: o(5), data: [] },
+  ];
+  const expected = new Uint8Array(o(5));
+  for (const w of writes) expected.set(Buffer.concat(w.data), w.offset);
+  const before = cluster.requests;
+  await image.writeMany(writes);
+  assert.is(cluster.requests - before, 4, 'one request per object');
+  assert.is(cluster.served.get(DataOp.WRITE_EXTENTS), 2, 'objects 0 and 3');
+  assert.is(cluster.served.get(DataOp.WRITE), 2, 'objects 1 and 2');
+  assert.equal(cluster.extentLists.map((e) => [...e]).sort((a, b) => b.length - a.length), [
+    [0, 4 * KiB, 8 * KiB, 4 * KiB, 20 * KiB, 4 * KiB, 32 * KiB, 8 * KiB],
+    [0, 4 * KiB, 16 * KiB, 4 * KiB],
+  ]);
+  assert.equal(await image.read(0, o(5)), expected);
+  await client.close();
+});
+
+test('writeMany splits an object group past MAX_EXTENTS or MAX_DATA_LENGTH into several requests', async () => {
+  const MiB = 1024 * KiB;
+  const { image, cluster, client } = await setup({ objectSize: 8 * MiB, imageSize: 16 * MiB });
+  // MAX_EXTENTS + 10 blocks of 1 KiB, 2 KiB apart: two requests to object 0.
+  const count = MAX_EXTENTS + 10;
+  const small = Array.from({ length: count }, (_, i) => ({ offset: i * 2 * KiB, data: [pattern(KiB, i)] }));
+  await image.writeMany(small);
+  assert.equal(cluster.extentLists.map((e) => e.length / 2), [MAX_EXTENTS, 10]);
+  for (const w of [small[0], small[MAX_EXTENTS - 1], small[MAX_EXTENTS], small[count - 1]]) assert.equal(await image.read(w.offset, KiB), w.data[0]);
+  // Five 1 MiB writes, 1.5 MiB apart, in object 1: more than one request may carry.
+  const big = Array.from({ length: 5 }, (_, i) => ({ offset: 8 * MiB + i * 1.5 * MiB, data: [pattern(MiB, 50 + i)] }));
+  cluster.extentLists.length = 0;
+  await image.writeMany(big);
+  assert.equal(cluster.extentLists.map((e) => e.length / 2), [4]);
+  assert.ok(cluster.extentLists.every((e) => e.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0) <= MAX_DATA_LENGTH));
+  assert.is(cluster.served.get(DataOp.WRITE), 1, 'the fifth write alone, as a WRITE');
+  for (const w of big) assert.equal(await image.read(w.offset, MiB), w.data[0]);
+  await client.close();
+});
+
+test('writeMany: overlapping or out-of-range writes are refused before anything is sent; flush covers a writeMany', async () => {
+  const { image, cluster, client } = await setup();
+  const before = cluster.requests;
+  for (const [what, writes, code] of [
+    ['overlapping', [{ offset: 0, data: [pattern(4 * KiB, 1)] }, { offset: 100 * KiB, data: [pattern(4 * KiB, 1)] }, { offset: 2 * KiB, data: [pattern(4 * KiB, 2)] }], ErrorCode.INVALID_ARGUMENT],
+    ['the same block twice', [{ offset: 8 * KiB, data: [pattern(4 * KiB, 1)] }, { offset: 8 * KiB, data: [pattern(4 * KiB, 2)] }], ErrorCode.INVALID_ARGUMENT],
+    ['past the end', [{ offset: 0, data: [pattern(4 * KiB, 1)] }, { offset: image.size - 2 * KiB, data: [pattern(4 * KiB, 2)] }], ErrorCode.INVALID_ARGUMENT],
+    ['negative', [{ offset: -4096, data: [pattern(4 * KiB, 1)] }], ErrorCode.INVALID_ARGUMENT],
+  ] as const) {
+    try {
+      await image.writeMany(writes);
+      assert.unreachable(what);
+    } catch (err) {
+      assert.ok(isFastblockError(err, code), `${what}: ${String(err)}`);
+    }
+  }
+  assert.is(cluster.requests, before, 'nothing was sent');
+  assert.equal(await image.read(0, 8 * KiB), new Uint8Array(8 * KiB));
+
+  // flush() called right after writeMany waits for every one of its requests.
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  cluster.gate = (request) => (request.op === DataOp.WRITE_EXTENTS || request.op === DataOp.WRITE ? gate : undefined);
+  const settled: string[] = [];
+  const writes = Array.from({ length: 40 }, (_, i) => ({ offset: i * 24 * KiB, data: [pattern(4 * KiB, i)] }));
+  const objects = new Set(writes.map((w) => Math.floor(w.offset / (64 * KiB)))).size;
+  const servedWrites = () => (cluster.served.get(DataOp.WRITE) ?? 0) + (cluster.served.get(DataOp.WRITE_EXTENTS) ?? 0);
+  let servedAtFlush = -1;
+  const many = image.writeMany(writes).then(() => settled.push('writeMany'));
+  const flushed = image.flush().then(() => {
+    settled.push('flush');
+    servedAtFlush = servedWrites();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(settled, [], 'the flush waits for the writeMany');
+  release();
+  await Promise.all([many, flushed]);
+  assert.is(servedAtFlush, objects, 'every request of the writeMany was served before the flush resolved');
+  assert.equal(await image.read(39 * 24 * KiB, 4 * KiB), pattern(4 * KiB, 39));
+  await client.close();
+});
+
+test('writeMany requests are retried as writes are: NOT_LEADER hints followed, in-flight limit kept', async () => {
+  const { image, cluster, client } = await setup();
+  for (const pg of cluster.map.pgs) cluster.leaders.set(`1.${pg.index}`, pg.replicas[1].osd);
+  cluster.delayMs = 2;
+  const writes = Array.from({ length: 64 }, (_, i) => ({ offset: (i % 32) * 64 * KiB + (i < 32 ? 0 : 8 * KiB), data: [pattern(4 * KiB, i)] }));
+  await image.writeMany(writes);
+  assert.ok(client.io.stats.notLeader > 0);
+  assert.ok(cluster.maxInFlight <= 8, `max in flight ${cluster.maxInFlight}`);
+  assert.is(cluster.served.get(DataOp.WRITE_EXTENTS), 32);
+  for (const w of writes) assert.equal(await image.read(w.offset, 4 * KiB), w.data[0]);
   await client.close();
 });
 

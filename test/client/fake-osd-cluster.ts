@@ -22,6 +22,10 @@ export class FakeCluster {
   readonly leaders = new Map<string, number>();
   map: ClusterMap;
   requests = 0;
+  /** Requests served by op (DataOp -> count), those answered NOT_LEADER or STALE_EPOCH left out. */
+  readonly served = new Map<number, number>();
+  /** The extents of every WRITE_EXTENTS served, in order. */
+  readonly extentLists: Array<readonly number[]> = [];
   inFlight = 0;
   maxInFlight = 0;
   /** Milliseconds each request takes (to observe concurrency). */
@@ -86,7 +90,15 @@ export class FakeCluster {
       if (leader !== osd) return this.reply({ status: DataStatus.NOT_LEADER, leaderHint: leader, epoch, message: '' });
       const object = this.objects.get(request.object) ?? new Uint8Array(this.options.objectSize);
       this.objects.set(request.object, object);
+      this.served.set(request.op, (this.served.get(request.op) ?? 0) + 1);
       switch (request.op) {
+        case DataOp.WRITE_EXTENTS: {
+          if (message.payload.length !== request.length) return this.reply({ status: DataStatus.INVALID_ARGUMENT, epoch, message: 'length' });
+          const extents = request.extents!;
+          this.extentLists.push(extents);
+          for (let i = 0, at = 0; i < extents.length; at += extents[i + 1], i += 2) object.set(message.payload.subarray(at, at + extents[i + 1]), extents[i]);
+          return this.reply({ status: DataStatus.OK, epoch, message: '' });
+        }
         case DataOp.READ:
           return this.reply({ status: DataStatus.OK, epoch, message: '' }, object.slice(request.offset, request.offset + request.length));
         case DataOp.WRITE:

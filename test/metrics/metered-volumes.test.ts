@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Registry } from 'prom-client';
-import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
+import type { BlockVolume, BlockVolumeProvider, BlockWrite } from '../../kernel/contracts/block.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -58,6 +58,43 @@ test('a failed I/O is counted as a request and as an error of its op, and still 
   assert.is(sample(text, `fastblock_frontend_errors_total${labels('write_zeroes')}`), 1);
   assert.is(sample(text, `fastblock_frontend_errors_total${labels('flush')}`), 0);
   assert.is(sample(text, 'fastblock_frontend_read_bytes_total{frontend="nbd",export="rbd/half"}'), 4096 + 8192);
+});
+
+test('writeMany and writeGroupBytes pass through when the volume has them (counted as writes), and are absent when not', async () => {
+  const registry = new Registry();
+  const plain = await meteredVolumes(halfBrokenProvider(), registry, 'nbd').open('rbd/half');
+  assert.is(plain.writeMany, undefined);
+  assert.is(plain.writeGroupBytes, undefined);
+
+  const calls: (readonly BlockWrite[])[] = [];
+  const inner: BlockVolume = {
+    ...(await halfBrokenProvider().open('rbd/half')),
+    name: 'rbd/many',
+    writeGroupBytes: 4 << 20,
+    writeMany: (writes) => {
+      calls.push(writes);
+      return writes.some((w) => w.offset >= 1 << 19) ? Promise.reject(new FastblockError(ErrorCode.IO_ERROR, 'injected', {})) : Promise.resolve();
+    },
+  };
+  const volume = await meteredVolumes({ list: async () => [inner.name], open: async () => inner }, registry, 'nbd').open('rbd/many');
+  assert.is(volume.writeGroupBytes, 4 << 20);
+  const writes = [
+    { offset: 0, data: [new Uint8Array(4096)] },
+    { offset: 8192, data: [new Uint8Array(1000), new Uint8Array(3096)] },
+  ];
+  await volume.writeMany!(writes);
+  assert.is(calls[0], writes, 'the same writes reach the volume');
+  try {
+    await volume.writeMany!([{ offset: 1 << 19, data: [new Uint8Array(4096)] }]);
+    assert.unreachable();
+  } catch (err) {
+    assert.is((err as FastblockError).code, ErrorCode.IO_ERROR);
+  }
+  const text = await registry.metrics();
+  const labels = (op: string) => `{frontend="nbd",export="rbd/many",op="${op}"}`;
+  assert.is(sample(text, `fastblock_frontend_requests_total${labels('write')}`), 3);
+  assert.is(sample(text, `fastblock_frontend_errors_total${labels('write')}`), 1);
+  assert.is(sample(text, 'fastblock_frontend_written_bytes_total{frontend="nbd",export="rbd/many"}'), 3 * 4096);
 });
 
 test('a writeback export shows its dirty bytes, log use and in-flight write-backs until it is closed', async () => {
