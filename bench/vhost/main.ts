@@ -38,12 +38,13 @@ import { VhostDaemon } from '../../test/vhost/daemon-process.js';
 const opts = new Command()
   .option('--runtime <s>', 'seconds per fio job', '5')
   .option('--rounds <n>', 'rounds of the four jobs', '3')
+  .option('--keep', "keep the run's directories (the daemons' logs) for a look afterwards")
   .option('--reference-direct', "qsd opens its file with O_DIRECT (cache.direct=on, aio=io_uring, as bench/cluster's qsd): not the issue's reference, a measure of what the host page cache gives it")
   .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
   .option('--guest-cpus <n>', 'vCPUs of the guest', '2')
   .option('--cache <mode>', "vda's cache with the cluster backend: writeback (the reference's promise) or writethrough", 'writeback')
   .parse()
-  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string; cache: string }>();
+  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string; cache: string; keep?: boolean }>();
 if (opts.cache !== 'writeback' && opts.cache !== 'writethrough') throw new Error(`--cache ${opts.cache}: writeback or writethrough`);
 const cluster = opts.backend === 'cluster';
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
@@ -267,9 +268,13 @@ try {
   // The figures stand even when stopping fails (on this shared machine the bench's directory in
   // /tmp has been seen to vanish under a run, and the cluster then cannot record its state).
   await daemon.stop().catch((err: unknown) => console.error(`stopping fastblock: ${(err as Error).message}`));
-  rmSync(dir, { recursive: true, force: true });
-  rmSync(referenceDir, { recursive: true, force: true });
-  rmSync(writeBackDir, { recursive: true, force: true });
+  if (opts.keep) {
+    console.error(`kept: ${dir} (daemons' logs under cluster/logs), ${referenceDir}, ${writeBackDir}`);
+  } else {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(referenceDir, { recursive: true, force: true });
+    rmSync(writeBackDir, { recursive: true, force: true });
+  }
 }
 
 const ratio = (rw: string, who = 'fastblock') => figures[`${who}_${rw}_iops_4k_qd16`]! / figures[`reference_${rw}_iops_4k_qd16`]!;
