@@ -259,15 +259,13 @@ export class Image implements BlockVolume {
 
   private async changePieces(op: WriteOp, offset: number, length: number, data: readonly Uint8Array[] | undefined): Promise<void> {
     const generation = this.writes.enter();
-    try {
-      await Promise.all(
-        this.pieces(offset, length).map((e) =>
-          this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined),
-        ),
-      );
-    } finally {
-      generation.leave();
-    }
+    // Settled, not all: a flush must cover every piece, so the change leaves the barrier only once
+    // the last piece settled, even when an earlier one failed.
+    const outcomes = await Promise.allSettled(
+      this.pieces(offset, length).map((e) => this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined)),
+    );
+    generation.leave();
+    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
   }
 
   /** One object request of a change; `generation` (when given) is left when it settles. */

@@ -157,6 +157,33 @@ test('flush waits for the writes in flight when it is called, not for later ones
   await client.close();
 });
 
+test('a write over two objects whose first piece fails settles once its other piece has, and a flush after it waits for that piece', async () => {
+  const { image, cluster, client } = await setup();
+  let releaseSecond!: () => void;
+  const second = new Promise<void>((resolve) => (releaseSecond = resolve));
+  // Object size 64 KiB: the write below is two pieces, the first refused at once, the second held.
+  cluster.gate = (request) => {
+    if (request.op !== DataOp.WRITE) return undefined;
+    if (request.offset !== 0) return Promise.reject(new Error('refused'));
+    return second;
+  };
+  const events: string[] = [];
+  const write = image.write(60 * KiB, [pattern(8 * KiB, 1)]).then(
+    () => events.push('write ok'),
+    () => events.push('write failed'),
+  );
+  const flush = image.flush().then(() => events.push('flush'));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // Settling earlier would hand the caller back a buffer a piece still sends, and let a flush
+  // return with that piece in flight.
+  assert.equal(events, [], 'nothing settles while a piece is in flight');
+  releaseSecond();
+  await Promise.all([write, flush]);
+  assert.equal(events, ['write failed', 'flush']);
+  cluster.gate = undefined;
+  await client.close();
+});
+
 test('writeMany: one request per object (WRITE_EXTENTS, or WRITE for one range), adjacent writes merged; all read back', async () => {
   const { image, cluster, client } = await setup();
   assert.is(image.writeGroupBytes, 64 * KiB);
