@@ -57,6 +57,16 @@ export interface WriteBackSettings {
   readonly capacityBytes: number;
 }
 
+/**
+ * How long an export's write stays in the log before its write-back starts, so that the writes of
+ * one object that arrive meanwhile go to the cluster as one request (WriteBackOptions.holdMs).
+ * Flushes, FUA writes, reads of the image's bytes and a ring over half full never wait for it.
+ * bench/vhost (4 KiB random writes, QD16, a 256 MiB image): CPU per 1,000 writes of the OSD and
+ * the gateway 92.6 + 55.1 ms at 0 (each write alone unless the cluster falls behind), 58.7 + 42.9
+ * at 50 ms, 31.7 + 37.0 at 200 ms. Linux holds dirty pages for 30 s; 200 ms keeps the log short.
+ */
+export const WRITE_BACK_HOLD_MS = 200;
+
 /** The write-back log of a volume: `<dir>/<encodeURIComponent(pool/image)>.wblog`. */
 export function writeBackPath(dir: string, volume: string): string {
   return join(resolve(dir), `${encodeURIComponent(volume)}.wblog`);
@@ -69,7 +79,7 @@ export function writeBackPath(dir: string, volume: string): string {
  */
 export function openExportWriteBack(name: string, inner: BlockVolume, settings: WriteBackSettings, log: Logger): WriteBackVolume {
   mkdirSync(resolve(settings.dir), { recursive: true, mode: 0o700 });
-  return openWriteBack(inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log });
+  return openWriteBack(inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log, holdMs: WRITE_BACK_HOLD_MS });
 }
 
 /**

@@ -19,8 +19,10 @@
  * write goes back with the other ready writes of its object in one call, which the image sends as
  * one request. Under load the ring holds many writes per object, and one request's fixed cost
  * (the RPC, the raft proposal, the journal record, the reply: most of what a 4 KiB write costs
- * the gateway and the OSD) is then spread over all of them. A write waits for nothing to be
- * grouped: when fewer than maxInFlight calls are in progress it goes at once, alone.
+ * the gateway and the OSD) is then spread over all of them. With holdMs a write stays that long
+ * in the log, so that the writes of its object gather, unless something waits for it (a flush, a
+ * FUA write, a read of the volume's bytes, a close, a ring over half full); without, it goes as
+ * soon as fewer than maxInFlight calls are in progress, grouped only with what waited meanwhile.
  *
  * Failures: a write-back that fails is retried with backoff, its dependents waiting, as long as
  * the error may pass (timeouts, no leader, a full cluster); one that cannot (the image is gone, the
@@ -45,6 +47,13 @@ export interface WriteBackOptions {
   readonly maxInFlight?: number;
   /** First retry delay of a failed write-back (ms); doubles per attempt up to 5 s. */
   readonly retryMs?: number;
+  /**
+   * How long a write may stay in the log before its write-back starts (ms; default 0, at once),
+   * so that later writes of its object gather with it into one request. Nothing that waits for a
+   * write-back waits for this: a flush, a FUA write, a read of the volume's bytes, a close, and a
+   * ring over half full start what they need at once.
+   */
+  readonly holdMs?: number;
 }
 
 export interface WriteBackStats {
@@ -86,6 +95,8 @@ interface Pending {
   isReady: boolean;
   /** Written back on its own, never in a group: its group failed for good, and it gets its own verdict. */
   alone: boolean;
+  /** When it was appended (performance.now(); 0 for a replayed record): its hold ends holdMs later. */
+  readonly appendedAt: number;
 }
 
 /**
@@ -156,6 +167,11 @@ export class WriteBackVolume implements BlockVolume {
   private readonly groupBytes: number | undefined;
   /** Calls to the volume in progress (a group counts once). */
   private inFlight = 0;
+  private readonly holdMs: number;
+  /** Records up to this sequence number are wanted in the volume now: their hold is over. */
+  private hurriedSeq = 0;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private holdDue = Infinity;
 
   private head: number;
   private nextSeq: number;
@@ -189,6 +205,7 @@ export class WriteBackVolume implements BlockVolume {
     const groupBytes = inner.writeMany !== undefined ? inner.writeGroupBytes : undefined;
     this.groupBytes = groupBytes !== undefined && groupBytes >= this.blockSize ? groupBytes : undefined;
     this.retryMs = options.retryMs ?? 100;
+    this.holdMs = options.holdMs ?? 0;
     this.log = options.log;
     this.head = state.head;
     this.nextSeq = state.nextSeq;
@@ -198,7 +215,7 @@ export class WriteBackVolume implements BlockVolume {
       const bytes = state.records.reduce((sum, r) => sum + (r.data?.byteLength ?? 0), 0);
       this.log.warn({ path: file.path, records: state.records.length, bytes }, 'write-back log replayed: writing back what an earlier process acknowledged');
     }
-    for (const r of state.records) this.track(r.kind, r.seq, r.position, r.seq, r.offset, r.length, r.data);
+    for (const r of state.records) this.track(r.kind, r.seq, r.position, r.seq, r.offset, r.length, r.data, 0);
     OPEN.add(this);
   }
 
@@ -249,6 +266,7 @@ export class WriteBackVolume implements BlockVolume {
   async flush(): Promise<void> {
     this.reportError();
     const last = this.nextSeq - 1;
+    this.hurry(last);
     if (this.firstPendingSeq() <= last) await new Promise<void>((resolve) => this.flushWaiters.push({ seq: last, resolve }));
     this.reportError();
     await this.inner.flush();
@@ -267,6 +285,7 @@ export class WriteBackVolume implements BlockVolume {
     OPEN.delete(this);
     this.file.close();
     this.closed = true;
+    clearTimeout(this.holdTimer);
     try {
       unlinkSync(this.file.path);
     } catch {
@@ -285,6 +304,7 @@ export class WriteBackVolume implements BlockVolume {
     if (this.closed) return;
     this.closing = true;
     this.closed = true;
+    clearTimeout(this.holdTimer);
     this.file.close();
     releaseLock(this.lock);
     OPEN.delete(this);
@@ -324,6 +344,8 @@ export class WriteBackVolume implements BlockVolume {
           }
         },
       });
+      // A write waits for ring space: nothing held may wait longer.
+      this.pump();
     });
   }
 
@@ -338,11 +360,11 @@ export class WriteBackVolume implements BlockVolume {
     this.head = next;
     this.nextSeq = seq + 1;
     const view = kind === RecordKind.WRITE ? this.file.ring.subarray(dataAt, dataAt + length) : undefined;
-    return this.track(kind, seq, start, startSeq, offset, length, view);
+    return this.track(kind, seq, start, startSeq, offset, length, view, this.holdMs === 0 ? 0 : performance.now());
   }
 
   /** Makes a logged record pending: links it after what it overlaps, and starts it if it can. */
-  private track(kind: RecordKind, seq: number, start: number, startSeq: number, offset: number, length: number, data: Uint8Array | undefined): Pending {
+  private track(kind: RecordKind, seq: number, start: number, startSeq: number, offset: number, length: number, data: Uint8Array | undefined, appendedAt: number): Pending {
     const barrier = kind !== RecordKind.WRITE;
     const record: Pending = {
       kind,
@@ -362,6 +384,7 @@ export class WriteBackVolume implements BlockVolume {
       waiters: undefined,
       isReady: false,
       alone: false,
+      appendedAt,
     };
     if (barrier) {
       for (let i = this.front; i < this.records.length; i++) this.link(this.records[i]!, record);
@@ -428,6 +451,7 @@ export class WriteBackVolume implements BlockVolume {
     if (this.closed) return;
     while (this.inFlight < this.maxInFlight && this.readyFront < this.ready.length) {
       const record = this.ready[this.readyFront]!;
+      if (record.isReady && this.holding(record)) break;
       this.ready[this.readyFront++] = undefined as unknown as Pending;
       if (!record.isReady) continue;
       const group = this.groupOf(record);
@@ -459,6 +483,35 @@ export class WriteBackVolume implements BlockVolume {
       this.ready = [];
       this.readyFront = 0;
     }
+  }
+
+  /**
+   * Whether `record` (the oldest ready one) should wait longer in the log: its hold is not over,
+   * nobody waits for it, and the ring has room. If so, a timer pumps again when the hold ends.
+   */
+  private holding(record: Pending): boolean {
+    if (this.holdMs === 0 || record.seq <= this.hurriedSeq || this.closing || this.queued.length > 0) return false;
+    if ((this.head - this.persistedTail) * 2 >= this.file.capacity) return false;
+    const due = record.appendedAt + this.holdMs;
+    const now = performance.now();
+    if (now >= due) return false;
+    if (due < this.holdDue) {
+      clearTimeout(this.holdTimer);
+      this.holdDue = due;
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        this.holdDue = Infinity;
+        this.pump();
+      }, Math.ceil(due - now));
+    }
+    return true;
+  }
+
+  /** Records up to `seq` are waited for: they go to the volume now, whatever their hold. */
+  private hurry(seq: number): void {
+    if (this.holdMs === 0 || seq <= this.hurriedSeq) return;
+    this.hurriedSeq = seq;
+    this.pump();
   }
 
   private issue(record: Pending): void {
@@ -659,6 +712,8 @@ export class WriteBackVolume implements BlockVolume {
 
   private doneOf(record: Pending): Promise<void> {
     if (record.done) return RESOLVED;
+    // It depends on every earlier record over its blocks, which have lower numbers.
+    this.hurry(record.seq);
     return new Promise<void>((resolve) => (record.waiters ??= []).push(resolve));
   }
 
@@ -674,6 +729,7 @@ export class WriteBackVolume implements BlockVolume {
     return new Promise<void>((resolve, reject) => {
       const start = (): void => {
         this.gated++;
+        this.hurry(this.nextSeq - 1);
         void this.waitForEmpty().then(async () => {
           try {
             // No replay may write a record older than this write over it.

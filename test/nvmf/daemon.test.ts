@@ -206,7 +206,14 @@ test('writeback on a file: acknowledged writes survive a SIGKILL, the restart re
     const host = await associate(first.port, nqn);
     assert.is((await host.io.write(1, 64, big)).cqe.status, 0, 'acknowledged from the log');
     assert.is((await host.io.write(1, 3, small)).cqe.status, 0);
-    assert.equal(await first.admin('test-volume held'), { held: 2 }, 'both write-backs held at the file');
+    // They stay in the log up to the write-back hold (200 ms), then reach the file, which holds them.
+    let held: unknown;
+    for (let waited = 0; waited < 5_000; waited += 50) {
+      held = await first.admin('test-volume held');
+      if ((held as { held: number }).held === 2) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(held, { held: 2 }, 'both write-backs held at the file');
     const listed = ((await first.admin('nvmf ls')) as Listed[])[0]!;
     assert.is(listed.details?.dirtyBytes, big.length + small.length);
     first.process.child.kill('SIGKILL');

@@ -92,7 +92,13 @@ test('writeback: acknowledged writes held in the log survive a back-end SIGKILL 
     }
     assert.ok(Number(dirty.dirtyBytes) >= 4 * MiB, `the dd pattern is acknowledged and dirty in the log: ${JSON.stringify(dirty)}`);
     assert.ok(Number(dirty.usedBytes) > Number(dirty.dirtyBytes), 'records take their headers too');
-    const held = Number((await daemon.command({ op: 'held' })).result);
+    // Writes stay in the log up to the write-back hold (200 ms) before they reach the volume, and
+    // then wait there: the kill finds some at the volume, unfinished, and the rest in the log only.
+    let held = 0;
+    for (let waited = 0; held === 0 && waited < 5_000; waited += 50) {
+      held = Number((await daemon.command({ op: 'held' })).result);
+      if (held === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     assert.ok(held > 0, 'volume writes were held at the kill');
     await daemon.kill();
     assert.ok(existsSync(join(writeBackDir, 'rbd%2Fa.wblog')), 'a SIGKILL leaves the log');

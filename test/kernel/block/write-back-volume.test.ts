@@ -328,6 +328,44 @@ test('a group that fails for a while is retried; one refused for good goes again
   await wb.close();
 });
 
+test('holdMs: a write waits in the log so that others of its object join it; whatever waits for it does not', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000 });
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(16 * KiB, [pattern(4 * KiB, 2)]);
+  await settle();
+  assert.equal(inner.applied, [], 'held: nothing went yet');
+  await wb.flush();
+  assert.equal(inner.applied.map((op) => [op.kind, op.offsets]), [['many', [0, 16 * KiB]]], 'a flush sends them at once, together');
+
+  await wb.write(32 * KiB, [pattern(4 * KiB, 3)]);
+  await wb.write(48 * KiB, [pattern(4 * KiB, 4)], { fua: true });
+  assert.equal(inner.applied.slice(1).map((op) => [op.kind, op.offsets]), [['many', [32 * KiB, 48 * KiB]]], 'a FUA write does not wait out the hold');
+
+  await wb.write(64 * KiB, [pattern(4 * KiB, 5)]);
+  await settle();
+  assert.is(inner.applied.length, 2);
+  // Half the bytes come from the volume: the read needs the held write in it first.
+  const read = await wb.read(60 * KiB, 8 * KiB);
+  assert.ok(Buffer.from(read).equals(Buffer.concat([new Uint8Array(4 * KiB), pattern(4 * KiB, 5)])), 'the read sees the held write');
+  assert.equal(inner.applied.slice(2).map((op) => [op.kind, op.offset]), [['write', 64 * KiB]], 'a read of the volume does not wait out the hold');
+
+  // Past half the ring, nothing is held.
+  for (let i = 0; i < 2 * 256; i++) await wb.write(1 * MiB + i * 4 * KiB, [pattern(4 * KiB, 6)]);
+  await settle();
+  assert.ok(inner.applied.length > 3, 'a ring over half full is written back without waiting');
+  await wb.close();
+
+  const timed = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  const short = openWriteBack(timed, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 50 });
+  await short.write(0, [pattern(4 * KiB, 7)]);
+  await settle();
+  assert.equal(timed.applied, []);
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  assert.equal(timed.applied.map((op) => [op.kind, op.offset]), [['write', 0]], 'the hold ends on its own');
+  await short.close();
+});
+
 test('a write larger than an eighth of the ring goes around it, after what is pending', async () => {
   const inner = new ControlledVolume();
   inner.hold = true;
