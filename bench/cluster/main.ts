@@ -8,6 +8,12 @@
  * and QD32, 128 KiB sequential write and read at QD8. Also the CPU seconds the fastblock
  * processes (monitor, OSDs, gateway) spend per 1,000 I/Os.
  *
+ * One more job, randwrite_4k_qd32_writeback, writes a second image exported with the gateway's
+ * write-back cache (docs/operations.md, "Gateway exports"): acknowledged once in the gateway's
+ * crash-safe log, as qsd acknowledges from the host's page cache, and sent to the 3 replicas
+ * grouped by object. Both sides end the job with a flush (fio end_fsync), so the figure counts
+ * the drain. The issue's headline ratios are the writethrough jobs above.
+ *
  *   npm run bench -- cluster [--runtime 30] [--quick] [--size 256] [--jobs randwrite_4k_qd32,...]
  *
  * Last line: {"bench":"cluster","figures":{...},"ratios":{...}}; ratios are fastblock/baseline
@@ -39,6 +45,8 @@ interface Job {
   readonly iodepth: number;
   /** Compared by bandwidth (MiB/s) rather than IOPS. */
   readonly bandwidth: boolean;
+  /** Against the image exported with the write-back cache, ending with a flush on both sides. */
+  readonly writeBack?: boolean;
 }
 
 const ALL_JOBS: readonly Job[] = [
@@ -48,6 +56,7 @@ const ALL_JOBS: readonly Job[] = [
   { name: 'randread_4k_qd32', rw: 'randread', bs: '4k', iodepth: 32, bandwidth: false },
   { name: 'write_128k_qd8', rw: 'write', bs: '128k', iodepth: 8, bandwidth: true },
   { name: 'read_128k_qd8', rw: 'read', bs: '128k', iodepth: 8, bandwidth: true },
+  { name: 'randwrite_4k_qd32_writeback', rw: 'randwrite', bs: '4k', iodepth: 32, bandwidth: false, writeBack: true },
 ];
 const wanted = opts.jobs?.split(',').map((name) => name.trim());
 for (const name of wanted ?? []) if (!ALL_JOBS.some((job) => job.name === name)) throw new Error(`--jobs: no job ${name} (jobs: ${ALL_JOBS.map((job) => job.name).join(', ')})`);
@@ -66,7 +75,7 @@ function cpuSeconds(pid: number): number {
 async function measure(uri: string, job: Job, pids: readonly number[], daemons: ReadonlyMap<string, number> = new Map()) {
   const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const daemonBefore = new Map([...daemons].map(([name, pid]) => [name, cpuSeconds(pid)]));
-  const result = await runFio({ uri, rw: job.rw, bs: job.bs, iodepth: job.iodepth, size: `${sizeMiB}M`, runtime });
+  const result = await runFio({ uri, rw: job.rw, bs: job.bs, iodepth: job.iodepth, size: `${sizeMiB}M`, runtime, ...(job.writeBack ? { extra: ['--end_fsync=1'] } : {}) });
   const cpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
   // Per daemon too: the gateway's share is the client library's and the frontend's cost per I/O.
   const daemonCpu = new Map([...daemons].map(([name, pid]) => [name, cpuSeconds(pid) - daemonBefore.get(name)!]));
@@ -87,13 +96,17 @@ async function main(): Promise<void> {
     storeSizeMb: Math.max(2048, sizeMiB * 4),
     pool: { name: 'rbd', size: 3, pgNum: 64 },
     image: { name: 'disk', sizeBytes: sizeMiB * 1024 * 1024 },
+    extraImages: [{ name: 'disk-wb', sizeBytes: sizeMiB * 1024 * 1024 }],
+    gatewaySettings: { 'nbd.exports': 'rbd/disk,rbd/disk-wb:writeback' },
   });
+  const writeBackUri = cluster.nbdUri.replace(/rbd\/disk$/, 'rbd/disk-wb');
   const qsd = await startQsdExport(raw, cluster.state.nbdPort + 1);
   try {
     const pids = [...cluster.daemons.values()].map((d) => d.pid);
     const daemonPids = new Map([...cluster.daemons.values()].map((d) => [d.name, d.pid]));
     const servers = [
       { name: 'fastblock', uri: cluster.nbdUri },
+      ...(JOBS.some((job) => job.writeBack) ? [{ name: 'fastblock (writeback)', uri: writeBackUri }] : []),
       { name: 'qsd', uri: qsd.uri },
     ];
     for (const server of servers) {
@@ -104,7 +117,7 @@ async function main(): Promise<void> {
     const ratios: Record<string, number> = {};
     const rows: string[] = [];
     for (const job of JOBS) {
-      const fb = await measure(cluster.nbdUri, job, pids, daemonPids);
+      const fb = await measure(job.writeBack ? writeBackUri : cluster.nbdUri, job, pids, daemonPids);
       const base = await measure(qsd.uri, job, []);
       const unit = job.bandwidth ? 'mibps' : 'iops';
       const ours = job.bandwidth ? fb.bwMiBps : fb.iops;
