@@ -63,9 +63,10 @@ export interface WriteBackSettings {
  * Flushes, FUA writes, reads of the image's bytes and a ring over half full never wait for it.
  * bench/vhost (4 KiB random writes, QD16, a 256 MiB image): CPU per 1,000 writes of the OSD and
  * the gateway 92.6 + 55.1 ms at 0 (each write alone unless the cluster falls behind), 58.7 + 42.9
- * at 50 ms, 31.7 + 37.0 at 200 ms. Linux holds dirty pages for 30 s; 200 ms keeps the log short.
+ * at 50 ms, 31.7 + 37.0 at 200 ms, 25.7 + 34.9 at 500 ms. Linux holds dirty pages for 30 s; half
+ * a second keeps the log short (and a ring over half full is written back without waiting).
  */
-export const WRITE_BACK_HOLD_MS = 200;
+export const WRITE_BACK_HOLD_MS = 500;
 
 /** The write-back log of a volume: `<dir>/<encodeURIComponent(pool/image)>.wblog`. */
 export function writeBackPath(dir: string, volume: string): string {
