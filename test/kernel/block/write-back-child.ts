@@ -22,7 +22,26 @@ const slow: BlockVolume = Object.assign(Object.create(file) as BlockVolume, {
   },
 });
 const wb = openWriteBack(slow, { path: logPath!, capacityBytes: Number(capacity), log: silentLogger() });
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Writes `line` to stdout before anything else happens: the parent counts a write acknowledged
+ * once it read its ACK. stdout is a non-blocking pipe, so a busy parent (CI) fills it and a write
+ * fails with EAGAIN or lands in part; wait and write the rest.
+ */
+function say(line: string): void {
+  const bytes = Buffer.from(line);
+  for (let at = 0; at < bytes.length; ) {
+    try {
+      at += writeSync(1, bytes, at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(pause, 0, 0, 1);
+    }
+  }
+}
+
 for (let i = 0; ; i++) {
   await wb.write(blockOf(i, Number(blocks)) * 4096, [patternOf(i)]);
-  writeSync(1, `ACK ${i}\n`);
+  say(`ACK ${i}\n`);
 }
