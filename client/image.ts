@@ -13,6 +13,7 @@
 import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../kernel/contracts/block.js';
 import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
+import { settleAll } from '../kernel/settle-all.js';
 import { DataOp, MAX_DATA_LENGTH, MAX_EXTENTS } from './data-protocol.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 import type { ObjectIo, ObjectRequest } from './object-io.js';
@@ -95,8 +96,8 @@ export class Image implements BlockVolume {
    * inside one object go as one request, a WRITE_EXTENTS (or a WRITE when they make one range);
    * a group longer than one request may be, or of more than MAX_EXTENTS extents, as several. Each
    * request takes an in-flight slot and is counted for flush() from this call on; it is retried
-   * as a write is. Resolves once every request succeeded; rejects with the first failure (the
-   * others are then still applied, or not, as they go).
+   * as a write is. Resolves once every request succeeded; once every request settled, rejects
+   * with the first failure (the others are applied or not, each as it went).
    */
   writeMany(writes: readonly BlockWrite[]): Promise<void> {
     let groups: WriteGroup[];
@@ -110,7 +111,9 @@ export class Image implements BlockVolume {
     // this returns covers them all.
     const sent: Promise<void>[] = [];
     for (const group of groups) sent.push(this.sendGroup(group, this.writes.enter()));
-    return Promise.all(sent).then(() => undefined);
+    // Settles once every request has: a caller that retries after a failure must not race a
+    // request of the same call still in flight.
+    return settleAll(sent);
   }
 
   /** The writes checked, sorted, cut at object (and request) boundaries and grouped by object. */
@@ -259,13 +262,13 @@ export class Image implements BlockVolume {
 
   private async changePieces(op: WriteOp, offset: number, length: number, data: readonly Uint8Array[] | undefined): Promise<void> {
     const generation = this.writes.enter();
-    // Settled, not all: a flush must cover every piece, so the change leaves the barrier only once
-    // the last piece settled, even when an earlier one failed.
-    const outcomes = await Promise.allSettled(
-      this.pieces(offset, length).map((e) => this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined)),
-    );
-    generation.leave();
-    for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+    // A flush must cover every piece: the change leaves the barrier once the last piece settled,
+    // even when an earlier one failed.
+    try {
+      await settleAll(this.pieces(offset, length).map((e) => this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined)));
+    } finally {
+      generation.leave();
+    }
   }
 
   /** One object request of a change; `generation` (when given) is left when it settles. */

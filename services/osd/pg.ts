@@ -20,6 +20,7 @@
  */
 import type { ObjectChunk, ObjectStore, ObjectWriteOptions, PgId } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
+import { settleAll } from '../../kernel/settle-all.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
 import { decodePgOp } from './pg-op.js';
@@ -42,24 +43,6 @@ export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
 const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
 const landed = (): undefined => undefined;
 const KEEP_CACHED: ObjectWriteOptions = { keepCached: true };
-
-/**
- * Settles once every write has (not at the first failure, as Promise.all would: the op must not
- * count as applied while some of its writes are still landing), failing with the first failure.
- */
-function allLanded(writes: readonly Promise<void>[]): Promise<void> {
-  if (writes.length === 1) return writes[0];
-  let failed = false;
-  let failure: unknown;
-  const noted = (err: unknown): void => {
-    if (failed) return;
-    failed = true;
-    failure = err;
-  };
-  return Promise.all(writes.map((w) => w.catch(noted))).then(() => {
-    if (failed) throw failure;
-  });
-}
 
 /** An op on its way to the store: settles with undefined once landed, or with what failed it. */
 interface IssuedOp {
@@ -249,7 +232,8 @@ export class Pg implements ServedPg {
           for (let i = 0, at = 0; i < extents.length; at += extents[i + 1], i += 2) {
             writes.push(this.objects.write(this.id, op.object, extents[i], [op.data!.subarray(at, at + extents[i + 1])], options));
           }
-          landing = allLanded(writes);
+          // Applied only once every extent's write settled, even when one failed.
+          landing = settleAll(writes);
           break;
         }
         case DataOp.DISCARD:

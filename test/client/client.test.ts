@@ -184,6 +184,35 @@ test('a write over two objects whose first piece fails settles once its other pi
   await client.close();
 });
 
+test('writeMany over two objects whose first request fails settles once the other request has', async () => {
+  const { image, cluster, client } = await setup();
+  let releaseSecond!: () => void;
+  const second = new Promise<void>((resolve) => (releaseSecond = resolve));
+  // Object size 64 KiB: one write in object 0 (refused at once), one in object 1 (held).
+  cluster.gate = (request) => {
+    if (request.op !== DataOp.WRITE) return undefined;
+    return request.object.endsWith('0000000000000000') ? Promise.reject(new Error('refused')) : second;
+  };
+  const events: string[] = [];
+  const written = image
+    .writeMany([
+      { offset: 0, data: [pattern(4 * KiB, 1)] },
+      { offset: 64 * KiB, data: [pattern(4 * KiB, 2)] },
+    ])
+    .then(
+      () => events.push('ok'),
+      () => events.push('failed'),
+    );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // A caller retrying now could race the request still in flight.
+  assert.equal(events, [], 'nothing settles while a request is in flight');
+  releaseSecond();
+  await written;
+  assert.equal(events, ['failed']);
+  cluster.gate = undefined;
+  await client.close();
+});
+
 test('writeMany: one request per object (WRITE_EXTENTS, or WRITE for one range), adjacent writes merged; all read back', async () => {
   const { image, cluster, client } = await setup();
   assert.is(image.writeGroupBytes, 64 * KiB);
