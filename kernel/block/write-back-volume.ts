@@ -551,7 +551,10 @@ export class WriteBackVolume implements BlockVolume {
     issued.then(
       () => {
         this.inFlight--;
-        for (const record of batch) this.written(record);
+        // Settled one by one, moved past and pumped once for the group.
+        for (const record of batch) this.settle(record);
+        this.advance();
+        this.pump();
       },
       (err: unknown) => {
         this.inFlight--;
@@ -589,6 +592,13 @@ export class WriteBackVolume implements BlockVolume {
   }
 
   private written(record: Pending): void {
+    this.settle(record);
+    this.advance();
+    this.pump();
+  }
+
+  /** Marks the record in the volume: its blocks, its dependents and its waiters are let go. */
+  private settle(record: Pending): void {
     assert(!record.done, 'a record is written back once');
     record.done = true;
     this.dirtyBytes -= record.data?.byteLength ?? 0;
@@ -607,8 +617,6 @@ export class WriteBackVolume implements BlockVolume {
     const waiters = record.waiters;
     record.waiters = undefined;
     if (waiters !== undefined) for (const w of waiters) w();
-    this.advance();
-    this.pump();
   }
 
   /** Moves the front past records in the volume; flushes waiting for them resolve. */
