@@ -98,16 +98,20 @@ export function encodeObjectField(name: string): Uint8Array {
 
 const varintField = (value: number): number => (value === 0 ? 0 : 1 + varintSize(value));
 
+/** Writes fields 1 to 4 (op, pool, pg, the encoded object) at the start of `out`; returns where they end. */
+function writeRequestHead(out: Uint8Array, op: DataOp, pool: number, pg: number, objectField: Uint8Array): number {
+  let at = writeVarint(out, writeVarint(out, 0, REQUEST_OP), op);
+  if (pool !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_POOL), pool);
+  if (pg !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_PG), pg);
+  out.set(objectField, at);
+  return at + objectField.length;
+}
+
 /** A DataRequest header whose object is given as its encoded field (encodeObjectField). */
 export function encodeRequestHeader(op: DataOp, pool: number, pg: number, objectField: Uint8Array, offset: number, length: number, epoch: number): Uint8Array {
   const size = 1 + varintSize(op) + varintField(pool) + varintField(pg) + objectField.length + varintField(offset) + varintField(length) + varintField(epoch);
   const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  at = writeVarint(out, writeVarint(out, at, REQUEST_OP), op);
-  if (pool !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_POOL), pool);
-  if (pg !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_PG), pg);
-  out.set(objectField, at);
-  at += objectField.length;
+  let at = writeRequestHead(out, op, pool, pg, objectField);
   if (offset !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_OFFSET), offset);
   if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
   if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
@@ -116,20 +120,15 @@ export function encodeRequestHeader(op: DataOp, pool: number, pg: number, object
 
 /**
  * A WRITE_EXTENTS header: the fields of encodeRequestHeader (offset 0) followed by the packed
- * `extents` (offset0, length0, offset1, length1, ...). A separate function so that the one-range
- * header, nearly every request, costs what it did.
+ * `extents` (offset0, length0, offset1, length1, ...). A function of its own so that the one-range
+ * header, nearly every request, sizes nothing it does not carry.
  */
 export function encodeExtentsRequestHeader(pool: number, pg: number, objectField: Uint8Array, length: number, epoch: number, extents: readonly number[]): Uint8Array {
   let packed = 0;
   for (let i = 0; i < extents.length; i++) packed += varintSize(extents[i]);
   const size = 1 + varintSize(DataOp.WRITE_EXTENTS) + varintField(pool) + varintField(pg) + objectField.length + varintField(length) + varintField(epoch) + 1 + varintSize(packed) + packed;
   const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  at = writeVarint(out, writeVarint(out, at, REQUEST_OP), DataOp.WRITE_EXTENTS);
-  if (pool !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_POOL), pool);
-  if (pg !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_PG), pg);
-  out.set(objectField, at);
-  at += objectField.length;
+  let at = writeRequestHead(out, DataOp.WRITE_EXTENTS, pool, pg, objectField);
   if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
   if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
   at = writeVarint(out, writeVarint(out, at, REQUEST_EXTENTS), packed);
