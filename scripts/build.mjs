@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BUILD_DEPS, ensureSystemPackages } from './system-deps.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -54,6 +55,7 @@ function extraSteps() {
   return steps;
 }
 
+ensureSystemPackages((line) => console.log(`[build] ${line}`), BUILD_DEPS);
 run('tsc', bin('tsc'), ['-p', 'tsconfig.json']);
 
 // Use the headers installed beside this node (Debian/nodesource ship include/node): node-gyp would

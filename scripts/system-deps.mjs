@@ -3,9 +3,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
-/** [how to tell it is present, Debian package] */
+/** What `npm run build` needs: the blobstore addon compiles against liburing. The README's quick
+ * start is `npm ci && npm run build && ...` on a fresh machine, so the build installs these itself. */
+export const BUILD_DEPS = [['/usr/include/liburing.h', 'liburing-dev']];
+
+/** [how to tell it is present, Debian package]: the build's, then what the tests drive. */
 export const SYSTEM_DEPS = [
-  ['/usr/include/liburing.h', 'liburing-dev'],
+  ...BUILD_DEPS,
   ['etcd', 'etcd-server'],
   ['etcdctl', 'etcd-client'],
   ['qemu-img', 'qemu-utils'],
@@ -33,14 +37,14 @@ function present(probe) {
   return spawnSync('sh', ['-c', `command -v ${probe} || test -x /usr/sbin/${probe} || test -x /sbin/${probe}`], { stdio: 'ignore' }).status === 0;
 }
 
-export function missingPackages() {
+export function missingPackages(deps = SYSTEM_DEPS) {
   const missing = new Set();
-  for (const [probe, pkg] of SYSTEM_DEPS) if (!present(probe)) missing.add(pkg);
+  for (const [probe, pkg] of deps) if (!present(probe)) missing.add(pkg);
   return [...missing];
 }
 
-export function ensureSystemPackages(log = console.log) {
-  const missing = missingPackages();
+export function ensureSystemPackages(log = console.log, deps = SYSTEM_DEPS) {
+  const missing = missingPackages(deps);
   if (missing.length === 0) return;
   log(`[deps] installing missing system packages: ${missing.join(' ')}`);
   const asRoot = process.getuid?.() === 0 ? [] : ['sudo', '-n'];
@@ -50,7 +54,7 @@ export function ensureSystemPackages(log = console.log) {
   };
   run(['apt-get', 'update', '-qq']);
   run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...missing]);
-  const still = missingPackages();
+  const still = missingPackages(deps);
   if (still.length) throw new Error(`system packages still missing after apt-get: ${still.join(' ')}`);
 }
 
