@@ -18,6 +18,12 @@ export interface KernelAddon {
    * holder never leaves a stale one. Absent in addons built before it.
    */
   readonly flockExclusive?: (fd: number) => number;
+  /**
+   * mmap(fd, offset, length) read-write and MAP_SHARED (pages populated): an ArrayBuffer whose
+   * bytes are the file's, or the errno. Unmapped when the ArrayBuffer is collected. `offset` must be
+   * page-aligned. Absent in addons built before it.
+   */
+  readonly mmapShared?: (fd: number, offset: number, length: number) => ArrayBuffer | number;
 }
 
 const loaded = loadNativeAddon<KernelAddon>(import.meta.url, 'kernel_native.node');

@@ -26,6 +26,7 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { crc32 } from '../rpc/checksum.js';
+import { kernelAddon } from '../native.js';
 import { assert, ErrorCode, FastblockError } from '../errors.js';
 
 export const HEADER_BYTES = 4096;
@@ -60,28 +61,36 @@ export interface LogState {
 }
 
 /**
- * The open log file with a copy of its ring in memory: records are built in the copy (the data the
- * write-back sends is a view of it) and written to the file with one pwrite each.
+ * The open log file and its ring in memory. With the kernel addon the ring is a shared mapping of
+ * the file: a record is built in the file's own pages, and that is its write (no syscall, no second
+ * copy, no second 64 MiB). Without it the ring is a copy in memory and each record is written to the
+ * file with one pwrite. Either way the data the write-back sends is a view of the ring.
  */
 export class WriteBackLog {
   /** The ring's bytes, as in the file. */
   readonly ring: Buffer;
   private readonly header = Buffer.alloc(HEADER_BYTES);
 
+  /** The ring is the file's pages: records need no write of their own. */
+  readonly mapped: boolean;
+
   private constructor(
     readonly path: string,
     private readonly fd: number,
     readonly capacity: number,
     readonly volumeName: string,
+    map: boolean,
   ) {
-    this.ring = Buffer.alloc(capacity);
+    const mapping = map ? kernelAddon?.mmapShared?.(fd, HEADER_BYTES, capacity) : undefined;
+    this.mapped = typeof mapping === 'object';
+    this.ring = typeof mapping === 'object' ? Buffer.from(mapping) : Buffer.alloc(capacity);
   }
 
   /**
    * Opens the log of `volumeName` at `path`: an existing one is read back (its own capacity wins
    * over `capacity` until it is empty again); a missing one is created empty.
    */
-  static open(path: string, volumeName: string, capacity: number): { log: WriteBackLog; state: LogState } {
+  static open(path: string, volumeName: string, capacity: number, options: { map?: boolean } = {}): { log: WriteBackLog; state: LogState } {
     assert(Number.isSafeInteger(capacity) && capacity >= 1 << 20, 'write-back log capacity must be at least 1 MiB');
     if (Buffer.byteLength(volumeName) > MAX_NAME) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, 'volume name too long for a write-back log', { volumeName });
     const fresh = !existsSync(path);
@@ -102,10 +111,10 @@ export class WriteBackLog {
         throw new FastblockError(ErrorCode.ALREADY_EXISTS, `${path} is the write-back log of ${name}, not of ${volumeName}`, { path, name, volumeName });
       }
       if (!Number.isSafeInteger(fileCapacity) || fileCapacity < 1 << 20 || size < HEADER_BYTES + fileCapacity) throw corrupt(path, 'ring size does not match the file');
-      const log = new WriteBackLog(path, rw, fileCapacity, volumeName);
+      const log = new WriteBackLog(path, rw, fileCapacity, volumeName, options.map ?? true);
       // Made just now: nothing to read back (reading 64 MiB of zeroes cost a 100-400 ms stall).
       if (fresh) return { log, state: { capacity: fileCapacity, tail: 0, records: [], head: 0, nextSeq: 1 } };
-      if (readSync(rw, log.ring, 0, fileCapacity, HEADER_BYTES) !== fileCapacity) throw corrupt(path, 'short read of the ring');
+      if (!log.mapped && readSync(rw, log.ring, 0, fileCapacity, HEADER_BYTES) !== fileCapacity) throw corrupt(path, 'short read of the ring');
       const state = log.scan(tail, tailSeq);
       return { log, state };
     } catch (err) {
@@ -123,7 +132,7 @@ export class WriteBackLog {
     const making = `${path}.new`;
     const fd = openSync(making, 'w');
     try {
-      const log = new WriteBackLog(making, fd, capacity, volumeName);
+      const log = new WriteBackLog(making, fd, capacity, volumeName, false);
       log.writeHeader(0, 1);
       const zeroes = Buffer.alloc(Math.min(capacity, 8 << 20));
       for (let at = 0; at < capacity; at += zeroes.length) {
@@ -189,6 +198,7 @@ export class WriteBackLog {
     // A PAD's CRC covers only its header: the bytes it skips are whatever was there.
     const checked = kind === RecordKind.PAD ? RECORD_HEADER : RECORD_HEADER + dataBytes;
     ring.writeUInt32LE(crc32(ring.subarray(phys + 4, phys + checked)), phys);
+    if (this.mapped) return phys;
     const bytes = kind === RecordKind.PAD ? RECORD_HEADER : RECORD_HEADER + dataBytes;
     let done: number;
     try {
