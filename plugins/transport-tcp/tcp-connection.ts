@@ -31,6 +31,7 @@ import { HelloCodec, HelloReplyCodec, decodeError } from '../../kernel/rpc/wire.
 import { Backoff } from './backoff.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import { FrameWriter } from './frame-writer.js';
+import { PendingTable } from './pending-table.js';
 import type { TcpOptions } from './tcp-options.js';
 
 class Pending {
@@ -66,7 +67,7 @@ export class TcpConnection implements TransportConnection {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   private nextId = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new PendingTable<Pending>();
   private readonly deadlines = new DeadlineQueue(
     (id) => this.pending.has(id),
     (id, timeoutMs) => this.expire(id, timeoutMs),
@@ -183,7 +184,7 @@ export class TcpConnection implements TransportConnection {
     const socket = this.socket;
     this.detach();
     this.setState('closed');
-    for (const id of [...this.pending.keys()]) this.fail(id, this.closedError('connection closed by this side'));
+    for (const id of this.pending.keys()) this.fail(id, this.closedError('connection closed by this side'));
     this.deadlines.clear();
     this.wakeDrainWaiters();
     this.onClosed(this);
@@ -328,9 +329,7 @@ export class TcpConnection implements TransportConnection {
 
   /** The request a reply answers, no longer pending. Undefined for a reply to a request that already timed out. */
   private claim(id: number): Pending | undefined {
-    const entry = this.pending.get(id);
-    if (entry) this.pending.delete(id);
-    return entry;
+    return this.pending.take(id);
   }
 
   private expire(id: number, timeoutMs: number): void {
@@ -349,9 +348,8 @@ export class TcpConnection implements TransportConnection {
   }
 
   private fail(id: number, err: FastblockError): void {
-    const entry = this.pending.get(id);
+    const entry = this.pending.take(id);
     if (!entry) return;
-    this.pending.delete(id);
     if (entry.unsent) {
       this.unsentBytes -= entry.unsent.bytes;
       const at = this.unsent.indexOf(id);
@@ -366,7 +364,7 @@ export class TcpConnection implements TransportConnection {
     clearTimeout(this.helloTimer);
     this.detach();
     socket.destroy();
-    const written = [...this.pending].filter(([, p]) => p.unsent === undefined).map(([id]) => id);
+    const written = this.pending.keys().filter((id) => this.pending.get(id)!.unsent === undefined);
     for (const id of written) this.fail(id, this.closedError(`connection lost (${reason}); outcome unknown`));
     if (this.currentState === 'closed') return;
     const delay = this.backoff.next();
