@@ -1,0 +1,280 @@
+/**
+ * A read cache of a volume's blocks in the gateway's memory, for exports that own their image's
+ * caching (writeback exports, under the write-back cache). A read of cached blocks is a copy out of
+ * memory: no request to the cluster, no wake-up of an OSD and of the gateway again for its reply.
+ * What qemu-storage-daemon gets from the host's page cache, and what librbd's cache does for reads.
+ *
+ * Coherence: every change of the volume this export makes goes through here. Only changes by
+ * others (another client writing the image meanwhile) would go unseen, which a writeback export
+ * already rules out: its write-back log holds acknowledged writes the cluster has not got.
+ *
+ * - Whole aligned blocks only (the volume's block size). A read covered by cached blocks is served;
+ *   any other is read from the volume as asked, and fills the whole blocks it covered.
+ * - A change (write, writeMany, discard, write-zeroes) drops its blocks when it is issued. A read
+ *   fills nothing if a change over its range was in flight at any moment of the read: the volume
+ *   may have answered with the bytes from before the change or after it, either right for that
+ *   read but not for the cache.
+ * - Full: CLOCK eviction (a block read since the hand last passed gets another lap).
+ */
+import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../contracts/block.js';
+import { assert } from '../errors.js';
+
+/** A change of the volume's bytes, kept while a read that overlapped it in time may still fill. */
+interface Change {
+  readonly start: number;
+  readonly end: number;
+  /** The clock when it completed; Infinity while in flight. */
+  finishedAt: number;
+}
+
+export interface ReadCacheStats {
+  hits: number;
+  misses: number;
+  /** Reads that could not fill: a change over their range was in flight meanwhile. */
+  raced: number;
+  readonly capacityBlocks: number;
+  readonly cachedBlocks: number;
+}
+
+export class ReadCacheVolume implements BlockVolume {
+  readonly writeMany?: (writes: readonly BlockWrite[]) => Promise<void>;
+  readonly writeGroupBytes?: number;
+
+  private readonly blockBytes: number;
+  private readonly slots: number;
+  private readonly data: Buffer;
+  private readonly slotOf = new Map<number, number>();
+  /** The block each slot holds, -1 when free. */
+  private readonly blockOf: Float64Array;
+  private readonly referenced: Uint8Array;
+  private readonly free: number[] = [];
+  private hand = 0;
+
+  /** Ticks at every read start and change completion: orders them. */
+  private clock = 0;
+  private readonly changes: Change[] = [];
+  /** Start times of the reads in flight, to know which finished changes can be forgotten. */
+  private readonly readsStartedAt = new Map<number, number>();
+  private nextRead = 0;
+
+  private counters = { hits: 0, misses: 0, raced: 0 };
+
+  constructor(
+    private readonly inner: BlockVolume,
+    capacityBytes: number,
+  ) {
+    this.blockBytes = inner.blockSize;
+    assert(this.blockBytes > 0 && (this.blockBytes & (this.blockBytes - 1)) === 0, 'block size is a power of two');
+    this.slots = Math.floor(capacityBytes / this.blockBytes);
+    assert(this.slots > 0, 'a read cache holds at least one block');
+    // Pages are taken as slots fill: a cache of an image never read costs no memory.
+    this.data = Buffer.allocUnsafeSlow(this.slots * this.blockBytes);
+    this.blockOf = new Float64Array(this.slots).fill(-1);
+    this.referenced = new Uint8Array(this.slots);
+    for (let slot = this.slots - 1; slot >= 0; slot--) this.free.push(slot);
+    if (inner.writeMany !== undefined && inner.writeGroupBytes !== undefined) {
+      const writeMany = inner.writeMany.bind(inner);
+      this.writeGroupBytes = inner.writeGroupBytes;
+      this.writeMany = (writes) => {
+        // One change over their span (a write-back group: one object): a read that overlaps the
+        // span but none of its writes fills nothing, which costs a miss later, never a stale block.
+        let start = Infinity;
+        let end = 0;
+        for (const w of writes) {
+          this.drop(w.offset, w.offset + byteLength(w.data));
+          start = Math.min(start, w.offset);
+          end = Math.max(end, w.offset + byteLength(w.data));
+        }
+        return this.changesSettle([this.record(start, end)], writeMany(writes));
+      };
+    }
+  }
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  get size(): number {
+    return this.inner.size;
+  }
+
+  get blockSize(): number {
+    return this.inner.blockSize;
+  }
+
+  get stats(): ReadCacheStats {
+    return { ...this.counters, capacityBlocks: this.slots, cachedBlocks: this.slotOf.size };
+  }
+
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const served = this.serve(offset, length, into);
+    if (served !== undefined) {
+      this.counters.hits++;
+      return Promise.resolve(served);
+    }
+    this.counters.misses++;
+    const id = this.nextRead++;
+    const startedAt = ++this.clock;
+    this.readsStartedAt.set(id, startedAt);
+    return this.inner.read(offset, length, into).then(
+      (bytes) => {
+        this.readsStartedAt.delete(id);
+        if (this.changedSince(offset, offset + length, startedAt)) this.counters.raced++;
+        else this.fill(offset, bytes);
+        this.forget();
+        return bytes;
+      },
+      (err: unknown) => {
+        this.readsStartedAt.delete(id);
+        this.forget();
+        throw err;
+      },
+    );
+  }
+
+  write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
+    const change = this.changeStarts(offset, byteLength(data));
+    return this.changesSettle([change], this.inner.write(offset, data, options));
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    const change = this.changeStarts(offset, length);
+    return this.changesSettle([change], this.inner.discard(offset, length));
+  }
+
+  writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void> {
+    const change = this.changeStarts(offset, length);
+    return this.changesSettle([change], this.inner.writeZeroes(offset, length, options));
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  close(): Promise<void> {
+    this.slotOf.clear();
+    return this.inner.close();
+  }
+
+  /** The bytes of [offset, offset+length) when every block of it is cached; else undefined. */
+  private serve(offset: number, length: number, into: Uint8Array | undefined): Uint8Array | undefined {
+    if (length === 0) return undefined;
+    const bs = this.blockBytes;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((offset + length - 1) / bs);
+    for (let block = first; block <= last; block++) if (!this.slotOf.has(block)) return undefined;
+    const out = into ?? Buffer.allocUnsafe(length);
+    let done = 0;
+    for (let block = first; block <= last; block++) {
+      const slot = this.slotOf.get(block)!;
+      this.referenced[slot] = 1;
+      const from = block === first ? offset - block * bs : 0;
+      const take = Math.min(bs - from, length - done);
+      out.set(this.data.subarray(slot * bs + from, slot * bs + from + take), done);
+      done += take;
+    }
+    return out;
+  }
+
+  /** Caches the whole blocks that `bytes`, read at `offset`, covers. */
+  private fill(offset: number, bytes: Uint8Array): void {
+    const bs = this.blockBytes;
+    const first = Math.ceil(offset / bs);
+    const end = Math.floor((offset + bytes.byteLength) / bs);
+    for (let block = first; block < end; block++) {
+      const slot = this.slotOf.get(block) ?? this.take(block);
+      const at = block * bs - offset;
+      this.data.set(bytes.subarray(at, at + bs), slot * bs);
+      this.referenced[slot] = 1;
+    }
+  }
+
+  /** A slot for `block`: a free one, or the next the CLOCK hand finds unreferenced. */
+  private take(block: number): number {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      for (;;) {
+        const at = this.hand;
+        this.hand = (this.hand + 1) % this.slots;
+        if (this.referenced[at] === 1) {
+          this.referenced[at] = 0;
+          continue;
+        }
+        slot = at;
+        break;
+      }
+      this.slotOf.delete(this.blockOf[slot]!);
+    }
+    this.blockOf[slot] = block;
+    this.slotOf.set(block, slot);
+    return slot;
+  }
+
+  private changeStarts(offset: number, length: number): Change {
+    this.drop(offset, offset + length);
+    return this.record(offset, offset + length);
+  }
+
+  private record(start: number, end: number): Change {
+    const change: Change = { start, end, finishedAt: Infinity };
+    this.changes.push(change);
+    return change;
+  }
+
+  private changesSettle(changes: readonly Change[], done: Promise<void>): Promise<void> {
+    const finish = (): void => {
+      const at = ++this.clock;
+      for (const change of changes) change.finishedAt = at;
+      this.forget();
+    };
+    return done.then(finish, (err: unknown) => {
+      finish();
+      throw err;
+    });
+  }
+
+  /** Drops the cached blocks [start, end) touches, even in part. */
+  private drop(start: number, end: number): void {
+    if (end <= start || this.slotOf.size === 0) return;
+    const bs = this.blockBytes;
+    const first = Math.floor(start / bs);
+    const last = Math.floor((end - 1) / bs);
+    if (last - first + 1 <= this.slotOf.size) {
+      for (let block = first; block <= last; block++) this.release(block);
+      return;
+    }
+    // A range wider than what is cached (a discard of the whole image): walk the cache instead.
+    for (const block of [...this.slotOf.keys()]) if (block >= first && block <= last) this.release(block);
+  }
+
+  private release(block: number): void {
+    const slot = this.slotOf.get(block);
+    if (slot === undefined) return;
+    this.slotOf.delete(block);
+    this.blockOf[slot] = -1;
+    this.referenced[slot] = 0;
+    this.free.push(slot);
+  }
+
+  /** A change over [start, end) was in flight at some moment after `startedAt`. */
+  private changedSince(start: number, end: number, startedAt: number): boolean {
+    for (const change of this.changes) if (change.finishedAt > startedAt && change.start < end && start < change.end) return true;
+    return false;
+  }
+
+  /** Forgets finished changes no read in flight started before. */
+  private forget(): void {
+    if (this.changes.length === 0) return;
+    let oldestRead = Infinity;
+    for (const at of this.readsStartedAt.values()) if (at < oldestRead) oldestRead = at;
+    let kept = 0;
+    for (const change of this.changes) if (change.finishedAt === Infinity || change.finishedAt > oldestRead) this.changes[kept++] = change;
+    this.changes.length = kept;
+  }
+}
+
+function byteLength(data: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const part of data) length += part.byteLength;
+  return length;
+}
