@@ -28,13 +28,20 @@ interface Change {
 }
 
 export interface ReadCacheStats {
-  hits: number;
-  misses: number;
-  /** Reads that could not fill: a change over their range was in flight meanwhile. */
-  raced: number;
+  /** Reads served from memory. */
+  readonly hits: number;
+  /** Reads that went to the volume. */
+  readonly misses: number;
+  /** Misses that could not fill: a change over their range was in flight meanwhile. */
+  readonly raced: number;
+  readonly blockBytes: number;
   readonly capacityBlocks: number;
   readonly cachedBlocks: number;
 }
+
+const OPEN = new Set<ReadCacheVolume>();
+/** The read caches open in this process, for /metrics (kernel/metrics/read-cache-metrics.ts). */
+export const openReadCaches: ReadonlySet<ReadCacheVolume> = OPEN;
 
 export class ReadCacheVolume implements BlockVolume {
   readonly writeMany?: (writes: readonly BlockWrite[]) => Promise<void>;
@@ -72,6 +79,7 @@ export class ReadCacheVolume implements BlockVolume {
     this.blockOf = new Float64Array(this.slots).fill(-1);
     this.referenced = new Uint8Array(this.slots);
     for (let slot = this.slots - 1; slot >= 0; slot--) this.free.push(slot);
+    OPEN.add(this);
     if (inner.writeMany !== undefined && inner.writeGroupBytes !== undefined) {
       const writeMany = inner.writeMany.bind(inner);
       this.writeGroupBytes = inner.writeGroupBytes;
@@ -103,7 +111,7 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   get stats(): ReadCacheStats {
-    return { ...this.counters, capacityBlocks: this.slots, cachedBlocks: this.slotOf.size };
+    return { ...this.counters, blockBytes: this.blockBytes, capacityBlocks: this.slots, cachedBlocks: this.slotOf.size };
   }
 
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
@@ -152,6 +160,7 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   close(): Promise<void> {
+    OPEN.delete(this);
     this.slotOf.clear();
     return this.inner.close();
   }

@@ -12,6 +12,7 @@
 import { Counter } from 'prom-client';
 import type { BlockVolume, BlockVolumeProvider, BlockWrite, BlockWriteOptions } from '../contracts/block.js';
 import type { MetricsRegistry } from '../contracts/metrics.js';
+import { registerReadCacheMetrics } from './read-cache-metrics.js';
 import { registerWriteBackMetrics } from './write-back-metrics.js';
 
 const OPS = ['read', 'write', 'flush', 'discard', 'write_zeroes'] as const;
@@ -65,6 +66,7 @@ class FrontendMeters {
     perExport('fastblock_frontend_written_bytes_total', 'Bytes a frontend wrote to an export (write-zeroes and discards not included)', (c) => c.writtenBytes);
     // Every frontend comes here once per registry; the writeback exports of any of them are reported.
     registerWriteBackMetrics(registry);
+    registerReadCacheMetrics(registry);
   }
 
   counts(frontend: string, name: string): ExportCounts {

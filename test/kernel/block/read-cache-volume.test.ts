@@ -6,7 +6,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../../../kernel/contracts/block.js';
+import { Registry } from 'prom-client';
 import { ReadCacheVolume } from '../../../kernel/block/read-cache-volume.js';
+import { registerReadCacheMetrics } from '../../../kernel/metrics/read-cache-metrics.js';
 import { MemoryVolume } from '../../support/memory-volume.js';
 
 const KiB = 1024;
@@ -27,8 +29,8 @@ class HeldVolume implements BlockVolume {
   reads = 0;
   readonly writeGroupBytes = 4 * 1024 * KiB;
 
-  constructor(size = 1024 * KiB) {
-    this.memory = new MemoryVolume('rbd/rc', size);
+  constructor(size = 1024 * KiB, name = 'rbd/rc') {
+    this.memory = new MemoryVolume(name, size);
   }
   get name(): string {
     return this.memory.name;
@@ -209,6 +211,25 @@ test('randomized: reads answering as of their call, changes and reads completing
   }
   // Not a vacuous run: reads were served from the cache, and some had to be kept out of it.
   assert.ok(hits > 50 && raced > 10, `hits ${hits}, raced ${raced}`);
+});
+
+test('/metrics: hits, misses, races and fill per volume, gone once the cache is closed', async () => {
+  const registry = new Registry();
+  registerReadCacheMetrics(registry);
+  registerReadCacheMetrics(registry); // every frontend calls it: once is registered
+  const inner = new HeldVolume(1024 * KiB, 'rbd/metered');
+  const cache = new ReadCacheVolume(inner, 64 * KiB);
+  await cache.read(0, 2 * BS);
+  await cache.read(0, BS);
+  const text = await registry.metrics();
+  const sample = (name: string): number => Number(new RegExp(`^${name}\\{volume="rbd/metered"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+  assert.is(sample('fastblock_read_cache_hits_total'), 1);
+  assert.is(sample('fastblock_read_cache_misses_total'), 1);
+  assert.is(sample('fastblock_read_cache_raced_total'), 0);
+  assert.is(sample('fastblock_read_cache_bytes'), 2 * BS);
+  assert.is(sample('fastblock_read_cache_capacity_bytes'), 64 * KiB);
+  await cache.close();
+  assert.not.match(await registry.metrics(), 'volume="rbd/metered"');
 });
 
 test.run();
