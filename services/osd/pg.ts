@@ -20,7 +20,6 @@
  */
 import type { ObjectChunk, ObjectStore, ObjectWriteOptions, PgId } from '../../kernel/contracts/store.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
-import { settleAll } from '../../kernel/settle-all.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
 import { decodePgOp } from './pg-op.js';
@@ -41,15 +40,19 @@ export interface PgRaftPort {
 export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
 
 const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
-const landed = (): undefined => undefined;
 const KEEP_CACHED: ObjectWriteOptions = { keepCached: true };
+const NO_ENTRIES: readonly CommittedEntry[] = [];
 
-/** An op on its way to the store: settles with undefined once landed, or with what failed it. */
-interface IssuedOp {
-  readonly settled: Promise<unknown>;
-  /** Acknowledged as issued (an overwrite of held space), before it landed. */
-  readonly early: boolean;
+/** Whoever waits for a batch of committed entries to be applied (apply()'s promise, or the shard's error log). */
+interface ApplyWaiter {
+  resolve: (() => void) | undefined;
+  reject: (err: unknown) => void;
 }
+
+/** Work queued behind the batch being applied: a batch of committed entries, or a restore. */
+type ApplyTask =
+  | { readonly entries: readonly CommittedEntry[]; readonly waiter: ApplyWaiter }
+  | { readonly entries: undefined; readonly run: () => Promise<void> };
 
 interface Proposal {
   readonly term: number;
@@ -67,7 +70,10 @@ export class Pg implements ServedPg {
   appliedIndex: number;
   private readonly proposals = new Map<number, Proposal>();
   private applyWaiters: Array<{ index: number; resolve: () => void; reject: (err: unknown) => void }> = [];
-  private applying: Promise<void> = Promise.resolve();
+  /** Work waiting for the batch being applied (or the restore running) to finish. */
+  private readonly queue: ApplyTask[] = [];
+  /** A batch is being applied or a restore runs. */
+  private busy = false;
   /** A snapshot is being pulled: the replica's objects are not yet whole. */
   restoring = false;
   private closed = false;
@@ -142,48 +148,144 @@ export class Pg implements ServedPg {
     if (wasLeader && !this.isLeader) this.failProposals(new FastblockError(ErrorCode.NOT_LEADER, `PG ${this.id}: leadership lost`, { pg: this.id, leader }));
   }
 
-  /** Applies committed entries, in order, after any still being applied. */
+  /** Applies committed entries, in order, after any still being applied; resolves once they are. */
   apply(entries: readonly CommittedEntry[]): Promise<void> {
-    this.applying = this.applying.then(() => this.applyNow(entries));
-    return this.applying;
+    return new Promise<void>((resolve, reject) => this.enqueue(entries, { resolve, reject }));
   }
 
-  private async applyNow(entries: readonly CommittedEntry[]): Promise<void> {
+  /**
+   * apply() without a promise, for the shard (one per batch and PG on every replica): `onError`
+   * (the same function at every call) hears of an apply that failed (a gap in the entries; it
+   * stops every later apply).
+   */
+  applyCommitted(entries: readonly CommittedEntry[], onError: (err: unknown, pg: PgId) => void): void {
+    this.enqueue(entries, (this.committedWaiter ??= { resolve: undefined, reject: (err) => onError(err, this.id) }));
+  }
+
+  private committedWaiter: ApplyWaiter | undefined;
+
+  private enqueue(entries: readonly CommittedEntry[], waiter: ApplyWaiter): void {
+    if (this.busy || this.queue.length > 0) {
+      this.queue.push({ entries, waiter });
+      return;
+    }
+    this.startBatch(entries, waiter);
+    this.next();
+  }
+
+  /** Starts queued work, in order, until some is in progress. */
+  private next(): void {
+    while (!this.busy && this.queue.length > 0) {
+      const task = this.queue.shift()!;
+      if (task.entries !== undefined) {
+        this.startBatch(task.entries, task.waiter);
+        continue;
+      }
+      this.busy = true;
+      void task.run().then(this.taskDone);
+    }
+  }
+
+  private readonly taskDone = (): void => {
+    this.busy = false;
+    this.next();
+  };
+
+  // The batch being applied (one at a time): its ops are issued together, then accounted for in
+  // log order once all have landed. Kept in fields, so a batch costs no promise of its own: each
+  // op's landing calls back (landed/failed) and the last one finishes the batch.
+  private batch: readonly CommittedEntry[] = NO_ENTRIES;
+  private batchFrom = 0;
+  private batchWaiter: ApplyWaiter | undefined;
+  /** Landings still awaited. */
+  private landingsLeft = 0;
+  /** Per op of the batch (in order): acknowledged as issued; and what failed it (allocated on a failure). */
+  private readonly batchEarly: boolean[] = [];
+  private batchFailures: unknown[] | undefined;
+  /** An apply that failed (a gap): every later one fails with it, as the first did. */
+  private broken: unknown;
+
+  private readonly landed = (): void => {
+    if (--this.landingsLeft === 0) {
+      this.finishBatch();
+      this.next();
+    }
+  };
+
+  /** Records the first failure of op `op` (a WRITE_EXTENTS op has several writes). */
+  private opFailed(op: number, err: unknown): void {
+    const failures = (this.batchFailures ??= []);
+    if (failures[op] === undefined) failures[op] = err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id });
+  }
+
+  private startBatch(entries: readonly CommittedEntry[], waiter: ApplyWaiter): void {
+    if (this.broken !== undefined) {
+      waiter.reject(this.broken);
+      return;
+    }
     // Every op of the batch is issued at once (the store lands overlapping ones in issue order):
     // one ring submission and one wake-up for the batch rather than one per entry. They are then
     // accounted for in log order.
     let from = 0;
     while (from < entries.length && entries[from].index <= this.appliedIndex) from++;
-    if (from === entries.length) return;
-    if (entries[from].index !== this.appliedIndex + 1) assert(false, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entries[from].index}`);
-    const issued: IssuedOp[] = [];
-    const landings: Promise<unknown>[] = [];
+    if (from === entries.length) {
+      waiter.resolve?.();
+      return;
+    }
+    try {
+      if (entries[from].index !== this.appliedIndex + 1) assert(false, `PG ${this.id}: apply gap ${this.appliedIndex} -> ${entries[from].index}`);
+      for (let i = from + 1; i < entries.length; i++) {
+        if (entries[i].index !== entries[i - 1].index + 1) assert(false, `PG ${this.id}: apply gap ${entries[i - 1].index} -> ${entries[i].index}`);
+      }
+    } catch (err) {
+      this.broken = err;
+      waiter.reject(err);
+      return;
+    }
+    this.busy = true;
+    this.batch = entries;
+    this.batchFrom = from;
+    this.batchWaiter = waiter;
+    this.batchEarly.length = 0;
+    this.batchFailures = undefined;
+    // Held above zero while issuing: a landing cannot finish the batch before every op is out.
+    this.landingsLeft = 1;
     let early = 0;
-    for (let i = from; i < entries.length; i++) {
+    for (let i = from, op = 0; i < entries.length; i++) {
       const entry = entries[i];
-      if (i > from && entry.index !== entries[i - 1].index + 1) assert(false, `PG ${this.id}: apply gap ${entries[i - 1].index} -> ${entry.index}`);
       if (!isOp(entry)) continue;
-      const op = this.issueOp(entry.data);
-      issued.push(op);
-      landings.push(op.settled);
-      if (op.early) {
+      const isEarly = this.issueOp(entry.data, op++);
+      this.batchEarly.push(isEarly);
+      if (isEarly) {
         early++;
         this.settle(entry, undefined);
       }
     }
     this.earlyAcknowledged += early;
-    // A store failure (NO_SPACE) fails its op for its client; replicas agree because the same op
-    // meets the same condition. The index still advances: the log moves on.
-    const failures = landings.length === 0 ? landings : landings.length === 1 ? [await landings[0]] : await Promise.all(landings);
+    // The caller (enqueue, next) goes on with the queue: not from here, which would nest.
+    if (--this.landingsLeft === 0) this.finishBatch();
+  }
+
+  /** Every op of the batch landed or failed: the entries count as applied, in log order. */
+  private finishBatch(): void {
+    const entries = this.batch;
+    const waiter = this.batchWaiter!;
+    const failures = this.batchFailures;
+    this.batch = NO_ENTRIES;
+    this.batchWaiter = undefined;
+    this.busy = false;
     let op = 0;
-    for (let i = from; i < entries.length; i++) {
+    for (let i = this.batchFrom; i < entries.length; i++) {
       const entry = entries[i];
       let failure: unknown;
       if (isOp(entry)) {
-        failure = failures[op];
-        if (failure !== undefined && issued[op].early) {
+        // A store failure (NO_SPACE) fails its op for its client; replicas agree because the same
+        // op meets the same condition. The index still advances: the log moves on.
+        failure = failures?.[op];
+        if (failure !== undefined && this.batchEarly[op]) {
           // Its client was told it is written: no replica may go on without it.
           this.failStop(failure);
+          waiter.resolve?.();
           return;
         }
         op++;
@@ -192,6 +294,7 @@ export class Pg implements ServedPg {
       this.settle(entry, failure);
     }
     while (this.applyWaiters.length && this.applyWaiters[0].index <= this.appliedIndex) this.applyWaiters.shift()!.resolve();
+    waiter.resolve?.();
   }
 
   /** Ops acknowledged as issued, before they landed (an overwrite of held space). */
@@ -207,49 +310,54 @@ export class Pg implements ServedPg {
     else proposal.resolve();
   }
 
-  /** Starts applying one op. */
-  private issueOp(bytes: Uint8Array): IssuedOp {
-    let early = false;
-    let landing: Promise<void>;
+  /** Waits for a write of op number `op` of the batch. */
+  private await(landing: Promise<void>, op: number): void {
+    this.landingsLeft++;
+    landing.then(this.landed, (err: unknown) => {
+      this.opFailed(op, err);
+      this.landed();
+    });
+  }
+
+  /** Starts applying op number `op` of the batch; returns whether it is acknowledged as issued. */
+  private issueOp(bytes: Uint8Array, opNumber: number): boolean {
     try {
       const op = decodePgOp(bytes);
       switch (op.op) {
-        case DataOp.WRITE:
+        case DataOp.WRITE: {
           // Asked right before the write is issued: nothing can change the answer in between.
-          early = this.objects.overwrites(this.id, op.object, op.offset, op.length);
+          const early = this.objects.overwrites(this.id, op.object, op.offset, op.length);
           // The leader serves the reads: it keeps what it writes in the store's read cache.
-          landing = this.objects.write(this.id, op.object, op.offset, [op.data!], this.isLeader ? KEEP_CACHED : undefined);
-          break;
+          this.await(this.objects.write(this.id, op.object, op.offset, [op.data!], this.isLeader ? KEEP_CACHED : undefined), opNumber);
+          return early;
+        }
         case DataOp.WRITE_EXTENTS: {
           // The writes of its extents, in order, as WRITE would make them. Acknowledged early only
           // when every extent overwrites held space, asked before any is issued (they do not
           // overlap, and an overwrite allocates nothing, so none changes another's answer).
+          // Applied only once every extent's write settled, even when one failed (with the first
+          // failure).
           const extents = op.extents!;
-          early = true;
+          let early = true;
           for (let i = 0; i < extents.length && early; i += 2) early = this.objects.overwrites(this.id, op.object, extents[i], extents[i + 1]);
           const options = this.isLeader ? KEEP_CACHED : undefined;
-          const writes: Promise<void>[] = [];
           for (let i = 0, at = 0; i < extents.length; at += extents[i + 1], i += 2) {
-            writes.push(this.objects.write(this.id, op.object, extents[i], [op.data!.subarray(at, at + extents[i + 1])], options));
+            this.await(this.objects.write(this.id, op.object, extents[i], [op.data!.subarray(at, at + extents[i + 1])], options), opNumber);
           }
-          // Applied only once every extent's write settled, even when one failed.
-          landing = settleAll(writes);
-          break;
+          return early;
         }
         case DataOp.DISCARD:
-          landing = this.objects.discard(this.id, op.object, op.offset, op.length);
-          break;
+          this.await(this.objects.discard(this.id, op.object, op.offset, op.length), opNumber);
+          return false;
         case DataOp.WRITE_ZEROES:
-          landing = this.objects.writeZeroes(this.id, op.object, op.offset, op.length);
-          break;
+          this.await(this.objects.writeZeroes(this.id, op.object, op.offset, op.length), opNumber);
+          return false;
       }
     } catch (err) {
-      landing = Promise.reject(err);
+      this.opFailed(opNumber, err);
     }
-    return { settled: landing.then(landed, this.opFailed), early };
+    return false;
   }
-
-  private readonly opFailed = (err: unknown): unknown => err ?? new FastblockError(ErrorCode.INTERNAL, `PG ${this.id}: apply failed`, { pg: this.id });
 
   /**
    * Rebuilds the objects from another replica (recovery by snapshot, see recovery.ts); entries
@@ -259,22 +367,30 @@ export class Pg implements ServedPg {
    */
   restore(index: number, pull: () => AsyncIterable<ObjectChunk>, onError: (err: unknown) => void): Promise<boolean> {
     this.restoring = true;
-    let restored = false;
-    this.applying = this.applying.then(async () => {
-      for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
-        try {
-          await this.objects.importPg(this.id, pull());
-          this.appliedIndex = Math.max(this.appliedIndex, index);
-          restored = true;
-          break;
-        } catch (err) {
-          onError(err);
-          await new Promise((resolve) => setTimeout(resolve, delay));
+    return new Promise<boolean>((resolve, reject) => {
+      const run = async (): Promise<void> => {
+        if (this.broken !== undefined) {
+          reject(this.broken);
+          return;
         }
-      }
-      this.restoring = false;
+        let restored = false;
+        for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+          try {
+            await this.objects.importPg(this.id, pull());
+            this.appliedIndex = Math.max(this.appliedIndex, index);
+            restored = true;
+            break;
+          } catch (err) {
+            onError(err);
+            await new Promise((r) => setTimeout(r, delay));
+          }
+        }
+        this.restoring = false;
+        resolve(restored);
+      };
+      this.queue.push({ entries: undefined, run });
+      this.next();
     });
-    return this.applying.then(() => restored);
   }
 
   failProposals(err: unknown): void {

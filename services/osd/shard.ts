@@ -484,10 +484,10 @@ export class Shard implements PgDirectory {
     // shard on a small journal fills the margin between the budget and a grow within a few ticks.
     this.appliedSinceSpaceCheck += bytes;
     if (this.logSpaceCheckBytes > 0 && this.appliedSinceSpaceCheck > this.logSpaceCheckBytes) this.checkLogSpace(this.options.store.stats());
-    void pg
-      .apply(entries)
-      .catch((err) => this.logger.error({ err, pg: group }, 'apply failed'));
+    pg.applyCommitted(entries, this.applyFailed);
   }
+
+  private readonly applyFailed = (err: unknown, pg: PgId): void => this.logger.error({ err, pg }, 'apply failed');
 
   private restore(group: GroupId, snapshot: Snapshot): void {
     const pg = this.pgs.get(group);

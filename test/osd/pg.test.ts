@@ -325,6 +325,44 @@ test('a device failure under an early-acknowledged write stops the shard; under 
   assert.is(pg.appliedIndex, 2, 'the applied index does not pass the lost write');
 });
 
+test('a batch is issued only once the one before it landed, and a restore waits its turn between batches', async () => {
+  const store = new MemoryShardStore();
+  const objects = gatedObjects(store.objects);
+  let imported = 0;
+  objects.importPg = async () => void imported++;
+  const pg = new Pg('1.0', 1, 0, 0, objects, fakePort(), 0, failStopUnexpected);
+  const entry = (index: number, data: Uint8Array) => ({ index, term: 1, type: EntryType.Normal, data });
+  const write = (value: number) => encodePgOp(DataOp.WRITE, 'o', 0, 4, new Uint8Array(4).fill(value));
+  const order: string[] = [];
+  const first = pg.apply([entry(1, write(1))]).then(() => order.push('first'));
+  const restored = pg.restore(5, () => (async function* () {})(), failStopUnexpected).then((ok) => order.push(`restored ${ok}`));
+  const after = pg.apply([entry(6, write(2))]).then(() => order.push('after'));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.is(objects.kept.length, 1, 'the second batch waits for the first to land');
+  assert.is(imported, 0, 'the restore waits for the first batch');
+  assert.ok(pg.restoring);
+  objects.open();
+  await Promise.all([first, restored, after]);
+  assert.equal(order, ['first', 'restored true', 'after']);
+  assert.is(imported, 1);
+  assert.is(pg.appliedIndex, 6);
+  assert.not.ok(pg.restoring);
+  assert.equal([...(await store.objects.read('1.0', 'o', 0, 4))], [2, 2, 2, 2]);
+});
+
+test('an apply with a gap fails, and so does every later one', async () => {
+  const store = new MemoryShardStore();
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0, failStopUnexpected);
+  const entry = (index: number) => ({ index, term: 1, type: EntryType.Normal, data: encodePgOp(DataOp.WRITE, 'o', 0, 1, new Uint8Array([index])) });
+  await pg.apply([entry(1)]);
+  const failures: unknown[] = [];
+  pg.applyCommitted([entry(3)], (err, id) => failures.push([id, (err as Error).message]));
+  const later = await pg.apply([entry(2)]).then(() => 'applied', (err: unknown) => (err as Error).message);
+  assert.equal(failures, [['1.0', 'assertion failed: PG 1.0: apply gap 1 -> 3']]);
+  assert.is(later, 'assertion failed: PG 1.0: apply gap 1 -> 3');
+  assert.is(pg.appliedIndex, 1);
+});
+
 test('membership moves toward the map one safe step at a time', () => {
   const driver = new MembershipDriver({} as MultiRaft, pino({ level: 'silent' }));
   const caughtUp = (ready: number[]) => (n: number) => ready.includes(n);
