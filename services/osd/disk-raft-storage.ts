@@ -44,6 +44,38 @@ function setJson(kv: KvStore, key: string, value: unknown): void {
   kv.set(key, encoder.encode(JSON.stringify(value)));
 }
 
+/**
+ * What a flush waits for: every write its PGs had issued when it began. Each PG with writes still
+ * running counts once; it hands the barrier on as its writes finish (they finish in order, one
+ * chain per PG). One promise per flush, however many PGs it covers.
+ */
+class WriteBarrier {
+  /** PGs whose writes the barrier still waits for. */
+  remaining = 0;
+  failure: unknown;
+  readonly promise: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+
+  constructor() {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  /** A PG it waited for is done (with its first failure, if it has one). */
+  passed(failure: unknown): void {
+    this.failure ??= failure;
+    if (--this.remaining === 0) this.settle();
+  }
+
+  settle(): void {
+    if (this.failure === undefined) this.resolve();
+    else this.reject(this.failure);
+  }
+}
+
 class PgLogStorage implements RaftStorageWriter {
   private hard: HardState;
   private snap: Snapshot;
@@ -56,16 +88,44 @@ class PgLogStorage implements RaftStorageWriter {
   /** Writes in the chain not yet finished: with none, a plain append goes straight to the log. */
   private pending = 0;
   private failure: unknown;
+  /** Writes issued and finished so far (they finish in issue order). */
+  private issued = 0;
+  private finished = 0;
+  /** Flushes waiting for this PG's writes, and how many writes each waits for (parallel arrays, oldest first). */
+  private readonly barriers: WriteBarrier[] = [];
+  private readonly barrierTargets: number[] = [];
   /** The kv holds an older commit index than `hard` (term and vote are always current there). */
   private hardStale = false;
   private readonly settled = (): void => {
     this.pending--;
+    this.finished++;
+    if (this.barriers.length > 0) this.passBarriers();
   };
   private readonly failed = (err: unknown): void => {
     // The first failure poisons this PG's storage: flush() reports it and raft stops here.
     this.failure ??= err;
     this.pending--;
+    this.finished++;
+    if (this.barriers.length > 0) this.passBarriers();
   };
+
+  private passBarriers(): void {
+    while (this.barriers.length > 0 && this.barrierTargets[0] <= this.finished) {
+      this.barrierTargets.shift();
+      this.barriers.shift()!.passed(this.failure);
+    }
+  }
+
+  /** Makes `barrier` wait for every write issued so far (none running: only a failure matters). */
+  joinBarrier(barrier: WriteBarrier): void {
+    if (this.pending === 0) {
+      barrier.failure ??= this.failure;
+      return;
+    }
+    barrier.remaining++;
+    this.barriers.push(barrier);
+    this.barrierTargets.push(this.issued);
+  }
 
   constructor(
     readonly pg: PgId,
@@ -129,6 +189,7 @@ class PgLogStorage implements RaftStorageWriter {
   private track(write: Promise<void>): void {
     this.markLogDirty(this);
     this.pending++;
+    this.issued++;
     this.chain = write.then(this.settled, this.failed);
   }
 
@@ -339,15 +400,10 @@ export class DiskRaftStorage implements RaftStorageProvider {
   flush(): Promise<void> {
     let logs = this.logsFlushed;
     if (this.dirtyLogs.size > 0) {
-      let written: Promise<unknown>;
-      if (this.dirtyLogs.size === 1) {
-        const [only] = this.dirtyLogs;
-        written = only!.settle();
-      } else {
-        const settles: Promise<void>[] = [];
-        for (const s of this.dirtyLogs) settles.push(s.settle());
-        written = Promise.all(settles);
-      }
+      const barrier = new WriteBarrier();
+      for (const s of this.dirtyLogs) s.joinBarrier(barrier);
+      if (barrier.remaining === 0) barrier.settle();
+      const written = barrier.promise;
       this.dirtyLogs.clear();
       const onLogFlush = this.onLogFlush;
       const asked = onLogFlush === undefined ? 0 : performance.now();
