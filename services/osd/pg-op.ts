@@ -19,6 +19,41 @@ import { DataOp, MAX_EXTENTS } from '../../client/data-protocol.js';
 import { writeUtf8 } from '../../kernel/utf8.js';
 
 const HEADER = 16;
+/**
+ * Entries up to SLAB_ENTRY_BYTES are carved from a shared slab (as the followers' entries are views
+ * into one received message): a buffer of its own costs a malloc, an ArrayBuffer and its sweep
+ * each, several times the carving. A slab lives while any entry of it does (in the raft log until
+ * compaction), so it stays small.
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_ENTRY_BYTES = 8 * 1024;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+/** `bytes` for a new entry, every one of which the caller writes. */
+function entryBuffer(bytes: number): Buffer {
+  if (bytes > SLAB_ENTRY_BYTES) return Buffer.allocUnsafeSlow(bytes);
+  if (slabUsed + bytes > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = Buffer.from(slab, slabUsed, bytes);
+  // 8-byte aligned starts, as an allocation of its own would be.
+  slabUsed += (bytes + 7) & ~7;
+  return out;
+}
+
+/** Reads the op's f64 fields without a DataView per decode (one costs more than the rest of the decode). */
+const F64 = new Float64Array(1);
+const F64_BYTES = new Uint8Array(F64.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+function readF64(bytes: Uint8Array, at: number): number {
+  if (!LITTLE_ENDIAN) return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat64(at, true);
+  for (let i = 0; i < 8; i++) F64_BYTES[i] = bytes[at + i];
+  return F64[0];
+}
+const readU16 = (bytes: Uint8Array, at: number): number => bytes[at] | (bytes[at + 1] << 8);
+const readU32 = (bytes: Uint8Array, at: number): number => (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16)) + bytes[at + 3] * 0x1000000;
 /** One WRITE_EXTENTS table entry: f64 offset, u32 length. */
 const EXTENT = 12;
 const decoder = new TextDecoder();
@@ -43,7 +78,7 @@ export function encodePgOp(op: typeof DataOp.WRITE | typeof DataOp.DISCARD | typ
   // call, which cost ten times the encoding itself on the write path.
   const nameLength = Buffer.byteLength(object, 'utf8');
   // Every byte is written below, so the entry needs no zero-fill.
-  const out = Buffer.allocUnsafeSlow(HEADER + nameLength + (data ? data.length : 0));
+  const out = entryBuffer(HEADER + nameLength + (data ? data.length : 0));
   out[0] = op;
   out[1] = 0;
   out.writeUInt16LE(nameLength, 2);
@@ -59,7 +94,7 @@ export function encodePgExtentsOp(object: string, extents: readonly number[], da
   const nameLength = Buffer.byteLength(object, 'utf8');
   const count = extents.length / 2;
   const table = HEADER + nameLength;
-  const out = Buffer.allocUnsafeSlow(table + count * EXTENT + data.length);
+  const out = entryBuffer(table + count * EXTENT + data.length);
   out[0] = DataOp.WRITE_EXTENTS;
   out[1] = 0;
   out.writeUInt16LE(nameLength, 2);
@@ -76,11 +111,10 @@ export function encodePgExtentsOp(object: string, extents: readonly number[], da
 
 export function decodePgOp(bytes: Uint8Array): PgOp {
   if (bytes.length < HEADER) throw new FastblockError(ErrorCode.CORRUPT, 'PG op shorter than its header', { bytes: bytes.length });
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const op = view.getUint8(0) as MutatingOp;
-  const nameLength = view.getUint16(2, true);
-  const length = view.getUint32(4, true);
-  const offset = view.getFloat64(8, true);
+  const op = bytes[0] as MutatingOp;
+  const nameLength = readU16(bytes, 2);
+  const length = readU32(bytes, 4);
+  const offset = readF64(bytes, 8);
   if (HEADER + nameLength > bytes.length) throw new FastblockError(ErrorCode.CORRUPT, 'PG op name past its end', { nameLength, bytes: bytes.length });
   const object = decoder.decode(bytes.subarray(HEADER, HEADER + nameLength));
   if (op === DataOp.WRITE) {
@@ -88,13 +122,13 @@ export function decodePgOp(bytes: Uint8Array): PgOp {
     if (data.length !== length) throw new FastblockError(ErrorCode.CORRUPT, 'PG write op length mismatch', { object, length, have: data.length });
     return { op, object, offset, length, data };
   }
-  if (op === DataOp.WRITE_EXTENTS) return decodeExtents(view, bytes, object, HEADER + nameLength, length, offset);
+  if (op === DataOp.WRITE_EXTENTS) return decodeExtents(bytes, object, HEADER + nameLength, length, offset);
   if (op !== DataOp.DISCARD && op !== DataOp.WRITE_ZEROES) throw new FastblockError(ErrorCode.CORRUPT, `unknown PG op ${op}`, { op });
   return { op, object, offset, length };
 }
 
 /** The rest of a WRITE_EXTENTS entry: its `count` table entries at `table`, then `total` bytes of data. */
-function decodeExtents(view: DataView, bytes: Uint8Array, object: string, table: number, count: number, total: number): PgOp {
+function decodeExtents(bytes: Uint8Array, object: string, table: number, count: number, total: number): PgOp {
   const corrupt = (why: string): never => {
     throw new FastblockError(ErrorCode.CORRUPT, `PG write-extents op: ${why}`, { object, count, total });
   };
@@ -106,8 +140,8 @@ function decodeExtents(view: DataView, bytes: Uint8Array, object: string, table:
   let end = 0;
   let sum = 0;
   for (let i = 0; i < count; i++) {
-    const at = view.getFloat64(table + i * EXTENT, true);
-    const n = view.getUint32(table + i * EXTENT + 8, true);
+    const at = readF64(bytes, table + i * EXTENT);
+    const n = readU32(bytes, table + i * EXTENT + 8);
     if (!Number.isSafeInteger(at) || !Number.isSafeInteger(at + n)) corrupt(`extent ${i} at ${at}`);
     if (n === 0) corrupt(`extent ${i} is empty`);
     if (at < end) corrupt(`extent ${i} at ${at} overlaps or precedes the one before (ending at ${end})`);

@@ -24,6 +24,24 @@ test('PG ops round-trip; a truncated op is CORRUPT, never applied', () => {
   assert.throws(() => decodePgOp(bytes.subarray(0, 10)), (err: unknown) => isFastblockError(err, ErrorCode.CORRUPT));
 });
 
+test('PG ops encoded one after another keep their own bytes (small ones share a slab), large lengths and offsets included', () => {
+  const ops: { bytes: Uint8Array; fill: number; size: number; offset: number }[] = [];
+  for (let i = 0; i < 200; i++) {
+    const size = [1, 4096, 4097, 8200, 20_000][i % 5]!;
+    const offset = i % 2 === 0 ? 2 ** 40 - 4096 * i : 4096 * i + 3;
+    ops.push({ bytes: encodePgOp(DataOp.WRITE, `obj.${i}`, offset, size, new Uint8Array(size).fill(i & 0xff)), fill: i & 0xff, size, offset });
+  }
+  for (const [i, { bytes, fill, size, offset }] of ops.entries()) {
+    const op = decodePgOp(bytes);
+    assert.is(op.object, `obj.${i}`);
+    assert.is(op.offset, offset);
+    assert.is(op.length, size);
+    assert.ok(op.data!.every((b) => b === fill), `op ${i}`);
+  }
+  const big = decodePgOp(encodePgOp(DataOp.DISCARD, 'x', 0, 0xffffffff));
+  assert.is(big.length, 0xffffffff);
+});
+
 test('WRITE_EXTENTS PG ops round-trip; a bad extent table is CORRUPT', () => {
   const data = Uint8Array.from({ length: 12 }, (_, i) => i + 1);
   const extents = [4096, 4, 2 ** 40, 8];
