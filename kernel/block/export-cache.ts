@@ -10,6 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockVolume } from '../contracts/block.js';
+import { ReadCacheVolume, type ReadCacheStats } from './read-cache-volume.js';
 import { openWriteBack, type WriteBackVolume } from './write-back-volume.js';
 
 /**
@@ -27,7 +28,7 @@ export function isCacheMode(value: unknown): value is CacheMode {
 }
 
 export const MIN_WRITE_BACK_MIB = 4;
-/** A ring is one Buffer in memory as well as a file: Node's largest Buffer is 4 GiB. */
+/** A ring is viewed through one Buffer (a mapping of its file): Node's largest Buffer is 4 GiB. */
 export const MAX_WRITE_BACK_MIB = 4096;
 /** One log per image name on a host, whichever frontend serves it. */
 export const DEFAULT_WRITE_BACK_DIR = '/dev/shm/fastblock-write-back';
@@ -35,6 +36,19 @@ export const DEFAULT_WRITE_BACK_MIB = 64;
 
 export function isWriteBackMiB(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= MIN_WRITE_BACK_MIB && value <= MAX_WRITE_BACK_MIB;
+}
+
+/**
+ * A writeback export's read cache (ReadCacheVolume) in the gateway's memory: 0 for none. Only
+ * writeback exports have one: they already own their image's caching (the write-back log holds
+ * writes nobody else sees), so a cached block can only change through the export. One Buffer: 4 GiB
+ * at most. 64 MiB by default, as the log.
+ */
+export const DEFAULT_READ_CACHE_MIB = 64;
+export const MAX_READ_CACHE_MIB = 4096;
+
+export function isReadCacheMiB(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_READ_CACHE_MIB;
 }
 
 /** The convict formats of the `cache`, `writeBackDir` and `writeBackMiB` every frontend's config section has. */
@@ -48,6 +62,9 @@ export const WRITE_BACK_FORMATS = {
   writeBackMiB(value: unknown): void {
     if (!isWriteBackMiB(value)) throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
   },
+  readCacheMiB(value: unknown): void {
+    if (!isReadCacheMiB(value)) throw new Error(`must be an integer in [0, ${MAX_READ_CACHE_MIB}] (MiB; 0: no read cache)`);
+  },
 } as const;
 
 export interface WriteBackSettings {
@@ -55,6 +72,8 @@ export interface WriteBackSettings {
   readonly dir: string;
   /** The frontend's writeBackMiB, in bytes. */
   readonly capacityBytes: number;
+  /** The frontend's readCacheMiB, in bytes (0: no read cache). */
+  readonly readCacheBytes: number;
 }
 
 /**
@@ -80,7 +99,36 @@ export function writeBackPath(dir: string, volume: string): string {
  */
 export function openExportWriteBack(name: string, inner: BlockVolume, settings: WriteBackSettings, log: Logger): WriteBackVolume {
   mkdirSync(resolve(settings.dir), { recursive: true, mode: 0o700 });
-  return openWriteBack(inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log, holdMs: WRITE_BACK_HOLD_MS });
+  // Under the write-back cache: reads of what the log holds are served from the log, the rest from
+  // here, and every write-back passes through here and drops what it changes.
+  const readCache = settings.readCacheBytes > 0 ? new ReadCacheVolume(inner, settings.readCacheBytes) : undefined;
+  try {
+    const writeBack = openWriteBack(readCache ?? inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log, holdMs: WRITE_BACK_HOLD_MS });
+    if (readCache) readCaches.set(writeBack, readCache);
+    return writeBack;
+  } catch (err) {
+    // The caller closes the volume it passed; the cache over it goes without closing it.
+    readCache?.detach();
+    throw err;
+  }
+}
+
+const readCaches = new WeakMap<WriteBackVolume, ReadCacheVolume>();
+
+/** The read cache of an export openExportWriteBack made (undefined: none). */
+export function exportReadCacheStats(writeBack: WriteBackVolume): ReadCacheStats | undefined {
+  return readCaches.get(writeBack)?.stats;
+}
+
+/** What a frontend's listing (`nbd ls`, `vhost ls`, `nvmf ls`) shows of a writeback export's caches. */
+export function writeBackDetails(writeBack: WriteBackVolume): Record<string, number> {
+  const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = writeBack.stats();
+  const read = exportReadCacheStats(writeBack);
+  const readCache: Record<string, number> =
+    read === undefined
+      ? {}
+      : { readCacheBytes: read.cachedBlocks * read.blockBytes, readCacheCapacityBytes: read.capacityBlocks * read.blockBytes, readCacheHits: read.hits, readCacheMisses: read.misses };
+  return { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed, ...readCache };
 }
 
 /**

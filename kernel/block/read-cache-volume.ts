@@ -160,9 +160,15 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   close(): Promise<void> {
+    this.detach();
+    return this.inner.close();
+  }
+
+  /** Drops the cache and leaves the volume open (its owner closes it). */
+  detach(): void {
     OPEN.delete(this);
     this.slotOf.clear();
-    return this.inner.close();
+    this.free.length = 0;
   }
 
   /** The bytes of [offset, offset+length) when every block of it is cached; else undefined. */

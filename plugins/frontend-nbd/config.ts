@@ -6,7 +6,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 // The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
 export { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
@@ -40,6 +40,8 @@ export interface NbdConfig {
   readonly writeBackDir: string;
   /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
   readonly writeBackMiB: number;
+  /** Read cache of each writeback export, in the gateway's memory (MiB; 0: none). */
+  readonly readCacheMiB: number;
 }
 
 const MIB = 1024 * 1024;
@@ -74,9 +76,14 @@ export const nbdConfigSchema: Schema<NbdConfig> = {
     default: DEFAULT_WRITE_BACK_DIR,
   },
   writeBackMiB: {
-    doc: 'ring size of each writeback export\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    doc: 'ring size of each writeback export\'s log (MiB), a file mapped into the gateway\'s memory: the most acknowledged data not yet in the volume',
     format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
+  },
+  readCacheMiB: {
+    doc: 'read cache of each writeback export (MiB; 0: none), in the gateway\'s memory: a read of cached blocks is served without a request to the cluster. Writethrough exports have none',
+    format: WRITE_BACK_FORMATS.readCacheMiB,
+    default: DEFAULT_READ_CACHE_MIB,
   },
 };
 
@@ -95,6 +102,7 @@ export const NBD_CONFIG_DEFAULTS: NbdConfig = {
   cache: 'writethrough',
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
   writeBackMiB: DEFAULT_WRITE_BACK_MIB,
+  readCacheMiB: DEFAULT_READ_CACHE_MIB,
 };
 
 export interface ExportEntry {

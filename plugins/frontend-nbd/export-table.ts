@@ -26,7 +26,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import type { CacheMode } from './config.js';
-import { openExportWriteBack, writeBackLeftover, type WriteBackSettings } from '../../kernel/block/export-cache.js';
+import { openExportWriteBack, writeBackDetails, writeBackLeftover, type WriteBackSettings } from '../../kernel/block/export-cache.js';
 
 export interface ExportOptions {
   readonly readOnly: boolean;
@@ -155,10 +155,10 @@ export class ExportTable {
   }
 
   /** The mode an open export is served in, and its write-back figures when writeback (and open). */
-  describe(name: string): { cache: CacheMode; readOnly: boolean; writeBack: WriteBackStats | undefined } | undefined {
+  describe(name: string): { cache: CacheMode; readOnly: boolean; writeBack: Record<string, number> | undefined } | undefined {
     const entry = this.entries.get(name);
     if (entry === undefined) return undefined;
-    return { cache: entry.cache, readOnly: entry.options.readOnly, writeBack: entry.writeBack?.stats() };
+    return { cache: entry.cache, readOnly: entry.options.readOnly, writeBack: entry.writeBack === undefined ? undefined : writeBackDetails(entry.writeBack) };
   }
 
   /** What OPT_LIST shows: pinned exports, and with `dynamic` every volume the provider knows. */

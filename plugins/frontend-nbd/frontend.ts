@@ -50,7 +50,7 @@ export class NbdFrontend implements Frontend {
     }
     this.exports = new ExportTable(
       provider,
-      { dynamic: config.dynamicExports, cache: config.cache, writeBack: { dir: config.writeBackDir, capacityBytes: config.writeBackMiB * MiB } },
+      { dynamic: config.dynamicExports, cache: config.cache, writeBack: { dir: config.writeBackDir, capacityBytes: config.writeBackMiB * MiB, readCacheBytes: config.readCacheMiB * MiB } },
       log,
     );
     this.server = new NbdServer(
@@ -141,7 +141,6 @@ export class NbdFrontend implements Frontend {
     if (described === undefined) return {};
     const { cache, readOnly, writeBack } = described;
     if (writeBack === undefined) return { details: { cache, readOnly } };
-    const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = writeBack;
-    return { details: { cache, readOnly, dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } };
+    return { details: { cache, readOnly, ...writeBack } };
   }
 }

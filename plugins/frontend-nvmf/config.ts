@@ -5,7 +5,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { DEFAULT_NVMF_OPTIONS, type NvmfTargetOptions } from './target.js';
-import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 export { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
 
@@ -35,6 +35,8 @@ export interface NvmfConfig {
   readonly writeBackDir: string;
   /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
   readonly writeBackMiB: number;
+  /** Read cache of each writeback export, in the gateway's memory (MiB; 0: none). */
+  readonly readCacheMiB: number;
 }
 
 export const nvmfConfigSchema: Schema<NvmfConfig> = {
@@ -81,9 +83,14 @@ export const nvmfConfigSchema: Schema<NvmfConfig> = {
     default: DEFAULT_WRITE_BACK_DIR,
   },
   writeBackMiB: {
-    doc: 'ring size of each writeback export\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    doc: 'ring size of each writeback export\'s log (MiB), a file mapped into the gateway\'s memory: the most acknowledged data not yet in the volume',
     format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
+  },
+  readCacheMiB: {
+    doc: 'read cache of each writeback export (MiB; 0: none), in the gateway\'s memory: a host read of cached blocks is served without a request to the cluster. Writethrough exports have none',
+    format: WRITE_BACK_FORMATS.readCacheMiB,
+    default: DEFAULT_READ_CACHE_MIB,
   },
 };
 
@@ -103,6 +110,7 @@ export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
     cache: config.cache,
     writeBackDir: config.writeBackDir,
     writeBackBytes: config.writeBackMiB * 1024 * 1024,
+    readCacheBytes: config.readCacheMiB * 1024 * 1024,
   };
 }
 

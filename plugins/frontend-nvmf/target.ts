@@ -28,11 +28,13 @@ import { SocketWire } from './tcp/socket-wire.js';
 import {
   CACHE_MODES,
   DEFAULT_WRITE_BACK_DIR,
+  DEFAULT_READ_CACHE_MIB,
   DEFAULT_WRITE_BACK_MIB,
   MAX_WRITE_BACK_MIB,
   MIN_WRITE_BACK_MIB,
   isCacheMode,
   openExportWriteBack,
+  writeBackDetails,
   writeBackLeftover,
   type CacheMode,
   type WriteBackSettings,
@@ -55,6 +57,8 @@ export interface NvmfTargetOptions extends ControllerLimits {
   readonly writeBackDir: string;
   /** Ring size of each writeback export's log, bytes. */
   readonly writeBackBytes: number;
+  /** Read cache of each writeback export, bytes (0: none). */
+  readonly readCacheBytes: number;
 }
 
 const MiB = 1024 * 1024;
@@ -67,6 +71,7 @@ export const DEFAULT_NVMF_OPTIONS: NvmfTargetOptions = {
   cache: 'writethrough',
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
   writeBackBytes: DEFAULT_WRITE_BACK_MIB * MiB,
+  readCacheBytes: DEFAULT_READ_CACHE_MIB * MiB,
   maxIoQueues: 8,
   maxQueueEntries: 128,
   maxTransferBytes: 1024 * 1024,
@@ -257,7 +262,7 @@ export class NvmfTarget implements Frontend, QueueDirectory {
   private async openVolume(name: string, cache: CacheMode): Promise<{ volume: BlockVolume; writeBack: WriteBackVolume | undefined }> {
     const inner = await this.provider.open(name);
     const log = this.logger.child({ volume: name });
-    const settings: WriteBackSettings = { dir: this.options.writeBackDir, capacityBytes: this.options.writeBackBytes };
+    const settings: WriteBackSettings = { dir: this.options.writeBackDir, capacityBytes: this.options.writeBackBytes, readCacheBytes: this.options.readCacheBytes };
     try {
       if (cache === 'writeback') {
         const writeBack = openExportWriteBack(name, inner, settings, log);
@@ -315,8 +320,7 @@ export class NvmfTarget implements Frontend, QueueDirectory {
 /** The listing's details: the cache mode, and a writeback export's write-back figures. */
 function details(entry: Export): NonNullable<ExportInfo['details']> {
   if (entry.writeBack === undefined) return { cache: entry.cache };
-  const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = entry.writeBack.stats();
-  return { cache: entry.cache, dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed };
+  return { cache: entry.cache, ...writeBackDetails(entry.writeBack) };
 }
 
 function nqnProblem(nqn: string): string | undefined {

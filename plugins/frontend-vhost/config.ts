@@ -5,7 +5,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-import { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 // The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
 export { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
@@ -22,6 +22,8 @@ export interface VhostConfig {
   readonly writeBackDir: string;
   /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
   readonly writeBackMiB: number;
+  /** Read cache of each writeback controller, in the gateway's memory (MiB; 0: none). */
+  readonly readCacheMiB: number;
 }
 
 export const vhostConfigSchema: Schema<VhostConfig> = {
@@ -47,9 +49,14 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
     default: DEFAULT_WRITE_BACK_DIR,
   },
   writeBackMiB: {
-    doc: 'ring size of each writeback controller\'s log (MiB), held in memory and in the log file: the most acknowledged data not yet in the volume',
+    doc: 'ring size of each writeback controller\'s log (MiB), a file mapped into the gateway\'s memory: the most acknowledged data not yet in the volume',
     format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
+  },
+  readCacheMiB: {
+    doc: 'read cache of each writeback controller (MiB; 0: none), in the gateway\'s memory: a guest read of cached blocks is served without a request to the cluster. Writethrough controllers have none',
+    format: WRITE_BACK_FORMATS.readCacheMiB,
+    default: DEFAULT_READ_CACHE_MIB,
   },
 };
 
@@ -60,6 +67,7 @@ export const VHOST_CONFIG_DEFAULTS: VhostConfig = {
   cache: 'writethrough',
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
   writeBackMiB: DEFAULT_WRITE_BACK_MIB,
+  readCacheMiB: DEFAULT_READ_CACHE_MIB,
 };
 
 export interface ControllerEntry {

@@ -14,7 +14,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
-import { openExportWriteBack, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
+import { openExportWriteBack, writeBackDetails, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
 import { VhostController } from './controller.js';
 import { CACHE_MODES, isCacheMode, parseControllerEntry, type CacheMode, type VhostConfig } from './config.js';
 import { vhostNative, type VhostNative } from './native.js';
@@ -75,7 +75,7 @@ export class VhostFrontend implements Frontend {
     const socket = resolve(socketOption);
     if (this.controllers.has(socket)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `a vhost controller already serves ${socket}`, { socket });
     const log = this.log.child({ socket, volume: spec.volume });
-    const settings = { dir: this.config.writeBackDir, capacityBytes: this.config.writeBackMiB * MiB };
+    const settings = { dir: this.config.writeBackDir, capacityBytes: this.config.writeBackMiB * MiB, readCacheBytes: this.config.readCacheMiB * MiB };
     const inner = await this.provider.open(spec.volume);
     let volume: BlockVolume = inner;
     let writeBack: WriteBackVolume | undefined;
@@ -123,18 +123,7 @@ export class VhostFrontend implements Frontend {
 
   private describe(socket: string, { controller, cache, writeBack }: Served): ExportInfo {
     let details: ExportInfo['details'] = { cache };
-    if (writeBack !== undefined) {
-      const stats = writeBack.stats();
-      details = {
-        cache,
-        dirtyBytes: stats.dirtyBytes,
-        dirtyRecords: stats.dirtyRecords,
-        usedBytes: stats.usedBytes,
-        capacityBytes: stats.capacityBytes,
-        retries: stats.retries,
-        replayed: stats.replayed,
-      };
-    }
+    if (writeBack !== undefined) details = { cache, ...writeBackDetails(writeBack) };
     return { id: socket, protocol: this.protocol, volume: controller.volume.name, location: socket, clients: controller.clients, details };
   }
 }

@@ -59,6 +59,8 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   assert.is(NBD_CONFIG_DEFAULTS.cache, 'writethrough');
   assert.is(NBD_CONFIG_DEFAULTS.writeBackDir, '/dev/shm/fastblock-write-back', 'the vhost plugin\'s directory: one log per image on a host');
   assert.is(NBD_CONFIG_DEFAULTS.writeBackMiB, 64);
+  assert.is(NBD_CONFIG_DEFAULTS.readCacheMiB, 64);
+  assert.is(load({ readCacheMiB: 0 }).readCacheMiB, 0, '0: no read cache');
   const custom = load({ cache: 'writeback', writeBackMiB: 4, writeBackDir: '/tmp/wb', exports: ['rbd/a:writeback', 'rbd/b:ro'] });
   assert.equal([custom.cache, custom.writeBackMiB, custom.writeBackDir], ['writeback', 4, '/tmp/wb']);
   const bad = (values: Record<string, unknown>, what: string): void => {
@@ -70,6 +72,9 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   bad({ writeBackMiB: 8.5 }, 'must be an integer');
   bad({ writeBackMiB: 4097 }, 'must be an integer');
   bad({ writeBackDir: '' }, 'must be a non-empty path');
+  bad({ readCacheMiB: -1 }, 'must be an integer in [0, 4096]');
+  bad({ readCacheMiB: 1.5 }, 'must be an integer');
+  bad({ readCacheMiB: 4097 }, 'must be an integer');
 });
 
 test('the frontend refuses a bad entry at start before opening anything, and a bad cache or ring size when built', async () => {

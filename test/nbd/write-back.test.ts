@@ -117,7 +117,7 @@ test('a WRITE is replied from the log while the volume write is held; FLUSH and 
   await frontend.start();
   try {
     const created = await frontend.createExport({ volume: 'pool/a', options: { cache: 'writeback' } });
-    assert.equal(created.details, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0 });
+    assert.equal(created.details, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * MiB, readCacheHits: 0, readCacheMisses: 0 });
     const logFile = join(wbDir, 'pool%2Fa.wblog');
     assert.ok(existsSync(logFile), 'the log is a file under writeBackDir named after the image (as the vhost plugin names it)');
     assert.is(statSync(wbDir).mode & 0o777, 0o700, 'writeBackDir is created private');
@@ -157,6 +157,17 @@ test('a WRITE is replied from the log while the volume write is held; FLUSH and 
     // Written back and dropped from the log: served by the volume now.
     a.request(READ, 8192, 8192, { cookie: 5 });
     assert.ok((await a.simpleReply(8192)).data.equals(data));
+    a.request(READ, 8192, 8192, { cookie: 51 });
+    assert.ok((await a.simpleReply(8192)).data.equals(data));
+    assert.is(detailsOf(frontend, 'pool/a')?.readCacheHits, 1, 'read again: served from the read cache');
+    assert.is(detailsOf(frontend, 'pool/a')?.readCacheBytes, 8192);
+    // A write over cached blocks drops them: the bytes read next are the new ones, once written back too.
+    const newer = Buffer.alloc(4096, 0x3c);
+    a.request(WRITE, 8192, 4096, { cookie: 52, flags: FLAG_FUA, payload: newer });
+    assert.is((await a.simpleReply()).error, 0);
+    a.request(READ, 8192, 8192, { cookie: 53 });
+    assert.ok((await a.simpleReply(8192)).data.equals(Buffer.concat([newer, data.subarray(4096)])), 'not the cached bytes from before the write');
+    assert.equal(Buffer.from(await inner.read(8192, 4096)), newer);
 
     // rm with clients: they keep it; the last one's leaving drains (nothing left here) and removes the log.
     g.hold();

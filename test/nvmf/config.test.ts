@@ -66,12 +66,17 @@ test('schema: defaults, the checks of cache, writeBackDir and writeBackMiB, and 
   const custom = load({ cache: 'writeback', writeBackMiB: 4, writeBackDir: '/tmp/wb', exports: ['rbd/a:writeback', 'rbd/b=nqn.2024-01.x:b'] });
   assert.equal([custom.cache, custom.writeBackMiB, custom.writeBackDir], ['writeback', 4, '/tmp/wb']);
   assert.is(targetOptions(custom).writeBackBytes, 4 * MiB);
+  assert.is(defaults.readCacheMiB, 64);
+  assert.is(targetOptions(load({ readCacheMiB: 16 })).readCacheBytes, 16 * MiB);
   const bad = (values: Record<string, unknown>, what: string): void => {
     assert.throws(() => load(values as Partial<NvmfConfig>), (err: Error) => err.message.includes(what), JSON.stringify(values));
   };
   bad({ cache: 'writearound' }, 'must be one of writethrough, writeback');
   bad({ cache: 'none' }, 'must be one of writethrough, writeback');
   bad({ writeBackMiB: 3 }, 'must be an integer in [4, 4096]');
+  bad({ readCacheMiB: -1 }, 'must be an integer in [0, 4096]');
+  bad({ readCacheMiB: 1.5 }, 'must be an integer');
+  bad({ readCacheMiB: 4097 }, 'must be an integer');
   bad({ writeBackMiB: 8.5 }, 'must be an integer');
   bad({ writeBackMiB: 4097 }, 'must be an integer');
   bad({ writeBackDir: '' }, 'must be a non-empty path');

@@ -45,6 +45,8 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   assert.equal(VHOST_CONFIG_DEFAULTS.cache, 'writethrough');
   assert.equal(VHOST_CONFIG_DEFAULTS.writeBackDir, '/dev/shm/fastblock-write-back');
   assert.equal(VHOST_CONFIG_DEFAULTS.writeBackMiB, 64);
+  assert.equal(VHOST_CONFIG_DEFAULTS.readCacheMiB, 64);
+  assert.is(load({ readCacheMiB: 0 }).readCacheMiB, 0, '0: no read cache');
   assert.is(load({ cache: 'writeback', writeBackMiB: 4, writeBackDir: '/tmp/wb' }).cache, 'writeback');
   const bad = (values: Record<string, unknown>, what: string): void => {
     assert.throws(() => load(values as Partial<VhostConfig>), (err: Error) => err.message.includes(what), JSON.stringify(values));
@@ -54,6 +56,9 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   bad({ writeBackMiB: 8.5 }, 'must be an integer');
   bad({ writeBackMiB: 4097 }, 'must be an integer');
   bad({ writeBackDir: '' }, 'must be a non-empty path');
+  bad({ readCacheMiB: -1 }, 'must be an integer in [0, 4096]');
+  bad({ readCacheMiB: 1.5 }, 'must be an integer');
+  bad({ readCacheMiB: 4097 }, 'must be an integer');
 });
 
 test.run();
