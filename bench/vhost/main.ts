@@ -15,7 +15,9 @@
  * the host's page cache and flush nothing unless the guest asks (fio's direct=1 does not): an
  * acknowledged write survives qsd's death but not the host's. vda runs with the write-back cache
  * (--cache writeback, the default): acknowledged once in the gateway's crash-safe log on tmpfs,
- * the same promise. vdc acknowledges a write only once it is in a raft log flushed to the device,
+ * the same promise. Reads: qsd serves its file from the page cache, which holds all of it after the
+ * precondition; vda's writeback controller has a read cache of the image's size (vhost.readCacheMiB;
+ * 64 MiB by default), filled by its first reads. vdc acknowledges a write only once it is in a raft log flushed to the device,
  * which no page cache can match in latency; its ratio is printed beside the others. Write jobs end
  * with a flush (end_fsync) on every side, so no side leaves a backlog to the job after it.
  * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating which goes
@@ -130,6 +132,9 @@ async function startFastblock(): Promise<{ socket: string; writethroughSocket?: 
     gatewaySettings: {
       'vhost.controllers': `rbd/bench=${socket}:2:${opts.cache},rbd/bench-wt=${writethroughSocket}:2:writethrough`,
       'vhost.writeBackDir': writeBackDir,
+      // The reference reads its whole file from the host's page cache; the controller gets a read
+      // cache as large as the image (the default is 64 MiB per export).
+      'vhost.readCacheMiB': SIZE_MIB,
     },
     logLevel: 'warn',
   });
@@ -296,7 +301,7 @@ console.log(
     notes:
       'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. ' +
       (opts.backend === 'cluster'
-        ? `fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway, ${opts.cache === 'writeback' ? "with the write-back cache (acknowledged in the gateway's crash-safe log on tmpfs, as qsd acknowledges from the page cache); writethrough: a second image without it (acknowledged once in the OSD's flushed raft log); " : 'write-through; '}`
+        ? `fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway, ${opts.cache === 'writeback' ? "with the write-back cache (acknowledged in the gateway's crash-safe log on tmpfs, as qsd acknowledges from the page cache) and a read cache of the image's size (qsd reads its file from the page cache); writethrough: a second image without it (acknowledged once in the OSD's flushed raft log); " : 'write-through; '}`
         : 'fastblock serves the in-memory test target (no cluster in the path); ') +
       `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}${opts.referenceDirect ? ' opened with O_DIRECT' : ''}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
   }),
