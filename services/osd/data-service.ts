@@ -10,6 +10,7 @@ import type { InboundConnection, InboundMessage, OutboundReply } from '../../ker
 import { ErrorCode, FastblockError, isFastblockError } from '../../kernel/errors.js';
 import { DataOp, DataStatus, decodeDataRequest, encodeDataReply, type DataRequest, type DataStatus as Status } from '../../client/data-protocol.js';
 import { encodePgExtentsOp, encodePgOp } from './pg-op.js';
+import { type OpMeter, requestOp } from './op-meter.js';
 
 /** What the data service needs of a hosted PG (services/osd/pg.ts). */
 export interface ServedPg {
@@ -58,68 +59,99 @@ export class DataService {
     private readonly directory: PgDirectory,
     private readonly objects: ObjectStore,
     private readonly logger: Logger,
+    /** Told of every request answered (the shard's op meter). */
+    private readonly meter?: OpMeter,
   ) {}
 
-  async handle(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> {
+  /**
+   * Answers one data request. A mutation is answered from its proposal's settlement directly (no
+   * async frame, one promise of its own): this runs for every write on the leader.
+   */
+  handle(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> | OutboundReply {
+    // The op is read first: the receive buffer may be reused once handled.
+    const op = requestOp(message.header);
+    const started = performance.now();
+    const payloadBytes = message.payload.length;
     let request: DataRequest;
     try {
       request = decodeDataRequest(message.header);
     } catch (err) {
-      if (isFastblockError(err, ErrorCode.INVALID_ARGUMENT)) return this.reply(DataStatus.INVALID_ARGUMENT, err.message);
+      if (isFastblockError(err, ErrorCode.INVALID_ARGUMENT)) return this.served(op, payloadBytes, this.reply(DataStatus.INVALID_ARGUMENT, err.message), started);
       // A header that does not decode is a broken peer: the transport closes that connection.
       this.logger.warn({ remote: connection.remote, err }, 'undecodable data request');
       throw err;
     }
     if ((request.op === DataOp.WRITE || request.op === DataOp.WRITE_EXTENTS) && message.payload.length !== request.length) {
-      return this.reply(DataStatus.INVALID_ARGUMENT, `${request.op === DataOp.WRITE ? 'WRITE' : 'WRITE_EXTENTS'} of ${request.length} bytes carried ${message.payload.length}`);
+      return this.served(op, payloadBytes, this.reply(DataStatus.INVALID_ARGUMENT, `${request.op === DataOp.WRITE ? 'WRITE' : 'WRITE_EXTENTS'} of ${request.length} bytes carried ${message.payload.length}`), started);
     }
     const pg = this.directory.pg(request.pool, request.pg);
     if (!pg) {
       // Routed with an older map than ours: the client must refresh. Otherwise we may be the ones
       // behind (the PG is coming here): let the client try another replica.
       if (request.epoch < this.directory.epoch && this.directory.notMine(request.pool, request.pg)) {
-        return this.reply(DataStatus.STALE_EPOCH, `PG ${pgId(request.pool, request.pg)} is not on this OSD`);
+        return this.served(op, payloadBytes, this.reply(DataStatus.STALE_EPOCH, `PG ${pgId(request.pool, request.pg)} is not on this OSD`), started);
       }
-      return this.reply(DataStatus.NOT_LEADER, `PG ${pgId(request.pool, request.pg)} is not open here yet`);
+      return this.served(op, payloadBytes, this.reply(DataStatus.NOT_LEADER, `PG ${pgId(request.pool, request.pg)} is not open here yet`), started);
     }
-    if (!pg.isLeader) return this.reply(DataStatus.NOT_LEADER, 'not the leader', pg.leader);
+    if (!pg.isLeader) return this.served(op, payloadBytes, this.reply(DataStatus.NOT_LEADER, 'not the leader', pg.leader), started);
+    let proposal: Promise<void>;
     try {
       switch (request.op) {
-        case DataOp.READ: {
-          await pg.readBarrier();
-          const bytes = await this.objects.read(pg.id, request.object, request.offset, request.length);
-          return { header: encodeDataReply({ status: DataStatus.OK, epoch: this.directory.epoch, message: '' }), payload: [bytes] };
-        }
+        case DataOp.READ:
+          return this.read(pg, request).then((reply) => this.served(op, payloadBytes, reply, started));
         case DataOp.WRITE: {
           // A full store keeps its last room for the raft logs: a log append that finds no space
           // would stop the replica, where a refused write only fails its client's request.
           const refused = this.directory.writesRefused(request.pool, request.pg);
-          if (refused !== undefined) return this.reply(DataStatus.NO_SPACE, refused);
+          if (refused !== undefined) return this.served(op, payloadBytes, this.reply(DataStatus.NO_SPACE, refused), started);
           // The one copy of the payload: from the receive buffer into the raft entry.
-          await pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
+          proposal = pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
           break;
         }
         case DataOp.WRITE_EXTENTS: {
           // As WRITE: the extents were validated by decodeDataRequest, the payload's length above.
           const refused = this.directory.writesRefused(request.pool, request.pg);
-          if (refused !== undefined) return this.reply(DataStatus.NO_SPACE, refused);
-          await pg.propose(encodePgExtentsOp(request.object, request.extents!, message.payload));
+          if (refused !== undefined) return this.served(op, payloadBytes, this.reply(DataStatus.NO_SPACE, refused), started);
+          proposal = pg.propose(encodePgExtentsOp(request.object, request.extents!, message.payload));
           break;
         }
         case DataOp.DISCARD:
         case DataOp.WRITE_ZEROES:
-          await pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
+          proposal = pg.propose(encodePgOp(request.op, request.object, request.offset, request.length));
           break;
         default:
-          return this.reply(DataStatus.INVALID_ARGUMENT, `unknown data op ${request.op as number}`);
+          return this.served(op, payloadBytes, this.reply(DataStatus.INVALID_ARGUMENT, `unknown data op ${request.op as number}`), started);
       }
-      return this.okReply();
     } catch (err) {
-      const status = isFastblockError(err) ? STATUS_OF[err.code] : undefined;
-      if (status !== undefined) return this.reply(status, (err as FastblockError).message, status === DataStatus.NOT_LEADER ? pg.leader : undefined);
-      this.logger.error({ err, pg: pg.id, object: request.object }, 'data request failed');
-      return this.reply(DataStatus.IO_ERROR, err instanceof Error ? err.message : String(err));
+      return this.served(op, payloadBytes, this.failed(err, pg, request), started);
     }
+    return proposal.then(
+      () => this.served(op, payloadBytes, this.okReply(), started),
+      (err: unknown) => this.served(op, payloadBytes, this.failed(err, pg, request), started),
+    );
+  }
+
+  private async read(pg: ServedPg, request: DataRequest): Promise<OutboundReply> {
+    try {
+      await pg.readBarrier();
+      const bytes = await this.objects.read(pg.id, request.object, request.offset, request.length);
+      return { header: encodeDataReply({ status: DataStatus.OK, epoch: this.directory.epoch, message: '' }), payload: [bytes] };
+    } catch (err) {
+      return this.failed(err, pg, request);
+    }
+  }
+
+  private served(op: number, payloadBytes: number, reply: OutboundReply, started: number): OutboundReply {
+    this.meter?.record(op, payloadBytes, reply, started);
+    return reply;
+  }
+
+  /** The reply to a request that failed with `err`. */
+  private failed(err: unknown, pg: ServedPg, request: DataRequest): OutboundReply {
+    const status = isFastblockError(err) ? STATUS_OF[err.code] : undefined;
+    if (status !== undefined) return this.reply(status, (err as FastblockError).message, status === DataStatus.NOT_LEADER ? pg.leader : undefined);
+    this.logger.error({ err, pg: pg.id, object: request.object }, 'data request failed');
+    return this.reply(DataStatus.IO_ERROR, err instanceof Error ? err.message : String(err));
   }
 
   private okReply(): OutboundReply {

@@ -138,7 +138,7 @@ export class Shard implements PgDirectory {
       },
       groupOptions: { electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true, leaseReads: true },
     });
-    this.data = new DataService(this, options.store.objects, this.logger);
+    this.data = new DataService(this, options.store.objects, this.logger, this.meter);
     this.recovery = new RecoveryServer(options.store.objects, (pg) => this.pgs.has(pg) && !this.pgs.get(pg)!.restoring, this.logger);
     this.membership = new MembershipDriver(this.raft, this.logger);
   }
@@ -444,16 +444,11 @@ export class Shard implements PgDirectory {
     this.kick();
   }
 
-  private async onRequest(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> {
+  private onRequest(connection: InboundConnection, message: InboundMessage): Promise<OutboundReply> | OutboundReply {
     switch (message.method) {
-      case DATA_METHOD_IO: {
-        // The op is read before the await: the receive buffer may be reused once handled.
-        const op = requestOp(message.header);
-        const started = performance.now();
-        const reply = await this.data.handle(connection, message);
-        this.meter.record(op, message.payload.length, reply, started);
-        return reply;
-      }
+      case DATA_METHOD_IO:
+        // Metered by the data service, which reads the op before the receive buffer may be reused.
+        return this.data.handle(connection, message);
       case DATA_METHOD_RECOVERY:
         return this.recovery.handle(message);
       case DATA_METHOD_PG_QUERY: {
