@@ -19,7 +19,7 @@ import { decodePgQuery, encodePgQueryReply, peerPg, stillMember } from './pg-pee
 import { RecoveryServer, pullPg } from './recovery.js';
 import { MembershipDriver } from './membership-driver.js';
 import { compactionPoint } from './log-compaction.js';
-import { OpMeter, requestOp } from './op-meter.js';
+import { OpMeter } from './op-meter.js';
 
 /** One-way method id of raft node messages between shards (the raft service's range, 0x03xx). */
 export const RAFT_METHOD_NODE_MESSAGE = 0x0301;
