@@ -51,7 +51,29 @@ export function isReadCacheMiB(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_READ_CACHE_MIB;
 }
 
-/** The convict formats of the `cache`, `writeBackDir` and `writeBackMiB` every frontend's config section has. */
+/**
+ * How long an export's write stays in the log before its write-back starts, so that the writes of
+ * one object that arrive meanwhile go to the cluster as one request (WriteBackOptions.holdMs).
+ * Flushes, FUA writes, reads of the image's bytes and a ring over half full never wait for it.
+ * bench/vhost (4 KiB random writes, QD16, a 256 MiB image): CPU per 1,000 writes of the OSD and
+ * the gateway 92.6 + 55.1 ms at 0 (each write alone unless the cluster falls behind), 58.7 + 42.9
+ * at 50 ms, 31.7 + 37.0 at 200 ms, 25.7 + 34.9 at 500 ms. Linux holds dirty pages for 30 s; half
+ * a second keeps the log short (and a ring over half full is written back without waiting).
+ * Each frontend's `writeBackHoldMs` (0: a write goes back at once).
+ */
+export const DEFAULT_WRITE_BACK_HOLD_MS = 500;
+/**
+ * Past a few hundred ms a longer hold gathers little more (the ring going over half full sends
+ * writes back anyway) while acknowledged writes stay off the cluster longer, where a host crash
+ * loses what the client did not flush; 10 s bounds that exposure.
+ */
+export const MAX_WRITE_BACK_HOLD_MS = 10_000;
+
+export function isWriteBackHoldMs(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_WRITE_BACK_HOLD_MS;
+}
+
+/** The convict formats of the write-back keys (`cache`, `writeBackDir`, `writeBackMiB`, `writeBackHoldMs`, `readCacheMiB`) every frontend's config section has. */
 export const WRITE_BACK_FORMATS = {
   cache(value: unknown): void {
     if (!isCacheMode(value)) throw new Error(`must be one of ${CACHE_MODES.join(', ')}`);
@@ -61,6 +83,9 @@ export const WRITE_BACK_FORMATS = {
   },
   writeBackMiB(value: unknown): void {
     if (!isWriteBackMiB(value)) throw new Error(`must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] (MiB)`);
+  },
+  writeBackHoldMs(value: unknown): void {
+    if (!isWriteBackHoldMs(value)) throw new Error(`must be an integer in [0, ${MAX_WRITE_BACK_HOLD_MS}] (ms; 0: a write goes back at once)`);
   },
   readCacheMiB(value: unknown): void {
     if (!isReadCacheMiB(value)) throw new Error(`must be an integer in [0, ${MAX_READ_CACHE_MIB}] (MiB; 0: no read cache)`);
@@ -74,18 +99,9 @@ export interface WriteBackSettings {
   readonly capacityBytes: number;
   /** The frontend's readCacheMiB, in bytes (0: no read cache). */
   readonly readCacheBytes: number;
+  /** The frontend's writeBackHoldMs: how long a write waits in the log for others of its object (0: none). */
+  readonly holdMs: number;
 }
-
-/**
- * How long an export's write stays in the log before its write-back starts, so that the writes of
- * one object that arrive meanwhile go to the cluster as one request (WriteBackOptions.holdMs).
- * Flushes, FUA writes, reads of the image's bytes and a ring over half full never wait for it.
- * bench/vhost (4 KiB random writes, QD16, a 256 MiB image): CPU per 1,000 writes of the OSD and
- * the gateway 92.6 + 55.1 ms at 0 (each write alone unless the cluster falls behind), 58.7 + 42.9
- * at 50 ms, 31.7 + 37.0 at 200 ms, 25.7 + 34.9 at 500 ms. Linux holds dirty pages for 30 s; half
- * a second keeps the log short (and a ring over half full is written back without waiting).
- */
-export const WRITE_BACK_HOLD_MS = 500;
 
 /** The write-back log of a volume: `<dir>/<encodeURIComponent(pool/image)>.wblog`. */
 export function writeBackPath(dir: string, volume: string): string {
@@ -103,7 +119,7 @@ export function openExportWriteBack(name: string, inner: BlockVolume, settings: 
   // here, and every write-back passes through here and drops what it changes.
   const readCache = settings.readCacheBytes > 0 ? new ReadCacheVolume(inner, settings.readCacheBytes) : undefined;
   try {
-    const writeBack = openWriteBack(readCache ?? inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log, holdMs: WRITE_BACK_HOLD_MS });
+    const writeBack = openWriteBack(readCache ?? inner, { path: writeBackPath(settings.dir, name), capacityBytes: settings.capacityBytes, log, holdMs: settings.holdMs });
     if (readCache) readCaches.set(writeBack, readCache);
     return writeBack;
   } catch (err) {

@@ -16,7 +16,7 @@ import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/fr
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { ByteBudget } from './byte-budget.js';
 import { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, parseExportEntry, type NbdConfig } from './config.js';
-import { isWriteBackMiB } from '../../kernel/block/export-cache.js';
+import { isWriteBackHoldMs, isWriteBackMiB, MAX_WRITE_BACK_HOLD_MS } from '../../kernel/block/export-cache.js';
 import { ExportTable, servedCache } from './export-table.js';
 import { NbdServer } from './server.js';
 
@@ -48,9 +48,12 @@ export class NbdFrontend implements Frontend {
     if (!isWriteBackMiB(config.writeBackMiB)) {
       throw new FastblockError(ErrorCode.CONFIG_INVALID, `nbd.writeBackMiB must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}]`, { writeBackMiB: config.writeBackMiB });
     }
+    if (!isWriteBackHoldMs(config.writeBackHoldMs)) {
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, `nbd.writeBackHoldMs must be an integer in [0, ${MAX_WRITE_BACK_HOLD_MS}]`, { writeBackHoldMs: config.writeBackHoldMs });
+    }
     this.exports = new ExportTable(
       provider,
-      { dynamic: config.dynamicExports, cache: config.cache, writeBack: { dir: config.writeBackDir, capacityBytes: config.writeBackMiB * MiB, readCacheBytes: config.readCacheMiB * MiB } },
+      { dynamic: config.dynamicExports, cache: config.cache, writeBack: { dir: config.writeBackDir, capacityBytes: config.writeBackMiB * MiB, readCacheBytes: config.readCacheMiB * MiB, holdMs: config.writeBackHoldMs } },
       log,
     );
     this.server = new NbdServer(
@@ -113,7 +116,7 @@ export class NbdFrontend implements Frontend {
     }
     await this.exports.pin(spec.volume, { readOnly, cache });
     const info = this.info(spec.volume);
-    const writeBack = cache === 'writeback' ? { writeBackDir: this.config.writeBackDir, writeBackMiB: this.config.writeBackMiB } : {};
+    const writeBack = cache === 'writeback' ? { writeBackDir: this.config.writeBackDir, writeBackMiB: this.config.writeBackMiB, writeBackHoldMs: this.config.writeBackHoldMs } : {};
     this.log.info({ volume: spec.volume, readOnly, cache, ...writeBack }, 'export created');
     return info;
   }

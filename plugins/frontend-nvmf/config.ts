@@ -5,7 +5,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { DEFAULT_NVMF_OPTIONS, type NvmfTargetOptions } from './target.js';
-import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_HOLD_MS, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 export { CACHE_MODES, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
 
@@ -35,6 +35,8 @@ export interface NvmfConfig {
   readonly writeBackDir: string;
   /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
   readonly writeBackMiB: number;
+  /** How long a write stays in the log so that later writes of its object go back with it (ms; 0: at once). */
+  readonly writeBackHoldMs: number;
   /** Read cache of each writeback export, in the gateway's memory (MiB; 0: none). */
   readonly readCacheMiB: number;
 }
@@ -87,6 +89,13 @@ export const nvmfConfigSchema: Schema<NvmfConfig> = {
     format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
   },
+  writeBackHoldMs: {
+    doc:
+      'how long a write of a writeback export stays in its log before its write-back starts (ms, 0 to 10000; 0: at once), so that later writes of its object ' +
+      'go to the cluster with it in one request. A host flush, a FUA write, a read of those bytes and a ring over half full never wait for it',
+    format: WRITE_BACK_FORMATS.writeBackHoldMs,
+    default: DEFAULT_WRITE_BACK_HOLD_MS,
+  },
   readCacheMiB: {
     doc: 'read cache of each writeback export (MiB; 0: none), in the gateway\'s memory: a host read of cached blocks is served without a request to the cluster. Writethrough exports have none',
     format: WRITE_BACK_FORMATS.readCacheMiB,
@@ -111,6 +120,7 @@ export function targetOptions(config: NvmfConfig): Partial<NvmfTargetOptions> {
     writeBackDir: config.writeBackDir,
     writeBackBytes: config.writeBackMiB * 1024 * 1024,
     readCacheBytes: config.readCacheMiB * 1024 * 1024,
+    writeBackHoldMs: config.writeBackHoldMs,
   };
 }
 

@@ -29,10 +29,13 @@ import {
   CACHE_MODES,
   DEFAULT_WRITE_BACK_DIR,
   DEFAULT_READ_CACHE_MIB,
+  DEFAULT_WRITE_BACK_HOLD_MS,
   DEFAULT_WRITE_BACK_MIB,
   MAX_WRITE_BACK_MIB,
   MIN_WRITE_BACK_MIB,
+  MAX_WRITE_BACK_HOLD_MS,
   isCacheMode,
+  isWriteBackHoldMs,
   openExportWriteBack,
   writeBackDetails,
   writeBackLeftover,
@@ -59,6 +62,8 @@ export interface NvmfTargetOptions extends ControllerLimits {
   readonly writeBackBytes: number;
   /** Read cache of each writeback export, bytes (0: none). */
   readonly readCacheBytes: number;
+  /** How long a writeback export's write stays in its log before its write-back starts (ms; 0: at once). */
+  readonly writeBackHoldMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -72,6 +77,7 @@ export const DEFAULT_NVMF_OPTIONS: NvmfTargetOptions = {
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
   writeBackBytes: DEFAULT_WRITE_BACK_MIB * MiB,
   readCacheBytes: DEFAULT_READ_CACHE_MIB * MiB,
+  writeBackHoldMs: DEFAULT_WRITE_BACK_HOLD_MS,
   maxIoQueues: 8,
   maxQueueEntries: 128,
   maxTransferBytes: 1024 * 1024,
@@ -250,7 +256,7 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     const subsystem = new NvmSubsystem(nqn, [namespace]);
     this.exports.set(nqn, { subsystem, volume: spec.volume, cache, writeBack });
     this.discoveryChanged();
-    const settings = writeBack ? { writeBackDir: this.options.writeBackDir, writeBackBytes: this.options.writeBackBytes } : {};
+    const settings = writeBack ? { writeBackDir: this.options.writeBackDir, writeBackBytes: this.options.writeBackBytes, writeBackHoldMs: this.options.writeBackHoldMs } : {};
     this.logger.info({ nqn, volume: spec.volume, uuid: namespace.uuidString, cache, ...settings }, 'NVMe/TCP export created');
     return this.info(nqn);
   }
@@ -262,7 +268,12 @@ export class NvmfTarget implements Frontend, QueueDirectory {
   private async openVolume(name: string, cache: CacheMode): Promise<{ volume: BlockVolume; writeBack: WriteBackVolume | undefined }> {
     const inner = await this.provider.open(name);
     const log = this.logger.child({ volume: name });
-    const settings: WriteBackSettings = { dir: this.options.writeBackDir, capacityBytes: this.options.writeBackBytes, readCacheBytes: this.options.readCacheBytes };
+    const settings: WriteBackSettings = {
+      dir: this.options.writeBackDir,
+      capacityBytes: this.options.writeBackBytes,
+      readCacheBytes: this.options.readCacheBytes,
+      holdMs: this.options.writeBackHoldMs,
+    };
     try {
       if (cache === 'writeback') {
         const writeBack = openExportWriteBack(name, inner, settings, log);
@@ -344,5 +355,6 @@ function validateLimits(o: NvmfTargetOptions): string | undefined {
   if (!Number.isInteger(o.writeBackBytes) || o.writeBackBytes < MIN_WRITE_BACK_MIB * MiB || o.writeBackBytes > MAX_WRITE_BACK_MIB * MiB) {
     return `writeBackBytes must be an integer in [${MIN_WRITE_BACK_MIB}, ${MAX_WRITE_BACK_MIB}] MiB`;
   }
+  if (!isWriteBackHoldMs(o.writeBackHoldMs)) return `writeBackHoldMs must be an integer in [0, ${MAX_WRITE_BACK_HOLD_MS}]`;
   return undefined;
 }

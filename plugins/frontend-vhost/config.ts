@@ -5,7 +5,7 @@
 import type { Schema } from 'convict';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 
-import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
+import { CACHE_MODES, DEFAULT_READ_CACHE_MIB, DEFAULT_WRITE_BACK_DIR, DEFAULT_WRITE_BACK_HOLD_MS, DEFAULT_WRITE_BACK_MIB, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode, WRITE_BACK_FORMATS } from '../../kernel/block/export-cache.js';
 
 // The cache modes are every frontend's (kernel/block/export-cache.ts); re-exported for this plugin's modules and the CLI.
 export { CACHE_MODES, MAX_WRITE_BACK_MIB, MIN_WRITE_BACK_MIB, isCacheMode, type CacheMode };
@@ -22,6 +22,8 @@ export interface VhostConfig {
   readonly writeBackDir: string;
   /** Ring size of each write-back log: the most acknowledged data not yet in the volume (MiB). */
   readonly writeBackMiB: number;
+  /** How long a write stays in the log so that later writes of its object go back with it (ms; 0: at once). */
+  readonly writeBackHoldMs: number;
   /** Read cache of each writeback controller, in the gateway's memory (MiB; 0: none). */
   readonly readCacheMiB: number;
 }
@@ -53,6 +55,13 @@ export const vhostConfigSchema: Schema<VhostConfig> = {
     format: WRITE_BACK_FORMATS.writeBackMiB,
     default: DEFAULT_WRITE_BACK_MIB,
   },
+  writeBackHoldMs: {
+    doc:
+      'how long a write of a writeback controller stays in its log before its write-back starts (ms, 0 to 10000; 0: at once), so that later writes of its object ' +
+      'go to the cluster with it in one request. A guest flush, a FUA write, a read of those bytes and a ring over half full never wait for it',
+    format: WRITE_BACK_FORMATS.writeBackHoldMs,
+    default: DEFAULT_WRITE_BACK_HOLD_MS,
+  },
   readCacheMiB: {
     doc: 'read cache of each writeback controller (MiB; 0: none), in the gateway\'s memory: a guest read of cached blocks is served without a request to the cluster. Writethrough controllers have none',
     format: WRITE_BACK_FORMATS.readCacheMiB,
@@ -67,6 +76,7 @@ export const VHOST_CONFIG_DEFAULTS: VhostConfig = {
   cache: 'writethrough',
   writeBackDir: DEFAULT_WRITE_BACK_DIR,
   writeBackMiB: DEFAULT_WRITE_BACK_MIB,
+  writeBackHoldMs: DEFAULT_WRITE_BACK_HOLD_MS,
   readCacheMiB: DEFAULT_READ_CACHE_MIB,
 };
 

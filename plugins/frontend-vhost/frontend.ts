@@ -14,7 +14,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
-import { openExportWriteBack, writeBackDetails, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
+import { isWriteBackHoldMs, MAX_WRITE_BACK_HOLD_MS, openExportWriteBack, writeBackDetails, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
 import { VhostController } from './controller.js';
 import { CACHE_MODES, isCacheMode, parseControllerEntry, type CacheMode, type VhostConfig } from './config.js';
 import { vhostNative, type VhostNative } from './native.js';
@@ -41,6 +41,11 @@ export class VhostFrontend implements Frontend {
     private readonly log: Logger,
     native?: VhostNative,
   ) {
+    // The schema checks it for the daemon; embedders (tests, tools) build the config themselves, and
+    // a hold that is not a number would keep writes in the log until a flush.
+    if (!isWriteBackHoldMs(config.writeBackHoldMs)) {
+      throw new FastblockError(ErrorCode.CONFIG_INVALID, `vhost.writeBackHoldMs must be an integer in [0, ${MAX_WRITE_BACK_HOLD_MS}]`, { writeBackHoldMs: config.writeBackHoldMs });
+    }
     this.native = native ?? vhostNative();
   }
 
@@ -75,7 +80,7 @@ export class VhostFrontend implements Frontend {
     const socket = resolve(socketOption);
     if (this.controllers.has(socket)) throw new FastblockError(ErrorCode.ALREADY_EXISTS, `a vhost controller already serves ${socket}`, { socket });
     const log = this.log.child({ socket, volume: spec.volume });
-    const settings = { dir: this.config.writeBackDir, capacityBytes: this.config.writeBackMiB * MiB, readCacheBytes: this.config.readCacheMiB * MiB };
+    const settings = { dir: this.config.writeBackDir, capacityBytes: this.config.writeBackMiB * MiB, readCacheBytes: this.config.readCacheMiB * MiB, holdMs: this.config.writeBackHoldMs };
     const inner = await this.provider.open(spec.volume);
     let volume: BlockVolume = inner;
     let writeBack: WriteBackVolume | undefined;
@@ -101,7 +106,7 @@ export class VhostFrontend implements Frontend {
     const served: Served = { controller, cache, writeBack };
     this.controllers.set(socket, served);
     this.log.info(
-      { volume: spec.volume, socket, queues, cache, ...(writeBack ? { writeBackLog: writeBackPath(settings.dir, spec.volume), writeBackMiB: writeBack.stats().capacityBytes / MiB } : {}), qemu: qemuOptions(socket, { queues }) },
+      { volume: spec.volume, socket, queues, cache, ...(writeBack ? { writeBackLog: writeBackPath(settings.dir, spec.volume), writeBackMiB: writeBack.stats().capacityBytes / MiB, writeBackHoldMs: settings.holdMs } : {}), qemu: qemuOptions(socket, { queues }) },
       'vhost controller created',
     );
     return this.describe(socket, served);

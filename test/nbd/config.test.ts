@@ -1,8 +1,8 @@
 /**
  * The nbd plugin's configuration: export entries "pool/image[:ro][:writethrough|:writeback]"
  * (suffixes in any order, each once; an unknown or repeated one is CONFIG_INVALID, not served as
- * something else), the schema's checks of the cache mode, the write-back directory and the ring
- * size, and the frontend refusing a bad entry at start with nothing opened.
+ * something else), the schema's checks of the cache mode, the write-back directory, the ring
+ * size and the write-back hold, and the frontend refusing a bad entry at start with nothing opened.
  */
 import convict from 'convict';
 import pino from 'pino';
@@ -61,6 +61,9 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   assert.is(NBD_CONFIG_DEFAULTS.writeBackMiB, 64);
   assert.is(NBD_CONFIG_DEFAULTS.readCacheMiB, 64);
   assert.is(load({ readCacheMiB: 0 }).readCacheMiB, 0, '0: no read cache');
+  assert.is(NBD_CONFIG_DEFAULTS.writeBackHoldMs, 500);
+  assert.is(load({ writeBackHoldMs: 0 }).writeBackHoldMs, 0, '0: a write goes back at once');
+  assert.is(load({ writeBackHoldMs: 10_000 }).writeBackHoldMs, 10_000);
   const custom = load({ cache: 'writeback', writeBackMiB: 4, writeBackDir: '/tmp/wb', exports: ['rbd/a:writeback', 'rbd/b:ro'] });
   assert.equal([custom.cache, custom.writeBackMiB, custom.writeBackDir], ['writeback', 4, '/tmp/wb']);
   const bad = (values: Record<string, unknown>, what: string): void => {
@@ -75,9 +78,13 @@ test('schema: defaults, and the cache mode, write-back directory and ring size a
   bad({ readCacheMiB: -1 }, 'must be an integer in [0, 4096]');
   bad({ readCacheMiB: 1.5 }, 'must be an integer');
   bad({ readCacheMiB: 4097 }, 'must be an integer');
+  bad({ writeBackHoldMs: -1 }, 'must be an integer in [0, 10000] (ms');
+  bad({ writeBackHoldMs: 2.5 }, 'must be an integer in [0, 10000]');
+  bad({ writeBackHoldMs: 10_001 }, 'must be an integer in [0, 10000]');
+  bad({ writeBackHoldMs: 'soon' }, 'must be an integer in [0, 10000]');
 });
 
-test('the frontend refuses a bad entry at start before opening anything, and a bad cache or ring size when built', async () => {
+test('the frontend refuses a bad entry at start before opening anything, and a bad cache, ring size or hold when built', async () => {
   const memory = new MemoryVolumeProvider();
   memory.create('pool/a', 1024 * 1024);
   const opened: string[] = [];
@@ -106,6 +113,11 @@ test('the frontend refuses a bad entry at start before opening anything, and a b
   };
   assert.ok(isFastblockError(built({ cache: 'writearound' as NbdConfig['cache'] }), ErrorCode.CONFIG_INVALID));
   assert.ok(isFastblockError(built({ writeBackMiB: 2 }), ErrorCode.CONFIG_INVALID));
+  for (const writeBackHoldMs of [-1, 0.5, 10_001, Number.NaN]) {
+    const err = built({ writeBackHoldMs });
+    assert.ok(isFastblockError(err, ErrorCode.CONFIG_INVALID), `writeBackHoldMs ${writeBackHoldMs}: ${String(err)}`);
+    assert.match((err as Error).message, 'nbd.writeBackHoldMs must be an integer in [0, 10000]');
+  }
   assert.ok(built({ cache: 'writeback', writeBackMiB: 4 }) instanceof NbdFrontend);
 });
 

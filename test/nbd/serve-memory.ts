@@ -5,7 +5,7 @@
  *   node --import tsx test/nbd/serve-memory.ts --volume pool/a:64M --volume pool/ro:1M:ro [--port 0]
  *       [--jitter-ms 2] [--fault pool/a:1M:64K:NO_SPACE]
  *       [--volume pool/wb:16M:writeback] [--file 'pool/f:writeback=/tmp/x/f.img'] [--cache writeback]
- *       [--write-back-dir DIR] [--write-back-mib 16] [--hold-writes] [--control]
+ *       [--write-back-dir DIR] [--write-back-mib 16] [--write-back-hold-ms 0] [--hold-writes] [--control]
  *
  * A --volume's suffixes after the size are its export entry's (":ro", ":writeback"...). A --file
  * volume is a file the test created (test/vhost/file-volume.ts): it outlives a SIGKILL of this
@@ -57,6 +57,7 @@ const program = new Command()
   .option('--cache <mode>', 'nbd.cache: mode of exports that name none', NBD_CONFIG_DEFAULTS.cache)
   .option('--write-back-dir <dir>', 'nbd.writeBackDir (default: a directory of this process)')
   .option('--write-back-mib <n>', 'nbd.writeBackMiB', String(NBD_CONFIG_DEFAULTS.writeBackMiB))
+  .option('--write-back-hold-ms <ms>', 'nbd.writeBackHoldMs', String(NBD_CONFIG_DEFAULTS.writeBackHoldMs))
   .option('--hold-writes', 'writes reaching the volumes wait until released (--control)')
   .option('--control', 'read commands on stdin: hold, release, held, ls')
   .parse();
@@ -73,6 +74,7 @@ const opts = program.opts<{
   cache: string;
   writeBackDir?: string;
   writeBackMib: string;
+  writeBackHoldMs: string;
   holdWrites?: boolean;
   control?: boolean;
 }>();
@@ -142,6 +144,7 @@ const frontend = new NbdFrontend(
     cache: opts.cache,
     writeBackDir,
     writeBackMiB: Number(opts.writeBackMib),
+    writeBackHoldMs: Number(opts.writeBackHoldMs),
   },
   log,
 );

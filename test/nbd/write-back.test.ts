@@ -222,6 +222,51 @@ test('cache modes: unknown refused, read-only is writethrough, another mode of a
   }
 });
 
+test('nbd.writeBackHoldMs reaches the export\'s cache: at 0 a write goes back at once, at 10 s it waits past the default hold until a FLUSH', async () => {
+  const g = gatedMemory({ 'pool/now': MiB, 'pool/later': MiB });
+  const prompt = frontendOn(g.provider, join(dir, 'inproc-hold-0'), { writeBackHoldMs: 0, exports: ['pool/now:writeback'] });
+  const holding = frontendOn(g.provider, join(dir, 'inproc-hold-10s'), { writeBackHoldMs: 10_000, exports: ['pool/later:writeback'] });
+  await prompt.start();
+  await holding.start();
+  const clients: RawSocket[] = [];
+  try {
+    const data = Buffer.alloc(4096, 0x42);
+    const written = async (frontend: NbdFrontend, name: string): Promise<RawSocket> => {
+      const raw = await connect(frontend.port, name);
+      clients.push(raw);
+      raw.request(WRITE, 4096, 4096, { cookie: 1, payload: data });
+      assert.is((await raw.simpleReply()).error, 0);
+      return raw;
+    };
+    const innerNow = await g.memory.open('pool/now');
+    const innerLater = await g.memory.open('pool/later');
+    const has = async (volume: BlockVolume): Promise<boolean> => Buffer.from(await volume.read(4096, 4096)).equals(data);
+
+    const start = performance.now();
+    await written(prompt, 'pool/now');
+    while (!(await has(innerNow)) && performance.now() - start < 2000) await sleep(5);
+    const elapsed = performance.now() - start;
+    assert.ok(await has(innerNow), 'hold 0: written back without a flush');
+    // Well under the default 500 ms hold: the setting, not the default, reached the cache.
+    assert.ok(elapsed < 300, `hold 0: in the volume after ${elapsed.toFixed(0)} ms`);
+    assert.is(detailsOf(prompt, 'pool/now')?.dirtyBytes, 0);
+
+    const later = await written(holding, 'pool/later');
+    await sleep(800);
+    assert.not.ok(await has(innerLater), 'hold 10 s: still only in the log past the default hold');
+    assert.is(detailsOf(holding, 'pool/later')?.dirtyBytes, 4096);
+    later.request(FLUSH, 0, 0, { cookie: 2 });
+    assert.equal(await within(later.simpleReply(), 2000), { error: 0, cookie: 2, data: Buffer.alloc(0) }, 'a FLUSH does not wait for the hold');
+    assert.ok(await has(innerLater), 'the FLUSH wrote it back');
+    assert.is(detailsOf(holding, 'pool/later')?.dirtyBytes, 0);
+  } finally {
+    for (const raw of clients) raw.request(DISC, 0, 0);
+    await Promise.all(clients.map((raw) => raw.closed));
+    await holding.stop();
+    await prompt.stop();
+  }
+});
+
 test('a writethrough export writes back the log an earlier (killed) process left before serving', async () => {
   const wbDir = join(dir, 'inproc-c');
   mkdirSync(wbDir, { recursive: true });

@@ -1,8 +1,8 @@
 /**
  * The nvmf plugin's configuration: export entries "pool/image[:writethrough|:writeback][=NQN]"
  * (existing forms unchanged; an unknown or repeated suffix is CONFIG_INVALID, not served as
- * something else), the schema's checks of the cache mode, the write-back directory and the ring
- * size, their mapping onto the target's options, the target refusing bad ones, and createExport's
+ * something else), the schema's checks of the cache mode, the write-back directory, the ring
+ * size and the write-back hold, their mapping onto the target's options, the target refusing bad ones, and createExport's
  * cache option.
  */
 import convict from 'convict';
@@ -50,7 +50,7 @@ test('export entries: an unknown, repeated or empty suffix, or no volume, is CON
   refused('', 'is not');
 });
 
-test('schema: defaults, the checks of cache, writeBackDir and writeBackMiB, and the target options', () => {
+test('schema: defaults, the checks of cache, writeBackDir, writeBackMiB and writeBackHoldMs, and the target options', () => {
   const load = (values: Partial<NvmfConfig>): NvmfConfig => {
     const config = convict(nvmfConfigSchema);
     config.load(values);
@@ -68,6 +68,10 @@ test('schema: defaults, the checks of cache, writeBackDir and writeBackMiB, and 
   assert.is(targetOptions(custom).writeBackBytes, 4 * MiB);
   assert.is(defaults.readCacheMiB, 64);
   assert.is(targetOptions(load({ readCacheMiB: 16 })).readCacheBytes, 16 * MiB);
+  assert.is(defaults.writeBackHoldMs, 500);
+  assert.is(options.writeBackHoldMs, 500);
+  assert.is(targetOptions(load({ writeBackHoldMs: 0 })).writeBackHoldMs, 0, '0: a write goes back at once');
+  assert.is(targetOptions(load({ writeBackHoldMs: 10_000 })).writeBackHoldMs, 10_000);
   const bad = (values: Record<string, unknown>, what: string): void => {
     assert.throws(() => load(values as Partial<NvmfConfig>), (err: Error) => err.message.includes(what), JSON.stringify(values));
   };
@@ -80,9 +84,13 @@ test('schema: defaults, the checks of cache, writeBackDir and writeBackMiB, and 
   bad({ writeBackMiB: 8.5 }, 'must be an integer');
   bad({ writeBackMiB: 4097 }, 'must be an integer');
   bad({ writeBackDir: '' }, 'must be a non-empty path');
+  bad({ writeBackHoldMs: -1 }, 'must be an integer in [0, 10000] (ms');
+  bad({ writeBackHoldMs: 2.5 }, 'must be an integer in [0, 10000]');
+  bad({ writeBackHoldMs: 10_001 }, 'must be an integer in [0, 10000]');
+  bad({ writeBackHoldMs: 'soon' }, 'must be an integer in [0, 10000]');
 });
 
-test('the target refuses a bad cache or ring size when built; createExport a bad cache option', async () => {
+test('the target refuses a bad cache, ring size or hold when built; createExport a bad cache option', async () => {
   const provider = new MemoryVolumeProvider(8 * MiB);
   provider.create('rbd/a');
   const log = pino({ level: 'silent' });
@@ -96,6 +104,11 @@ test('the target refuses a bad cache or ring size when built; createExport a bad
   assert.ok(isFastblockError(built({ cache: 'writearound' }), ErrorCode.CONFIG_INVALID));
   assert.ok(isFastblockError(built({ writeBackBytes: 2 * MiB }), ErrorCode.CONFIG_INVALID));
   assert.ok(isFastblockError(built({ writeBackDir: '' }), ErrorCode.CONFIG_INVALID));
+  for (const writeBackHoldMs of [-1, 0.5, 10_001, Number.NaN]) {
+    const err = built({ writeBackHoldMs });
+    assert.ok(isFastblockError(err, ErrorCode.CONFIG_INVALID), `writeBackHoldMs ${writeBackHoldMs}: ${String(err)}`);
+    assert.match((err as Error).message, 'nvmf: writeBackHoldMs must be an integer in [0, 10000]');
+  }
   const target = built({ cache: 'writeback', writeBackBytes: 4 * MiB });
   assert.ok(target instanceof NvmfTarget);
   await target.start();

@@ -206,7 +206,7 @@ test('writeback on a file: acknowledged writes survive a SIGKILL, the restart re
     const host = await associate(first.port, nqn);
     assert.is((await host.io.write(1, 64, big)).cqe.status, 0, 'acknowledged from the log');
     assert.is((await host.io.write(1, 3, small)).cqe.status, 0);
-    // They stay in the log up to the write-back hold (WRITE_BACK_HOLD_MS), then reach the file, which holds them.
+    // They stay in the log up to the write-back hold (nvmf.writeBackHoldMs, 500 ms by default), then reach the file, which holds them.
     let held: unknown;
     for (let waited = 0; waited < 5_000; waited += 50) {
       held = await first.admin('test-volume held');

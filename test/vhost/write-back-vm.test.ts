@@ -92,7 +92,7 @@ test('writeback: acknowledged writes held in the log survive a back-end SIGKILL 
     }
     assert.ok(Number(dirty.dirtyBytes) >= 4 * MiB, `the dd pattern is acknowledged and dirty in the log: ${JSON.stringify(dirty)}`);
     assert.ok(Number(dirty.usedBytes) > Number(dirty.dirtyBytes), 'records take their headers too');
-    // Writes stay in the log up to the write-back hold (WRITE_BACK_HOLD_MS) before they reach the volume, and
+    // Writes stay in the log up to the write-back hold (vhost.writeBackHoldMs, 500 ms by default) before they reach the volume, and
     // then wait there: the kill finds some at the volume, unfinished, and the rest in the log only.
     let held = 0;
     for (let waited = 0; held === 0 && waited < 5_000; waited += 50) {
