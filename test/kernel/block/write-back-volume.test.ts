@@ -480,8 +480,17 @@ test('the lock: a live owner is refused, a dead one is taken over; a log of anot
   }
   if (holder) {
     await new Promise((resolve) => holder.once('exit', resolve));
-    // Its death let the flock go, whatever the file says.
-    const after = open(new ControlledVolume(), path);
+    // Its death lets the flock go, whatever the file says. flock(1) is reaped first; the sleep it
+    // ran, which shares the lock's descriptor, may die a moment later on a loaded machine.
+    let after: WriteBackVolume | undefined;
+    for (let waited = 0; after === undefined; waited += 20) {
+      try {
+        after = open(new ControlledVolume(), path);
+      } catch (err) {
+        if (!isFastblockError(err, ErrorCode.BUSY) || waited >= 5000) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
     after.abandon();
   }
   // Our own PID with another start time: the gateway of the last container, which had this PID too.
