@@ -8,6 +8,9 @@ import { FastblockError, ErrorCode, assert } from '../errors.js';
 import type { RaftStorage } from './storage.js';
 import type { Entry, Snapshot } from './types.js';
 
+/** What nextCommitted returns when nothing is to apply (read-only to its callers). */
+const NO_ENTRIES: readonly Entry[] = [];
+
 export class RaftLog {
   /** Entries not yet persisted; unstable[i] has index `offset + i`. */
   private unstable: Entry[] = [];
@@ -131,8 +134,8 @@ export class RaftLog {
 
   /** Committed entries not yet applied, up to maxBytes (at least one). */
   nextCommitted(maxBytes: number): readonly Entry[] {
-    if (!this.hasNextCommitted()) return [];
-    return this.slice(this.applied + 1, this.committed + 1, maxBytes) ?? [];
+    if (!this.hasNextCommitted()) return NO_ENTRIES;
+    return this.slice(this.applied + 1, this.committed + 1, maxBytes) ?? NO_ENTRIES;
   }
 
   /** Entries in [lo, hi), at least one then up to maxBytes; undefined when lo was compacted. */

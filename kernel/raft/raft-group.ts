@@ -95,13 +95,17 @@ interface StagedSnapshot {
 }
 
 const EMPTY = new Uint8Array(0);
+/** Shared empty lists of a Ready (its lists are read-only to everyone). */
+const NO_MESSAGES: readonly Message[] = [];
+const NO_ENTRIES: readonly Entry[] = [];
+const NO_READ_STATES: readonly ReadState[] = [];
 
 /**
  * In place, largest first. Array.prototype.sort with a comparator copies the array into a work
  * area on every call; these arrays hold one value per voter and are sorted on every commit check.
  */
-function sortDescending(values: number[]): void {
-  for (let i = 1; i < values.length; i++) {
+function sortDescending(values: number[], count: number): void {
+  for (let i = 1; i < count; i++) {
     const v = values[i]!;
     let j = i - 1;
     while (j >= 0 && values[j]! < v) {
@@ -418,24 +422,29 @@ export class RaftGroup {
   ready(): Ready {
     assert(!this.readyOutstanding, 'ready() again before advance()');
     this.flush();
-    const soft = this.softState();
-    const hard = this.hardState();
+    // Only what changed is allocated: most Readies of a busy group carry entries and messages,
+    // not a new soft or hard state, and many have no reads or no messages of one kind.
     const ss = this.prevSoft;
     const hs = this.prevHard;
+    const soft = ss.leader !== this.leader || ss.role !== this.role ? this.softState() : undefined;
+    const hard = hs.term !== this.term || hs.vote !== this.vote || hs.commit !== this.log.committed ? this.hardState() : undefined;
+    const unstable = this.log.unstableEntries();
+    const messages = this.msgs.length > 0 ? this.msgs : NO_MESSAGES;
+    const messagesAfterPersist = this.msgsAfterPersist.length > 0 ? this.msgsAfterPersist : NO_MESSAGES;
     const rd: Ready = {
-      softState: ss.leader !== soft.leader || ss.role !== soft.role ? soft : undefined,
-      hardState: hs.term !== hard.term || hs.vote !== hard.vote || hs.commit !== hard.commit ? hard : undefined,
-      entries: this.log.unstableEntries().slice(),
+      softState: soft,
+      hardState: hard,
+      entries: unstable.length > 0 ? unstable.slice() : NO_ENTRIES,
       snapshot: this.log.pendingSnapshot,
       committed: this.log.nextCommitted(this.maxApplyBytes),
-      messages: this.msgs,
-      messagesAfterPersist: this.msgsAfterPersist,
-      readStates: this.readOnly.takeReleased(),
+      messages,
+      messagesAfterPersist,
+      readStates: this.readOnly.hasReleased() ? this.readOnly.takeReleased() : NO_READ_STATES,
     };
-    this.msgs = [];
-    this.msgsAfterPersist = [];
-    this.prevSoft = soft;
-    if (rd.hardState) this.prevHard = hard;
+    if (messages !== NO_MESSAGES) this.msgs = [];
+    if (messagesAfterPersist !== NO_MESSAGES) this.msgsAfterPersist = [];
+    if (soft) this.prevSoft = soft;
+    if (hard) this.prevHard = hard;
     this.readyOutstanding = true;
     return rd;
   }
@@ -932,11 +941,12 @@ export class RaftGroup {
 
   private maybeCommit(): boolean {
     const voters = this.membership.voters;
+    // Written by index over what earlier calls left (no length reset: that drops the backing store).
     const matches = this.matchScratch;
-    matches.length = 0;
-    for (let i = 0; i < voters.length; i++) matches.push(this.progress.get(voters[i]!)?.match ?? 0);
-    if (matches.length === 0) return false;
-    sortDescending(matches);
+    const n = voters.length;
+    for (let i = 0; i < n; i++) matches[i] = this.progress.get(voters[i]!)?.match ?? 0;
+    if (n === 0) return false;
+    sortDescending(matches, n);
     const index = matches[this.quorum() - 1]!;
     if (index <= this.log.committed || this.log.term(index) !== this.term) return false;
     this.log.commitTo(index);
@@ -993,10 +1003,14 @@ export class RaftGroup {
   private advanceQuorumSeq(): void {
     const voters = this.membership.voters;
     const acked = this.matchScratch;
-    acked.length = 0;
-    for (const id of voters) acked.push(id === this.id ? this.readOnly.seq : (this.progress.get(id)?.ackedSeq ?? 0));
-    sortDescending(acked);
-    this.readOnly.confirm(acked[this.quorum() - 1] ?? 0);
+    const n = voters.length;
+    for (let i = 0; i < n; i++) {
+      const id = voters[i]!;
+      acked[i] = id === this.id ? this.readOnly.seq : (this.progress.get(id)?.ackedSeq ?? 0);
+    }
+    sortDescending(acked, n);
+    const q = this.quorum() - 1;
+    this.readOnly.confirm(q < n ? acked[q]! : 0);
   }
 
   /** Sends what each follower is due: entries, a commit update, or snapshot chunks. */

@@ -221,14 +221,29 @@ function checkEnd(r: WireReader, end: number, what: string): void {
 }
 
 /** Reads a repeated scalar field, packed (one length-delimited run) or one element per field. */
-function readRepeated(r: WireReader, wireType: number, into: number[], double: boolean): void {
+/** A repeated varint field appended to a list of its own (snapshot chunks: rare). */
+function readRepeatedList(r: WireReader, wireType: number, into: number[]): void {
+  const scratch: Scratch = { values: into, n: into.length };
+  readRepeated(r, wireType, scratch, false);
+}
+
+/** A repeated scalar field decoded into a reused array: values[0..n) (never shrunk, so never reallocated). */
+interface Scratch {
+  readonly values: number[];
+  n: number;
+}
+
+function readRepeated(r: WireReader, wireType: number, into: Scratch, double: boolean): void {
+  const values = into.values;
   if (wireType === (double ? WireType.FIXED64 : WireType.VARINT)) {
-    into.push(double ? r.double() : r.varint());
+    values[into.n++] = double ? r.double() : r.varint();
     return;
   }
   if (wireType !== WireType.BYTES) throw protocol(`malformed raft node message: repeated field of wire type ${wireType}`);
   const end = r.delimitedEnd();
-  while (r.at < end) into.push(double ? r.double() : r.varint());
+  let n = into.n;
+  while (r.at < end) values[n++] = double ? r.double() : r.varint();
+  into.n = n;
   checkEnd(r, end, 'repeated field');
 }
 
@@ -314,8 +329,8 @@ function readChunk(r: WireReader, end: number): ChunkHeader {
     switch (k >>> 3) {
       case CHUNK.index: c.index = readDouble(r, wt); break;
       case CHUNK.term: c.term = readDouble(r, wt); break;
-      case CHUNK.voters: readRepeated(r, wt, c.voters, false); break;
-      case CHUNK.learners: readRepeated(r, wt, c.learners, false); break;
+      case CHUNK.voters: readRepeatedList(r, wt, c.voters); break;
+      case CHUNK.learners: readRepeatedList(r, wt, c.learners); break;
       case CHUNK.offset: c.offset = readDouble(r, wt); break;
       case CHUNK.total: c.total = readDouble(r, wt); break;
       case CHUNK.length: c.length = readVarint(r, wt); break;
@@ -327,9 +342,9 @@ function readChunk(r: WireReader, end: number): ChunkHeader {
 }
 
 // Scratch for one message's entry fields: filled, then turned into entries before the next.
-const entryTerms: number[] = [];
-const entryTypes: number[] = [];
-const entryLengths: number[] = [];
+const entryTerms: Scratch = { values: [], n: 0 };
+const entryTypes: Scratch = { values: [], n: 0 };
+const entryLengths: Scratch = { values: [], n: 0 };
 
 function readRaftMessage(r: WireReader, end: number, tail: Tail): Message {
   let type = 0;
@@ -346,9 +361,9 @@ function readRaftMessage(r: WireReader, end: number, tail: Tail): Message {
   let seq = 0;
   let force = false;
   let chunk: ChunkHeader | undefined;
-  entryTerms.length = 0;
-  entryTypes.length = 0;
-  entryLengths.length = 0;
+  entryTerms.n = 0;
+  entryTypes.n = 0;
+  entryLengths.n = 0;
   while (r.at < end) {
     const k = r.varint();
     const wt = k & 7;
@@ -378,21 +393,21 @@ function readRaftMessage(r: WireReader, end: number, tail: Tail): Message {
   }
   checkEnd(r, end, 'raft message');
   if (type < MessageType.PreVote || type > MessageType.TimeoutNow) throw protocol(`unknown raft message type ${type}`, { type });
-  const n = entryTerms.length;
-  if (entryTypes.length !== n || entryLengths.length !== n) {
-    throw protocol('raft entry arrays of different lengths', { group, terms: n, types: entryTypes.length, lengths: entryLengths.length });
+  const n = entryTerms.n;
+  if (entryTypes.n !== n || entryLengths.n !== n) {
+    throw protocol('raft entry arrays of different lengths', { group, terms: n, types: entryTypes.n, lengths: entryLengths.n });
   }
   let entries: readonly Entry[] = NO_ENTRIES;
   if (n > 0) {
     const list = new Array<Entry>(n);
     let prevTerm = logTerm;
     for (let i = 0; i < n; i++) {
-      const t = entryTerms[i]!;
-      const ty = entryTypes[i]!;
+      const t = entryTerms.values[i]!;
+      const ty = entryTypes.values[i]!;
       // The core asserts these invariants; from the wire they are checked, not trusted.
       if (t < prevTerm || t > term || ty > 255) throw protocol('raft entry terms out of order', { group, index: index + 1 + i, term: t, type: ty });
       prevTerm = t;
-      list[i] = { index: index + 1 + i, term: t, type: ty, data: tail.take(entryLengths[i]!) };
+      list[i] = { index: index + 1 + i, term: t, type: ty, data: tail.take(entryLengths.values[i]!) };
     }
     entries = list;
   }
