@@ -198,8 +198,11 @@ class PgLogStorage implements RaftStorageWriter {
     const first = entries[0].index;
     const base = this.snap.meta.index + 1;
     if (first < base || first > this.lastIndex() + 1) assert(false, `append at ${first} outside [${base}, ${this.lastIndex() + 1}]`);
-    for (let i = first - base; i < this.ents.length; i++) this.bytes -= this.ents[i].data.byteLength;
-    this.ents.length = first - base;
+    // A plain append (nothing replaced) leaves the length alone: setting it costs a runtime call.
+    if (first - base < this.ents.length) {
+      for (let i = first - base; i < this.ents.length; i++) this.bytes -= this.ents[i].data.byteLength;
+      this.ents.length = first - base;
+    }
     for (const e of entries) {
       this.ents.push(e);
       this.bytes += e.data.byteLength;

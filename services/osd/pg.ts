@@ -199,7 +199,10 @@ export class Pg implements ServedPg {
   private batchWaiter: ApplyWaiter | undefined;
   /** Landings still awaited. */
   private landingsLeft = 0;
-  /** Per op of the batch (in order): acknowledged as issued; and what failed it (allocated on a failure). */
+  /**
+   * Per op of the batch (in order): acknowledged as issued (batchEarly[0..ops), reused, never
+   * shrunk); and what failed it (allocated on a failure).
+   */
   private readonly batchEarly: boolean[] = [];
   private batchFailures: unknown[] | undefined;
   /** An apply that failed (a gap): every later one fails with it, as the first did. */
@@ -246,7 +249,6 @@ export class Pg implements ServedPg {
     this.batch = entries;
     this.batchFrom = from;
     this.batchWaiter = waiter;
-    this.batchEarly.length = 0;
     this.batchFailures = undefined;
     // Held above zero while issuing: a landing cannot finish the batch before every op is out.
     this.landingsLeft = 1;
@@ -254,8 +256,8 @@ export class Pg implements ServedPg {
     for (let i = from, op = 0; i < entries.length; i++) {
       const entry = entries[i];
       if (!isOp(entry)) continue;
-      const isEarly = this.issueOp(entry.data, op++);
-      this.batchEarly.push(isEarly);
+      const isEarly = this.issueOp(entry.data, op);
+      this.batchEarly[op++] = isEarly;
       if (isEarly) {
         early++;
         this.settle(entry, undefined);
