@@ -93,6 +93,20 @@ export function meteredVolumes(provider: BlockVolumeProvider, registry: MetricsR
   };
 }
 
+/**
+ * For an export that puts caches over a volume this provider opened (a writeback export): the
+ * host's I/O is counted at `outer`, as it reaches the export, and no longer at `inner`, where only
+ * what gets past the caches arrives (write-backs, reads the caches missed). Returns `outer`
+ * unchanged when `inner` is not metered.
+ */
+export function meterAtOuter(inner: BlockVolume, outer: BlockVolume): BlockVolume {
+  if (!(inner instanceof MeteredVolume)) return outer;
+  return inner.hoist(outer);
+}
+
+/** Where a hoisted volume's counts go: nowhere (never registered). */
+const UNCOUNTED = (): ExportCounts => new ExportCounts();
+
 class MeteredVolume implements BlockVolume {
   // One handler per op, made once: a failed I/O is counted without a closure per request.
   private readonly failed: ((err: unknown) => never)[];
@@ -105,14 +119,15 @@ class MeteredVolume implements BlockVolume {
 
   constructor(
     private readonly volume: BlockVolume,
-    private readonly counts: ExportCounts,
+    private counts: ExportCounts,
   ) {
     this.failed = OPS.map((_, op) => (err: unknown): never => {
-      counts.errors[op]++;
+      this.counts.errors[op]++;
       throw err;
     });
     if (volume.writeMany !== undefined) {
       this.writeMany = (writes) => {
+        const counts = this.counts;
         counts.requests[WRITE] += writes.length;
         for (const write of writes) for (let i = 0; i < write.data.length; i++) counts.writtenBytes += write.data[i].length;
         return volume.writeMany!(writes).catch((err: unknown): never => {
@@ -170,5 +185,12 @@ class MeteredVolume implements BlockVolume {
 
   close(): Promise<void> {
     return this.volume.close();
+  }
+
+  /** meterAtOuter: `outer` counts into this export's counts from now on; this volume no longer does. */
+  hoist(outer: BlockVolume): BlockVolume {
+    const counts = this.counts;
+    this.counts = UNCOUNTED();
+    return new MeteredVolume(outer, counts);
   }
 }

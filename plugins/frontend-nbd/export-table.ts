@@ -26,6 +26,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import type { CacheMode } from './config.js';
+import { meterAtOuter } from '../../kernel/metrics/metered-volumes.js';
 import { openExportWriteBack, writeBackDetails, writeBackLeftover, type WriteBackSettings } from '../../kernel/block/export-cache.js';
 
 export interface ExportOptions {
@@ -199,7 +200,8 @@ export class ExportTable {
     try {
       if (cache === 'writeback') {
         const writeBack = openExportWriteBack(name, inner, this.settings.writeBack, log);
-        return { volume: writeBack, writeBack };
+        // The clients' I/O is what the export's metrics count, not what gets past the caches.
+        return { volume: meterAtOuter(inner, writeBack), writeBack };
       }
       await writeBackLeftover(name, inner, this.settings.writeBack, log);
       return { volume: inner, writeBack: undefined };

@@ -13,6 +13,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import { meterAtOuter } from '../../kernel/metrics/metered-volumes.js';
 import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/block.js';
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
@@ -277,7 +278,8 @@ export class NvmfTarget implements Frontend, QueueDirectory {
     try {
       if (cache === 'writeback') {
         const writeBack = openExportWriteBack(name, inner, settings, log);
-        return { volume: writeBack, writeBack };
+        // The hosts' I/O is what the export's metrics count, not what gets past the caches.
+        return { volume: meterAtOuter(inner, writeBack), writeBack };
       }
       await writeBackLeftover(name, inner, settings, log);
       return { volume: inner, writeBack: undefined };

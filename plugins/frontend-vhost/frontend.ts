@@ -14,6 +14,7 @@ import type { BlockVolume, BlockVolumeProvider } from '../../kernel/contracts/bl
 import type { ExportInfo, ExportSpec, Frontend } from '../../kernel/contracts/frontend.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import type { WriteBackVolume } from '../../kernel/block/write-back-volume.js';
+import { meterAtOuter } from '../../kernel/metrics/metered-volumes.js';
 import { isWriteBackHoldMs, MAX_WRITE_BACK_HOLD_MS, openExportWriteBack, writeBackDetails, writeBackLeftover, writeBackPath } from '../../kernel/block/export-cache.js';
 import { VhostController } from './controller.js';
 import { CACHE_MODES, isCacheMode, parseControllerEntry, type CacheMode, type VhostConfig } from './config.js';
@@ -87,7 +88,8 @@ export class VhostFrontend implements Frontend {
     try {
       if (cache === 'writeback') {
         writeBack = openExportWriteBack(spec.volume, inner, settings, log);
-        volume = writeBack;
+        // The guest's I/O is what the export's metrics count, not what gets past the caches.
+        volume = meterAtOuter(inner, writeBack);
       } else {
         await writeBackLeftover(spec.volume, inner, settings, log);
       }

@@ -4,7 +4,9 @@ import * as assert from 'uvu/assert';
 import { Registry } from 'prom-client';
 import type { BlockVolume, BlockVolumeProvider, BlockWrite } from '../../kernel/contracts/block.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { meterAtOuter, meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
+import { MemoryVolumeProvider } from '../support/memory-volume.js';
+import { openExportWriteBack } from '../../kernel/block/export-cache.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,6 +121,34 @@ test('a writeback export shows its dirty bytes, log use and in-flight write-back
     await cache.close();
     text = await registry.metrics();
     assert.not.match(text, 'volume="rbd/cached"', 'a closed cache has no series');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a writeback export counts its host I/O at the export (meterAtOuter), not what gets past its caches', async () => {
+  const registry = new Registry();
+  const memory = new MemoryVolumeProvider();
+  memory.create('rbd/outer', 8 << 20);
+  const provider = meteredVolumes(memory, registry, 'nbd');
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-outer-metrics-'));
+  try {
+    const inner = await provider.open('rbd/outer');
+    const writeBack = openExportWriteBack('rbd/outer', inner, { dir, capacityBytes: 4 << 20, readCacheBytes: 1 << 20, holdMs: 0 }, silentLogger());
+    const volume = meterAtOuter(inner, writeBack);
+    await volume.write(0, [new Uint8Array(4096).fill(1)]);
+    await volume.write(4096, [new Uint8Array(4096).fill(2)]);
+    await volume.flush();
+    // Three reads of the same blocks: the first may reach the cluster, the others are cache hits.
+    for (let i = 0; i < 3; i++) await volume.read(0, 8192);
+    const text = await registry.metrics();
+    const labels = (op: string): string => `{frontend="nbd",export="rbd/outer",op="${op}"}`;
+    assert.is(sample(text, `fastblock_frontend_requests_total${labels('write')}`), 2, 'each host write once, not again as its write-back');
+    assert.is(sample(text, `fastblock_frontend_requests_total${labels('read')}`), 3, 'every host read, cache hits included');
+    assert.is(sample(text, `fastblock_frontend_requests_total${labels('flush')}`), 1);
+    assert.is(sample(text, 'fastblock_frontend_read_bytes_total{frontend="nbd",export="rbd/outer"}'), 3 * 8192);
+    assert.is(sample(text, 'fastblock_frontend_written_bytes_total{frontend="nbd",export="rbd/outer"}'), 8192);
+    await volume.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
