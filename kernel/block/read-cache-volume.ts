@@ -65,6 +65,8 @@ export class ReadCacheVolume implements BlockVolume {
   private nextRead = 0;
 
   private counters = { hits: 0, misses: 0, raced: 0 };
+  /** The volume's size at the last read. */
+  private knownSize: number;
 
   constructor(
     private readonly inner: BlockVolume,
@@ -72,6 +74,7 @@ export class ReadCacheVolume implements BlockVolume {
   ) {
     this.blockBytes = inner.blockSize;
     assert(this.blockBytes > 0 && (this.blockBytes & (this.blockBytes - 1)) === 0, 'block size is a power of two');
+    this.knownSize = inner.size;
     this.slots = Math.floor(capacityBytes / this.blockBytes);
     assert(this.slots > 0, 'a read cache holds at least one block');
     // Pages are taken as slots fill: a cache of an image never read costs no memory.
@@ -115,6 +118,12 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    // A shrink (`image resize`, by another client) discards the end: cached blocks past the new
+    // end would come back stale if the image grew again. Noticed at the next read; a shrink and a
+    // regrow both between two reads of this export go unseen (the CLI asks for --yes to shrink).
+    const size = this.inner.size;
+    if (size < this.knownSize) this.drop(size, this.knownSize);
+    this.knownSize = size;
     const served = this.serve(offset, length, into);
     if (served !== undefined) {
       this.counters.hits++;

@@ -155,6 +155,17 @@ test('a change in flight when a read starts keeps that read from filling too', a
   assert.equal(await cache.read(0, BS), Buffer.from(block(6)));
 });
 
+test('a shrink of the volume drops the cached blocks past its new end: a regrown volume reads zeroes there', async () => {
+  const inner = new HeldVolume(64 * KiB);
+  await inner.memory.write(12 * BS, [block(8)]);
+  const cache = new ReadCacheVolume(inner, 64 * KiB);
+  assert.equal(await cache.read(12 * BS, BS), Buffer.from(block(8)));
+  inner.memory.resize(32 * KiB);
+  await cache.read(0, BS);
+  inner.memory.resize(64 * KiB);
+  assert.equal(Buffer.from(await cache.read(12 * BS, BS)), Buffer.from(block(0)), 'not the block from before the shrink');
+});
+
 test('full: CLOCK evicts a block not read since the hand passed, and keeps serving correct bytes', async () => {
   const inner = new HeldVolume();
   for (let i = 0; i < 8; i++) await inner.memory.write(i * BS, [block(i + 1)]);
