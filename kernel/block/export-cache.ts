@@ -10,7 +10,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockVolume } from '../contracts/block.js';
-import { ReadCacheVolume, type ReadCacheStats } from './read-cache-volume.js';
+import { ReadCacheVolume } from './read-cache-volume.js';
 import { openWriteBack, type WriteBackVolume } from './write-back-volume.js';
 
 /**
@@ -131,15 +131,10 @@ export function openExportWriteBack(name: string, inner: BlockVolume, settings: 
 
 const readCaches = new WeakMap<WriteBackVolume, ReadCacheVolume>();
 
-/** The read cache of an export openExportWriteBack made (undefined: none). */
-export function exportReadCacheStats(writeBack: WriteBackVolume): ReadCacheStats | undefined {
-  return readCaches.get(writeBack)?.stats;
-}
-
 /** What a frontend's listing (`nbd ls`, `vhost ls`, `nvmf ls`) shows of a writeback export's caches. */
 export function writeBackDetails(writeBack: WriteBackVolume): Record<string, number> {
   const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = writeBack.stats();
-  const read = exportReadCacheStats(writeBack);
+  const read = readCaches.get(writeBack)?.stats;
   const readCache: Record<string, number> =
     read === undefined
       ? {}

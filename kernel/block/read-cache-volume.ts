@@ -92,11 +92,12 @@ export class ReadCacheVolume implements BlockVolume {
         let start = Infinity;
         let end = 0;
         for (const w of writes) {
-          this.drop(w.offset, w.offset + byteLength(w.data));
+          const writeEnd = w.offset + byteLength(w.data);
+          this.drop(w.offset, writeEnd);
           start = Math.min(start, w.offset);
-          end = Math.max(end, w.offset + byteLength(w.data));
+          end = Math.max(end, writeEnd);
         }
-        return this.changesSettle([this.record(start, end)], writeMany(writes));
+        return this.changeSettles(this.record(start, end), writeMany(writes));
       };
     }
   }
@@ -150,18 +151,15 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
-    const change = this.changeStarts(offset, byteLength(data));
-    return this.changesSettle([change], this.inner.write(offset, data, options));
+    return this.changeSettles(this.changeStarts(offset, byteLength(data)), this.inner.write(offset, data, options));
   }
 
   discard(offset: number, length: number): Promise<void> {
-    const change = this.changeStarts(offset, length);
-    return this.changesSettle([change], this.inner.discard(offset, length));
+    return this.changeSettles(this.changeStarts(offset, length), this.inner.discard(offset, length));
   }
 
   writeZeroes(offset: number, length: number, options?: BlockWriteOptions): Promise<void> {
-    const change = this.changeStarts(offset, length);
-    return this.changesSettle([change], this.inner.writeZeroes(offset, length, options));
+    return this.changeSettles(this.changeStarts(offset, length), this.inner.writeZeroes(offset, length, options));
   }
 
   flush(): Promise<void> {
@@ -245,10 +243,9 @@ export class ReadCacheVolume implements BlockVolume {
     return change;
   }
 
-  private changesSettle(changes: readonly Change[], done: Promise<void>): Promise<void> {
+  private changeSettles(change: Change, done: Promise<void>): Promise<void> {
     const finish = (): void => {
-      const at = ++this.clock;
-      for (const change of changes) change.finishedAt = at;
+      change.finishedAt = ++this.clock;
       this.forget();
     };
     return done.then(finish, (err: unknown) => {

@@ -49,9 +49,6 @@ export interface ExportTableSettings {
   readonly writeBack: WriteBackSettings;
 }
 
-/** A pinned export's write-back figures for listings; undefined when writethrough. */
-export type WriteBackStats = ReturnType<WriteBackVolume['stats']>;
-
 interface Opened {
   readonly volume: BlockVolume;
   readonly writeBack: WriteBackVolume | undefined;
