@@ -17,7 +17,8 @@
  * (--cache writeback, the default): acknowledged once in the gateway's crash-safe log on tmpfs,
  * the same promise. Reads: qsd serves its file from the page cache, which holds all of it after the
  * precondition; vda's writeback controller has a read cache of the image's size (vhost.readCacheMiB;
- * 64 MiB by default), filled by its first reads. vdc acknowledges a write only once it is in a raft log flushed to the device,
+ * 64 MiB by default), filled by what it writes back (the precondition) and reads. vdc acknowledges a
+ * write only once it is in a raft log flushed to the device,
  * which no page cache can match in latency; its ratio is printed beside the others. Write jobs end
  * with a flush (end_fsync) on every side, so no side leaves a backlog to the job after it.
  * The same fio job (libaio, O_DIRECT, 4 KiB, QD16) runs in the guest on each, alternating which goes
@@ -98,7 +99,7 @@ function vcpuSeconds(pid: number): number {
 }
 
 /** fastblock's side: the vhost frontend over the chosen backend, serving `socket` (and `writethroughSocket` with the cluster). */
-async function startFastblock(): Promise<{ socket: string; writethroughSocket?: string; stop(): Promise<void>; pids: Record<string, number> }> {
+async function startFastblock(): Promise<{ socket: string; writethroughSocket?: string; gatewayMetrics?: string; stop(): Promise<void>; pids: Record<string, number> }> {
   if (opts.backend === 'memory') {
     const socket = join(dir, 'fastblock.sock');
     const daemon = await VhostDaemon.start({
@@ -128,6 +129,8 @@ async function startFastblock(): Promise<{ socket: string; writethroughSocket?: 
     image: { name: 'bench', sizeBytes: SIZE_MIB * 1024 * 1024 },
     extraImages: [{ name: 'bench-wt', sizeBytes: SIZE_MIB * 1024 * 1024 }],
     storeSizeMb: 1024,
+    // The gateway's /metrics give the read cache's hits per job.
+    metricsBasePort: base + 100,
     frontends: { vhost: true },
     gatewaySettings: {
       'vhost.controllers': `rbd/bench=${socket}:2:${opts.cache},rbd/bench-wt=${writethroughSocket}:2:writethrough`,
@@ -141,6 +144,7 @@ async function startFastblock(): Promise<{ socket: string; writethroughSocket?: 
   return {
     socket,
     writethroughSocket,
+    gatewayMetrics: local.metricsUrls.gateway,
     stop: () => local.stop(),
     pids: Object.fromEntries([...local.daemons.values()].map((d) => [d.name, d.pid])),
   };
@@ -207,8 +211,35 @@ const irqsPerIo: Record<string, number[]> = {};
 let lastIos = 0;
 // terse v3: field 8 = read IOPS, field 49 = write IOPS (1-based)
 const iopsOf = (rw: string, terse: string): number => Number(terse.split(';')[rw === 'randread' ? 7 : 48]);
+// vda's read cache (the gateway's /metrics): hits and misses of each fastblock job, sampled as the
+// CPU is (at START and RESULT; the scrape is asynchronous, a few ms late at most).
+const readCacheSamples: Promise<{ hits: number; misses: number } | undefined>[] = [];
+const readCacheHitRatio: Record<string, number[]> = {};
+const readCacheJobs: Promise<void>[] = [];
+const readCacheCounts = async (): Promise<{ hits: number; misses: number } | undefined> => {
+  if (daemon.gatewayMetrics === undefined) return undefined;
+  try {
+    const text = await (await fetch(daemon.gatewayMetrics)).text();
+    const sample = (name: string): number => Number(new RegExp(`^${name}\\{volume="rbd/bench"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { hits: sample('fastblock_read_cache_hits_total'), misses: sample('fastblock_read_cache_misses_total') };
+  } catch {
+    return undefined;
+  }
+};
 const onLine = (line: string): void => {
   const start = /^START (\w+) (\w+)/.exec(line);
+  if (start?.[1] === 'fastblock') readCacheSamples.push(readCacheCounts());
+  const end = /^RESULT (fastblock) (\w+)/.exec(line);
+  if (end) {
+    const before = readCacheSamples.at(-1)!;
+    const after = readCacheCounts();
+    readCacheSamples.push(after);
+    readCacheJobs.push(Promise.all([before, after]).then(([b, a]) => {
+      if (b === undefined || a === undefined) return;
+      const reads = a.hits - b.hits + (a.misses - b.misses);
+      if (reads > 0 && end[2] === 'randread') (readCacheHitRatio.fastblock_randread_read_cache_hit_ratio ??= []).push((a.hits - b.hits) / reads);
+    }));
+  }
   if (start) jobStart = { ...Object.fromEntries(Object.entries(sidePids(start[1]!)).map(([name, pid]) => [name, cpuSeconds(pid)])), guest: cpuSeconds(guestPid), vcpus: vcpuSeconds(guestPid) };
   const irqs = /^IRQS (\w+) (\w+) (\d+) (\d+)/.exec(line);
   if (irqs) {
@@ -286,6 +317,8 @@ const ratio = (rw: string, who = 'fastblock') => figures[`${who}_${rw}_iops_4k_q
 figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.round(v)]));
 // The median round of each CPU figure: a round that lost the CPU to a neighbour inflates it.
 for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
+await Promise.all(readCacheJobs);
+for (const [key, values] of Object.entries(readCacheHitRatio)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 for (const [key, values] of Object.entries(irqsPerIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;

@@ -14,6 +14,10 @@
  *   fills nothing if a change over its range was in flight at any moment of the read: the volume
  *   may have answered with the bytes from before the change or after it, either right for that
  *   read but not for the cache.
+ * - A write that succeeds fills the whole blocks it wrote (as a page cache keeps what is written:
+ *   a block the guest wrote is read back from memory), unless another change over them was in
+ *   flight at any moment of it: the volume may then hold either's bytes. A failed write fills
+ *   nothing, and partly written blocks stay dropped.
  * - Full: CLOCK eviction (a block read since the hand last passed gets another lap).
  */
 import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../contracts/block.js';
@@ -21,8 +25,13 @@ import { assert } from '../errors.js';
 
 /** A change of the volume's bytes, kept while a read that overlapped it in time may still fill. */
 interface Change {
+  /** The span of its bytes: for a writeMany, from its first byte to its last. */
   readonly start: number;
   readonly end: number;
+  /** A writeMany's blocks (its span holds others'); undefined for a single range. */
+  readonly blocks: ReadonlySet<number> | undefined;
+  /** The clock when it was issued. */
+  readonly startedAt: number;
   /** The clock when it completed; Infinity while in flight. */
   finishedAt: number;
 }
@@ -57,7 +66,7 @@ export class ReadCacheVolume implements BlockVolume {
   private readonly free: number[] = [];
   private hand = 0;
 
-  /** Ticks at every read start and change completion: orders them. */
+  /** Ticks at every read start, change start and change completion: orders them. */
   private clock = 0;
   private readonly changes: Change[] = [];
   /** Start times of the reads in flight, to know which finished changes can be forgotten. */
@@ -87,17 +96,35 @@ export class ReadCacheVolume implements BlockVolume {
       const writeMany = inner.writeMany.bind(inner);
       this.writeGroupBytes = inner.writeGroupBytes;
       this.writeMany = (writes) => {
-        // One change over their span (a write-back group: one object): a read that overlaps the
-        // span but none of its writes fills nothing, which costs a miss later, never a stale block.
+        // A write-back group: random writes of one object. Its span overlaps every other group of
+        // that object in flight, so it keeps its blocks too: a read or a write of a block in the
+        // span but in none of its writes is not taken for a race with it.
+        const bs = this.blockBytes;
         let start = Infinity;
         let end = 0;
+        let selfOverlapping = false;
+        const blocks = new Set<number>();
         for (const w of writes) {
           const writeEnd = w.offset + byteLength(w.data);
+          if (writeEnd === w.offset) continue;
           this.drop(w.offset, writeEnd);
           start = Math.min(start, w.offset);
           end = Math.max(end, writeEnd);
+          const last = Math.floor((writeEnd - 1) / bs);
+          for (let block = Math.floor(w.offset / bs); block <= last; block++) {
+            if (blocks.has(block)) selfOverlapping = true;
+            blocks.add(block);
+          }
         }
-        return this.changeSettles(this.record(start, end), writeMany(writes));
+        const change = this.record(start, end, blocks);
+        return this.changeSettles(change, writeMany(writes), () => {
+          // Extents of one call that share a block land in an order this cache does not know.
+          if (selfOverlapping) return;
+          for (const w of writes) {
+            const writeEnd = w.offset + byteLength(w.data);
+            if (!this.changedSince(w.offset, writeEnd, change.startedAt, change)) this.fillWritten(w.offset, w.data);
+          }
+        });
       };
     }
   }
@@ -151,7 +178,11 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
-    return this.changeSettles(this.changeStarts(offset, byteLength(data)), this.inner.write(offset, data, options));
+    const change = this.changeStarts(offset, byteLength(data));
+    const end = offset + byteLength(data);
+    return this.changeSettles(change, this.inner.write(offset, data, options), () => {
+      if (!this.changedSince(offset, end, change.startedAt, change)) this.fillWritten(offset, data);
+    });
   }
 
   discard(offset: number, length: number): Promise<void> {
@@ -237,21 +268,52 @@ export class ReadCacheVolume implements BlockVolume {
     return this.record(offset, offset + length);
   }
 
-  private record(start: number, end: number): Change {
-    const change: Change = { start, end, finishedAt: Infinity };
+  private record(start: number, end: number, blocks?: ReadonlySet<number>): Change {
+    const change: Change = { start, end, blocks, startedAt: ++this.clock, finishedAt: Infinity };
     this.changes.push(change);
     return change;
   }
 
-  private changeSettles(change: Change, done: Promise<void>): Promise<void> {
-    const finish = (): void => {
-      change.finishedAt = ++this.clock;
-      this.forget();
-    };
-    return done.then(finish, (err: unknown) => {
-      finish();
-      throw err;
-    });
+  /**
+   * `done`, once the change's completion is on the clock; `landed` (a write filling what it wrote,
+   * where no other change was in flight meanwhile) runs first if it succeeded. It runs before the
+   * caller sees the write done, while the caller's buffers still hold what was written.
+   */
+  private changeSettles(change: Change, done: Promise<void>, landed?: () => void): Promise<void> {
+    return done.then(
+      () => {
+        if (landed !== undefined) landed();
+        change.finishedAt = ++this.clock;
+        this.forget();
+      },
+      (err: unknown) => {
+        change.finishedAt = ++this.clock;
+        this.forget();
+        throw err;
+      },
+    );
+  }
+
+  /** Caches the whole blocks `data`, written at `offset`, covers (a scatter list: parts of any size). */
+  private fillWritten(offset: number, data: readonly Uint8Array[]): void {
+    const bs = this.blockBytes;
+    let part = 0;
+    let partStart = offset;
+    const end = offset + byteLength(data);
+    for (let block = Math.ceil(offset / bs); (block + 1) * bs <= end; block++) {
+      const slot = this.slotOf.get(block) ?? this.take(block);
+      let at = block * bs;
+      let into = slot * bs;
+      while (at < (block + 1) * bs) {
+        while (partStart + data[part]!.byteLength <= at) partStart += data[part++]!.byteLength;
+        const from = at - partStart;
+        const take = Math.min(data[part]!.byteLength - from, (block + 1) * bs - at);
+        this.data.set(data[part]!.subarray(from, from + take), into);
+        at += take;
+        into += take;
+      }
+      this.referenced[slot] = 1;
+    }
   }
 
   /** Drops the cached blocks [start, end) touches, even in part. */
@@ -277,19 +339,37 @@ export class ReadCacheVolume implements BlockVolume {
     this.free.push(slot);
   }
 
-  /** A change over [start, end) was in flight at some moment after `startedAt`. */
-  private changedSince(start: number, end: number, startedAt: number): boolean {
-    for (const change of this.changes) if (change.finishedAt > startedAt && change.start < end && start < change.end) return true;
+  /** A change over [start, end), other than `except`, was in flight at some moment after `startedAt`. */
+  private changedSince(start: number, end: number, startedAt: number, except?: Change): boolean {
+    for (const change of this.changes) {
+      if (change !== except && change.finishedAt > startedAt && change.start < end && start < change.end && this.touches(change, start, end)) return true;
+    }
     return false;
   }
 
-  /** Forgets finished changes no read in flight started before. */
+  /** Whether `change`, whose span overlaps [start, end), has bytes there. */
+  private touches(change: Change, start: number, end: number): boolean {
+    const blocks = change.blocks;
+    if (blocks === undefined) return true;
+    const bs = this.blockBytes;
+    const first = Math.floor(start / bs);
+    const last = Math.floor((end - 1) / bs);
+    if (last - first + 1 <= blocks.size) {
+      for (let block = first; block <= last; block++) if (blocks.has(block)) return true;
+      return false;
+    }
+    for (const block of blocks) if (block >= first && block <= last) return true;
+    return false;
+  }
+
+  /** Forgets finished changes that no read or change in flight started before. */
   private forget(): void {
     if (this.changes.length === 0) return;
-    let oldestRead = Infinity;
-    for (const at of this.readsStartedAt.values()) if (at < oldestRead) oldestRead = at;
+    let oldest = Infinity;
+    for (const at of this.readsStartedAt.values()) if (at < oldest) oldest = at;
+    for (const change of this.changes) if (change.finishedAt === Infinity && change.startedAt < oldest) oldest = change.startedAt;
     let kept = 0;
-    for (const change of this.changes) if (change.finishedAt === Infinity || change.finishedAt > oldestRead) this.changes[kept++] = change;
+    for (const change of this.changes) if (change.finishedAt === Infinity || change.finishedAt > oldest) this.changes[kept++] = change;
     this.changes.length = kept;
   }
 }

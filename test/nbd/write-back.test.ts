@@ -154,13 +154,14 @@ test('a WRITE is replied from the log while the volume write is held; FLUSH and 
     assert.is(detailsOf(frontend, 'pool/a')?.dirtyBytes, 0);
     assert.is(frontend.listExports()[0]!.clients, 2);
 
-    // Written back and dropped from the log: served by the volume now.
+    // Written back and dropped from the log: the write-back filled the read cache on its way.
     a.request(READ, 8192, 8192, { cookie: 5 });
     assert.ok((await a.simpleReply(8192)).data.equals(data));
     a.request(READ, 8192, 8192, { cookie: 51 });
     assert.ok((await a.simpleReply(8192)).data.equals(data));
-    assert.is(detailsOf(frontend, 'pool/a')?.readCacheHits, 1, 'read again: served from the read cache');
-    assert.is(detailsOf(frontend, 'pool/a')?.readCacheBytes, 8192);
+    assert.is(detailsOf(frontend, 'pool/a')?.readCacheHits, 2, 'served from the read cache');
+    assert.is(detailsOf(frontend, 'pool/a')?.readCacheMisses, 0);
+    assert.is(detailsOf(frontend, 'pool/a')?.readCacheBytes, 8192 + 4096, 'the FUA write is cached too');
     // A write over cached blocks drops them: the bytes read next are the new ones, once written back too.
     const newer = Buffer.alloc(4096, 0x3c);
     a.request(WRITE, 8192, 4096, { cookie: 52, flags: FLAG_FUA, payload: newer });

@@ -26,6 +26,8 @@ class HeldVolume implements BlockVolume {
   readonly memory: MemoryVolume;
   readonly held: { release(): void }[] = [];
   hold = false;
+  /** Changes refused with this error once they are released. */
+  failChanges: Error | undefined;
   reads = 0;
   readonly writeGroupBytes = 4 * 1024 * KiB;
 
@@ -54,11 +56,13 @@ class HeldVolume implements BlockVolume {
   async write(offset: number, data: readonly Uint8Array[], _options?: BlockWriteOptions): Promise<void> {
     const copy = data.map((part) => Uint8Array.from(part));
     await this.maybeHold();
+    if (this.failChanges) throw this.failChanges;
     await this.memory.write(offset, copy);
   }
   readonly writeMany = async (writes: readonly BlockWrite[]): Promise<void> => {
     const copies = writes.map((w) => ({ offset: w.offset, data: w.data.map((part) => Uint8Array.from(part)) }));
     await this.maybeHold();
+    if (this.failChanges) throw this.failChanges;
     for (const w of copies) await this.memory.write(w.offset, w.data);
   };
   async discard(offset: number, length: number): Promise<void> {
@@ -122,6 +126,93 @@ test('a write, a writeMany, a discard and a write-zeroes drop the blocks they to
   assert.equal(await cache.read(2 * BS, BS), Buffer.from(block(0)));
   await cache.writeZeroes(3 * BS + 4000, 96);
   assert.equal((await cache.read(3 * BS, BS))[4000], 0);
+});
+
+test('a write that succeeds fills the whole blocks it wrote, from any scatter list; partly written blocks are not filled', async () => {
+  const inner = new HeldVolume();
+  const cache = new ReadCacheVolume(inner, 64 * KiB);
+  // Blocks 1 and 2 whole (parts split inside a block), block 0 and block 3 in part.
+  const data = new Uint8Array(3 * BS).map((_, i) => (i * 7) & 0xff);
+  await cache.write(BS - 512, [data.subarray(0, 1000), data.subarray(1000, 1000), data.subarray(1000, 5000), data.subarray(5000)]);
+  assert.is(cache.stats.cachedBlocks, 2);
+  assert.equal(Buffer.from(await cache.read(BS, 2 * BS)), Buffer.from(data.subarray(512, 512 + 2 * BS)));
+  assert.is(inner.reads, 0, 'served from memory');
+  await cache.read(0, BS);
+  assert.is(inner.reads, 1, 'the partly written block went to the volume');
+  // A writeMany fills what each of its writes covered.
+  await cache.writeMany!([
+    { offset: 8 * BS, data: [block(8)] },
+    { offset: 10 * BS, data: [block(10), block(11)] },
+  ]);
+  assert.equal(Buffer.from(await cache.read(10 * BS, 2 * BS)), Buffer.concat([block(10), block(11)]));
+  assert.equal(Buffer.from(await cache.read(8 * BS, BS)), Buffer.from(block(8)));
+  assert.is(inner.reads, 1);
+});
+
+test('a write that fails, or whose extents share a block, fills nothing', async () => {
+  const inner = new HeldVolume();
+  const cache = new ReadCacheVolume(inner, 64 * KiB);
+  inner.failChanges = new Error('refused');
+  await cache.write(0, [block(3)]).then(
+    () => assert.unreachable('the write was refused'),
+    (err: Error) => assert.is(err.message, 'refused'),
+  );
+  inner.failChanges = undefined;
+  assert.equal(Buffer.from(await cache.read(0, BS)), Buffer.from(block(0)));
+  assert.is(inner.reads, 1);
+  // Two extents on block 4: which landed last is the volume's business.
+  await cache.writeMany!([
+    { offset: 4 * BS, data: [block(1)] },
+    { offset: 4 * BS + 512, data: [block(2, 512)] },
+  ]);
+  assert.is(cache.stats.cachedBlocks, 1, 'only block 0, read above');
+});
+
+test('two writes of a block in flight at once fill nothing, whichever lands last', async () => {
+  for (const laterLandsFirst of [false, true]) {
+    const inner = new HeldVolume();
+    const cache = new ReadCacheVolume(inner, 64 * KiB);
+    inner.hold = true;
+    const first = cache.write(0, [block(1)]);
+    await tick();
+    const second = cache.write(0, [block(2)]);
+    await tick();
+    const order = laterLandsFirst ? [1, 0] : [0, 1];
+    for (const i of order) {
+      inner.held[i]!.release();
+      await tick();
+    }
+    await Promise.all([first, second]);
+    inner.hold = false;
+    assert.is(cache.stats.cachedBlocks, 0);
+    assert.equal(Buffer.from(await cache.read(0, BS)), Buffer.from(block(laterLandsFirst ? 1 : 2)));
+  }
+});
+
+test('writeMany calls of one object in flight at once, on blocks apart, fill theirs; so does a read of a block between them', async () => {
+  const inner = new HeldVolume();
+  await inner.memory.write(3 * BS, [block(33)]);
+  const cache = new ReadCacheVolume(inner, 64 * KiB);
+  inner.hold = true;
+  // Interleaved: each call's span covers the other's blocks, and block 3.
+  const even = cache.writeMany!([
+    { offset: 0, data: [block(10)] },
+    { offset: 4 * BS, data: [block(14)] },
+  ]);
+  const odd = cache.writeMany!([
+    { offset: BS, data: [block(11)] },
+    { offset: 5 * BS, data: [block(15)] },
+  ]);
+  const read = cache.read(3 * BS, BS);
+  await tick();
+  for (const held of inner.held.splice(0)) held.release();
+  await Promise.all([even, odd]);
+  assert.equal(Buffer.from(await read), Buffer.from(block(33)));
+  inner.hold = false;
+  assert.is(cache.stats.cachedBlocks, 5);
+  assert.is(cache.stats.raced, 0);
+  for (const [at, fill] of [[0, 10], [1, 11], [3, 33], [4, 14], [5, 15]] as const) assert.equal(Buffer.from(await cache.read(at * BS, BS)), Buffer.from(block(fill)));
+  assert.is(inner.reads, 1);
 });
 
 test('a read that overlapped a change in time fills nothing: the volume may have answered with the bytes before it', async () => {
@@ -195,7 +286,16 @@ test('randomized: reads answering as of their call, changes and reads completing
       const n = 1 + Math.floor(random() * Math.min(3, blocks - at));
       if (r < 0.45) inFlight.push(cache.read(at * BS, n * BS));
       else if (r < 0.7) inFlight.push(cache.write(at * BS, [block(step & 0xff, n * BS)]));
-      else if (r < 0.8) inFlight.push(cache.writeMany!([{ offset: at * BS, data: [block((step + 1) & 0xff)] }]));
+      else if (r < 0.8) {
+        // Two extents, which may share a block.
+        const other = Math.floor(random() * blocks);
+        inFlight.push(
+          cache.writeMany!([
+            { offset: at * BS, data: [block((step + 1) & 0xff)] },
+            { offset: other * BS, data: [block((step + 2) & 0xff)] },
+          ]),
+        );
+      }
       else if (r < 0.85) inFlight.push(cache.discard(at * BS, n * BS));
       else if (r < 0.9) inFlight.push(cache.writeZeroes(at * BS, n * BS));
       // Release some held operations in random order.
