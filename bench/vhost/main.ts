@@ -227,6 +227,8 @@ const readCacheCounts = async (): Promise<{ hits: number; misses: number } | und
   }
 };
 const onLine = (line: string): void => {
+  // Progress on stderr (a profiler can be started on the job it wants).
+  if (/^(START|RESULT) /.test(line)) console.error(`[${new Date().toISOString()}] ${line.split(' ', 3).join(' ')}`);
   const start = /^START (\w+) (\w+)/.exec(line);
   if (start?.[1] === 'fastblock') readCacheSamples.push(readCacheCounts());
   const end = /^RESULT (fastblock) (\w+)/.exec(line);
