@@ -22,6 +22,7 @@
  */
 import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../contracts/block.js';
 import { assert } from '../errors.js';
+import { BlockSlotIndex } from './block-slot-index.js';
 
 /** A change of the volume's bytes, kept while a read that overlapped it in time may still fill. */
 interface Change {
@@ -59,7 +60,7 @@ export class ReadCacheVolume implements BlockVolume {
   private readonly blockBytes: number;
   private readonly slots: number;
   private readonly data: Buffer;
-  private readonly slotOf = new Map<number, number>();
+  private readonly slotOf: BlockSlotIndex;
   /** The block each slot holds, -1 when free. */
   private readonly blockOf: Float64Array;
   private readonly referenced: Uint8Array;
@@ -88,6 +89,7 @@ export class ReadCacheVolume implements BlockVolume {
     assert(this.slots > 0, 'a read cache holds at least one block');
     // Pages are taken as slots fill: a cache of an image never read costs no memory.
     this.data = Buffer.allocUnsafeSlow(this.slots * this.blockBytes);
+    this.slotOf = new BlockSlotIndex(this.slots);
     this.blockOf = new Float64Array(this.slots).fill(-1);
     this.referenced = new Uint8Array(this.slots);
     for (let slot = this.slots - 1; slot >= 0; slot--) this.free.push(slot);
@@ -206,6 +208,7 @@ export class ReadCacheVolume implements BlockVolume {
   detach(): void {
     OPEN.delete(this);
     this.slotOf.clear();
+    this.blockOf.fill(-1);
     this.free.length = 0;
   }
 
@@ -215,11 +218,14 @@ export class ReadCacheVolume implements BlockVolume {
     const bs = this.blockBytes;
     const first = Math.floor(offset / bs);
     const last = Math.floor((offset + length - 1) / bs);
-    for (let block = first; block <= last; block++) if (!this.slotOf.has(block)) return undefined;
+    // A one-block read (nearly all of them) looks its block up once.
+    const firstSlot = this.slotOf.get(first);
+    if (firstSlot === -1) return undefined;
+    for (let block = first + 1; block <= last; block++) if (this.slotOf.get(block) === -1) return undefined;
     const out = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     for (let block = first; block <= last; block++) {
-      const slot = this.slotOf.get(block)!;
+      const slot = block === first ? firstSlot : this.slotOf.get(block);
       this.referenced[slot] = 1;
       const from = block === first ? offset - block * bs : 0;
       const take = Math.min(bs - from, length - done);
@@ -235,11 +241,17 @@ export class ReadCacheVolume implements BlockVolume {
     const first = Math.ceil(offset / bs);
     const end = Math.floor((offset + bytes.byteLength) / bs);
     for (let block = first; block < end; block++) {
-      const slot = this.slotOf.get(block) ?? this.take(block);
+      const slot = this.slotFor(block);
       const at = block * bs - offset;
       this.data.set(bytes.subarray(at, at + bs), slot * bs);
       this.referenced[slot] = 1;
     }
+  }
+
+  /** The slot holding `block`, or one taken for it. */
+  private slotFor(block: number): number {
+    const slot = this.slotOf.get(block);
+    return slot === -1 ? this.take(block) : slot;
   }
 
   /** A slot for `block`: a free one, or the next the CLOCK hand finds unreferenced. */
@@ -301,7 +313,7 @@ export class ReadCacheVolume implements BlockVolume {
     let partStart = offset;
     const end = offset + byteLength(data);
     for (let block = Math.ceil(offset / bs); (block + 1) * bs <= end; block++) {
-      const slot = this.slotOf.get(block) ?? this.take(block);
+      const slot = this.slotFor(block);
       let at = block * bs;
       let into = slot * bs;
       while (at < (block + 1) * bs) {
@@ -326,14 +338,16 @@ export class ReadCacheVolume implements BlockVolume {
       for (let block = first; block <= last; block++) this.release(block);
       return;
     }
-    // A range wider than what is cached (a discard of the whole image): walk the cache instead.
-    for (const block of [...this.slotOf.keys()]) if (block >= first && block <= last) this.release(block);
+    // A range wider than what is cached (a discard of the whole image): walk the slots instead.
+    for (let slot = 0; slot < this.slots; slot++) {
+      const block = this.blockOf[slot]!;
+      if (block >= first && block <= last) this.release(block);
+    }
   }
 
   private release(block: number): void {
-    const slot = this.slotOf.get(block);
-    if (slot === undefined) return;
-    this.slotOf.delete(block);
+    const slot = this.slotOf.delete(block);
+    if (slot === -1) return;
     this.blockOf[slot] = -1;
     this.referenced[slot] = 0;
     this.free.push(slot);

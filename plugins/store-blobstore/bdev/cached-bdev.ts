@@ -15,6 +15,7 @@
  *
  * Eviction is CLOCK over one slab of slots: one allocation, no buffer per block for the GC.
  */
+import { BlockSlotIndex } from '../../../kernel/block/block-slot-index.js';
 import { assert } from '../../../kernel/errors.js';
 import { type Bdev, type Buffers, type WriteCaching, checkRange, totalLength } from './bdev.js';
 
@@ -37,7 +38,7 @@ export class CachedBdev implements Bdev {
   misses = 0;
 
   private readonly slab: Buffer;
-  private readonly slotOf = new Map<number, number>();
+  private readonly slotOf: BlockSlotIndex;
   /** Block held by each slot, -1 when free. */
   private readonly blockOf: Float64Array;
   private readonly referenced: Uint8Array;
@@ -55,6 +56,7 @@ export class CachedBdev implements Bdev {
     this.capacityBlocks = Math.floor(capacityBytes / inner.blockSize);
     assert(this.capacityBlocks > 0, 'a cache holds at least one block');
     this.slab = Buffer.allocUnsafeSlow(this.capacityBlocks * this.blockSize);
+    this.slotOf = new BlockSlotIndex(this.capacityBlocks);
     this.blockOf = new Float64Array(this.capacityBlocks).fill(-1);
     this.referenced = new Uint8Array(this.capacityBlocks);
   }
@@ -137,10 +139,13 @@ export class CachedBdev implements Bdev {
 
   /** Copies [start, end) into `into` if every block is cached; false (nothing copied) otherwise. */
   private copyOut(start: number, end: number, into: Uint8Array): boolean {
-    for (let block = start; block < end; block++) if (!this.slotOf.has(block)) return false;
+    if (start >= end) return true;
+    const firstSlot = this.slotOf.get(start);
+    if (firstSlot === -1) return false;
+    for (let block = start + 1; block < end; block++) if (this.slotOf.get(block) === -1) return false;
     const bs = this.blockSize;
     for (let block = start; block < end; block++) {
-      const slot = this.slotOf.get(block)!;
+      const slot = block === start ? firstSlot : this.slotOf.get(block);
       this.referenced[slot] = 1;
       into.set(this.slab.subarray(slot * bs, (slot + 1) * bs), (block - start) * bs);
     }
@@ -157,7 +162,7 @@ export class CachedBdev implements Bdev {
     const bs = this.blockSize;
     for (let block = start; block < end; block++) {
       let slot = this.slotOf.get(block);
-      if (slot === undefined) {
+      if (slot === -1) {
         if (mode === 'update') continue;
         slot = this.evictOne();
         this.slotOf.set(block, slot);
@@ -173,17 +178,19 @@ export class CachedBdev implements Bdev {
   private drop(start: number, end: number): void {
     if (this.slotOf.size === 0) return;
     if (end - start > this.slotOf.size) {
-      for (const [block, slot] of this.slotOf) if (block >= start && block < end) this.free(block, slot);
+      // A range wider than what is cached (a whole object, the device at close): walk the slots.
+      for (let slot = 0; slot < this.capacityBlocks; slot++) {
+        const block = this.blockOf[slot]!;
+        if (block >= start && block < end) this.free(block);
+      }
       return;
     }
-    for (let block = start; block < end; block++) {
-      const slot = this.slotOf.get(block);
-      if (slot !== undefined) this.free(block, slot);
-    }
+    for (let block = start; block < end; block++) this.free(block);
   }
 
-  private free(block: number, slot: number): void {
-    this.slotOf.delete(block);
+  private free(block: number): void {
+    const slot = this.slotOf.delete(block);
+    if (slot === -1) return;
     this.blockOf[slot] = -1;
     this.referenced[slot] = 0;
   }
