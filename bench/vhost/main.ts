@@ -17,7 +17,13 @@
  * (--cache writeback, the default): acknowledged once in the gateway's crash-safe log on tmpfs,
  * the same promise. Reads: qsd serves its file from the page cache, which holds all of it after the
  * precondition; vda's writeback controller has a read cache of the image's size (vhost.readCacheMiB;
- * 64 MiB by default), filled by what it writes back (the precondition) and reads. vdc acknowledges a
+ * 64 MiB by default), filled by what it writes back (the precondition) and reads. Writes: qsd's
+ * dirty pages stay in the page cache until the kernel's flusher takes them (vm.dirty_expire_centisecs,
+ * 30 s) or the guest flushes (each write job's end_fsync), so the reference writes nothing back
+ * during a job; the controller is given the same room: its write-back log holds a write up to
+ * vhost.writeBackHoldMs = 10 s (the most the setting takes; 500 ms by default) in a 1 GiB ring
+ * (64 MiB by default), written back at the job's flush or once the ring is half full.
+ * `--write-back-hold-ms 500 --write-back-mib 64` measures the defaults instead. vdc acknowledges a
  * write only once it is in a raft log flushed to the device,
  * which no page cache can match in latency; its ratio is printed beside the others. Write jobs end
  * with a flush (end_fsync) on every side, so no side leaves a backlog to the job after it.
@@ -28,7 +34,8 @@
  *
  *   npm run bench -- vhost [--runtime 5] [--rounds 3] [--backend cluster|memory] [--reference-direct]
  *
- * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS.
+ * Last line: {"bench":"vhost","figures":{...},"ratios":{...}}, ratios fastblock/reference IOPS of each side's best
+ * round; figures also carry the median over rounds of the per-round ratio (randwrite_ratio_median_of_rounds).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -46,8 +53,10 @@ const opts = new Command()
   .option('--backend <kind>', 'cluster (a 1-replica image of a local cluster), or memory (the in-memory test target)', 'cluster')
   .option('--guest-cpus <n>', 'vCPUs of the guest', '2')
   .option('--cache <mode>', "vda's cache with the cluster backend: writeback (the reference's promise) or writethrough", 'writeback')
+  .option('--write-back-hold-ms <ms>', "vhost.writeBackHoldMs of vda (the reference's page cache holds dirty pages up to 30 s)", '10000')
+  .option('--write-back-mib <MiB>', 'vhost.writeBackMiB of vda: its log ring', '1024')
   .parse()
-  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string; cache: string; keep?: boolean }>();
+  .opts<{ runtime: string; rounds: string; backend: string; referenceDirect?: boolean; guestCpus: string; cache: string; keep?: boolean; writeBackHoldMs: string; writeBackMib: string }>();
 if (opts.cache !== 'writeback' && opts.cache !== 'writethrough') throw new Error(`--cache ${opts.cache}: writeback or writethrough`);
 const cluster = opts.backend === 'cluster';
 if (opts.backend !== 'memory' && opts.backend !== 'cluster') throw new Error(`--backend ${opts.backend}: memory or cluster`);
@@ -138,6 +147,9 @@ async function startFastblock(): Promise<{ socket: string; writethroughSocket?: 
       // The reference reads its whole file from the host's page cache; the controller gets a read
       // cache as large as the image (the default is 64 MiB per export).
       'vhost.readCacheMiB': SIZE_MIB,
+      // The reference's dirty pages wait in the page cache for the guest's flush; vda's writes in its log.
+      'vhost.writeBackHoldMs': Number(opts.writeBackHoldMs),
+      'vhost.writeBackMiB': Number(opts.writeBackMib),
     },
     logLevel: 'warn',
   });
@@ -197,6 +209,8 @@ for round in $(seq ${rounds}); do run writethrough randwrite; done` : ''}
 `;
 
 let figures: Record<string, number> = {};
+// Each side's IOPS per round, in round order: the two sides of a round ran back to back.
+const perRound: Record<string, number[]> = {};
 // CPU per I/O of each side's processes (fastblock: gateway, plus the OSD and monitor with the
 // cluster backend; the reference: qemu-storage-daemon), and of the guest (QEMU) while it drives
 // that side: what the guest pays for kicks and interrupts differs from one back-end to the other,
@@ -295,6 +309,7 @@ try {
     const iops = iopsOf(m[2]!, m[3]!);
     const key = `${m[1]}_${m[2]}_iops_4k_qd16`;
     figures[key] = Math.max(figures[key] ?? 0, iops);
+    (perRound[key] ??= []).push(iops);
     console.log(`${m[1]!.padEnd(10)} ${m[2]!.padEnd(10)} ${iops} IOPS`);
   }
 } finally {
@@ -326,8 +341,20 @@ figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
 figures.guest_cpus = Number(opts.guestCpus);
 figures.fastblock_write_back_cache = cluster && opts.cache === 'writeback' ? 1 : 0;
+if (cluster && opts.cache === 'writeback') {
+  figures.fastblock_write_back_hold_ms = Number(opts.writeBackHoldMs);
+  figures.fastblock_write_back_ring_mib = Number(opts.writeBackMib);
+}
 const ratios: Record<string, number> = { randwrite_iops_4k_qd16: Number(ratio('randwrite').toFixed(3)), randread_iops_4k_qd16: Number(ratio('randread').toFixed(3)) };
 if (cluster) ratios.randwrite_writethrough_iops_4k_qd16 = Number(ratio('randwrite', 'writethrough').toFixed(3));
+// Beside the ratios of best rounds (the headline): the median over rounds of each round's ratio,
+// which pairs the sides that ran back to back under the same load of the shared machine.
+for (const rw of ['randwrite', 'randread']) {
+  const ours = perRound[`fastblock_${rw}_iops_4k_qd16`] ?? [];
+  const theirs = perRound[`reference_${rw}_iops_4k_qd16`] ?? [];
+  const paired = ours.slice(0, theirs.length).map((iops, i) => iops / theirs[i]!).sort((a, b) => a - b);
+  if (paired.length > 0) figures[`${rw}_ratio_median_of_rounds`] = Number(paired[Math.floor(paired.length / 2)]!.toFixed(3));
+}
 console.log(
   JSON.stringify({
     bench: 'vhost',
@@ -336,7 +363,7 @@ console.log(
     notes:
       'TCG guest (CPU-bound, ~37x slower than the host): overhead comparison only. ' +
       (opts.backend === 'cluster'
-        ? `fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway, ${opts.cache === 'writeback' ? "with the write-back cache (acknowledged in the gateway's crash-safe log on tmpfs, as qsd acknowledges from the page cache) and a read cache of the image's size (qsd reads its file from the page cache); writethrough: a second image without it (acknowledged once in the OSD's flushed raft log); " : 'write-through; '}`
+        ? `fastblock serves a 1-replica image of a local cluster (monitor + 1 OSD, blobstore) through the client library in a fastblockd gateway, ${opts.cache === 'writeback' ? `with the write-back cache (acknowledged in the gateway's crash-safe log on tmpfs, as qsd acknowledges from the page cache; writes held up to ${opts.writeBackHoldMs} ms in a ${opts.writeBackMib} MiB ring, written back at the job's flush, as qsd's dirty pages wait for it in the page cache) and a read cache of the image's size (qsd reads its file from the page cache); writethrough: a second image without it (acknowledged once in the OSD's flushed raft log); ` : 'write-through; '}`
         : 'fastblock serves the in-memory test target (no cluster in the path); ') +
       `the reference is qemu-storage-daemon on a raw file ${opts.backend === 'cluster' ? "on the OSD store's filesystem" : 'on tmpfs'}${opts.referenceDirect ? ' opened with O_DIRECT' : ''}. Best of rounds, alternating order. Shared 2-core machine: noisy.`,
   }),
