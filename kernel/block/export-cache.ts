@@ -133,13 +133,13 @@ const readCaches = new WeakMap<WriteBackVolume, ReadCacheVolume>();
 
 /** What a frontend's listing (`nbd ls`, `vhost ls`, `nvmf ls`) shows of a writeback export's caches. */
 export function writeBackDetails(writeBack: WriteBackVolume): Record<string, number> {
-  const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed } = writeBack.stats();
+  const { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed, absorbed } = writeBack.stats();
   const read = readCaches.get(writeBack)?.stats;
   const readCache: Record<string, number> =
     read === undefined
       ? {}
       : { readCacheBytes: read.cachedBlocks * read.blockBytes, readCacheCapacityBytes: read.capacityBlocks * read.blockBytes, readCacheHits: read.hits, readCacheMisses: read.misses };
-  return { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed, ...readCache };
+  return { dirtyBytes, dirtyRecords, usedBytes, capacityBytes, retries, replayed, absorbed, ...readCache };
 }
 
 /**

@@ -24,6 +24,12 @@
  * FUA write, a read of the volume's bytes, a close, a ring over half full); without, it goes as
  * soon as fewer than maxInFlight calls are in progress, grouped only with what waited meanwhile.
  *
+ * Absorbed writes: a write that covers the whole of an earlier one still waiting in the log (held,
+ * or behind another write-back of its blocks), which nothing waits for (no flush, FUA write or
+ * read asked for it), takes its place: the earlier one is let go unwritten, as a page cache
+ * rewrites a dirty page. The log keeps both until the later one is in the volume, so a replay
+ * writes them in order.
+ *
  * Failures: a write-back that fails is retried with backoff, its dependents waiting, as long as
  * the error may pass (timeouts, no leader, a full cluster); one that cannot (the image is gone, the
  * range is invalid) is dropped with an error logged, and the next flush() reports it once, as
@@ -66,6 +72,8 @@ export interface WriteBackStats {
   readonly inFlight: number;
   /** Write-backs that failed and were retried, since open. */
   readonly retries: number;
+  /** Writes let go unwritten, since open: a later write covered them while they waited. */
+  readonly absorbed: number;
   /** Records replayed from the log when the volume was opened. */
   readonly replayed: number;
 }
@@ -112,11 +120,12 @@ interface Queued {
 const MAX_RETRY_MS = 5000;
 /**
  * A group (the ready writes of one object, sent as one writeMany) stops at this many records or
- * bytes: enough to spread a request's fixed cost over many writes, small enough that one group
- * does not hold a large share of the ring or of the cluster's attention.
+ * bytes: what one request of the client library carries (MAX_EXTENTS, MAX_DATA_LENGTH). A whole
+ * object's writes in one request let the client merge the adjacent ones: a flush after many random
+ * writes sends a few long extents per object, not one 4 KiB write per record.
  */
-const MAX_GROUP_RECORDS = 256;
-const MAX_GROUP_BYTES = 1 << 20;
+const MAX_GROUP_RECORDS = 1024;
+const MAX_GROUP_BYTES = 4 << 20;
 
 const OPEN = new Set<WriteBackVolume>();
 /** The write-back caches open in this process, from open to close or abandon (what /metrics reports). */
@@ -189,6 +198,7 @@ export class WriteBackVolume implements BlockVolume {
   private dirtyBytes = 0;
   private dirtyRecords = 0;
   private retries = 0;
+  private absorbed = 0;
   private readonly replayed: number;
 
   constructor(
@@ -231,6 +241,7 @@ export class WriteBackVolume implements BlockVolume {
       dirtyRecords: this.dirtyRecords,
       inFlight: this.inFlight,
       retries: this.retries,
+      absorbed: this.absorbed,
       replayed: this.replayed,
     };
   }
@@ -386,6 +397,7 @@ export class WriteBackVolume implements BlockVolume {
       alone: false,
       appendedAt,
     };
+    let absorbed = false;
     if (barrier) {
       for (let i = this.front; i < this.records.length; i++) this.link(this.records[i]!, record);
       this.barrier = record;
@@ -395,15 +407,48 @@ export class WriteBackVolume implements BlockVolume {
       const last = Math.ceil((offset + length) / bs);
       for (let block = Math.floor(offset / bs); block < last; block++) {
         const before = this.lastWriter.get(block);
-        if (before !== undefined) this.link(before, record);
+        if (before !== undefined) {
+          if (this.absorbs(offset, length, before)) {
+            // Settled first: its dependents (this record is not one yet) and blocks are let go.
+            this.absorbed++;
+            before.isReady = false;
+            this.settle(before);
+            absorbed = true;
+          } else {
+            this.link(before, record);
+          }
+        }
         this.lastWriter.set(block, record);
       }
     }
     this.records.push(record);
     this.dirtyBytes += data?.byteLength ?? 0;
     this.dirtyRecords++;
+    if (absorbed) {
+      // The ring before it may be free now, and writes it held back may go.
+      this.advance();
+      this.pump();
+    }
     if (record.waitingOn === 0) this.makeReady(record);
     return record;
+  }
+
+  /**
+   * Whether a write of [offset, offset+length) may take the place of `before`: an earlier write it
+   * covers whole, not yet sent (queued or waiting for another write-back, not in flight or between
+   * retries), that nobody waits for.
+   */
+  private absorbs(offset: number, length: number, before: Pending): boolean {
+    return (
+      before.kind === RecordKind.WRITE &&
+      !before.done &&
+      (before.isReady || before.waitingOn > 0) &&
+      before.waiters === undefined &&
+      before.seq > this.hurriedSeq &&
+      !this.closing &&
+      before.offset >= offset &&
+      before.offset + before.length <= offset + length
+    );
   }
 
   private link(before: Pending, after: Pending): void {
@@ -467,14 +512,19 @@ export class WriteBackVolume implements BlockVolume {
       assert(at >= 0, 'a ready write is in its group');
       list.splice(at, 1);
       record.isReady = false;
-      let taken = 0;
+      const others: Pending[] = [];
       let bytes = record.length;
-      while (taken < list.length && taken + 1 < MAX_GROUP_RECORDS && bytes + list[taken]!.length <= MAX_GROUP_BYTES) {
-        bytes += list[taken]!.length;
-        list[taken]!.isReady = false;
-        taken++;
+      let seen = 0;
+      for (; seen < list.length; seen++) {
+        const other = list[seen]!;
+        // Absorbed by a later write while it waited here: gone.
+        if (!other.isReady) continue;
+        if (others.length + 1 >= MAX_GROUP_RECORDS || bytes + other.length > MAX_GROUP_BYTES) break;
+        bytes += other.length;
+        other.isReady = false;
+        others.push(other);
       }
-      const others = list.splice(0, taken);
+      list.splice(0, seen);
       if (list.length === 0) this.readyByGroup.delete(group);
       if (others.length === 0) this.issue(record);
       else this.issueGroup([record, ...others]);

@@ -39,4 +39,14 @@ export function registerWriteBackMetrics(registry: MetricsRegistry): void {
       for (const volume of openWriteBackVolumes) this.inc({ volume: volume.name }, volume.stats().retries);
     },
   });
+  new Counter({
+    name: 'fastblock_write_back_absorbed_total',
+    help: 'Writes a write-back cache let go unwritten, since it was opened: a later write covered them while they waited',
+    labelNames: ['volume'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const volume of openWriteBackVolumes) this.inc({ volume: volume.name }, volume.stats().absorbed);
+    },
+  });
 }

@@ -114,6 +114,7 @@ test('a writeback export shows its dirty bytes, log use and in-flight write-back
     assert.is(sample(text, 'fastblock_write_back_log_capacity_bytes{volume="rbd/cached"}'), 4 << 20);
     assert.is(sample(text, 'fastblock_write_back_in_flight{volume="rbd/cached"}'), 1);
     assert.is(sample(text, 'fastblock_write_back_retries_total{volume="rbd/cached"}'), 0);
+    assert.is(sample(text, 'fastblock_write_back_absorbed_total{volume="rbd/cached"}'), 0);
     await inner.releaseAllNewestFirst();
     await cache.flush();
     text = await registry.metrics();

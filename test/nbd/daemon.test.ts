@@ -95,9 +95,9 @@ test('cache modes: the configured writeback export, nbd create --cache, nbd ls',
     ['pool/b', 'writethrough', true],
   ]);
   const { readCacheBytes, readCacheHits, readCacheMisses, ...writeBack } = listed[0]!.details as Record<string, number>;
-  assert.equal(writeBack, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, readCacheCapacityBytes: 64 * 1024 * 1024 });
-  // What earlier tests read through the export is cached; each read a hit or a miss.
-  assert.ok(readCacheBytes! > 0 && readCacheMisses! > 0 && readCacheHits! >= 0, `read cache ${readCacheBytes} bytes, ${readCacheHits} hits, ${readCacheMisses} misses`);
+  assert.equal(writeBack, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, absorbed: 0, readCacheCapacityBytes: 64 * 1024 * 1024 });
+  // What earlier tests wrote and read through the export is cached; each read a hit or a miss.
+  assert.ok(readCacheBytes! > 0 && readCacheHits! + readCacheMisses! > 0, `read cache ${readCacheBytes} bytes, ${readCacheHits} hits, ${readCacheMisses} misses`);
   assert.ok(existsSync(join(writeBackDir, 'pool%2Fa.wblog')), 'the configured writeback export has its log');
 
   const created = (await fastblock('nbd', 'create', 'pool/d', '--cache', 'writeback')) as ExportInfo;

@@ -117,7 +117,7 @@ test('a WRITE is replied from the log while the volume write is held; FLUSH and 
   await frontend.start();
   try {
     const created = await frontend.createExport({ volume: 'pool/a', options: { cache: 'writeback' } });
-    assert.equal(created.details, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * MiB, readCacheHits: 0, readCacheMisses: 0 });
+    assert.equal(created.details, { cache: 'writeback', readOnly: false, dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0, absorbed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * MiB, readCacheHits: 0, readCacheMisses: 0 });
     const logFile = join(wbDir, 'pool%2Fa.wblog');
     assert.ok(existsSync(logFile), 'the log is a file under writeBackDir named after the image (as the vhost plugin names it)');
     assert.is(statSync(wbDir).mode & 0o777, 0o700, 'writeBackDir is created private');

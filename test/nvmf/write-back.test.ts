@@ -168,7 +168,7 @@ async function rejects(run: () => Promise<unknown>, code: ErrorCode, pattern?: R
 test('Identify VWC and Get Features 0x06 for a writeback export; a writethrough one beside it unchanged', async () => {
   await target.createExport({ volume: 'rbd/disk0', options: { cache: 'writeback' } });
   const through = await target.createExport({ volume: 'rbd/disk1' });
-  assert.equal(details(NQN), { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * MiB, readCacheHits: 0, readCacheMisses: 0 });
+  assert.equal(details(NQN), { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * MiB, retries: 0, replayed: 0, absorbed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * MiB, readCacheHits: 0, readCacheMisses: 0 });
   assert.equal(details(through.id), { cache: 'writethrough' });
   assert.ok(existsSync(writeBackPath(dir, 'rbd/disk0')), 'the log file');
   assert.not.ok(existsSync(writeBackPath(dir, 'rbd/disk1')), 'no log for a writethrough export');

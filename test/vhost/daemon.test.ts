@@ -64,7 +64,7 @@ test('controllers from config and at run time through `fastblock vhost`', async 
     const listed = await cli('ls');
     const controllers = (JSON.parse(listed.stdout) as ExportInfo[]).sort((x, y) => x.volume.localeCompare(y.volume));
     assert.equal(controllers.map((c) => c.volume), ['rbd/a', 'rbd/b']);
-    assert.equal(controllers[0]!.details, { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * 1024 * 1024, readCacheHits: 0, readCacheMisses: 0 });
+    assert.equal(controllers[0]!.details, { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, absorbed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * 1024 * 1024, readCacheHits: 0, readCacheMisses: 0 });
     assert.ok(existsSync(join(dir, 'write-back', 'rbd%2Fa.wblog')), 'the configured writeback controller has its log');
     const human = await run(FASTBLOCK, ['vhost', 'ls', '--addr', addr]);
     assert.match(human.stdout, /rbd\/a .* cache=writeback dirty=0\.0 MiB log=0\.0 MiB\/4\.0 MiB/);

@@ -455,7 +455,7 @@ test('writeback: an OUT completes while the volume write is held, FLUSH waits fo
   const s = setup();
   try {
     const created = await s.frontend.createExport({ volume: 'rbd/a', options: { socket: s.sock('a'), queues: 1, cache: 'writeback' } });
-    assert.equal(created.details, { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * 1024 * 1024, readCacheHits: 0, readCacheMisses: 0 });
+    assert.equal(created.details, { cache: 'writeback', dirtyBytes: 0, dirtyRecords: 0, usedBytes: 0, capacityBytes: 4 * 1024 * 1024, retries: 0, replayed: 0, absorbed: 0, readCacheBytes: 0, readCacheCapacityBytes: 64 * 1024 * 1024, readCacheHits: 0, readCacheMisses: 0 });
     const logFile = join(s.writeBackDir, 'rbd%2Fa.wblog');
     assert.ok(existsSync(logFile), 'the log is a file under writeBackDir named after the volume');
     assert.is(statSync(s.writeBackDir).mode & 0o777, 0o700, 'writeBackDir is created private');

@@ -270,8 +270,8 @@ test('overlapping writes never share a group: the later one goes after the earli
   inner.hold = true;
   const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, maxInFlight: 1 });
   await wb.write(64 * KiB, [pattern(4 * KiB, 1)]);
-  await wb.write(0, [pattern(4 * KiB, 2)]);
-  await wb.write(0, [pattern(8 * KiB, 3)]); // overlaps the one before
+  await wb.write(0, [pattern(8 * KiB, 2)]);
+  await wb.write(4 * KiB, [pattern(8 * KiB, 3)]); // overlaps the one before, without covering it
   await wb.write(32 * KiB, [pattern(4 * KiB, 4)]);
   await settle();
   await inner.pending[0]!.release();
@@ -279,11 +279,85 @@ test('overlapping writes never share a group: the later one goes after the earli
   assert.equal(inner.pending.map((op) => op.offsets ?? op.offset), [[0, 32 * KiB]], 'the overlapping write waits');
   await inner.pending[0]!.release();
   await settle();
-  assert.equal(inner.pending.map((op) => [op.kind, op.offset, op.length]), [['write', 0, 8 * KiB]]);
+  assert.equal(inner.pending.map((op) => [op.kind, op.offset, op.length]), [['write', 4 * KiB, 8 * KiB]]);
   await inner.pending[0]!.release();
   await wb.flush();
-  assert.equal(await inner.read(0, 8 * KiB), pattern(8 * KiB, 3));
+  assert.ok(Buffer.from(await inner.read(0, 12 * KiB)).equals(Buffer.concat([pattern(8 * KiB, 2).subarray(0, 4 * KiB), pattern(8 * KiB, 3)])));
+  assert.is(wb.stats().absorbed, 0);
   await wb.close();
+});
+
+test('a write that covers a waiting one takes its place: the earlier is never sent, unless something waits for it or it is on its way', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  const path = logPath();
+  const wb = openWriteBack(inner, { path, capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000 });
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  await wb.write(8 * KiB, [pattern(8 * KiB, 2)]);
+  await wb.write(0, [pattern(4 * KiB, 3)]); // covers the first: absorbs it
+  await wb.write(4 * KiB, [pattern(16 * KiB, 4)]); // covers the second whole
+  await wb.write(64 * KiB, [pattern(8 * KiB, 5)]);
+  await wb.write(68 * KiB, [pattern(4 * KiB, 6)]); // inside the one before, not covering it: both go
+  assert.is(wb.stats().absorbed, 2);
+  assert.is(wb.stats().dirtyRecords, 4);
+  // Reads of the log see the newest bytes.
+  assert.ok(Buffer.from(await wb.read(0, 8 * KiB)).equals(Buffer.concat([pattern(4 * KiB, 3), pattern(16 * KiB, 4).subarray(0, 4 * KiB)])));
+  // A replay after a death writes every record in order: the log still holds the absorbed ones.
+  wb.abandon();
+  const replayed = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  const again = openWriteBack(replayed, { path, capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000 });
+  assert.is(again.stats().replayed, 6);
+  await again.flush();
+  const expected = new Uint8Array(72 * KiB);
+  expected.set(pattern(4 * KiB, 3), 0);
+  expected.set(pattern(16 * KiB, 4), 4 * KiB);
+  expected.set(pattern(8 * KiB, 5), 64 * KiB);
+  expected.set(pattern(4 * KiB, 6), 68 * KiB);
+  assert.ok(Buffer.from(await replayed.read(0, 72 * KiB)).equals(expected), 'the volume holds the newest bytes');
+  const sent = replayed.applied.flatMap((op) => op.offsets ?? [op.offset]).sort((a, b) => a - b);
+  assert.equal(sent, [0, 4 * KiB, 64 * KiB, 68 * KiB], 'the two covered writes were never sent');
+  await again.close();
+
+  // Waited for (a flush or a FUA write hurried it) or already on its way: never absorbed.
+  const busy = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  busy.hold = true;
+  const live = openWriteBack(busy, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000 });
+  await live.write(0, [pattern(4 * KiB, 7)]);
+  const flushed = live.flush();
+  await settle();
+  assert.is(busy.pending.length, 1, 'the flush sent it');
+  await live.write(0, [pattern(4 * KiB, 8)]);
+  await live.write(128 * KiB, [pattern(4 * KiB, 9)]);
+  const fua = live.write(256 * KiB, [pattern(4 * KiB, 10)], { fua: true });
+  await settle();
+  await live.write(256 * KiB, [pattern(4 * KiB, 11)]);
+  assert.is(live.stats().absorbed, 0);
+  busy.hold = false;
+  for (const op of busy.pending.splice(0)) await op.release();
+  await flushed;
+  await fua;
+  await live.flush();
+  assert.equal(await busy.read(0, 4 * KiB), pattern(4 * KiB, 8));
+  assert.equal(await busy.read(256 * KiB, 4 * KiB), pattern(4 * KiB, 11));
+  await live.close();
+});
+
+test('a write a flush waits for is not absorbed while it queues: the flush returns once its bytes are in the volume', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  inner.hold = true;
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000, maxInFlight: 1 });
+  await wb.write(2 * MiB, [pattern(4 * KiB, 1)]); // another object: its own call
+  await wb.write(0, [pattern(4 * KiB, 2)]);
+  const flushed = wb.flush();
+  await settle();
+  assert.is(inner.pending.length, 1, 'one call in flight; the second write queues, hurried');
+  await wb.write(0, [pattern(4 * KiB, 3)]); // covers the queued one, held for a minute
+  assert.is(wb.stats().absorbed, 0);
+  inner.hold = false;
+  await inner.pending.shift()!.release();
+  await flushed;
+  assert.equal(await inner.read(0, 4 * KiB), pattern(4 * KiB, 2), 'the flush covered the write it was called after');
+  await wb.close();
+  assert.equal(await inner.read(0, 4 * KiB), pattern(4 * KiB, 3));
 });
 
 test('a group that fails for a while is retried; one refused for good goes again one write at a time, and only the refused write is dropped', async () => {
