@@ -24,9 +24,8 @@
  * FUA write, a read of the volume's bytes, a close, a ring over half full); without, it goes as
  * soon as fewer than maxInFlight calls are in progress, grouped only with what waited meanwhile.
  *
- * Absorbed writes: a write that covers the whole of an earlier one still waiting in the log (held,
- * or behind another write-back of its blocks), which nothing waits for (no flush, FUA write or
- * read asked for it), takes its place: the earlier one is let go unwritten, as a page cache
+ * Absorbed writes: a write that covers the whole of an earlier one queued in the log (held, not
+ * sent), which nothing waits for (no flush, FUA write or read asked for it), takes its place: the earlier one is let go unwritten, as a page cache
  * rewrites a dirty page. The log keeps both until the later one is in the volume, so a replay
  * writes them in order.
  *
@@ -435,14 +434,15 @@ export class WriteBackVolume implements BlockVolume {
 
   /**
    * Whether a write of [offset, offset+length) may take the place of `before`: an earlier write it
-   * covers whole, not yet sent (queued or waiting for another write-back, not in flight or between
-   * retries), that nobody waits for.
+   * covers whole, queued to be sent (not in flight, not between retries), that nobody waits for.
+   * Not one still waiting for an older write-back of its blocks: the new write would not wait for
+   * that one, and could reach the volume first.
    */
   private absorbs(offset: number, length: number, before: Pending): boolean {
     return (
       before.kind === RecordKind.WRITE &&
       !before.done &&
-      (before.isReady || before.waitingOn > 0) &&
+      before.isReady &&
       before.waiters === undefined &&
       before.seq > this.hurriedSeq &&
       !this.closing &&

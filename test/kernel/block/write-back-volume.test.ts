@@ -341,6 +341,25 @@ test('a write that covers a waiting one takes its place: the earlier is never se
   await live.close();
 });
 
+test('a write queued behind a write-back of its blocks is not absorbed: the later write would not wait for that one', async () => {
+  const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
+  inner.hold = true;
+  const wb = openWriteBack(inner, { path: logPath(), capacityBytes: 4 * MiB, log: silentLogger(), retryMs: 1, holdMs: 60_000 });
+  await wb.write(0, [pattern(4 * KiB, 1)]);
+  const flushed = wb.flush(); // hurries the first write
+  await settle();
+  assert.is(inner.pending.length, 1, 'the first write is on its way');
+  await wb.write(0, [pattern(4 * KiB, 2)]); // waits for the first
+  await wb.write(0, [pattern(4 * KiB, 3)]); // covers the second, which waits: no absorption
+  assert.is(wb.stats().absorbed, 0);
+  inner.hold = false;
+  await inner.pending.shift()!.release();
+  await flushed;
+  await wb.close();
+  assert.equal(await inner.read(0, 4 * KiB), pattern(4 * KiB, 3), 'the newest write landed last');
+  assert.equal(inner.applied.map((op) => op.offsets ?? [op.offset]).flat(), [0, 0, 0]);
+});
+
 test('a write a flush waits for is not absorbed while it queues: the flush returns once its bytes are in the volume', async () => {
   const inner = new ControlledVolume('rbd/wb', 64 * MiB, 1 * MiB);
   inner.hold = true;
