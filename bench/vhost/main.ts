@@ -211,6 +211,7 @@ for round in $(seq ${rounds}); do run writethrough randwrite; done` : ''}
 let figures: Record<string, number> = {};
 // Each side's IOPS per round, in round order: the two sides of a round ran back to back.
 const perRound: Record<string, number[]> = {};
+const runtimes: Record<string, number[]> = {};
 // CPU per I/O of each side's processes (fastblock: gateway, plus the OSD and monitor with the
 // cluster backend; the reference: qemu-storage-daemon), and of the guest (QEMU) while it drives
 // that side: what the guest pays for kicks and interrupts differs from one back-end to the other,
@@ -310,6 +311,8 @@ try {
     const key = `${m[1]}_${m[2]}_iops_4k_qd16`;
     figures[key] = Math.max(figures[key] ?? 0, iops);
     (perRound[key] ??= []).push(iops);
+    // fio's runtime of the job, its end_fsync included: past --runtime, the time the flush took.
+    (runtimes[`${m[1]}_${m[2]}_runtime_ms`] ??= []).push(Number(fields[m[2] === 'randread' ? 8 : 49]));
     console.log(`${m[1]!.padEnd(10)} ${m[2]!.padEnd(10)} ${iops} IOPS`);
   }
 } finally {
@@ -336,6 +339,7 @@ figures = Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, Math.ro
 for (const [key, values] of Object.entries(cpuPerKIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 await Promise.all(readCacheJobs);
 for (const [key, values] of Object.entries(readCacheHitRatio)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
+for (const [key, values] of Object.entries(runtimes)) figures[key] = values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 for (const [key, values] of Object.entries(irqsPerIo)) figures[key] = Math.round(values.sort((a, b) => a - b)[Math.floor(values.length / 2)]! * 1000) / 1000;
 figures.backend_is_cluster = opts.backend === 'cluster' ? 1 : 0;
 figures.reference_is_direct = opts.referenceDirect ? 1 : 0;
