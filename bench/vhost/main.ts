@@ -137,7 +137,8 @@ async function startFastblock(): Promise<{ socket: string; writethroughSocket?: 
     pool: { name: 'rbd', size: 1, pgNum: 16 },
     image: { name: 'bench', sizeBytes: SIZE_MIB * 1024 * 1024 },
     extraImages: [{ name: 'bench-wt', sizeBytes: SIZE_MIB * 1024 * 1024 }],
-    storeSizeMb: 1024,
+    // Room for both images and for the journal's growth while a job's flush (the whole image's writes at once) is applied.
+    storeSizeMb: 4096,
     // The gateway's /metrics give the read cache's hits per job.
     metricsBasePort: base + 100,
     frontends: { vhost: true },
