@@ -334,11 +334,11 @@ export class ReadCacheVolume implements BlockVolume {
     const bs = this.blockBytes;
     const first = Math.floor(start / bs);
     const last = Math.floor((end - 1) / bs);
-    if (last - first + 1 <= this.slotOf.size) {
+    if (last - first + 1 <= this.slots) {
       for (let block = first; block <= last; block++) this.release(block);
       return;
     }
-    // A range wider than what is cached (a discard of the whole image): walk the slots instead.
+    // A range wider than the cache (a discard of the whole image): walk the slots, not the range.
     for (let slot = 0; slot < this.slots; slot++) {
       const block = this.blockOf[slot]!;
       if (block >= first && block <= last) this.release(block);

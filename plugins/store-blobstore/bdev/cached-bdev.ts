@@ -177,8 +177,8 @@ export class CachedBdev implements Bdev {
 
   private drop(start: number, end: number): void {
     if (this.slotOf.size === 0) return;
-    if (end - start > this.slotOf.size) {
-      // A range wider than what is cached (a whole object, the device at close): walk the slots.
+    if (end - start > this.capacityBlocks) {
+      // A range wider than the cache (the device at close): walk the slots, not the range.
       for (let slot = 0; slot < this.capacityBlocks; slot++) {
         const block = this.blockOf[slot]!;
         if (block >= start && block < end) this.free(block);
