@@ -54,7 +54,7 @@ const OPEN = new Set<ReadCacheVolume>();
 export const openReadCaches: ReadonlySet<ReadCacheVolume> = OPEN;
 
 export class ReadCacheVolume implements BlockVolume {
-  readonly writeMany?: (writes: readonly BlockWrite[]) => Promise<void>;
+  readonly writeMany?: (writes: readonly BlockWrite[], options?: BlockWriteOptions) => Promise<void>;
   readonly writeGroupBytes?: number;
 
   private readonly blockBytes: number;
@@ -97,7 +97,7 @@ export class ReadCacheVolume implements BlockVolume {
     if (inner.writeMany !== undefined && inner.writeGroupBytes !== undefined) {
       const writeMany = inner.writeMany.bind(inner);
       this.writeGroupBytes = inner.writeGroupBytes;
-      this.writeMany = (writes) => {
+      this.writeMany = (writes, options) => {
         // A write-back group: random writes of one object. Its span overlaps every other group of
         // that object in flight, so it keeps its blocks too: a read or a write of a block in the
         // span but in none of its writes is not taken for a race with it.
@@ -119,7 +119,8 @@ export class ReadCacheVolume implements BlockVolume {
           }
         }
         const change = this.record(start, end, blocks);
-        return this.changeSettles(change, writeMany(writes), () => {
+        // It keeps what it writes: the OSD need not (BlockWriteOptions.cachedAbove).
+        return this.changeSettles(change, writeMany(writes, withCachedAbove(options)), () => {
           // Extents of one call that share a block land in an order this cache does not know.
           if (selfOverlapping) return;
           for (const w of writes) {
@@ -182,7 +183,7 @@ export class ReadCacheVolume implements BlockVolume {
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
     const change = this.changeStarts(offset, byteLength(data));
     const end = offset + byteLength(data);
-    return this.changeSettles(change, this.inner.write(offset, data, options), () => {
+    return this.changeSettles(change, this.inner.write(offset, data, withCachedAbove(options)), () => {
       if (!this.changedSince(offset, end, change.startedAt, change)) this.fillWritten(offset, data);
     });
   }
@@ -392,4 +393,12 @@ function byteLength(data: readonly Uint8Array[]): number {
   let length = 0;
   for (const part of data) length += part.byteLength;
   return length;
+}
+
+const CACHED_ABOVE: BlockWriteOptions = Object.freeze({ cachedAbove: true });
+
+/** A write's options with cachedAbove set (this cache fills with what it writes); none given, nothing allocated. */
+function withCachedAbove(options: BlockWriteOptions | undefined): BlockWriteOptions {
+  if (options === undefined) return CACHED_ABOVE;
+  return options.cachedAbove === true ? options : { ...options, cachedAbove: true };
 }

@@ -6,6 +6,14 @@
 export interface BlockWriteOptions {
   /** Force unit access: durable before the promise resolves (already true of every replicated write). */
   readonly fua?: boolean;
+  /**
+   * The caller keeps these bytes in a cache of its own (a writeback export's read cache fills with
+   * what it writes): caches below it need not keep them, as Ceph's FADVISE_DONTNEED says to an
+   * OSD. A hint: blocks a cache below already holds are still updated (it never serves stale
+   * bytes), only new ones are not inserted, and a volume may ignore it. The client library carries
+   * it to the OSD (DataRequest.flags NOCACHE), whose store then does not cache the write.
+   */
+  readonly cachedAbove?: boolean;
 }
 
 /** One write of a BlockVolume.writeMany call. */
@@ -32,8 +40,9 @@ export interface BlockVolume {
    * Optional: several writes that do not overlap one another, as one call; resolves once all are durable
    * (as write() does), rejects if any failed (then any subset may have been applied). A provider may send
    * the writes that fall in one `writeGroupBytes`-aligned range (an object) as one request.
+   * `options` hold for every write of the call.
    */
-  writeMany?(writes: readonly BlockWrite[]): Promise<void>;
+  writeMany?(writes: readonly BlockWrite[], options?: BlockWriteOptions): Promise<void>;
   /** With writeMany: the aligned range whose writes the provider sends together (the object size). */
   readonly writeGroupBytes?: number;
   /** Every write resolved before flush() was called is durable when it resolves. */

@@ -115,7 +115,7 @@ class MeteredVolume implements BlockVolume {
    * each write of the call counts as a write request with its bytes; a failed call as that many
    * failed writes (any of them may be the one that failed).
    */
-  readonly writeMany?: (writes: readonly BlockWrite[]) => Promise<void>;
+  readonly writeMany?: (writes: readonly BlockWrite[], options?: BlockWriteOptions) => Promise<void>;
 
   constructor(
     private readonly volume: BlockVolume,
@@ -126,11 +126,11 @@ class MeteredVolume implements BlockVolume {
       throw err;
     });
     if (volume.writeMany !== undefined) {
-      this.writeMany = (writes) => {
+      this.writeMany = (writes, options) => {
         const counts = this.counts;
         counts.requests[WRITE] += writes.length;
         for (const write of writes) for (let i = 0; i < write.data.length; i++) counts.writtenBytes += write.data[i].length;
-        return volume.writeMany!(writes).catch((err: unknown): never => {
+        return volume.writeMany!(writes, options).catch((err: unknown): never => {
           counts.errors[WRITE] += writes.length;
           throw err;
         });

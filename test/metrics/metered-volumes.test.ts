@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Registry } from 'prom-client';
-import type { BlockVolume, BlockVolumeProvider, BlockWrite } from '../../kernel/contracts/block.js';
+import type { BlockVolume, BlockVolumeProvider, BlockWrite, BlockWriteOptions } from '../../kernel/contracts/block.js';
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
 import { meterAtOuter, meteredVolumes } from '../../kernel/metrics/metered-volumes.js';
 import { MemoryVolumeProvider } from '../support/memory-volume.js';
@@ -149,6 +149,48 @@ test('a writeback export counts its host I/O at the export (meterAtOuter), not w
     assert.is(sample(text, `fastblock_frontend_requests_total${labels('flush')}`), 1);
     assert.is(sample(text, 'fastblock_frontend_read_bytes_total{frontend="nbd",export="rbd/outer"}'), 3 * 8192);
     assert.is(sample(text, 'fastblock_frontend_written_bytes_total{frontend="nbd",export="rbd/outer"}'), 8192);
+    await volume.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the write-backs of a writeback export reach the image through its read cache and the meter marked cachedAbove', async () => {
+  const memory = new MemoryVolumeProvider();
+  memory.create('rbd/hinted', 8 << 20);
+  const seen: (BlockWriteOptions | undefined)[] = [];
+  const recording: BlockVolumeProvider = {
+    list: () => memory.list(),
+    open: async (name) => {
+      const volume = await memory.open(name);
+      return {
+        name: volume.name,
+        size: volume.size,
+        blockSize: volume.blockSize,
+        writeGroupBytes: 4 << 20,
+        read: (offset, length, into) => volume.read(offset, length, into),
+        write: (offset, data, options) => (seen.push(options), volume.write(offset, data, options)),
+        writeMany: async (writes, options) => {
+          seen.push(options);
+          for (const w of writes) await volume.write(w.offset, w.data);
+        },
+        flush: () => volume.flush(),
+        discard: (offset, length) => volume.discard(offset, length),
+        writeZeroes: (offset, length, options) => volume.writeZeroes(offset, length, options),
+        close: () => volume.close(),
+      };
+    },
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'fastblock-hinted-'));
+  try {
+    const inner = await meteredVolumes(recording, new Registry(), 'nbd').open('rbd/hinted');
+    const volume = meterAtOuter(inner, openExportWriteBack('rbd/hinted', inner, { dir, capacityBytes: 4 << 20, readCacheBytes: 1 << 20, holdMs: 5000 }, silentLogger()));
+    // Held, then hurried together by the flush: one group, one writeMany.
+    for (let i = 0; i < 4; i++) await volume.write(2 * i * 4096, [new Uint8Array(4096).fill(i + 1)]);
+    await volume.flush();
+    await volume.write(4096, [new Uint8Array(4096).fill(9)], { fua: true });
+    assert.ok(seen.length >= 2, 'written back');
+    for (const options of seen) assert.is(options?.cachedAbove, true);
     await volume.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

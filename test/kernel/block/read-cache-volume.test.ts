@@ -343,4 +343,32 @@ test('/metrics: hits, misses, races and fill per volume, gone once the cache is 
   assert.not.match(await registry.metrics(), 'volume="rbd/metered"');
 });
 
+test('its writes and writeManys tell the volume their bytes are cached above (cachedAbove), other options kept', async () => {
+  const inner = new HeldVolume();
+  const seen: (BlockWriteOptions | undefined)[] = [];
+  const volume: BlockVolume = {
+    name: inner.name,
+    size: inner.size,
+    blockSize: inner.blockSize,
+    writeGroupBytes: inner.writeGroupBytes,
+    read: (offset, length, into) => inner.read(offset, length, into),
+    write: (offset, data, options) => (seen.push(options), inner.write(offset, data, options)),
+    writeMany: (writes, options) => (seen.push(options), inner.writeMany(writes)),
+    flush: () => inner.flush(),
+    discard: (offset, length) => inner.discard(offset, length),
+    writeZeroes: (offset, length) => inner.writeZeroes(offset, length),
+    close: () => inner.close(),
+  };
+  const cache = new ReadCacheVolume(volume, 64 * KiB);
+  await cache.write(0, [block(1)]);
+  await cache.write(BS, [block(2)], { fua: true });
+  await cache.writeMany!([{ offset: 2 * BS, data: [block(3)] }, { offset: 4 * BS, data: [block(4)] }]);
+  await cache.writeMany!([{ offset: 6 * BS, data: [block(5)] }], { fua: true });
+  assert.equal(seen, [{ cachedAbove: true }, { fua: true, cachedAbove: true }, { cachedAbove: true }, { fua: true, cachedAbove: true }]);
+  // And it does keep them: read back from memory.
+  assert.equal(await cache.read(0, 3 * BS), Buffer.concat([block(1), block(2), block(3)]));
+  assert.is(inner.reads, 0);
+  await cache.close();
+});
+
 test.run();
