@@ -23,6 +23,13 @@ export const DATA_METHOD_PG_QUERY = 0x0202;
 export const DataOp = { READ: 1, WRITE: 2, DISCARD: 3, WRITE_ZEROES: 4, WRITE_EXTENTS: 5 } as const;
 export type DataOp = (typeof DataOp)[keyof typeof DataOp];
 
+/**
+ * DataRequest.flags bits (data.proto DataFlag): hints, so an OSD ignores the bits it does not know.
+ * NOCACHE (WRITE, WRITE_EXTENTS): the client keeps these bytes in a cache of its own; the OSD need
+ * not keep them in its read cache (it still updates blocks it holds).
+ */
+export const DataFlag = { NOCACHE: 1 } as const;
+
 export const DataStatus = {
   OK: 0,
   NOT_LEADER: 1,
@@ -47,6 +54,8 @@ export interface DataRequest {
    * not overlapping; the lengths add up to `length` (the payload). `offset` is unused then.
    */
   readonly extents?: readonly number[];
+  /** DataFlag bits; absent (decoded: when 0) for none. */
+  readonly flags?: number;
 }
 
 export interface DataReply {
@@ -78,6 +87,7 @@ const REQUEST_EPOCH = tag(7, WireType.VARINT);
 const REQUEST_EXTENTS = tag(8, WireType.BYTES);
 /** Field 8 unpacked (one varint per key): proto3 parsers accept both forms of a repeated scalar. */
 const REQUEST_EXTENT = tag(8, WireType.VARINT);
+const REQUEST_FLAGS = tag(9, WireType.VARINT);
 const REPLY_STATUS = tag(1, WireType.VARINT);
 const REPLY_LEADER_HINT = tag(2, WireType.VARINT);
 const REPLY_EPOCH = tag(3, WireType.VARINT);
@@ -107,14 +117,15 @@ function writeRequestHead(out: Uint8Array, op: DataOp, pool: number, pg: number,
   return at + objectField.length;
 }
 
-/** A DataRequest header whose object is given as its encoded field (encodeObjectField). */
-export function encodeRequestHeader(op: DataOp, pool: number, pg: number, objectField: Uint8Array, offset: number, length: number, epoch: number): Uint8Array {
-  const size = 1 + varintSize(op) + varintField(pool) + varintField(pg) + objectField.length + varintField(offset) + varintField(length) + varintField(epoch);
+/** A DataRequest header whose object is given as its encoded field (encodeObjectField); `flags` DataFlag bits. */
+export function encodeRequestHeader(op: DataOp, pool: number, pg: number, objectField: Uint8Array, offset: number, length: number, epoch: number, flags = 0): Uint8Array {
+  const size = 1 + varintSize(op) + varintField(pool) + varintField(pg) + objectField.length + varintField(offset) + varintField(length) + varintField(epoch) + varintField(flags);
   const out = Buffer.allocUnsafe(size);
   let at = writeRequestHead(out, op, pool, pg, objectField);
   if (offset !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_OFFSET), offset);
   if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
   if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
+  if (flags !== 0) writeVarint(out, writeVarint(out, at, REQUEST_FLAGS), flags);
   return out;
 }
 
@@ -123,24 +134,25 @@ export function encodeRequestHeader(op: DataOp, pool: number, pg: number, object
  * `extents` (offset0, length0, offset1, length1, ...). A function of its own so that the one-range
  * header, nearly every request, sizes nothing it does not carry.
  */
-export function encodeExtentsRequestHeader(pool: number, pg: number, objectField: Uint8Array, length: number, epoch: number, extents: readonly number[]): Uint8Array {
+export function encodeExtentsRequestHeader(pool: number, pg: number, objectField: Uint8Array, length: number, epoch: number, extents: readonly number[], flags = 0): Uint8Array {
   let packed = 0;
   for (let i = 0; i < extents.length; i++) packed += varintSize(extents[i]);
-  const size = 1 + varintSize(DataOp.WRITE_EXTENTS) + varintField(pool) + varintField(pg) + objectField.length + varintField(length) + varintField(epoch) + 1 + varintSize(packed) + packed;
+  const size = 1 + varintSize(DataOp.WRITE_EXTENTS) + varintField(pool) + varintField(pg) + objectField.length + varintField(length) + varintField(epoch) + 1 + varintSize(packed) + packed + varintField(flags);
   const out = Buffer.allocUnsafe(size);
   let at = writeRequestHead(out, DataOp.WRITE_EXTENTS, pool, pg, objectField);
   if (length !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_LENGTH), length);
   if (epoch !== 0) at = writeVarint(out, writeVarint(out, at, REQUEST_EPOCH), epoch);
   at = writeVarint(out, writeVarint(out, at, REQUEST_EXTENTS), packed);
   for (let i = 0; i < extents.length; i++) at = writeVarint(out, at, extents[i]);
+  if (flags !== 0) writeVarint(out, writeVarint(out, at, REQUEST_FLAGS), flags);
   return out;
 }
 
 export function encodeDataRequest(request: DataRequest): Uint8Array {
   if (request.extents !== undefined) {
-    return encodeExtentsRequestHeader(request.pool, request.pg, encodeObjectField(request.object), request.length, request.epoch, request.extents);
+    return encodeExtentsRequestHeader(request.pool, request.pg, encodeObjectField(request.object), request.length, request.epoch, request.extents, request.flags);
   }
-  return encodeRequestHeader(request.op, request.pool, request.pg, encodeObjectField(request.object), request.offset, request.length, request.epoch);
+  return encodeRequestHeader(request.op, request.pool, request.pg, encodeObjectField(request.object), request.offset, request.length, request.epoch, request.flags);
 }
 
 export function toNumber(value: unknown): number {
@@ -160,6 +172,7 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
   let length = 0;
   let epoch = 0;
   let extents: number[] | undefined;
+  let flags = 0;
   while (!reader.done) {
     const key = reader.varint();
     switch (key) {
@@ -198,6 +211,10 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
       case REQUEST_EPOCH:
         epoch = reader.varint();
         break;
+      case REQUEST_FLAGS:
+        // uint32: a longer varint is truncated, as protobuf does.
+        flags = reader.varint() >>> 0;
+        break;
       default:
         reader.skip(key & 7);
     }
@@ -210,10 +227,10 @@ export function decodeDataRequest(bytes: Uint8Array): DataRequest {
   }
   if (op === DataOp.WRITE_EXTENTS) {
     checkExtents(extents, length, object);
-    return { op, pool, pg, object, offset, length, epoch, extents };
+    return flags === 0 ? { op, pool, pg, object, offset, length, epoch, extents } : { op, pool, pg, object, offset, length, epoch, extents, flags };
   }
   if (extents !== undefined) throw new FastblockError(ErrorCode.INVALID_ARGUMENT, `extents are only for WRITE_EXTENTS, not op ${op}`, { op, object });
-  return { op: op as DataOp, pool, pg, object, offset, length, epoch };
+  return flags === 0 ? { op: op as DataOp, pool, pg, object, offset, length, epoch } : { op: op as DataOp, pool, pg, object, offset, length, epoch, flags };
 }
 
 /**

@@ -14,7 +14,7 @@ import type { BlockVolume, BlockWrite, BlockWriteOptions } from '../kernel/contr
 import type { ImageInfo } from '../kernel/contracts/cluster-map.js';
 import { ErrorCode, FastblockError } from '../kernel/errors.js';
 import { settleAll } from '../kernel/settle-all.js';
-import { DataOp, MAX_DATA_LENGTH, MAX_EXTENTS } from './data-protocol.js';
+import { DataFlag, DataOp, MAX_DATA_LENGTH, MAX_EXTENTS } from './data-protocol.js';
 import type { InFlightLimit } from './in-flight-limit.js';
 import type { ObjectIo, ObjectRequest } from './object-io.js';
 import { ObjectRefs, type ObjectRef } from './object-ref.js';
@@ -24,6 +24,12 @@ import { WriteBarrier, type WriteGeneration } from './write-barrier.js';
 const BLOCK_SIZE = 4096;
 
 type WriteOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES;
+
+/**
+ * A write's DataRequest flags: cachedAbove (the caller, a writeback export's read cache, keeps the
+ * bytes) becomes NOCACHE, so the PG's leader does not keep them in its store's read cache.
+ */
+const writeFlags = (options: BlockWriteOptions | undefined): number => (options?.cachedAbove === true ? DataFlag.NOCACHE : 0);
 
 /** The writes of a writeMany call that go to one object in one request. */
 interface WriteGroup {
@@ -79,10 +85,10 @@ export class Image implements BlockVolume {
     }
   }
 
-  write(offset: number, data: readonly Uint8Array[], _options?: BlockWriteOptions): Promise<void> {
+  write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
     let length = 0;
     for (const piece of data) length += piece.length;
-    return this.change(DataOp.WRITE, offset, length, data);
+    return this.change(DataOp.WRITE, offset, length, data, writeFlags(options));
   }
 
   /** What writeMany sends together: the writes inside one object. */
@@ -97,20 +103,21 @@ export class Image implements BlockVolume {
    * a group longer than one request may be, or of more than MAX_EXTENTS extents, as several. Each
    * request takes an in-flight slot and is counted for flush() from this call on; it is retried
    * as a write is. Resolves once every request succeeded; once every request settled, rejects
-   * with the first failure (the others are applied or not, each as it went).
+   * with the first failure (the others are applied or not, each as it went). `options` as write()'s.
    */
-  writeMany(writes: readonly BlockWrite[]): Promise<void> {
+  writeMany(writes: readonly BlockWrite[], options?: BlockWriteOptions): Promise<void> {
     let groups: WriteGroup[];
     try {
       groups = this.groupWrites(writes);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (groups.length === 1) return this.sendGroup(groups[0], this.writes.enter());
+    const flags = writeFlags(options);
+    if (groups.length === 1) return this.sendGroup(groups[0], this.writes.enter(), flags);
     // Every request joins the barrier now, before any waits for a slot: a flush() called once
     // this returns covers them all.
     const sent: Promise<void>[] = [];
-    for (const group of groups) sent.push(this.sendGroup(group, this.writes.enter()));
+    for (const group of groups) sent.push(this.sendGroup(group, this.writes.enter(), flags));
     // Settles once every request has: a caller that retries after a failure must not race a
     // request of the same call still in flight.
     return settleAll(sent);
@@ -164,12 +171,12 @@ export class Image implements BlockVolume {
   }
 
   /** One object request of writeMany: a WRITE for one extent, a WRITE_EXTENTS otherwise; leaves `generation` when it settles. */
-  private sendGroup(group: WriteGroup, generation: WriteGeneration): Promise<void> {
+  private sendGroup(group: WriteGroup, generation: WriteGeneration, flags: number): Promise<void> {
     const object = this.objects.of(group.index);
     const piece =
       group.extents.length === 2
-        ? new Piece(DataOp.WRITE, this.current.pool, object, group.extents[0], group.length, group.payload, undefined, this.limit, generation, undefined)
-        : new Piece(DataOp.WRITE_EXTENTS, this.current.pool, object, 0, group.length, group.payload, undefined, this.limit, generation, group.extents);
+        ? new Piece(DataOp.WRITE, this.current.pool, object, group.extents[0], group.length, group.payload, undefined, this.limit, generation, undefined, flags)
+        : new Piece(DataOp.WRITE_EXTENTS, this.current.pool, object, 0, group.length, group.payload, undefined, this.limit, generation, group.extents, flags);
     if (!this.limit.tryAcquire()) return this.limit.acquire().then(() => this.io.run(piece));
     return this.io.run(piece);
   }
@@ -245,42 +252,42 @@ export class Image implements BlockVolume {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
     const into = at === 0 && out.length === length ? out : out.subarray(at, at + length);
-    const piece = new Piece(DataOp.READ, this.current.pool, this.objects.of(index), offset - index * objectSize, length, undefined, into, this.limit, undefined, undefined);
+    const piece = new Piece(DataOp.READ, this.current.pool, this.objects.of(index), offset - index * objectSize, length, undefined, into, this.limit, undefined, undefined, 0);
     return this.io.run(piece).then(() => out);
   }
 
-  /** A write, discard or write-zeroes: counted for flush() until it settles, either way. */
-  private change(op: WriteOp, offset: number, length: number, data?: readonly Uint8Array[]): Promise<void> {
+  /** A write, discard or write-zeroes: counted for flush() until it settles, either way. `flags`: DataFlag bits. */
+  private change(op: WriteOp, offset: number, length: number, data?: readonly Uint8Array[], flags = 0): Promise<void> {
     try {
       this.check(offset, length);
     } catch (err) {
       return Promise.reject(err);
     }
-    if (this.onePiece(offset, length)) return this.changePiece(op, offset, length, data, this.writes.enter());
-    return this.changePieces(op, offset, length, data);
+    if (this.onePiece(offset, length)) return this.changePiece(op, offset, length, data, this.writes.enter(), flags);
+    return this.changePieces(op, offset, length, data, flags);
   }
 
-  private async changePieces(op: WriteOp, offset: number, length: number, data: readonly Uint8Array[] | undefined): Promise<void> {
+  private async changePieces(op: WriteOp, offset: number, length: number, data: readonly Uint8Array[] | undefined, flags: number): Promise<void> {
     const generation = this.writes.enter();
     // A flush must cover every piece: the change leaves the barrier once the last piece settled,
     // even when an earlier one failed.
     try {
-      await settleAll(this.pieces(offset, length).map((e) => this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined)));
+      await settleAll(this.pieces(offset, length).map((e) => this.changePiece(op, offset + e.rangeOffset, e.length, data && sliceScatter(data, e.rangeOffset, e.length), undefined, flags)));
     } finally {
       generation.leave();
     }
   }
 
   /** One object request of a change; `generation` (when given) is left when it settles. */
-  private changePiece(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined): Promise<void> {
-    if (!this.limit.tryAcquire()) return this.limit.acquire().then(() => this.changeHeld(op, offset, length, payload, generation));
-    return this.changeHeld(op, offset, length, payload, generation);
+  private changePiece(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined, flags: number): Promise<void> {
+    if (!this.limit.tryAcquire()) return this.limit.acquire().then(() => this.changeHeld(op, offset, length, payload, generation, flags));
+    return this.changeHeld(op, offset, length, payload, generation, flags);
   }
 
-  private changeHeld(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined): Promise<void> {
+  private changeHeld(op: WriteOp, offset: number, length: number, payload: readonly Uint8Array[] | undefined, generation: WriteGeneration | undefined, flags: number): Promise<void> {
     const objectSize = this.current.objectSizeBytes;
     const index = Math.floor(offset / objectSize);
-    return this.io.run(new Piece(op, this.current.pool, this.objects.of(index), offset - index * objectSize, length, payload, undefined, this.limit, generation, undefined));
+    return this.io.run(new Piece(op, this.current.pool, this.objects.of(index), offset - index * objectSize, length, payload, undefined, this.limit, generation, undefined, flags));
   }
 }
 
@@ -301,6 +308,7 @@ class Piece implements ObjectRequest {
     private readonly limit: InFlightLimit,
     private readonly generation: WriteGeneration | undefined,
     readonly extents: readonly number[] | undefined,
+    readonly flags: number,
   ) {}
 
   settled(): void {

@@ -49,6 +49,8 @@ export interface ObjectRequest {
   readonly extents?: readonly number[];
   /** READ: where the bytes go, exactly `length` long. */
   readonly into?: Uint8Array;
+  /** DataRequest.flags (DataFlag bits, hints); absent or 0 for none. */
+  readonly flags?: number;
   /**
    * Called once when the request has settled, either way, just before its promise does: lets the
    * caller give back what the request held (an in-flight slot) without a reaction of its own.
@@ -169,8 +171,8 @@ export class ObjectIo {
   private send(connection: TransportConnection, request: ObjectRequest, pg: number, route: PgRoute, deadline: number): Promise<Outcome> {
     const header =
       request.extents === undefined
-        ? encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch)
-        : encodeExtentsRequestHeader(request.pool, pg, request.object.field, request.length, route.epoch, request.extents);
+        ? encodeRequestHeader(request.op, request.pool, pg, request.object.field, request.offset, request.length, route.epoch, request.flags)
+        : encodeExtentsRequestHeader(request.pool, pg, request.object.field, request.length, route.epoch, request.extents, request.flags);
     const options = this.attemptOptions(connection, deadline);
     const take = request.op === DataOp.READ ? (reply: InboundMessage) => readOutcome(reply, request) : changeOutcome;
     if (connection.requestBorrowed !== undefined) return connection.requestBorrowed(DATA_METHOD_IO, header, request.payload, take, options);

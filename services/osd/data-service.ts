@@ -105,14 +105,15 @@ export class DataService {
           const refused = this.directory.writesRefused(request.pool, request.pg);
           if (refused !== undefined) return this.served(op, payloadBytes, this.reply(DataStatus.NO_SPACE, refused), started);
           // The one copy of the payload: from the receive buffer into the raft entry.
-          proposal = pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload));
+          // The request's hints (NOCACHE) ride in the entry, for whichever replica applies it as leader.
+          proposal = pg.propose(encodePgOp(DataOp.WRITE, request.object, request.offset, request.length, message.payload, request.flags));
           break;
         }
         case DataOp.WRITE_EXTENTS: {
           // As WRITE: the extents were validated by decodeDataRequest, the payload's length above.
           const refused = this.directory.writesRefused(request.pool, request.pg);
           if (refused !== undefined) return this.served(op, payloadBytes, this.reply(DataStatus.NO_SPACE, refused), started);
-          proposal = pg.propose(encodePgExtentsOp(request.object, request.extents!, message.payload));
+          proposal = pg.propose(encodePgExtentsOp(request.object, request.extents!, message.payload, request.flags));
           break;
         }
         case DataOp.DISCARD:

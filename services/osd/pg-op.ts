@@ -6,16 +6,22 @@
  * log, the followers and the apply share.
  *
  *   WRITE, DISCARD, WRITE_ZEROES:
- *     u8 op | u8 0 | u16 nameLength | u32 length | f64 offset | name | data (WRITE: `length` bytes)
+ *     u8 op | u8 flags | u16 nameLength | u32 length | f64 offset | name | data (WRITE: `length` bytes)
  *   WRITE_EXTENTS:
- *     u8 op | u8 0 | u16 nameLength | u32 count | f64 length | name | count x (f64 offset | u32 length) | data
+ *     u8 op | u8 flags | u16 nameLength | u32 count | f64 length | name | count x (f64 offset | u32 length) | data
+ *
+ * `flags` (PgOpFlag bits) are hints that ride in the log, so whichever replica applies the entry as
+ * leader (another after a leader change) knows them: NOCACHE (the request's DataFlag.NOCACHE: the
+ * client caches these bytes), the leader does not keep a WRITE's bytes in its store's read cache.
+ * Entries written before the byte had a meaning hold 0 there, and a decoder ignores bits it does
+ * not know.
  *
  * A WRITE_EXTENTS entry's `count` (1..MAX_EXTENTS) extents are ascending and do not overlap; their
  * lengths (each > 0) add up to `length`, the data's bytes, which hold the extents' bytes in order.
  * The data service built it from a request it validated; a decode that finds otherwise is CORRUPT.
  */
 import { ErrorCode, FastblockError } from '../../kernel/errors.js';
-import { DataOp, MAX_EXTENTS } from '../../client/data-protocol.js';
+import { DataFlag, DataOp, MAX_EXTENTS } from '../../client/data-protocol.js';
 import { writeUtf8 } from '../../kernel/utf8.js';
 
 const HEADER = 16;
@@ -60,6 +66,11 @@ const decoder = new TextDecoder();
 
 export type MutatingOp = typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES | typeof DataOp.WRITE_EXTENTS;
 
+/** The entry's flags byte: DataFlag's bits, the same values (a request's flags go into it as they are). */
+export const PgOpFlag = { NOCACHE: DataFlag.NOCACHE } as const;
+/** The bits an entry carries: the ones known here (a request's other bits are not logged). */
+const KNOWN_FLAGS = PgOpFlag.NOCACHE;
+
 export interface PgOp {
   readonly op: MutatingOp;
   readonly object: string;
@@ -71,16 +82,19 @@ export interface PgOp {
   readonly data?: Uint8Array;
   /** WRITE_EXTENTS only: offset0, length0, offset1, length1, ... (the extents of `data`, in order). */
   readonly extents?: readonly number[];
+  /** PgOpFlag bits; absent when 0. */
+  readonly flags?: number;
 }
 
-export function encodePgOp(op: typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES, object: string, offset: number, length: number, data?: Uint8Array): Uint8Array {
+/** `flags`: a request's DataFlag bits (those not known here are dropped). */
+export function encodePgOp(op: typeof DataOp.WRITE | typeof DataOp.DISCARD | typeof DataOp.WRITE_ZEROES, object: string, offset: number, length: number, data?: Uint8Array, flags = 0): Uint8Array {
   // Sized first and encoded in place (kernel/utf8.ts): TextEncoder.encode allocates a buffer per
   // call, which cost ten times the encoding itself on the write path.
   const nameLength = Buffer.byteLength(object, 'utf8');
   // Every byte is written below, so the entry needs no zero-fill.
   const out = entryBuffer(HEADER + nameLength + (data ? data.length : 0));
   out[0] = op;
-  out[1] = 0;
+  out[1] = flags & KNOWN_FLAGS;
   out.writeUInt16LE(nameLength, 2);
   out.writeUInt32LE(length, 4);
   out.writeDoubleLE(offset, 8);
@@ -90,13 +104,13 @@ export function encodePgOp(op: typeof DataOp.WRITE | typeof DataOp.DISCARD | typ
 }
 
 /** A WRITE_EXTENTS entry: `extents` as the request's (offset, length pairs), `data` their bytes in order. */
-export function encodePgExtentsOp(object: string, extents: readonly number[], data: Uint8Array): Uint8Array {
+export function encodePgExtentsOp(object: string, extents: readonly number[], data: Uint8Array, flags = 0): Uint8Array {
   const nameLength = Buffer.byteLength(object, 'utf8');
   const count = extents.length / 2;
   const table = HEADER + nameLength;
   const out = entryBuffer(table + count * EXTENT + data.length);
   out[0] = DataOp.WRITE_EXTENTS;
-  out[1] = 0;
+  out[1] = flags & KNOWN_FLAGS;
   out.writeUInt16LE(nameLength, 2);
   out.writeUInt32LE(count, 4);
   out.writeDoubleLE(data.length, 8);
@@ -112,6 +126,7 @@ export function encodePgExtentsOp(object: string, extents: readonly number[], da
 export function decodePgOp(bytes: Uint8Array): PgOp {
   if (bytes.length < HEADER) throw new FastblockError(ErrorCode.CORRUPT, 'PG op shorter than its header', { bytes: bytes.length });
   const op = bytes[0] as MutatingOp;
+  const flags = bytes[1] & KNOWN_FLAGS;
   const nameLength = readU16(bytes, 2);
   const length = readU32(bytes, 4);
   const offset = readF64(bytes, 8);
@@ -120,15 +135,15 @@ export function decodePgOp(bytes: Uint8Array): PgOp {
   if (op === DataOp.WRITE) {
     const data = bytes.subarray(HEADER + nameLength);
     if (data.length !== length) throw new FastblockError(ErrorCode.CORRUPT, 'PG write op length mismatch', { object, length, have: data.length });
-    return { op, object, offset, length, data };
+    return flags === 0 ? { op, object, offset, length, data } : { op, object, offset, length, data, flags };
   }
-  if (op === DataOp.WRITE_EXTENTS) return decodeExtents(bytes, object, HEADER + nameLength, length, offset);
+  if (op === DataOp.WRITE_EXTENTS) return decodeExtents(bytes, object, HEADER + nameLength, length, offset, flags);
   if (op !== DataOp.DISCARD && op !== DataOp.WRITE_ZEROES) throw new FastblockError(ErrorCode.CORRUPT, `unknown PG op ${op}`, { op });
-  return { op, object, offset, length };
+  return flags === 0 ? { op, object, offset, length } : { op, object, offset, length, flags };
 }
 
 /** The rest of a WRITE_EXTENTS entry: its `count` table entries at `table`, then `total` bytes of data. */
-function decodeExtents(bytes: Uint8Array, object: string, table: number, count: number, total: number): PgOp {
+function decodeExtents(bytes: Uint8Array, object: string, table: number, count: number, total: number, flags: number): PgOp {
   const corrupt = (why: string): never => {
     throw new FastblockError(ErrorCode.CORRUPT, `PG write-extents op: ${why}`, { object, count, total });
   };
@@ -151,5 +166,6 @@ function decodeExtents(bytes: Uint8Array, object: string, table: number, count: 
     extents[2 * i + 1] = n;
   }
   if (sum !== total) corrupt(`extents hold ${sum} bytes`);
-  return { op: DataOp.WRITE_EXTENTS, object, offset: extents[0], length: total, data: bytes.subarray(dataAt), extents };
+  const data = bytes.subarray(dataAt);
+  return flags === 0 ? { op: DataOp.WRITE_EXTENTS, object, offset: extents[0], length: total, data, extents } : { op: DataOp.WRITE_EXTENTS, object, offset: extents[0], length: total, data, extents, flags };
 }

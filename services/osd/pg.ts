@@ -22,7 +22,7 @@ import type { ObjectChunk, ObjectStore, ObjectWriteOptions, PgId } from '../../k
 import { ErrorCode, FastblockError, assert } from '../../kernel/errors.js';
 import { DataOp } from '../../client/data-protocol.js';
 import type { ServedPg } from './data-service.js';
-import { decodePgOp } from './pg-op.js';
+import { PgOpFlag, decodePgOp, type PgOp } from './pg-op.js';
 import { EntryType, type Entry } from '../../kernel/raft/index.js';
 
 /** What a PG needs of its raft group (the shard binds it to the multi-raft manager). */
@@ -41,6 +41,15 @@ export type CommittedEntry = Pick<Entry, 'index' | 'term' | 'type' | 'data'>;
 
 const isOp = (entry: CommittedEntry): boolean => entry.type === EntryType.Normal && entry.data.length > 0;
 const KEEP_CACHED: ObjectWriteOptions = { keepCached: true };
+
+/**
+ * How a replica writes an op's bytes: the leader serves the reads, so it keeps what it writes in
+ * the store's read cache, unless the client said it caches them itself (NOCACHE: a writeback
+ * export, which reads them from its own cache). The store still updates blocks it has cached
+ * (keepCached false is its 'update' mode), so it never serves stale bytes.
+ */
+const writeOptions = (isLeader: boolean, op: PgOp): ObjectWriteOptions | undefined =>
+  isLeader && ((op.flags ?? 0) & PgOpFlag.NOCACHE) === 0 ? KEEP_CACHED : undefined;
 const NO_ENTRIES: readonly CommittedEntry[] = [];
 
 /** Whoever waits for a batch of committed entries to be applied (apply()'s promise, or the shard's error log). */
@@ -329,8 +338,7 @@ export class Pg implements ServedPg {
         case DataOp.WRITE: {
           // Asked right before the write is issued: nothing can change the answer in between.
           const early = this.objects.overwrites(this.id, op.object, op.offset, op.length);
-          // The leader serves the reads: it keeps what it writes in the store's read cache.
-          this.await(this.objects.write(this.id, op.object, op.offset, [op.data!], this.isLeader ? KEEP_CACHED : undefined), opNumber);
+          this.await(this.objects.write(this.id, op.object, op.offset, [op.data!], writeOptions(this.isLeader, op)), opNumber);
           return early;
         }
         case DataOp.WRITE_EXTENTS: {
@@ -342,7 +350,7 @@ export class Pg implements ServedPg {
           const extents = op.extents!;
           let early = true;
           for (let i = 0; i < extents.length && early; i += 2) early = this.objects.overwrites(this.id, op.object, extents[i], extents[i + 1]);
-          const options = this.isLeader ? KEEP_CACHED : undefined;
+          const options = writeOptions(this.isLeader, op);
           for (let i = 0, at = 0; i < extents.length; at += extents[i + 1], i += 2) {
             this.await(this.objects.write(this.id, op.object, extents[i], [op.data!.subarray(at, at + extents[i + 1])], options), opNumber);
           }

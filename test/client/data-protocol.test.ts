@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  DataFlag,
   DataOp,
   DataStatus,
   MAX_DATA_LENGTH,
@@ -17,6 +18,7 @@ import {
   encodeDataRequest,
   encodeExtentsRequestHeader,
   encodeObjectField,
+  encodeRequestHeader,
   toNumber,
 } from '../../client/data-protocol.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
@@ -30,11 +32,11 @@ function* edgeNumbers(): Generator<number> {
   yield* [0, 1, 127, 128, 16_383, 16_384, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 35 + 12_345, Number.MAX_SAFE_INTEGER];
 }
 
-/** A decoded request as plain numbers; the repeated `extents` (empty unless WRITE_EXTENTS) left out. */
+/** A decoded request as plain numbers; the repeated `extents` (empty unless WRITE_EXTENTS) and `flags` when 0 left out, as decodeDataRequest does. */
 const asPlain = (message: ReturnType<typeof RequestType.decode>) =>
   Object.fromEntries(
     Object.entries(RequestType.toObject(message, { defaults: true }))
-      .filter(([k]) => k !== 'extents')
+      .filter(([k, v]) => k !== 'extents' && !(k === 'flags' && v === 0))
       .map(([k, v]) => [k, typeof v === 'string' ? v : toNumber(v)]),
   );
 
@@ -203,6 +205,33 @@ test('malformed WRITE_EXTENTS requests are INVALID_ARGUMENT (or PROTOCOL when th
   // Sound neighbours of those cases decode.
   assert.ok(decodeDataRequest(header(8, [0, 4, 4, 4])).extents);
   assert.ok(decodeDataRequest(header(MAX_EXTENTS, tooMany.slice(0, 2 * MAX_EXTENTS))).extents);
+});
+
+test('request flags (NOCACHE) round-trip here and against protobufjs; none is no field at all, as before', () => {
+  const extents = [0, 4096, 8192, 4096];
+  const requests = [
+    { op: DataOp.WRITE, pool: 1, pg: 2, object: 'img.0000000000000001', offset: 8192, length: 4096, epoch: 7 },
+    { op: DataOp.WRITE_EXTENTS, pool: 1, pg: 2, object: 'img.0000000000000001', offset: 0, length: 8192, epoch: 7, extents },
+  ];
+  for (const base of requests) {
+    for (const flags of [DataFlag.NOCACHE, 0x80000001]) {
+      const request = { ...base, flags };
+      const ours = encodeDataRequest(request);
+      assert.equal(decodeDataRequest(ours), request);
+      assert.is(RequestType.toObject(RequestType.decode(ours), { defaults: true }).flags, flags);
+      assert.equal(decodeDataRequest(RequestType.encode(request).finish()), request);
+    }
+    // 0, given or not: the header of before (no field 9), decoded without `flags`.
+    const plain = Buffer.from(encodeDataRequest(base));
+    assert.equal(Buffer.from(encodeDataRequest({ ...base, flags: 0 })), plain);
+    assert.ok(!('flags' in decodeDataRequest(plain)));
+    assert.ok(!('flags' in RequestType.toObject(RequestType.decode(plain))), 'no field 9');
+  }
+  // The header functions the client uses put them on the wire as encodeDataRequest does.
+  const field = encodeObjectField('img.0000000000000001');
+  assert.equal(Buffer.from(encodeRequestHeader(DataOp.WRITE, 1, 2, field, 8192, 4096, 7, DataFlag.NOCACHE)), Buffer.from(encodeDataRequest({ ...requests[0]!, flags: DataFlag.NOCACHE })));
+  assert.equal(Buffer.from(encodeExtentsRequestHeader(1, 2, field, 8192, 7, extents, DataFlag.NOCACHE)), Buffer.from(encodeDataRequest({ ...requests[1]!, flags: DataFlag.NOCACHE })));
+  assert.is(decodeDataRequest(encodeExtentsRequestHeader(1, 2, field, 8192, 7, extents, DataFlag.NOCACHE)).flags, DataFlag.NOCACHE);
 });
 
 test.run();

@@ -2,15 +2,17 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import pino from 'pino';
-import { DataOp, encodeDataRequest } from '../../client/data-protocol.js';
+import { DataFlag, DataOp, encodeDataRequest } from '../../client/data-protocol.js';
 import { OP_NAMES, OpMeter, meterFigures, requestOp } from '../../services/osd/op-meter.js';
 import type { ObjectStore } from '../../kernel/contracts/store.js';
 import { ErrorCode, isFastblockError } from '../../kernel/errors.js';
 import { EntryType, type MultiRaft } from '../../kernel/raft/index.js';
 import { MembershipDriver } from '../../services/osd/membership-driver.js';
 import { Pg, type PgRaftPort } from '../../services/osd/pg.js';
-import { decodePgOp, encodePgExtentsOp, encodePgOp } from '../../services/osd/pg-op.js';
+import { PgOpFlag, decodePgOp, encodePgExtentsOp, encodePgOp } from '../../services/osd/pg-op.js';
 import { BlobShardStore } from '../../plugins/store-blobstore/shard-store.js';
+import { CachedBdev } from '../../plugins/store-blobstore/bdev/cached-bdev.js';
+import { MemoryBdev } from '../../plugins/store-blobstore/bdev/memory-bdev.js';
 import { makeDevice } from '../store/devices.js';
 import { MemoryShardStore } from './memory-store.js';
 
@@ -399,6 +401,60 @@ test('membership moves toward the map one safe step at a time', () => {
   assert.ok(steps.includes('promote') && steps.includes('remove voter'));
   // A learner that has not caught up is not promoted.
   assert.is(driver.nextStep({ voters: [2, 3], learners: [4] }, [2, 3, 4], () => false), undefined);
+});
+
+test('a PG op carries its flags (NOCACHE) in its second byte; without them it is the entry of before; bits not known are dropped', () => {
+  const data = Uint8Array.from([1, 2, 3, 4]);
+  const write = encodePgOp(DataOp.WRITE, 'o', 4096, 4, data, DataFlag.NOCACHE);
+  assert.is(write[1], PgOpFlag.NOCACHE);
+  const op = decodePgOp(write);
+  assert.equal({ ...op, data: [...op.data!] }, { op: DataOp.WRITE, object: 'o', offset: 4096, length: 4, data: [1, 2, 3, 4], flags: PgOpFlag.NOCACHE });
+  assert.equal(decodePgOp(encodePgOp(DataOp.DISCARD, 'x', 0, 8192, undefined, DataFlag.NOCACHE)), { op: DataOp.DISCARD, object: 'x', offset: 0, length: 8192, flags: PgOpFlag.NOCACHE });
+  // A request's bits not known here are not logged.
+  const extents = encodePgExtentsOp('o', [0, 1, 8, 3], data, DataFlag.NOCACHE | 0x80);
+  assert.is(extents[1], PgOpFlag.NOCACHE);
+  const decoded = decodePgOp(extents);
+  assert.equal({ ...decoded, data: [...decoded.data!] }, { op: DataOp.WRITE_EXTENTS, object: 'o', offset: 0, length: 4, data: [1, 2, 3, 4], extents: [0, 1, 8, 3], flags: PgOpFlag.NOCACHE });
+  // No flags: byte 1 is 0, as every entry written before it had a meaning, and decodes without them.
+  const plain = encodePgOp(DataOp.WRITE, 'o', 4096, 4, data);
+  assert.is(plain[1], 0);
+  assert.ok(!('flags' in decodePgOp(plain)));
+  assert.ok(!('flags' in decodePgOp(encodePgExtentsOp('o', [0, 4], data))));
+  // An entry with a bit this OSD does not know (a newer one logged it) applies as if it were not there.
+  const newer = Buffer.from(plain);
+  newer[1] = 0x40;
+  assert.ok(!('flags' in decodePgOp(newer)));
+});
+
+test('the leader keeps what it writes in the store read cache unless the op says NOCACHE; a NOCACHE write still updates the blocks cached', async () => {
+  const B = 4096;
+  const cached = new CachedBdev(new MemoryBdev(16 << 20), 1 << 20);
+  const store = await BlobShardStore.openOn(cached, 0, { create: true, clusterSize: 64 * 1024 });
+  const pg = new Pg('1.0', 1, 0, 0, store.objects, fakePort(), 0, failStopUnexpected);
+  pg.setLeader(0, 1);
+  let index = 0;
+  const apply = (data: Uint8Array) => pg.apply([{ index: ++index, term: 1, type: EntryType.Normal, data }]);
+  const page = (value: number, pages = 1) => new Uint8Array(pages * B).fill(value);
+  // NOCACHE (a writeback export wrote these; it reads them from its own cache): nothing inserted.
+  await apply(encodePgExtentsOp('a', [0, B, 2 * B, 2 * B], page(1, 3), DataFlag.NOCACHE));
+  await apply(encodePgOp(DataOp.WRITE, 'a', 8 * B, B, page(2), DataFlag.NOCACHE));
+  assert.is(cached.cachedBlocks, 0, 'NOCACHE writes leave the cache as it was');
+  // Without it the leader keeps them, to serve the reads.
+  await apply(encodePgExtentsOp('b', [0, B, 2 * B, 2 * B], page(3, 3)));
+  await apply(encodePgOp(DataOp.WRITE, 'b', 8 * B, B, page(4)));
+  assert.is(cached.cachedBlocks, 4);
+  // A NOCACHE write over cached blocks updates them: the cache never serves the bytes of before.
+  await apply(encodePgExtentsOp('b', [0, B, 8 * B, B], page(5, 2), DataFlag.NOCACHE));
+  assert.is(cached.cachedBlocks, 4);
+  const misses = cached.misses;
+  assert.equal(Buffer.from(await store.objects.read('1.0', 'b', 0, B)), Buffer.from(page(5)));
+  assert.equal(Buffer.from(await store.objects.read('1.0', 'b', 8 * B, B)), Buffer.from(page(5)));
+  assert.equal(Buffer.from(await store.objects.read('1.0', 'b', 2 * B, 2 * B)), Buffer.from(page(3, 2)));
+  assert.is(cached.misses, misses, 'served from the cache');
+  // And what NOCACHE wrote reads back from the device.
+  assert.equal(Buffer.from(await store.objects.read('1.0', 'a', 0, 4 * B)), Buffer.concat([page(1), page(0), page(1, 2)]));
+  assert.is(pg.appliedIndex, 5);
+  await store.close();
 });
 
 test.run();

@@ -11,6 +11,7 @@ import { DATA_METHOD_IO, DataOp, DataStatus, decodeDataReply, encodeDataRequest,
 import { objectName } from '../../client/striping.js';
 import type { TransportConnection } from '../../kernel/contracts/transport.js';
 import type { ClusterMap } from '../../kernel/contracts/cluster-map.js';
+import type { ObjectStore } from '../../kernel/contracts/store.js';
 import { TcpTransport } from '../../plugins/transport-tcp/tcp-transport.js';
 import { Shard } from '../../services/osd/shard.js';
 import { MemoryRaftStorage, MemoryShardStore } from './memory-store.js';
@@ -201,6 +202,40 @@ test('losing a leader: I/O goes on at the new leaders', async () => {
     const pauseMs = Date.now() - started;
     assert.equal(await image.read(0, 4 * 1024 * KiB), pattern(4 * 1024 * KiB, 3));
     assert.ok(pauseMs < 15_000, `failover took ${pauseMs} ms`);
+  } finally {
+    await stopAll();
+  }
+});
+
+test('writes marked cachedAbove (a writeback export keeps them) reach the leader\'s store without keepCached; other writes with it', async () => {
+  const { nodes, client, stopAll } = await cluster();
+  try {
+    // What each replica's store was asked to keep cached, per object.
+    const kept = new Map<string, boolean[]>();
+    for (const n of nodes) {
+      const objects: ObjectStore = n.store.objects;
+      const write = objects.write.bind(objects);
+      objects.write = (pg, object, offset, data, options) => {
+        if (!kept.has(object)) kept.set(object, []);
+        kept.get(object)!.push(options?.keepCached === true);
+        return write(pg, object, offset, data, options);
+      };
+    }
+    const image = await client.openImage('rbd/disk');
+    // 1 MiB objects: a WRITE in object 0; one across objects 2 and 3 (two requests); a WRITE_EXTENTS in object 4.
+    await image.write(4 * KiB, [pattern(4 * KiB, 1)], { cachedAbove: true });
+    await image.write(3 * 1024 * KiB - 4 * KiB, [pattern(8 * KiB, 2)], { cachedAbove: true });
+    await image.writeMany!([{ offset: 4 * 1024 * KiB, data: [pattern(4 * KiB, 3)] }, { offset: 4 * 1024 * KiB + 64 * KiB, data: [pattern(4 * KiB, 4)] }], { cachedAbove: true });
+    // Unmarked: object 5 by write, object 6 by writeMany.
+    await image.write(5 * 1024 * KiB, [pattern(4 * KiB, 5)]);
+    await image.writeMany!([{ offset: 6 * 1024 * KiB, data: [pattern(4 * KiB, 6)] }, { offset: 6 * 1024 * KiB + 64 * KiB, data: [pattern(4 * KiB, 7)] }]);
+    for (const index of [0, 2, 3, 4]) {
+      const asked = kept.get(objectName('img', index));
+      assert.ok(asked !== undefined && asked.length > 0, `object ${index} written`);
+      assert.ok(asked!.every((keep) => !keep), `object ${index}: no replica kept it cached`);
+    }
+    for (const index of [5, 6]) assert.ok(kept.get(objectName('img', index))?.includes(true), `object ${index}: its leader kept it cached`);
+    sameBytes(await image.read(4 * 1024 * KiB + 64 * KiB, 4 * KiB), pattern(4 * KiB, 4), 'a NOCACHE write reads back');
   } finally {
     await stopAll();
   }
