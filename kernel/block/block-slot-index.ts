@@ -34,49 +34,28 @@ export class BlockSlotIndex {
 
   /** The slot of `block`, or -1. */
   get(block: number): number {
-    const table = this.table;
-    const wanted = block + 1;
-    let i = this.home(block);
-    for (;;) {
-      const key = table[2 * i]!;
-      if (key === wanted) return table[2 * i + 1]!;
-      if (key === EMPTY) return -1;
-      i = (i + 1) & this.mask;
-    }
+    const at = this.probe(block);
+    return this.table[2 * at] === EMPTY ? -1 : this.table[2 * at + 1]!;
   }
 
   /** Maps `block` to `slot`, replacing any slot it had. */
   set(block: number, slot: number): void {
     assert(block >= 0 && Number.isSafeInteger(block + 1), 'a block number is a non-negative integer');
-    const table = this.table;
-    const stored = block + 1;
-    let i = this.home(block);
-    for (;;) {
-      const key = table[2 * i]!;
-      if (key === stored) break;
-      if (key === EMPTY) {
-        assert(this.count < this.maxEntries, 'a block slot index holds at most maxEntries');
-        this.count++;
-        table[2 * i] = stored;
-        break;
-      }
-      i = (i + 1) & this.mask;
+    const at = this.probe(block);
+    if (this.table[2 * at] === EMPTY) {
+      assert(this.count < this.maxEntries, 'a block slot index holds at most maxEntries');
+      this.count++;
+      this.table[2 * at] = block + 1;
     }
-    table[2 * i + 1] = slot;
+    this.table[2 * at + 1] = slot;
   }
 
   /** Unmaps `block`; returns the slot it had, or -1. */
   delete(block: number): number {
     const table = this.table;
     const mask = this.mask;
-    const wanted = block + 1;
-    let hole = this.home(block);
-    for (;;) {
-      const key = table[2 * hole]!;
-      if (key === wanted) break;
-      if (key === EMPTY) return -1;
-      hole = (hole + 1) & mask;
-    }
+    let hole = this.probe(block);
+    if (table[2 * hole] === EMPTY) return -1;
     const slot = table[2 * hole + 1]!;
     this.count--;
     // Backward shift: an entry after the hole moves into it unless its home lies cyclically in
@@ -106,6 +85,15 @@ export class BlockSlotIndex {
   forEach(visit: (block: number, slot: number) => void): void {
     const table = this.table;
     for (let i = 0; i < table.length; i += 2) if (table[i] !== EMPTY) visit(table[i]! - 1, table[i + 1]!);
+  }
+
+  /** The entry holding `block`, or the free one where the probe for it ends. */
+  private probe(block: number): number {
+    const table = this.table;
+    const stored = block + 1;
+    let i = this.home(block);
+    while (table[2 * i] !== stored && table[2 * i] !== EMPTY) i = (i + 1) & this.mask;
+    return i;
   }
 
   private home(block: number): number {

@@ -125,7 +125,7 @@ export class ReadCacheVolume implements BlockVolume {
           if (selfOverlapping) return;
           for (const w of writes) {
             const writeEnd = w.offset + byteLength(w.data);
-            if (!this.changedSince(w.offset, writeEnd, change.startedAt, change)) this.fillWritten(w.offset, w.data);
+            if (!this.changedSince(w.offset, writeEnd, change.startedAt, change)) this.fill(w.offset, w.data);
           }
         });
       };
@@ -168,7 +168,7 @@ export class ReadCacheVolume implements BlockVolume {
       (bytes) => {
         this.readsStartedAt.delete(id);
         if (this.changedSince(offset, offset + length, startedAt)) this.counters.raced++;
-        else this.fill(offset, bytes);
+        else this.fill(offset, [bytes]);
         this.forget();
         return bytes;
       },
@@ -181,10 +181,10 @@ export class ReadCacheVolume implements BlockVolume {
   }
 
   write(offset: number, data: readonly Uint8Array[], options?: BlockWriteOptions): Promise<void> {
-    const change = this.changeStarts(offset, byteLength(data));
     const end = offset + byteLength(data);
+    const change = this.changeStarts(offset, end - offset);
     return this.changeSettles(change, this.inner.write(offset, data, withCachedAbove(options)), () => {
-      if (!this.changedSince(offset, end, change.startedAt, change)) this.fillWritten(offset, data);
+      if (!this.changedSince(offset, end, change.startedAt, change)) this.fill(offset, data);
     });
   }
 
@@ -219,14 +219,11 @@ export class ReadCacheVolume implements BlockVolume {
     const bs = this.blockBytes;
     const first = Math.floor(offset / bs);
     const last = Math.floor((offset + length - 1) / bs);
-    // A one-block read (nearly all of them) looks its block up once.
-    const firstSlot = this.slotOf.get(first);
-    if (firstSlot === -1) return undefined;
-    for (let block = first + 1; block <= last; block++) if (this.slotOf.get(block) === -1) return undefined;
+    for (let block = first; block <= last; block++) if (this.slotOf.get(block) === -1) return undefined;
     const out = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     for (let block = first; block <= last; block++) {
-      const slot = block === first ? firstSlot : this.slotOf.get(block);
+      const slot = this.slotOf.get(block);
       this.referenced[slot] = 1;
       const from = block === first ? offset - block * bs : 0;
       const take = Math.min(bs - from, length - done);
@@ -234,19 +231,6 @@ export class ReadCacheVolume implements BlockVolume {
       done += take;
     }
     return out;
-  }
-
-  /** Caches the whole blocks that `bytes`, read at `offset`, covers. */
-  private fill(offset: number, bytes: Uint8Array): void {
-    const bs = this.blockBytes;
-    const first = Math.ceil(offset / bs);
-    const end = Math.floor((offset + bytes.byteLength) / bs);
-    for (let block = first; block < end; block++) {
-      const slot = this.slotFor(block);
-      const at = block * bs - offset;
-      this.data.set(bytes.subarray(at, at + bs), slot * bs);
-      this.referenced[slot] = 1;
-    }
   }
 
   /** The slot holding `block`, or one taken for it. */
@@ -293,22 +277,24 @@ export class ReadCacheVolume implements BlockVolume {
    * caller sees the write done, while the caller's buffers still hold what was written.
    */
   private changeSettles(change: Change, done: Promise<void>, landed?: () => void): Promise<void> {
+    const finish = (): void => {
+      change.finishedAt = ++this.clock;
+      this.forget();
+    };
     return done.then(
       () => {
         if (landed !== undefined) landed();
-        change.finishedAt = ++this.clock;
-        this.forget();
+        finish();
       },
       (err: unknown) => {
-        change.finishedAt = ++this.clock;
-        this.forget();
+        finish();
         throw err;
       },
     );
   }
 
-  /** Caches the whole blocks `data`, written at `offset`, covers (a scatter list: parts of any size). */
-  private fillWritten(offset: number, data: readonly Uint8Array[]): void {
+  /** Caches the whole blocks that `data` (read or written at `offset`; a scatter list of parts of any size) covers. */
+  private fill(offset: number, data: readonly Uint8Array[]): void {
     const bs = this.blockBytes;
     let part = 0;
     let partStart = offset;

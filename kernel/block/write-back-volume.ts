@@ -25,9 +25,9 @@
  * soon as fewer than maxInFlight calls are in progress, grouped only with what waited meanwhile.
  *
  * Absorbed writes: a write that covers the whole of an earlier one queued in the log (held, not
- * sent), which nothing waits for (no flush, FUA write or read asked for it), takes its place: the earlier one is let go unwritten, as a page cache
- * rewrites a dirty page. The log keeps both until the later one is in the volume, so a replay
- * writes them in order.
+ * sent), which nothing waits for (no flush, FUA write or read asked for it), takes its place: the
+ * earlier one is let go unwritten, as a page cache rewrites a dirty page. The log keeps both until
+ * the later one is in the volume, so a replay writes them in order.
  *
  * Failures: a write-back that fails is retried with backoff, its dependents waiting, as long as
  * the error may pass (timeouts, no leader, a full cluster); one that cannot (the image is gone, the

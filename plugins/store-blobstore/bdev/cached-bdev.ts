@@ -139,13 +139,10 @@ export class CachedBdev implements Bdev {
 
   /** Copies [start, end) into `into` if every block is cached; false (nothing copied) otherwise. */
   private copyOut(start: number, end: number, into: Uint8Array): boolean {
-    if (start >= end) return true;
-    const firstSlot = this.slotOf.get(start);
-    if (firstSlot === -1) return false;
-    for (let block = start + 1; block < end; block++) if (this.slotOf.get(block) === -1) return false;
+    for (let block = start; block < end; block++) if (this.slotOf.get(block) === -1) return false;
     const bs = this.blockSize;
     for (let block = start; block < end; block++) {
-      const slot = block === start ? firstSlot : this.slotOf.get(block);
+      const slot = this.slotOf.get(block);
       this.referenced[slot] = 1;
       into.set(this.slab.subarray(slot * bs, (slot + 1) * bs), (block - start) * bs);
     }
